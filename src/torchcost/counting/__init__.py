@@ -1,0 +1,6 @@
+"""Operator-level counting: the formula registry and the dispatch mode that applies it."""
+
+from torchcost.counting.mode import CountingMode, ModuleStack
+from torchcost.counting.registry import DuplicateFormulaError, OpCall, register, registered_ops, unregister
+
+__all__ = ["CountingMode", "DuplicateFormulaError", "ModuleStack", "OpCall", "register", "registered_ops", "unregister"]

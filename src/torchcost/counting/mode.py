@@ -1,0 +1,189 @@
+"""Counting at the ATen dispatch level, with the module stack that attributes each op to module paths."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch._decomp import decomposition_table
+from torch._ops import OpOverload
+from torch.autograd.graph import register_multi_grad_hook
+from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from torchcost.counting import formulas
+from torchcost.counting.registry import OpCall, find_formula, tensors_in
+from torchcost.records import OpCost, OpRecord, Shape
+
+Rule = Callable[[OpCall], OpCost]
+
+
+def shapes_of(tree: Any) -> tuple[Shape, ...]:
+    return tuple(tuple(t.shape) for t in tensors_in(tree))
+
+
+def _free(call: OpCall) -> OpCost:
+    return OpCost()
+
+
+def _returns_tensors(op: OpOverload) -> bool:
+    return any("Tensor" in str(ret.type) for ret in op._schema.returns)
+
+
+def rule_for(op: OpOverload) -> Rule | None:
+    """How an op is counted: its formula, a generic rule from its schema or tags, or None (decompose)."""
+    formula = find_formula(op)
+    if formula is not None:
+        return formula
+    if op.is_view or not _returns_tensors(op):  # aliases and metadata queries move no data
+        return _free
+    if torch.Tag.pointwise in op.tags:
+        return formulas.pointwise
+    if torch.Tag.reduction in op.tags:
+        return formulas.reduction
+    return None
+
+
+class ModuleStack:
+    """Which of the model's modules are running, in forward and in backward, from global module hooks.
+
+    Nothing is registered on the model itself; the hooks are removed on exit. In backward, a module is
+    entered when the gradients of its outputs arrive and left when those of its inputs are computed
+    (the approach of ``torch.utils.module_tracker``).
+    """
+
+    def __init__(self, names: dict[int, str]) -> None:
+        self.names = names  # id(module) -> dotted path ("" for the root)
+        self.forward: list[str] = []
+        self.forward_inputs: list[tuple[Shape, ...]] = []
+        self.backward: list[str] = []
+        self.calls: dict[str, int] = {}
+        self.output_shapes: dict[str, list[Shape]] = {}
+        self._handles: list[Any] = []
+
+    def __enter__(self) -> ModuleStack:
+        self._handles = [
+            register_module_forward_pre_hook(self._enter_forward),
+            register_module_forward_hook(self._leave_forward),
+        ]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    @property
+    def current(self) -> tuple[str, ...]:
+        in_backward = torch._C._current_graph_task_id() != -1
+        return tuple(dict.fromkeys(self.backward if in_backward else self.forward))
+
+    def _enter_forward(self, module: torch.nn.Module, args: Any) -> None:
+        name = self.names.get(id(module))
+        if name is None:
+            return
+        self.forward.append(name)
+        self.forward_inputs.append(shapes_of(args))
+        self.calls[name] = self.calls.get(name, 0) + 1
+        self._on_gradients(args, lambda: self._remove(self.backward, name))
+
+    def _leave_forward(self, module: torch.nn.Module, args: Any, output: Any) -> None:
+        name = self.names.get(id(module))
+        if name is None:
+            return
+        index = len(self.forward) - 1 - self.forward[::-1].index(name)
+        del self.forward[index], self.forward_inputs[index]
+        self.output_shapes.setdefault(name, list(shapes_of(output)))
+        self._on_gradients(output, lambda: self.backward.append(name))
+
+    def _on_gradients(self, tree: Any, action: Callable[[], None]) -> None:
+        tensors = [t for t in tensors_in(tree) if t.requires_grad]
+        if tensors and torch.is_grad_enabled():
+            self._handles.append(register_multi_grad_hook(tensors, lambda grads: action()))
+
+    @staticmethod
+    def _remove(stack: list[str], name: str) -> None:
+        if name in stack:
+            del stack[len(stack) - 1 - stack[::-1].index(name)]
+
+
+class CountingMode(TorchDispatchMode):
+    """Runs every ATen op as usual and records its cost and the enclosing module paths."""
+
+    def __init__(self, modules: ModuleStack) -> None:
+        super().__init__()
+        self.modules = modules
+        self.records: list[OpRecord] = []
+        self.recording = True
+        self._rules: dict[OpOverload, Rule | None] = {}
+        self._decomposing: list[list[OpCost | None]] = []
+
+    def __torch_dispatch__(
+        self, func: OpOverload, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+    ) -> Any:
+        kwargs = kwargs or {}
+        if func not in self._rules:
+            self._rules[func] = rule_for(func)
+        rule = self._rules[func]
+        if rule is None:
+            out, cost = self._decompose(func, args, kwargs)
+        else:
+            out = func(*args, **kwargs)
+            cost = self._apply(rule, OpCall(func, args, kwargs, out))
+        if self._decomposing:
+            self._decomposing[-1].append(cost)
+        elif self.recording:
+            self._record(func, args, kwargs, out, cost)
+        return out
+
+    def _apply(self, rule: Rule, call: OpCall) -> OpCost | None:
+        try:
+            return rule(call)
+        except Exception as exc:  # a broken formula must not break profiling: the op is listed as uncounted
+            warnings.warn(f"torchcost: formula for {call.op} failed ({exc}); listed as uncounted", stacklevel=2)
+            return None
+
+    def _decompose(
+        self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[Any, OpCost | None]:
+        """Count an op with no formula by its decomposition: FLOPs and MACs of the parts, the memory access
+        of the op itself (eager PyTorch runs it as one kernel). None when it cannot be decomposed."""
+        self._decomposing.append([])
+        try:
+            with self:
+                out = func.decompose(*args, **kwargs)
+                if out is NotImplemented and func in decomposition_table:
+                    out = decomposition_table[func](*args, **kwargs)
+        except Exception:
+            out = NotImplemented
+        parts = self._decomposing.pop()
+        if out is NotImplemented:
+            return func(*args, **kwargs), None
+        if any(part is None for part in parts):
+            return out, None
+        call = OpCall(func, args, kwargs, out)
+        flops = sum(part.flops for part in parts if part is not None)
+        macs = sum(part.macs for part in parts if part is not None)
+        return out, OpCost(flops, macs, call.bytes_read(), call.bytes_written())
+
+    def _record(
+        self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any, cost: OpCost | None
+    ) -> None:
+        counted = cost is not None
+        if cost is None:  # FLOPs unknown; the bytes it moved are still known
+            call = OpCall(func, args, kwargs, out)
+            cost = OpCost(bytes_read=call.bytes_read(), bytes_written=call.bytes_written())
+        in_backward = torch._C._current_graph_task_id() != -1
+        self.records.append(
+            OpRecord(
+                op=str(func.overloadpacket),
+                phase="backward" if in_backward else "forward",
+                modules=self.modules.current,
+                cost=cost,
+                input_shapes=shapes_of((args, kwargs)),
+                output_shapes=shapes_of(out),
+                counted=counted,
+            )
+        )

@@ -1,0 +1,148 @@
+"""The one registry of per-operator formulas, and the call object each formula reads.
+
+A formula is a small pure function ``(call: OpCall) -> OpCost``. Register it for one or more ATen ops::
+
+    @register(aten.mm)
+    def mm(call: OpCall) -> OpCost:
+        a, b = call.arg(0), call.arg(1)  # (m, k), (k, n)
+        m, k = a.shape
+        return call.cost(macs=m * k * b.shape[1])
+
+``call.cost(flops=..., macs=...)`` fills in the memory access by the default rule (bytes of every tensor
+read plus every tensor written) and adds 2 FLOPs per MAC; a formula overrides the bytes where the rule is
+wrong for its op (an embedding reads only the rows it gathers).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch._ops import OpOverload, OpOverloadPacket
+from torch.utils._pytree import tree_leaves
+
+from torchcost.records import OpCost
+
+OpKey = OpOverload | OpOverloadPacket
+Formula = Callable[["OpCall"], OpCost]
+
+_FORMULAS: dict[OpKey, Formula] = {}
+
+
+class DuplicateFormulaError(ValueError):
+    """Raised when an op already has a formula and ``override=True`` was not given."""
+
+
+def register(*ops: OpKey, override: bool = False) -> Callable[[Formula], Formula]:
+    """Register ``formula`` for each op (an overload such as ``aten.mm.default`` or a packet ``aten.mm``).
+
+    Raises ``DuplicateFormulaError`` if an op already has one, unless ``override=True``.
+    """
+
+    def decorator(formula: Formula) -> Formula:
+        for op in ops:
+            if not isinstance(op, OpOverload | OpOverloadPacket):
+                raise TypeError(f"register() takes ATen ops such as torch.ops.aten.mm, got {op!r}")
+            if op in _FORMULAS and not override:
+                raise DuplicateFormulaError(
+                    f"{op} already has the formula {_FORMULAS[op].__qualname__}; "
+                    "pass override=True to replace it"
+                )
+            _FORMULAS[op] = formula
+        return formula
+
+    return decorator
+
+
+def unregister(*ops: OpKey) -> None:
+    """Remove the formulas of ``ops`` (a user formula registered for a test or an experiment)."""
+    for op in ops:
+        _FORMULAS.pop(op, None)
+
+
+def find_formula(op: OpOverload) -> Formula | None:
+    """The formula registered for this exact overload, else for its packet, else None."""
+    return _FORMULAS.get(op) or _FORMULAS.get(op.overloadpacket)
+
+
+def registered_ops() -> list[str]:
+    return sorted(str(op) for op in _FORMULAS)
+
+
+def tensor_bytes(t: torch.Tensor) -> int:
+    """Bytes of the elements a tensor really refers to: a broadcast (stride-0) dimension is stored once."""
+    if t.layout != torch.strided:
+        return t.numel() * t.element_size()
+    elements = math.prod(size for size, stride in zip(t.shape, t.stride(), strict=True) if stride != 0)
+    return elements * t.element_size()
+
+
+def tensors_in(tree: Any) -> list[torch.Tensor]:
+    return [leaf for leaf in tree_leaves(tree) if isinstance(leaf, torch.Tensor)]
+
+
+@dataclass(frozen=True)
+class OpCall:
+    """One dispatched ATen call: the op, its arguments as passed, and what it returned."""
+
+    op: OpOverload
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    out: Any
+
+    def arg(self, index: int, default: Any = None) -> Any:
+        """Argument ``index`` of the op's schema, whether it was passed by position or by name."""
+        if index < len(self.args):
+            return self.args[index]
+        name = self.op._schema.arguments[index].name
+        return self.kwargs.get(name, default)
+
+    def named(self, name: str, default: Any = None) -> Any:
+        """The argument called ``name`` in the op's schema, or ``default`` when it has none or was omitted."""
+        for index, argument in enumerate(self.op._schema.arguments):
+            if argument.name == name:
+                return self.kwargs.get(name, default) if argument.kwarg_only else self.arg(index, default)
+        return default
+
+    @property
+    def inputs(self) -> list[torch.Tensor]:
+        return tensors_in((self.args, self.kwargs))
+
+    @property
+    def outputs(self) -> list[torch.Tensor]:
+        return tensors_in(self.out)
+
+    @property
+    def output(self) -> torch.Tensor:
+        """The first output tensor."""
+        return self.outputs[0]
+
+    def bytes_read(self) -> int:
+        return sum(tensor_bytes(t) for t in self.inputs)
+
+    def bytes_written(self) -> int:
+        return sum(tensor_bytes(t) for t in self.outputs)
+
+    def cost(
+        self,
+        *,
+        macs: int = 0,
+        flops: int = 0,
+        bytes_read: int | None = None,
+        bytes_written: int | None = None,
+    ) -> OpCost:
+        """An ``OpCost`` with FLOPs = 2 x MACs + ``flops`` and, unless given, the default memory access."""
+        return OpCost(
+            flops=2 * macs + flops,
+            macs=macs,
+            bytes_read=self.bytes_read() if bytes_read is None else bytes_read,
+            bytes_written=self.bytes_written() if bytes_written is None else bytes_written,
+        )
+
+
+def ops_named(namespace: Any, names: Iterable[str]) -> list[OpOverloadPacket]:
+    """The packets among ``names`` that this PyTorch build has (private kernels come and go)."""
+    return [getattr(namespace, name) for name in names if hasattr(namespace, name)]

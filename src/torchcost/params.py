@@ -1,0 +1,59 @@
+"""Parameters, buffers and storage size, each shared (tied) tensor counted once."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+from torchcost.records import ParamCount
+
+# Bytes per element for the "what if" sizes; int4 packs two values per byte.
+WHAT_IF_BYTES: dict[str, float] = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1, "int4": 0.5}
+
+
+def unique_tensors(tensors: Iterable[torch.Tensor]) -> list[torch.Tensor]:
+    """Drop repeats: the same tensor object, or (off the meta device) the same memory seen twice."""
+    seen: set[object] = set()
+    unique = []
+    for t in tensors:
+        keys: list[object] = [id(t)]
+        if t.device.type != "meta" and t.numel() > 0:
+            keys.append((t.device, t.data_ptr(), t.dtype, tuple(t.shape), t.stride()))
+        if any(key in seen for key in keys):
+            continue
+        seen.update(keys)
+        unique.append(t)
+    return unique
+
+
+def unique_parameters(module: nn.Module) -> list[nn.Parameter]:
+    return unique_tensors(module.parameters())  # type: ignore[return-value]
+
+
+def count_params(module: nn.Module) -> ParamCount:
+    """Total, trainable and frozen parameters, and buffer elements, of a module and its children."""
+    params = unique_parameters(module)
+    trainable = sum(p.numel() for p in params if p.requires_grad)
+    total = sum(p.numel() for p in params)
+    buffers = sum(b.numel() for b in unique_tensors(module.buffers()))
+    return ParamCount(total=total, trainable=trainable, frozen=total - trainable, buffers=buffers)
+
+
+def size_bytes(module: nn.Module) -> int:
+    """Bytes to store the parameters and buffers at their real dtypes."""
+    tensors = unique_tensors([*module.parameters(), *module.buffers()])
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def size_if(module: nn.Module) -> dict[str, int]:
+    """Storage size if every floating-point parameter and buffer were stored at another precision.
+
+    Integer buffers (such as BatchNorm's ``num_batches_tracked``) keep their real size.
+    """
+    tensors = unique_tensors([*module.parameters(), *module.buffers()])
+    floating = sum(t.numel() for t in tensors if t.is_floating_point())
+    fixed = sum(t.numel() * t.element_size() for t in tensors if not t.is_floating_point())
+    return {name: math.ceil(floating * width) + fixed for name, width in WHAT_IF_BYTES.items()}

@@ -1,0 +1,207 @@
+"""Plain data that counting produces and reports consume. Nothing here runs a model."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class OpCost:
+    """What one operator call costs. FLOPs include 2 per MAC; bytes are at the tensors' real dtypes."""
+
+    flops: int = 0
+    macs: int = 0
+    bytes_read: int = 0
+    bytes_written: int = 0
+
+    @property
+    def memory_access(self) -> int:
+        return self.bytes_read + self.bytes_written
+
+    def __add__(self, other: OpCost) -> OpCost:
+        return OpCost(
+            self.flops + other.flops,
+            self.macs + other.macs,
+            self.bytes_read + other.bytes_read,
+            self.bytes_written + other.bytes_written,
+        )
+
+
+@dataclass(frozen=True)
+class MemoryAccess:
+    """Bytes read and written while running (not the bytes needed to store the weights)."""
+
+    read: int = 0
+    write: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.read + self.write
+
+    def to_dict(self) -> dict[str, int]:
+        return {"read": self.read, "write": self.write, "total": self.total}
+
+
+@dataclass(frozen=True)
+class OpRecord:
+    """One operator call as it was dispatched, with the module paths that enclosed it."""
+
+    op: str
+    phase: str  # "forward" or "backward"
+    modules: tuple[str, ...]  # every enclosing module path, outermost first ("" is the root)
+    cost: OpCost
+    input_shapes: tuple[Shape, ...]
+    output_shapes: tuple[Shape, ...]
+    counted: bool = True
+
+
+@dataclass(frozen=True)
+class ParamCount:
+    """Learnable parameters (each shared tensor once) and buffers, as element counts."""
+
+    total: int = 0
+    trainable: int = 0
+    frozen: int = 0
+    buffers: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass
+class ModuleStats:
+    """Costs attributed to one module: every op that ran while it was on the module stack."""
+
+    name: str  # dotted path from the root; "" is the root module
+    type: str
+    depth: int
+    params: int  # parameters in this module and its children, each shared tensor once
+    own_params: int  # parameters registered directly on this module
+    calls: int = 0
+    macs: int = 0
+    flops: int = 0
+    bytes_read: int = 0
+    bytes_written: int = 0
+    output_shapes: list[Shape] = field(default_factory=list)
+
+    @property
+    def memory_access(self) -> MemoryAccess:
+        return MemoryAccess(self.bytes_read, self.bytes_written)
+
+    def add(self, cost: OpCost) -> None:
+        self.macs += cost.macs
+        self.flops += cost.flops
+        self.bytes_read += cost.bytes_read
+        self.bytes_written += cost.bytes_written
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.type,
+            "depth": self.depth,
+            "params": self.params,
+            "own_params": self.own_params,
+            "calls": self.calls,
+            "macs": self.macs,
+            "flops": self.flops,
+            "memory_access_bytes": self.memory_access.to_dict(),
+            "output_shapes": [list(s) for s in self.output_shapes],
+        }
+
+
+@dataclass
+class OperatorStats:
+    """All calls of one ATen operator (an overload packet such as ``aten.convolution``), summed."""
+
+    op: str
+    count: int = 0
+    macs: int = 0
+    flops: int = 0
+    bytes_read: int = 0
+    bytes_written: int = 0
+
+    @property
+    def memory_access(self) -> MemoryAccess:
+        return MemoryAccess(self.bytes_read, self.bytes_written)
+
+    def add(self, cost: OpCost) -> None:
+        self.count += 1
+        self.macs += cost.macs
+        self.flops += cost.flops
+        self.bytes_read += cost.bytes_read
+        self.bytes_written += cost.bytes_written
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "op": self.op,
+            "count": self.count,
+            "macs": self.macs,
+            "flops": self.flops,
+            "memory_access_bytes": self.memory_access.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class UncountedOp:
+    """An operator with no formula and no usable decomposition: its cost is unknown, not zero."""
+
+    op: str
+    count: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"op": self.op, "count": self.count}
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    shape: Shape
+    dtype: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"shape": list(self.shape), "dtype": self.dtype}
+
+
+@dataclass
+class Profile:
+    """Everything counted for one model and one set of inputs."""
+
+    model: str
+    inputs: list[TensorSpec]
+    device: str
+    backward: bool
+    params: ParamCount
+    size_bytes: int
+    size_if: dict[str, int]  # "what if" storage size of the weights at other dtypes
+    macs: int
+    flops: int
+    memory_access: MemoryAccess
+    modules: list[ModuleStats]
+    operators: list[OperatorStats]
+    uncounted: list[UncountedOp]
+    records: list[OpRecord] = field(default_factory=list, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict; the per-call ``records`` are left out (they are for programmatic use)."""
+        return {
+            "model": self.model,
+            "inputs": [spec.to_dict() for spec in self.inputs],
+            "device": self.device,
+            "backward": self.backward,
+            "params": self.params.to_dict(),
+            "size_bytes": self.size_bytes,
+            "size_bytes_if": dict(self.size_if),
+            "macs": self.macs,
+            "flops": self.flops,
+            "memory_access_bytes": self.memory_access.to_dict(),
+            "modules": [m.to_dict() for m in self.modules],
+            "operators": [o.to_dict() for o in self.operators],
+            "uncounted": [u.to_dict() for u in self.uncounted],
+        }
+
+    def __str__(self) -> str:
+        from torchcost.report.terminal import render_text
+
+        return render_text(self)

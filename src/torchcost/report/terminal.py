@@ -1,0 +1,110 @@
+"""The terminal report: summary, per-module tree, per-operator table and the uncounted ops (rich)."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from torchcost.records import Profile
+from torchcost.units import UNIT_NOTE, percent, si
+
+DEFAULT_DEPTH = 2
+
+
+def summary_table(profile: Profile) -> Table:
+    params = profile.params
+    table = Table(title=f"torchcost: {profile.model}", show_header=False, title_justify="left")
+    table.add_column("quantity", style="bold")
+    table.add_column("value", justify="right")
+    table.add_column("detail", style="dim")
+    inputs = ", ".join(f"{list(spec.shape)} {spec.dtype}" for spec in profile.inputs)
+    table.add_row("inputs", inputs, f"device {profile.device}" + (", forward + backward" if profile.backward else ""))
+    table.add_row(
+        "params",
+        si(params.total),
+        f"{params.total:,} ({params.trainable:,} trainable, {params.frozen:,} frozen); buffers {params.buffers:,}",
+    )
+    what_if = ", ".join(f"{name} {si(size, 'B')}" for name, size in profile.size_if.items())
+    table.add_row("size", si(profile.size_bytes, "B"), f"{profile.size_bytes:,} bytes; if stored as {what_if}")
+    table.add_row("MACs", si(profile.macs), f"{profile.macs:,} multiply-accumulates")
+    table.add_row("FLOPs", si(profile.flops), f"{profile.flops:,} (2 per MAC + other ops)")
+    access = profile.memory_access
+    table.add_row(
+        "memory access", si(access.total, "B"), f"read {si(access.read, 'B')}, written {si(access.write, 'B')}"
+    )
+    intensity = profile.flops / access.total if access.total else 0.0
+    table.add_row("arithmetic intensity", f"{intensity:.1f}", "FLOP/byte")
+    return table
+
+
+def module_table(profile: Profile, depth: int) -> Table:
+    table = Table(title=f"per module (depth {depth})", title_justify="left")
+    for header in ("module", "type", "output shape"):
+        table.add_column(header, overflow="fold")
+    for header in ("params", "MACs", "FLOPs", "memory access", "% FLOPs"):
+        table.add_column(header, justify="right")
+    for module in profile.modules:
+        if module.depth > depth:
+            continue
+        name = module.name.rsplit(".", 1)[-1] if module.name else "(root)"
+        shapes = " ".join(str(list(s)) for s in module.output_shapes[:2]) or ("-" if module.calls else "not called")
+        table.add_row(
+            "  " * module.depth + name,
+            module.type,
+            shapes,
+            si(module.params),
+            si(module.macs),
+            si(module.flops),
+            si(module.memory_access.total, "B"),
+            percent(module.flops, profile.flops),
+        )
+    return table
+
+
+def operator_table(profile: Profile, top: int | None = None) -> Table:
+    table = Table(title="per operator", title_justify="left")
+    table.add_column("op")
+    for header in ("calls", "MACs", "FLOPs", "memory access", "% FLOPs", "% memory"):
+        table.add_column(header, justify="right")
+    for op in profile.operators[:top]:
+        table.add_row(
+            op.op,
+            str(op.count),
+            si(op.macs),
+            si(op.flops),
+            si(op.memory_access.total, "B"),
+            percent(op.flops, profile.flops),
+            percent(op.memory_access.total, profile.memory_access.total),
+        )
+    return table
+
+
+def uncounted_text(profile: Profile) -> Text:
+    if not profile.uncounted:
+        return Text("uncounted ops: none (every operator had a formula)", style="green")
+    ops = ", ".join(f"{u.op} x{u.count}" for u in profile.uncounted)
+    return Text(
+        f"uncounted ops (FLOPs unknown, not zero; their memory access is included): {ops}", style="bold red"
+    )
+
+
+def render(profile: Profile, console: Console, depth: int = DEFAULT_DEPTH, top: int | None = None) -> None:
+    console.print(
+        Group(
+            summary_table(profile),
+            module_table(profile, depth),
+            operator_table(profile, top),
+            uncounted_text(profile),
+            Text(UNIT_NOTE, style="dim"),
+        )
+    )
+
+
+def render_text(profile: Profile, depth: int = DEFAULT_DEPTH, width: int = 140) -> str:
+    """The report as plain text (what ``print(profile)`` shows)."""
+    buffer = io.StringIO()
+    render(profile, Console(file=buffer, width=width, color_system=None, force_terminal=False), depth)
+    return buffer.getvalue()

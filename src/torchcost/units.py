@@ -1,0 +1,19 @@
+"""Human-readable numbers. One unit system throughout: decimal SI (1 k = 10^3, 1 MB = 10^6 bytes)."""
+
+from __future__ import annotations
+
+UNIT_NOTE = "units: decimal SI (1 k = 10^3, 1 M = 10^6, 1 G = 10^9; 1 MB = 10^6 bytes)"
+
+_PREFIXES = (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3))
+
+
+def si(value: float, unit: str = "") -> str:
+    """``si(4_089_184_256) == "4.09 G"``, ``si(102_228_128, "B") == "102.23 MB"``."""
+    for prefix, scale in _PREFIXES:
+        if abs(value) >= scale:
+            return f"{value / scale:.2f} {prefix}{unit}"
+    return f"{value:.0f} {unit}".rstrip()
+
+
+def percent(part: float, whole: float) -> str:
+    return f"{100 * part / whole:.1f}%" if whole else "-"
