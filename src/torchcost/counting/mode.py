@@ -37,7 +37,8 @@ def rule_for(op: OpOverload) -> Rule | None:
     formula = find_formula(op)
     if formula is not None:
         return formula
-    if op.is_view or not _returns_tensors(op):  # aliases and metadata queries move no data
+    if op.is_view or torch.Tag.inplace_view in op.tags or not _returns_tensors(op):
+        # aliases (views, in-place restrides) and metadata queries move no data
         return _free
     if torch.Tag.pointwise in op.tags:
         return formulas.pointwise

@@ -1,0 +1,5 @@
+import sys
+
+from torchcost.cli import main
+
+sys.exit(main())
