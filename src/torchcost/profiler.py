@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 from collections import Counter
@@ -12,7 +13,7 @@ import torch
 from torch import nn
 from torch.utils._pytree import tree_map
 
-from torchcost.counting import CountingMode, ModuleStack
+from torchcost.counting.mode import CountingMode, FusedAttentionOnMeta, ModuleStack
 from torchcost.counting.registry import tensors_in
 from torchcost.params import count_params, size_bytes, size_if, unique_parameters
 from torchcost.records import (
@@ -74,7 +75,8 @@ def profile(
     state = _ModelState(model)
     try:
         stack = ModuleStack(names)
-        with stack, CountingMode(stack) as mode:
+        fused = FusedAttentionOnMeta() if run_device.type == "meta" else contextlib.nullcontext()
+        with stack, fused, CountingMode(stack) as mode:
             run_model.train(backward)
             with torch.set_grad_enabled(backward):
                 output = _forward(run_model, stack, inputs, kwargs, run_device)

@@ -7,10 +7,12 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch._decomp import decomposition_table
 from torch._ops import OpOverload
 from torch.autograd.graph import register_multi_grad_hook
 from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
+from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from torchcost.counting import formulas
@@ -188,3 +190,40 @@ class CountingMode(TorchDispatchMode):
                 counted=counted,
             )
         )
+
+
+class FusedAttentionOnMeta(TorchFunctionMode):
+    """Count attention on ``meta`` as a CPU runs it.
+
+    On meta tensors PyTorch picks the unfused math reference of ``scaled_dot_product_attention`` (it writes
+    the whole score matrix and computes masked scores), while a CPU runs a fused flash kernel that skips
+    the blocks a causal mask hides. This mode sends meta calls to that kernel's shape-only implementation,
+    so counting on meta gives the CPU's counts.
+    """
+
+    def __torch_function__(
+        self, func: Callable[..., Any], types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+    ) -> Any:
+        kwargs = kwargs or {}
+        if func is F.scaled_dot_product_attention and args and args[0].device.type == "meta":
+            return _flash_attention_for_cpu(*args, **kwargs)
+        return func(*args, **kwargs)
+
+
+def _flash_attention_for_cpu(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attn_mask: torch.Tensor | None = None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    scale: float | None = None,
+    enable_gqa: bool = False,
+) -> torch.Tensor:
+    if attn_mask is not None and attn_mask.dtype == torch.bool:  # as the CPU path converts it
+        blocked = torch.zeros(attn_mask.shape, dtype=query.dtype, device=query.device)
+        attn_mask = blocked.masked_fill(attn_mask.logical_not(), float("-inf"))
+    out = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+        query, key, value, dropout_p, is_causal, attn_mask=attn_mask, scale=scale
+    )
+    return out[0]
