@@ -179,6 +179,8 @@ class _ModelState:
     def __init__(self, model: nn.Module) -> None:
         self.training = [(m, m.training) for m in model.modules()]
         self.grads = [(p, p.grad) for p in unique_parameters(model)]
+        for param, _ in self.grads:  # backward would accumulate into them in place
+            param.grad = None
         self.buffers = [(b, b.detach().clone()) for b in model.buffers()]
 
     def restore(self) -> None:

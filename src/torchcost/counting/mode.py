@@ -104,7 +104,7 @@ class ModuleStack:
     def _on_gradients(self, tree: Any, action: Callable[[], None]) -> None:
         tensors = [t for t in tensors_in(tree) if t.requires_grad]
         if tensors and torch.is_grad_enabled():
-            self._handles.append(register_multi_grad_hook(tensors, lambda grads: action()))
+            self._handles.append(register_multi_grad_hook(tensors, lambda grad: action(), mode="any"))
 
     @staticmethod
     def _remove(stack: list[str], name: str) -> None:

@@ -42,10 +42,12 @@ def register(*ops: OpKey, override: bool = False) -> Callable[[Formula], Formula
     Raises ``DuplicateFormulaError`` if an op already has one, unless ``override=True``.
     """
 
+    for op in ops:
+        if not isinstance(op, OpOverload | OpOverloadPacket):
+            raise TypeError(f"register() takes ATen ops such as torch.ops.aten.mm, got {op!r}")
+
     def decorator(formula: Formula) -> Formula:
         for op in ops:
-            if not isinstance(op, OpOverload | OpOverloadPacket):
-                raise TypeError(f"register() takes ATen ops such as torch.ops.aten.mm, got {op!r}")
             if op in _FORMULAS and not override:
                 raise DuplicateFormulaError(
                     f"{op} already has the formula {_FORMULAS[op].__qualname__}; "

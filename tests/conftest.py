@@ -1,0 +1,39 @@
+"""Shared helpers: run a function under the counting mode and pick out the records of one op."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from torchcost.counting.mode import CountingMode, ModuleStack
+from torchcost.records import OpCost, OpRecord
+
+
+def count(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> list[OpRecord]:
+    """Every op record of ``fn(*args, **kwargs)``."""
+    stack = ModuleStack({})
+    with stack, CountingMode(stack) as mode:
+        fn(*args, **kwargs)
+    return mode.records
+
+
+def total(records: list[OpRecord]) -> OpCost:
+    cost = OpCost()
+    for record in records:
+        cost = cost + record.cost
+    return cost
+
+
+def only(records: list[OpRecord], op: str) -> OpCost:
+    """The cost of the single call of ``op`` among ``records``."""
+    matching = [r for r in records if r.op == op]
+    assert len(matching) == 1, f"expected one {op}, got {[r.op for r in records]}"
+    assert matching[0].counted
+    return matching[0].cost
+
+
+@pytest.fixture
+def counted() -> Callable[..., list[OpRecord]]:
+    return count

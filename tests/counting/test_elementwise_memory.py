@@ -1,0 +1,70 @@
+import torch
+import torch.nn.functional as F
+
+from tests.conftest import count, only, total
+from torchcost.counting.registry import tensor_bytes
+
+
+def test_broadcast_add():
+    x, y = torch.randn(3, 4), torch.randn(4)
+    cost = only(count(torch.add, x, y), "aten.add")
+    assert cost.flops == 12
+    assert (cost.bytes_read, cost.bytes_written) == (48 + 16, 48)
+
+
+def test_in_place_add_reads_and_writes_its_target():
+    x, y = torch.randn(3, 4), torch.randn(3, 4)
+    cost = only(count(x.add_, y), "aten.add_")
+    assert (cost.flops, cost.bytes_read, cost.bytes_written) == (12, 96, 48)
+
+
+def test_activation_softmax_reductions():
+    x = torch.randn(3, 4)
+    assert only(count(F.relu, x), "aten.relu").flops == 12
+    assert only(count(F.softmax, x, -1), "aten._softmax").flops == 60  # 5 per element
+    assert only(count(F.log_softmax, x, -1), "aten._log_softmax").flops == 60
+    assert only(count(torch.sum, x), "aten.sum").flops == 12
+    assert only(count(torch.var, x), "aten.var").flops == 48  # 4 per element
+
+
+def test_views_move_nothing():
+    x = torch.randn(2, 3, 4)
+    records = count(lambda t: t.view(6, 4).transpose(0, 1).permute(1, 0).unsqueeze(0), x)
+    assert records and all(r.cost.memory_access == 0 and r.counted for r in records)
+
+
+def test_cat_and_clone():
+    a, b = torch.randn(2, 3), torch.randn(2, 3)
+    cost = only(count(torch.cat, [a, b]), "aten.cat")
+    assert (cost.flops, cost.bytes_read, cost.bytes_written) == (0, 48, 48)
+    assert only(count(torch.clone, a), "aten.clone").memory_access == 48
+
+
+def test_embedding_reads_only_the_rows_it_gathers():
+    weight, ids = torch.randn(100, 8), torch.zeros(2, 3, dtype=torch.long)
+    cost = only(count(F.embedding, ids, weight), "aten.embedding")
+    assert cost.bytes_written == 2 * 3 * 8 * 4  # 192
+    assert cost.bytes_read == 192 + 6 * 8  # the gathered rows and the int64 indices, not the 3200-byte table
+
+
+def test_broadcast_tensor_counts_its_storage_once():
+    assert tensor_bytes(torch.ones(4).expand(3, 4)) == 16
+
+
+def test_decomposed_op_counts_its_parts_and_its_own_bytes():
+    x, y = torch.randn(3, 4), torch.randn(3, 4)
+    cost = only(count(F.mse_loss, x, y), "aten.mse_loss")
+    assert cost.flops == 36  # subtract 12, square 12, mean over 12
+    assert (cost.bytes_read, cost.bytes_written) == (96, 4)
+
+
+def test_op_without_formula_is_uncounted_not_zero():
+    records = count(torch.topk, torch.randn(10), 3)
+    (record,) = [r for r in records if r.op == "aten.topk"]
+    assert not record.counted
+    assert record.cost.bytes_read == 40
+
+
+def test_total_helper_sums():
+    x = torch.randn(2, 2)
+    assert total(count(lambda t: t + t * t, x)).flops == 8

@@ -1,0 +1,53 @@
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tests.conftest import count, only, total
+
+
+def test_batch_norm_eval_and_train():
+    bn = nn.BatchNorm2d(3)
+    x = torch.randn(2, 3, 4, 4)  # 96 elements
+    bn.eval()
+    assert only(count(bn, x), "aten.native_batch_norm").flops == 96 * 4  # normalise 2 + affine 2
+    bn.train()
+    assert only(count(bn, x), "aten.native_batch_norm").flops == 96 * 8  # + statistics 4
+
+
+def test_layer_norm():
+    x = torch.randn(3, 4)  # 12 elements
+    assert only(count(nn.LayerNorm(4), x), "aten.native_layer_norm").flops == 12 * 8
+    plain = nn.LayerNorm(4, elementwise_affine=False)
+    assert only(count(plain, x), "aten.native_layer_norm").flops == 12 * 6
+
+
+def test_group_norm():
+    x = torch.randn(2, 4, 3, 3)  # 72 elements
+    assert only(count(nn.GroupNorm(2, 4), x), "aten.native_group_norm").flops == 72 * 8
+
+
+def test_rms_norm_by_its_parts():
+    # pow 12 + mean over 12 inputs + add eps 3 + rsqrt 3 + multiply 12 = 42
+    assert total(count(F.rms_norm, torch.randn(3, 4), (4,))).flops == 42
+
+
+def test_max_and_avg_pool():
+    cost = only(count(F.max_pool2d, torch.randn(1, 2, 8, 8), 2), "aten.max_pool2d_with_indices")
+    assert cost.flops == 32 * 4  # 2 x 4 x 4 outputs, 2 x 2 window
+    cost = only(count(F.avg_pool2d, torch.randn(1, 1, 5, 5), 3, 1), "aten.avg_pool2d")
+    assert cost.flops == 9 * 9  # 3 x 3 outputs, 3 x 3 window
+
+
+def test_adaptive_pool_uneven_windows():
+    # 5 -> 3 along each axis: windows [0,2), [1,4), [3,5) = 2 + 3 + 2 = 7; in 2-D 7 x 7 = 49
+    cost = only(count(F.adaptive_avg_pool2d, torch.randn(1, 1, 5, 5), 3), "aten._adaptive_avg_pool2d")
+    assert cost.flops == 49
+
+
+def test_interpolate():
+    x = torch.randn(1, 2, 4, 4)
+    nearest = only(count(F.interpolate, x, scale_factor=2), "aten.upsample_nearest2d")
+    assert nearest.flops == 0
+    assert nearest.bytes_written == 2 * 8 * 8 * 4
+    bilinear = only(count(F.interpolate, x, scale_factor=2, mode="bilinear"), "aten.upsample_bilinear2d")
+    assert bilinear.flops == 128 * 7  # 4 multiplies + 3 adds per output

@@ -1,0 +1,69 @@
+import pytest
+import torch
+
+import torchcost
+from torchcost.counting.registry import DuplicateFormulaError, OpCall, find_formula, register, unregister
+from torchcost.records import OpCost
+
+
+@torch.library.custom_op("torchcost_test::mystery", mutates_args=())
+def mystery(x: torch.Tensor) -> torch.Tensor:
+    return x * 2
+
+
+@mystery.register_fake
+def _(x: torch.Tensor) -> torch.Tensor:
+    return torch.empty_like(x)
+
+
+class UsesMystery(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return mystery(x) + 1
+
+
+def test_duplicate_registration_is_rejected():
+    with pytest.raises(DuplicateFormulaError, match="override=True"):
+        register(torch.ops.aten.mm)(lambda call: OpCost())
+
+
+def test_unknown_custom_op_is_listed_as_uncounted():
+    p = torchcost.profile(UsesMystery(), torch.randn(3, 4))
+    assert [(u.op, u.count) for u in p.uncounted] == [("torchcost_test.mystery", 1)]
+    assert p.flops == 12  # only the counted "+ 1"
+    assert p.memory_access.total == 2 * 48 + 2 * 48  # the mystery op's bytes are still known
+
+
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+def test_user_formula_counts_a_custom_op(device):
+    op = torch.ops.torchcost_test.mystery
+
+    @register(op)
+    def mystery_cost(call: OpCall) -> OpCost:
+        return call.cost(flops=call.output.numel())  # one multiply per element
+
+    try:
+        p = torchcost.profile(UsesMystery(), torch.randn(3, 4), device=device)
+        assert p.uncounted == []
+        assert p.flops == 24
+    finally:
+        unregister(op)
+    assert find_formula(op.default) is None
+
+
+def test_override_replaces_a_builtin_formula():
+    original = find_formula(torch.ops.aten.relu.default)
+    assert original is None  # relu is counted by the generic pointwise rule
+
+    @register(torch.ops.aten.relu, override=True)
+    def relu_cost(call: OpCall) -> OpCost:
+        return call.cost(flops=3 * call.output.numel())
+
+    try:
+        assert torchcost.profile(torch.nn.ReLU(), torch.randn(4)).flops == 12
+    finally:
+        unregister(torch.ops.aten.relu)
+
+
+def test_register_rejects_non_ops():
+    with pytest.raises(TypeError, match="ATen ops"):
+        register("aten.mm")  # type: ignore[arg-type]

@@ -1,0 +1,44 @@
+import torch
+from torch import nn
+
+from torchcost.params import count_params, size_bytes, size_if
+
+
+class Tied(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(10, 4)  # 40
+        self.head = nn.Linear(4, 10, bias=False)
+        self.head.weight = self.embed.weight  # shared, counted once
+
+
+def test_tied_weights_counted_once():
+    assert count_params(Tied()).total == 40
+
+
+def test_trainable_frozen_and_buffers():
+    model = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3))  # 12 + 3, and 3 + 3 affine
+    model[0].weight.requires_grad_(False)
+    counts = count_params(model)
+    assert (counts.total, counts.trainable, counts.frozen) == (21, 9, 12)
+    assert counts.buffers == 3 + 3 + 1  # running mean, running var, num_batches_tracked
+
+
+def test_size_at_real_and_what_if_dtypes():
+    model = nn.Linear(256, 1000).half()  # 257,000 parameters at 2 bytes
+    assert size_bytes(model) == 514_000
+    sizes = size_if(model)
+    assert sizes["fp32"] == 1_028_000
+    assert sizes["int8"] == 257_000
+    assert sizes["int4"] == 128_500
+
+
+def test_integer_buffers_keep_their_size():
+    bn = nn.BatchNorm1d(2)  # 4 float parameters, 4 float buffer elements, one int64 counter
+    assert size_if(bn)["int8"] == 8 + 8
+
+
+def test_meta_model_counts_without_memory():
+    with torch.device("meta"):
+        model = nn.Linear(100_000, 100_000)
+    assert count_params(model).total == 100_000 * 100_000 + 100_000

@@ -1,0 +1,174 @@
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+import torchcost
+from torchcost import ProfilingError
+
+
+def small_cnn() -> nn.Module:
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(64, 2))
+
+
+def snapshot(model: nn.Module) -> dict:
+    return {
+        "state": {k: v.clone() for k, v in model.state_dict().items()},
+        "training": [m.training for m in model.modules()],
+        "grads": [None if p.grad is None else p.grad.clone() for p in model.parameters()],
+        "requires_grad": [p.requires_grad for p in model.parameters()],
+        "hooks": [(len(m._forward_hooks), len(m._forward_pre_hooks), len(m._backward_hooks)) for m in model.modules()],
+        "devices": {p.device for p in model.parameters()},
+    }
+
+
+def assert_same(before: dict, after: dict) -> None:
+    assert before["state"].keys() == after["state"].keys()
+    for key, value in before["state"].items():
+        assert torch.equal(value, after["state"][key]), key
+    for name in ("training", "requires_grad", "hooks", "devices"):
+        assert before[name] == after[name], name
+    for a, b in zip(before["grads"], after["grads"], strict=True):
+        assert (a is None and b is None) or torch.equal(a, b)
+
+
+@pytest.mark.parametrize("options", [{}, {"backward": True}, {"device": "meta"}, {"dtype": torch.float16}])
+def test_model_is_unchanged(options):
+    model = small_cnn().train()
+    model[0].weight.grad = torch.ones_like(model[0].weight)
+    before = snapshot(model)
+    torchcost.profile(model, torch.randn(2, 3, 4, 4), **options)
+    assert_same(before, snapshot(model))
+
+
+def test_model_is_unchanged_when_forward_raises():
+    model = small_cnn().train()
+    before = snapshot(model)
+    with pytest.raises(ProfilingError):
+        torchcost.profile(model, torch.randn(2, 5, 4, 4), backward=True)
+    assert_same(before, snapshot(model))
+
+
+def test_error_names_the_module_and_shapes():
+    model = nn.Sequential(nn.Linear(4, 5), nn.Linear(6, 2))
+    with pytest.raises(ProfilingError, match=r"module '1' \(Linear\) with input shapes \[1, 5\]"):
+        torchcost.profile(model, torch.randn(1, 4))
+
+
+def test_totals_and_module_attribution():
+    model = small_cnn()
+    p = torchcost.profile(model, input_size=(1, 3, 4, 4))
+    # conv: 16 positions x 4 out x 27 = 1728 MACs; linear: 64 x 2 = 128
+    assert p.macs == 1728 + 128
+    by_name = {m.name: m for m in p.modules}
+    assert by_name[""].macs == p.macs
+    assert by_name["0"].macs == 1728 and by_name["4"].macs == 128
+    assert sum(m.flops for m in p.modules if m.depth == 1) == by_name[""].flops
+    assert by_name["0"].output_shapes == [(1, 4, 4, 4)]
+    assert p.memory_access.total == sum(o.memory_access.total for o in p.operators)
+    assert p.inputs[0].shape == (1, 3, 4, 4)
+
+
+def test_functional_calls_inside_forward_are_counted():
+    class Functional(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(8, 8))
+
+        def forward(self, x):
+            return torch.softmax(x @ self.w, -1) @ self.w.T
+
+    p = torchcost.profile(Functional(), torch.randn(2, 8))
+    assert p.macs == 2 * 2 * 8 * 8  # two (2, 8) x (8, 8) products
+
+
+def test_meta_profile_allocates_no_weights():
+    with torch.device("meta"):
+        model = nn.Sequential(*[nn.Linear(20_000, 20_000) for _ in range(10)])  # 4 billion parameters, 16 GB
+    p = torchcost.profile(model, input_size=(1, 20_000))
+    assert p.params.total == 10 * (20_000 * 20_000 + 20_000)
+    assert p.macs == 10 * 20_000 * 20_000
+    assert p.device == "meta"
+
+
+def test_device_meta_copies_a_real_model():
+    model = small_cnn()
+    p = torchcost.profile(model, torch.randn(1, 3, 4, 4), device="meta")
+    assert p.device == "meta"
+    assert all(param.device.type == "cpu" for param in model.parameters())
+    assert p.macs == torchcost.profile(model, torch.randn(1, 3, 4, 4)).macs
+
+
+def test_copy_keeps_tied_weights_tied():
+    model = nn.Sequential(nn.Linear(4, 4, bias=False), nn.Linear(4, 4, bias=False))
+    model[1].weight = model[0].weight
+    moved = torchcost.copy_to(model, torch.device("meta"), None)
+    assert moved[0].weight is moved[1].weight
+
+
+def test_dtype_changes_size_not_counts():
+    model = small_cnn()
+    full = torchcost.profile(model, input_size=(1, 3, 4, 4))
+    half = torchcost.profile(model, input_size=(1, 3, 4, 4), dtype="bfloat16", device="meta")
+    assert half.macs == full.macs
+    assert half.inputs[0].dtype == "bfloat16"
+    assert full.size_bytes - half.size_bytes == (full.params.total + 8) * 2  # floats halve; the int64 counter stays
+
+
+def test_kwargs_dicts_and_tuples():
+    class Multi(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(4, 3), nn.Linear(5, 3)
+
+        def forward(self, pair, extra, *, scale):
+            return {"out": (self.a(pair[0]) + self.b(pair[1])) * scale, "aux": [extra["x"]]}
+
+    x = (torch.randn(2, 4), torch.randn(2, 5))
+    p = torchcost.profile(Multi(), x, {"x": torch.randn(1)}, scale=torch.tensor(2.0))
+    assert p.macs == 2 * 4 * 3 + 2 * 5 * 3
+    assert len(p.inputs) == 4
+
+
+def test_input_size_with_several_inputs():
+    class Pair(nn.Module):
+        def forward(self, a, b):
+            return a @ b
+
+    assert torchcost.profile(Pair(), input_size=[(2, 3), (3, 4)]).macs == 24
+
+
+def test_backward_counts_what_autograd_runs():
+    model = nn.Linear(4, 5)
+    p = torchcost.profile(model, torch.randn(3, 4), backward=True)
+    # forward addmm 3x4x5 = 60; backward: weight gradient 60 (the input needs no gradient), bias gradient a sum
+    assert p.macs == 120
+    phases = {r.phase for r in p.records}
+    assert phases == {"forward", "backward"}
+    assert model.weight.grad is None
+
+
+def test_backward_attributes_to_modules():
+    model = nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 2))
+    p = torchcost.profile(model, torch.randn(3, 4), backward=True)
+    by_name = {m.name: m for m in p.modules}
+    # layer 2: forward 3x5x2 = 30, backward input and weight gradients 30 each
+    assert by_name["2"].macs == 90
+    assert by_name["0"].macs == 60 + 60
+
+
+def test_input_and_input_size_together_is_an_error():
+    with pytest.raises(ValueError, match="not both"):
+        torchcost.profile(nn.Linear(2, 2), torch.randn(1, 2), input_size=(1, 2))
+
+
+def test_profile_prints_a_table():
+    text = str(torchcost.profile(small_cnn(), input_size=(1, 3, 4, 4)))
+    assert "per module" in text and "uncounted ops: none" in text and "MACs" in text
+
+
+def test_to_dict_is_plain_data():
+    d = torchcost.profile(copy.deepcopy(small_cnn()), input_size=(1, 3, 4, 4)).to_dict()
+    assert d["memory_access_bytes"]["total"] == d["memory_access_bytes"]["read"] + d["memory_access_bytes"]["write"]
+    assert {"name", "type", "depth", "params", "macs", "flops", "memory_access_bytes", "output_shapes"} <= d["modules"][0].keys()
