@@ -171,4 +171,6 @@ def test_profile_prints_a_table():
 def test_to_dict_is_plain_data():
     d = torchcost.profile(copy.deepcopy(small_cnn()), input_size=(1, 3, 4, 4)).to_dict()
     assert d["memory_access_bytes"]["total"] == d["memory_access_bytes"]["read"] + d["memory_access_bytes"]["write"]
-    assert {"name", "type", "depth", "params", "macs", "flops", "memory_access_bytes", "output_shapes"} <= d["modules"][0].keys()
+    assert {"name", "type", "depth", "params", "macs", "flops", "memory_access_bytes", "output_shapes"} <= d["modules"][
+        0
+    ].keys()

@@ -1,9 +1,9 @@
 """torchcost: what a PyTorch model costs and why.
 
-    >>> import torch, torchcost
-    >>> p = torchcost.profile(torch.nn.Linear(256, 1000), torch.randn(1, 256))
-    >>> p.macs, p.params.total
-    (256000, 257000)
+>>> import torch, torchcost
+>>> p = torchcost.profile(torch.nn.Linear(256, 1000), torch.randn(1, 256))
+>>> p.macs, p.params.total
+(256000, 257000)
 """
 
 from torchcost.counting import DuplicateFormulaError, OpCall, register, registered_ops, unregister

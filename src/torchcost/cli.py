@@ -14,7 +14,6 @@ from torchcost.records import Profile
 from torchcost.report.terminal import DEFAULT_DEPTH, render
 from torchcost.sources import UnknownModelError, load_model
 
-
 REPORT_WIDTH = 140  # when the output is not a terminal (a pipe, a file, CI logs)
 
 
@@ -22,7 +21,7 @@ def _shape(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(part) for part in text.replace("x", ",").split(",") if part.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"input size {text!r} is not a comma-separated list of integers")
+        raise argparse.ArgumentTypeError(f"input size {text!r} is not a comma-separated list of integers") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,12 +30,16 @@ def build_parser() -> argparse.ArgumentParser:
     prof = commands.add_parser("profile", help="params, size, MACs, FLOPs and memory access of a model")
     prof.add_argument("spec", help="model spec, e.g. torchvision:resnet50")
     prof.add_argument(
-        "--input-size", type=_shape, action="append", metavar="1,3,224,224",
+        "--input-size",
+        type=_shape,
+        action="append",
+        metavar="1,3,224,224",
         help="shape of an example input (repeat for several inputs); default: the source's own",
     )
     prof.add_argument("--dtype", help="run in this dtype, e.g. float16 or bfloat16 (default: the model's)")
     prof.add_argument(
-        "--device", default=None,
+        "--device",
+        default=None,
         help="meta (count without allocating weights), cpu or cuda; default: meta, falling back to cpu "
         "when the model needs real data",
     )

@@ -124,7 +124,7 @@ def _random_inputs(input_size: InputSize, dtype: torch.dtype, device: torch.devi
     sizes = [input_size] if isinstance(input_size[0], int) else list(input_size)
     made = []
     for size in sizes:
-        shape = tuple(int(s) for s in size)  # type: ignore[union-attr]
+        shape = tuple(int(s) for s in size)  # type: ignore[attr-defined]
         if dtype.is_floating_point or dtype.is_complex:
             made.append(torch.randn(shape, dtype=dtype, device=device))
         else:
@@ -143,7 +143,11 @@ def _move(tree: Any, device: torch.device, dtype: torch.dtype | None) -> Any:
 
 
 def _forward(
-    model: nn.Module, stack: ModuleStack, inputs: tuple[Any, ...], kwargs: dict[str, Any], device: torch.device
+    model: nn.Module,
+    stack: ModuleStack,
+    inputs: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    device: torch.device,
 ) -> Any:
     try:
         return model(*inputs, **kwargs)

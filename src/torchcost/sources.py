@@ -47,9 +47,7 @@ def _torchvision(spec: str, name: str, device: torch.device) -> LoadedModel:
         raise UnknownModelError("torchvision is not installed: pip install torchvision") from exc
     known = torchvision.models.list_models()
     if name not in known:
-        raise UnknownModelError(
-            f"unknown torchvision model {name!r}; closest names: {', '.join(closest(name, known))}"
-        )
+        raise UnknownModelError(f"unknown torchvision model {name!r}; closest names: {', '.join(closest(name, known))}")
     input_sizes = _torchvision_input(name)
     options = _torchvision_options(name, input_sizes)
     model = build_on(device, lambda: torchvision.models.get_model(name, weights=None, **options))
@@ -97,8 +95,8 @@ def _registered_tensors_on_meta() -> Iterator[None]:
     def buffer_on_meta(module: nn.Module, name: str, tensor: torch.Tensor | None, persistent: bool = True) -> None:
         register_buffer(module, name, None if tensor is None else tensor.to("meta"), persistent)
 
-    nn.Module.register_parameter = parameter_on_meta  # type: ignore[method-assign]
-    nn.Module.register_buffer = buffer_on_meta  # type: ignore[method-assign]
+    nn.Module.register_parameter = parameter_on_meta  # type: ignore[method-assign,assignment]
+    nn.Module.register_buffer = buffer_on_meta  # type: ignore[method-assign,assignment]
     try:
         yield
     finally:

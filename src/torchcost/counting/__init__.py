@@ -3,4 +3,12 @@
 from torchcost.counting.mode import CountingMode, ModuleStack
 from torchcost.counting.registry import DuplicateFormulaError, OpCall, register, registered_ops, unregister
 
-__all__ = ["CountingMode", "DuplicateFormulaError", "ModuleStack", "OpCall", "register", "registered_ops", "unregister"]
+__all__ = [
+    "CountingMode",
+    "DuplicateFormulaError",
+    "ModuleStack",
+    "OpCall",
+    "register",
+    "registered_ops",
+    "unregister",
+]

@@ -112,11 +112,11 @@ class ModuleStack:
             del stack[len(stack) - 1 - stack[::-1].index(name)]
 
 
-class CountingMode(TorchDispatchMode):
+class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
     """Runs every ATen op as usual and records its cost and the enclosing module paths."""
 
     def __init__(self, modules: ModuleStack) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.modules = modules
         self.records: list[OpRecord] = []
         self.recording = True
@@ -148,9 +148,7 @@ class CountingMode(TorchDispatchMode):
             warnings.warn(f"torchcost: formula for {call.op} failed ({exc}); listed as uncounted", stacklevel=2)
             return None
 
-    def _decompose(
-        self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> tuple[Any, OpCost | None]:
+    def _decompose(self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, OpCost | None]:
         """Count an op with no formula by its decomposition: FLOPs and MACs of the parts, the memory access
         of the op itself (eager PyTorch runs it as one kernel). None when it cannot be decomposed."""
         self._decomposing.append([])
@@ -202,7 +200,11 @@ class FusedAttentionOnMeta(TorchFunctionMode):
     """
 
     def __torch_function__(
-        self, func: Callable[..., Any], types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+        self,
+        func: Callable[..., Any],
+        types: Any,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
     ) -> Any:
         kwargs = kwargs or {}
         if func is F.scaled_dot_product_attention and args and args[0].device.type == "meta":
@@ -226,4 +228,4 @@ def _flash_attention_for_cpu(
     out = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
         query, key, value, dropout_p, is_causal, attn_mask=attn_mask, scale=scale
     )
-    return out[0]
+    return out[0]  # type: ignore[no-any-return]

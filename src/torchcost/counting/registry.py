@@ -50,8 +50,7 @@ def register(*ops: OpKey, override: bool = False) -> Callable[[Formula], Formula
         for op in ops:
             if op in _FORMULAS and not override:
                 raise DuplicateFormulaError(
-                    f"{op} already has the formula {_FORMULAS[op].__qualname__}; "
-                    "pass override=True to replace it"
+                    f"{op} already has the formula {_FORMULAS[op].__qualname__}; pass override=True to replace it"
                 )
             _FORMULAS[op] = formula
         return formula

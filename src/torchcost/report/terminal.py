@@ -33,7 +33,9 @@ def summary_table(profile: Profile) -> Table:
     table.add_row("FLOPs", si(profile.flops), f"{profile.flops:,} (2 per MAC + other ops)")
     access = profile.memory_access
     table.add_row(
-        "memory access", si(access.total, "B"), f"read {si(access.read, 'B')}, written {si(access.write, 'B')}"
+        "memory access",
+        si(access.total, "B"),
+        f"read {si(access.read, 'B')}, written {si(access.write, 'B')}",
     )
     intensity = profile.flops / access.total if access.total else 0.0
     table.add_row("arithmetic intensity", f"{intensity:.1f}", "FLOP/byte")
@@ -86,9 +88,7 @@ def uncounted_text(profile: Profile) -> Text:
     if not profile.uncounted:
         return Text("uncounted ops: none (every operator had a formula)", style="green")
     ops = ", ".join(f"{u.op} x{u.count}" for u in profile.uncounted)
-    return Text(
-        f"uncounted ops (FLOPs unknown, not zero; their memory access is included): {ops}", style="bold red"
-    )
+    return Text(f"uncounted ops (FLOPs unknown, not zero; their memory access is included): {ops}", style="bold red")
 
 
 def render(profile: Profile, console: Console, depth: int = DEFAULT_DEPTH, top: int | None = None) -> None:

@@ -3,4 +3,15 @@
 from torchcost.counting.formulas import attention, conv, elementwise, matmul, memory, norm, pooling, rnn
 from torchcost.counting.formulas.elementwise import pointwise, reduction
 
-__all__ = ["attention", "conv", "elementwise", "matmul", "memory", "norm", "pooling", "pointwise", "reduction", "rnn"]
+__all__ = [
+    "attention",
+    "conv",
+    "elementwise",
+    "matmul",
+    "memory",
+    "norm",
+    "pointwise",
+    "pooling",
+    "reduction",
+    "rnn",
+]

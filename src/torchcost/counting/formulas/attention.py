@@ -34,9 +34,7 @@ def attended_pairs(queries: int, keys: int, causal: bool) -> int:
     return keys * (keys + 1) // 2 + (queries - keys) * keys
 
 
-def sdpa_cost(
-    call: OpCall, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, backward: bool
-) -> OpCost:
+def sdpa_cost(call: OpCall, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, backward: bool) -> OpCost:
     """q, k, v in (B, H, L, E) layout."""
     heads = math.prod(q.shape[:-2])  # B * H
     pairs = heads * attended_pairs(q.shape[-2], k.shape[-2], causal)

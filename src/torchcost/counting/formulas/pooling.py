@@ -66,16 +66,12 @@ def max_pool_backward(call: OpCall) -> OpCost:
 
 def adaptive_window_total(in_size: int, out_size: int) -> int:
     """Sum of the window lengths of adaptive pooling along one dimension."""
-    return sum(
-        -((-(i + 1) * in_size) // out_size) - (i * in_size) // out_size for i in range(out_size)
-    )
+    return sum(-((-(i + 1) * in_size) // out_size) - (i * in_size) // out_size for i in range(out_size))
 
 
 def adaptive_pool_flops(x: torch.Tensor, out: torch.Tensor, dims: int) -> int:
     leading = math.prod(out.shape[:-dims])  # batch and channels
-    windows = math.prod(
-        adaptive_window_total(i, o) for i, o in zip(x.shape[-dims:], out.shape[-dims:], strict=True)
-    )
+    windows = math.prod(adaptive_window_total(i, o) for i, o in zip(x.shape[-dims:], out.shape[-dims:], strict=True))
     return leading * windows
 
 
