@@ -174,3 +174,13 @@ def test_to_dict_is_plain_data():
     assert {"name", "type", "depth", "params", "macs", "flops", "memory_access_bytes", "output_shapes"} <= d["modules"][
         0
     ].keys()
+
+
+def test_meta_failure_on_data_dependent_model_says_to_use_real_data():
+    class Branchy(nn.Module):
+        def forward(self, x):
+            return x * 2 if x.sum() > 0 else x
+
+    with pytest.raises(ProfilingError, match="needs real data"):
+        torchcost.profile(Branchy(), torch.randn(3), device="meta")
+    assert torchcost.profile(Branchy(), torch.ones(3)).flops > 0

@@ -71,21 +71,14 @@ class ParamCount:
         return asdict(self)
 
 
-@dataclass
-class ModuleStats:
-    """Costs attributed to one module: every op that ran while it was on the module stack."""
+@dataclass(kw_only=True)
+class CostTotals:
+    """MACs, FLOPs and bytes summed over op calls."""
 
-    name: str  # dotted path from the root; "" is the root module
-    type: str
-    depth: int
-    params: int  # parameters in this module and its children, each shared tensor once
-    own_params: int  # parameters registered directly on this module
-    calls: int = 0
     macs: int = 0
     flops: int = 0
     bytes_read: int = 0
     bytes_written: int = 0
-    output_shapes: list[Shape] = field(default_factory=list)
 
     @property
     def memory_access(self) -> MemoryAccess:
@@ -96,6 +89,22 @@ class ModuleStats:
         self.flops += cost.flops
         self.bytes_read += cost.bytes_read
         self.bytes_written += cost.bytes_written
+
+    def totals_dict(self) -> dict[str, Any]:
+        return {"macs": self.macs, "flops": self.flops, "memory_access_bytes": self.memory_access.to_dict()}
+
+
+@dataclass
+class ModuleStats(CostTotals):
+    """Costs attributed to one module: every op that ran while it was on the module stack."""
+
+    name: str  # dotted path from the root; "" is the root module
+    type: str
+    depth: int
+    params: int  # parameters in this module and its children, each shared tensor once
+    own_params: int  # parameters registered directly on this module
+    calls: int = 0
+    output_shapes: list[Shape] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -105,43 +114,24 @@ class ModuleStats:
             "params": self.params,
             "own_params": self.own_params,
             "calls": self.calls,
-            "macs": self.macs,
-            "flops": self.flops,
-            "memory_access_bytes": self.memory_access.to_dict(),
+            **self.totals_dict(),
             "output_shapes": [list(s) for s in self.output_shapes],
         }
 
 
 @dataclass
-class OperatorStats:
+class OperatorStats(CostTotals):
     """All calls of one ATen operator (an overload packet such as ``aten.convolution``), summed."""
 
     op: str
     count: int = 0
-    macs: int = 0
-    flops: int = 0
-    bytes_read: int = 0
-    bytes_written: int = 0
-
-    @property
-    def memory_access(self) -> MemoryAccess:
-        return MemoryAccess(self.bytes_read, self.bytes_written)
 
     def add(self, cost: OpCost) -> None:
         self.count += 1
-        self.macs += cost.macs
-        self.flops += cost.flops
-        self.bytes_read += cost.bytes_read
-        self.bytes_written += cost.bytes_written
+        super().add(cost)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "op": self.op,
-            "count": self.count,
-            "macs": self.macs,
-            "flops": self.flops,
-            "memory_access_bytes": self.memory_access.to_dict(),
-        }
+        return {"op": self.op, "count": self.count, **self.totals_dict()}
 
 
 @dataclass(frozen=True)
