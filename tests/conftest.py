@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import pytest
-
 from torchcost.counting.mode import CountingMode, ModuleStack
 from torchcost.records import OpCost, OpRecord
 
@@ -32,8 +30,3 @@ def only(records: list[OpRecord], op: str) -> OpCost:
     assert len(matching) == 1, f"expected one {op}, got {[r.op for r in records]}"
     assert matching[0].counted
     return matching[0].cost
-
-
-@pytest.fixture
-def counted() -> Callable[..., list[OpRecord]]:
-    return count

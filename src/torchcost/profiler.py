@@ -22,7 +22,6 @@ from torchcost.records import (
     OperatorStats,
     OpRecord,
     Profile,
-    Shape,
     TensorSpec,
     UncountedOp,
 )
@@ -251,6 +250,3 @@ def _operator_stats(records: list[OpRecord]) -> list[OperatorStats]:
     for record in records:
         by_op.setdefault(record.op, OperatorStats(record.op)).add(record.cost)
     return sorted(by_op.values(), key=lambda o: (o.flops, o.memory_access.total), reverse=True)
-
-
-__all__ = ["ProfilingError", "Shape", "copy_to", "profile"]
