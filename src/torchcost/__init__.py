@@ -8,7 +8,8 @@
 
 from torchcost.counting import DuplicateFormulaError, OpCall, register, registered_ops, unregister
 from torchcost.params import count_params, size_bytes, size_if
-from torchcost.profiler import ProfilingError, copy_to, profile
+from torchcost.prepare import copy_to
+from torchcost.profiler import ProfilingError, profile
 from torchcost.records import (
     MemoryAccess,
     ModuleStats,

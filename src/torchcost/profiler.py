@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-import copy
-import itertools
 from collections import Counter
-from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
-from torch.utils._pytree import tree_map
 
 from torchcost.counting.mode import CountingMode, FusedAttentionOnMeta, ModuleStack
 from torchcost.counting.registry import tensors_in
 from torchcost.params import count_params, size_bytes, size_if, unique_parameters
+from torchcost.prepare import InputSize, ModelState, prepare
 from torchcost.records import (
     MemoryAccess,
     ModuleStats,
@@ -25,8 +22,6 @@ from torchcost.records import (
     TensorSpec,
     UncountedOp,
 )
-
-InputSize = Sequence[int] | Sequence[Sequence[int]]
 
 
 class ProfilingError(RuntimeError):
@@ -57,21 +52,12 @@ def profile(
             Otherwise the forward runs in eval mode under ``torch.no_grad()``.
         kwargs: keyword inputs of the model's forward.
     """
-    if inputs and input_size is not None:
-        raise ValueError("give either example inputs or input_size, not both")
-    if not inputs and input_size is None and not kwargs:
-        raise ValueError("give example inputs, e.g. profile(model, torch.randn(1, 3, 224, 224)), or input_size=")
-    run_dtype = _as_dtype(dtype)
-    model_device = _device_of(model)
-    run_device = torch.device(device) if device is not None else model_device
-    needs_copy = run_device != model_device or (run_dtype is not None and _dtype_of(model) != run_dtype)
-    run_model = copy_to(model, run_device, run_dtype) if needs_copy else model
-    if input_size is not None:
-        inputs = _random_inputs(input_size, run_dtype or torch.float32, run_device)
-    inputs, kwargs = _move((inputs, kwargs), run_device, run_dtype)
+    prepared = prepare(model, inputs, kwargs, input_size, dtype, device)
+    run_model, run_device = prepared.model, prepared.device
+    inputs, kwargs = prepared.inputs, prepared.kwargs
 
     names = {id(module): name for name, module in run_model.named_modules()}
-    state = _ModelState(model)
+    state = ModelState(model)
     try:
         stack = ModuleStack(names)
         fused = FusedAttentionOnMeta() if run_device.type == "meta" else contextlib.nullcontext()
@@ -84,61 +70,6 @@ def profile(
     finally:
         state.restore()
     return _build_profile(run_model, inputs, kwargs, run_device, backward, mode.records, stack)
-
-
-def copy_to(model: nn.Module, device: torch.device, dtype: torch.dtype | None) -> nn.Module:
-    """A deep copy of ``model`` on ``device`` (and ``dtype``), tied weights still tied.
-
-    Each parameter and buffer is converted once, before copying, so moving to ``meta`` allocates nothing.
-    """
-    memo: dict[int, Any] = {}
-    for tensor in itertools.chain(model.parameters(), model.buffers()):
-        cast = dtype if dtype is not None and tensor.is_floating_point() else None
-        moved = tensor.detach().to(device=device, dtype=cast)
-        if isinstance(tensor, nn.Parameter):
-            moved = nn.Parameter(moved, requires_grad=tensor.requires_grad)
-        memo[id(tensor)] = moved
-    return copy.deepcopy(model, memo)
-
-
-def _as_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
-    if dtype is None or isinstance(dtype, torch.dtype):
-        return dtype
-    resolved = getattr(torch, dtype, None)
-    if not isinstance(resolved, torch.dtype):
-        raise ValueError(f"unknown dtype {dtype!r}; use a torch dtype name such as float32, float16, bfloat16")
-    return resolved
-
-
-def _device_of(model: nn.Module) -> torch.device:
-    tensor = next(itertools.chain(model.parameters(), model.buffers()), None)
-    return tensor.device if tensor is not None else torch.device("cpu")
-
-
-def _dtype_of(model: nn.Module) -> torch.dtype | None:
-    return next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
-
-
-def _random_inputs(input_size: InputSize, dtype: torch.dtype, device: torch.device) -> tuple[Any, ...]:
-    sizes = [input_size] if isinstance(input_size[0], int) else list(input_size)
-    made = []
-    for size in sizes:
-        shape = tuple(int(s) for s in size)  # type: ignore[attr-defined]
-        if dtype.is_floating_point or dtype.is_complex:
-            made.append(torch.randn(shape, dtype=dtype, device=device))
-        else:
-            made.append(torch.zeros(shape, dtype=dtype, device=device))
-    return tuple(made)
-
-
-def _move(tree: Any, device: torch.device, dtype: torch.dtype | None) -> Any:
-    def move(leaf: Any) -> Any:
-        if not isinstance(leaf, torch.Tensor):
-            return leaf
-        cast = dtype if dtype is not None and leaf.is_floating_point() else None
-        return leaf.to(device=device, dtype=cast)
-
-    return tree_map(move, tree)
 
 
 def _forward(
@@ -174,27 +105,6 @@ def _backward(output: Any, mode: CountingMode) -> None:
     seeds = [torch.ones_like(t) for t in roots]
     mode.recording = True
     torch.autograd.backward(roots, seeds)
-
-
-class _ModelState:
-    """What running a model can change: training flags, grads, and (in training mode) buffers."""
-
-    def __init__(self, model: nn.Module) -> None:
-        self.training = [(m, m.training) for m in model.modules()]
-        self.grads = [(p, p.grad) for p in unique_parameters(model)]
-        for param, _ in self.grads:  # backward would accumulate into them in place
-            param.grad = None
-        self.buffers = [(b, b.detach().clone()) for b in model.buffers()]
-
-    def restore(self) -> None:
-        for module, training in self.training:
-            module.training = training
-        for param, grad in self.grads:
-            param.grad = grad
-        with torch.no_grad():
-            for buffer, saved in self.buffers:
-                if buffer.device.type != "meta":
-                    buffer.copy_(saved)
 
 
 def _build_profile(

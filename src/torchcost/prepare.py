@@ -1,0 +1,138 @@
+"""Getting a model and its inputs ready to run: the device and dtype to run in, a copy when either differs
+from the model's, example inputs from shapes, and the model state that running may change."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils._pytree import tree_map
+
+from torchcost.params import unique_parameters
+
+InputSize = Sequence[int] | Sequence[Sequence[int]]
+
+
+@dataclass
+class Prepared:
+    model: nn.Module  # the user's model, or a copy on another device or dtype
+    inputs: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    device: torch.device
+    dtype: torch.dtype | None
+
+
+def prepare(
+    model: nn.Module,
+    inputs: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    input_size: InputSize | None,
+    dtype: torch.dtype | str | None,
+    device: torch.device | str | None,
+) -> Prepared:
+    """Inputs and model on the run device and dtype; the user's model is copied, never moved."""
+    if inputs and input_size is not None:
+        raise ValueError("give either example inputs or input_size, not both")
+    if not inputs and input_size is None and not kwargs:
+        raise ValueError("give example inputs, e.g. profile(model, torch.randn(1, 3, 224, 224)), or input_size=")
+    run_dtype = as_dtype(dtype)
+    model_device = device_of(model)
+    run_device = torch.device(device) if device is not None else model_device
+    needs_copy = run_device != model_device or (run_dtype is not None and _dtype_of(model) != run_dtype)
+    run_model = copy_to(model, run_device, run_dtype) if needs_copy else model
+    if input_size is not None:
+        inputs = random_inputs(input_size, run_dtype or torch.float32, run_device)
+    inputs, kwargs = move((inputs, kwargs), run_device, run_dtype)
+    return Prepared(run_model, inputs, kwargs, run_device, run_dtype)
+
+
+def copy_to(model: nn.Module, device: torch.device, dtype: torch.dtype | None) -> nn.Module:
+    """A deep copy of ``model`` on ``device`` (and ``dtype``), tied weights still tied.
+
+    Each parameter and buffer is converted once, before copying, so moving to ``meta`` allocates nothing.
+    """
+    memo: dict[int, Any] = {}
+    for tensor in itertools.chain(model.parameters(), model.buffers()):
+        cast = dtype if dtype is not None and tensor.is_floating_point() else None
+        moved = tensor.detach().to(device=device, dtype=cast)
+        if isinstance(tensor, nn.Parameter):
+            moved = nn.Parameter(moved, requires_grad=tensor.requires_grad)
+        memo[id(tensor)] = moved
+    return copy.deepcopy(model, memo)
+
+
+def as_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    resolved = getattr(torch, dtype, None)
+    if not isinstance(resolved, torch.dtype):
+        raise ValueError(f"unknown dtype {dtype!r}; use a torch dtype name such as float32, float16, bfloat16")
+    return resolved
+
+
+def device_of(model: nn.Module) -> torch.device:
+    tensor = next(itertools.chain(model.parameters(), model.buffers()), None)
+    return tensor.device if tensor is not None else torch.device("cpu")
+
+
+def _dtype_of(model: nn.Module) -> torch.dtype | None:
+    return next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
+
+
+def random_inputs(input_size: InputSize, dtype: torch.dtype, device: torch.device) -> tuple[Any, ...]:
+    sizes = [input_size] if isinstance(input_size[0], int) else list(input_size)
+    made = []
+    for size in sizes:
+        shape = tuple(int(s) for s in size)  # type: ignore[attr-defined]
+        if dtype.is_floating_point or dtype.is_complex:
+            made.append(torch.randn(shape, dtype=dtype, device=device))
+        else:
+            made.append(torch.zeros(shape, dtype=dtype, device=device))
+    return tuple(made)
+
+
+def move(tree: Any, device: torch.device, dtype: torch.dtype | None) -> Any:
+    def move_leaf(leaf: Any) -> Any:
+        if not isinstance(leaf, torch.Tensor):
+            return leaf
+        cast = dtype if dtype is not None and leaf.is_floating_point() else None
+        return leaf.to(device=device, dtype=cast)
+
+    return tree_map(move_leaf, tree)
+
+
+def with_batch(tree: Any, batch: int) -> Any:
+    """The same inputs with a batch of ``batch`` along dim 0 (the first sample repeated)."""
+
+    def resize(leaf: Any) -> Any:
+        if not isinstance(leaf, torch.Tensor) or leaf.dim() == 0:
+            return leaf
+        return leaf[:1].repeat(batch, *[1] * (leaf.dim() - 1))
+
+    return tree_map(resize, tree)
+
+
+class ModelState:
+    """What running a model can change: training flags, grads, and (in training mode) buffers."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.training = [(m, m.training) for m in model.modules()]
+        self.grads = [(p, p.grad) for p in unique_parameters(model)]
+        for param, _ in self.grads:  # backward would accumulate into them in place
+            param.grad = None
+        self.buffers = [(b, b.detach().clone()) for b in model.buffers()]
+
+    def restore(self) -> None:
+        for module, training in self.training:
+            module.training = training
+        for param, grad in self.grads:
+            param.grad = grad
+        with torch.no_grad():
+            for buffer, saved in self.buffers:
+                if buffer.device.type != "meta":
+                    buffer.copy_(saved)
