@@ -6,13 +6,20 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
+from torchcost.hardware import UnknownHardwareError, hardware, known_hardware
+from torchcost.hardware.calibrate import cache_path, calibrate
+from torchcost.latency import Latency, measure
+from torchcost.op_timing import measure_ops
 from torchcost.profiler import ProfilingError, profile
 from torchcost.records import Profile
+from torchcost.report.measurements import calibration_table, hardware_list_table, hardware_table, render_latency
 from torchcost.report.terminal import DEFAULT_DEPTH, render
-from torchcost.sources import UnknownModelError, load_model
+from torchcost.sources import LoadedModel, UnknownModelError, load_model
 
 REPORT_WIDTH = 140  # when the output is not a terminal (a pipe, a file, CI logs)
 
@@ -47,10 +54,51 @@ def build_parser() -> argparse.ArgumentParser:
     prof.add_argument("--depth", type=int, default=DEFAULT_DEPTH, help="module tree depth shown (default 2)")
     prof.add_argument("--top", type=int, default=None, help="show only the N costliest operators")
     prof.add_argument("--json", metavar="PATH", help="write the profile as JSON to PATH, or '-' for stdout only")
+    prof.add_argument(
+        "--latency", action="store_true", help="also measure latency and per-op times (runs on cpu unless --device)"
+    )
+    _add_timing_arguments(prof)
+    _add_measure_commands(commands)
     return parser
 
 
+def _batches(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"batch sizes {text!r} are not a comma-separated list of integers") from None
+
+
+def _add_timing_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--batch", type=_batches, metavar="1,8,32", help="batch sizes to measure (default: as given)")
+    parser.add_argument("--threads", type=int, help="CPU threads (default: torch's default, reported)")
+    parser.add_argument("--min-time", type=float, default=1.0, help="seconds of timed runs per batch size (default 1)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _add_measure_commands(commands: Any) -> None:
+    bench = commands.add_parser("bench", help="measured latency of a model, per batch size")
+    bench.add_argument("spec", help="model spec, e.g. torchvision:resnet18")
+    bench.add_argument("--input-size", type=_shape, action="append", metavar="1,3,224,224")
+    bench.add_argument("--dtype", help="run in this dtype (default: the model's)")
+    bench.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    bench.add_argument("--json", metavar="PATH", help="write the latency as JSON to PATH, or '-' for stdout only")
+    _add_timing_arguments(bench)
+
+    hw = commands.add_parser("hw", help="known devices, or one device's peak rates and bandwidth")
+    hw.add_argument("name", nargs="?", help="a spec entry (h100, l4, ...), cpu, cuda or local; none lists all")
+    hw.add_argument("--json", metavar="PATH", help="write as JSON to PATH, or '-' for stdout only")
+
+    cal = commands.add_parser("calibrate", help="measure this machine's achievable rates and cache them")
+    cal.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    cal.add_argument("--quick", action="store_true", help="smaller and shorter benchmarks")
+    cal.add_argument("--json", metavar="PATH", help="write as JSON to PATH, or '-' for stdout only")
+    cal.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def run_profile(args: argparse.Namespace, console: Console) -> Profile:
+    if args.latency:
+        return _profile_with_latency(args)
     devices = [args.device] if args.device else ["meta", "cpu"]
     for attempt, device in enumerate(devices):
         loaded = load_model(args.spec, device)
@@ -69,25 +117,105 @@ def run_profile(args: argparse.Namespace, console: Console) -> Profile:
     raise AssertionError("unreachable")
 
 
+def _inputs(args: argparse.Namespace, loaded: LoadedModel) -> list[tuple[int, ...]]:
+    sizes = args.input_size or loaded.input_sizes
+    if sizes is None:
+        raise ProfilingError(f"{args.spec} has no default input size; pass --input-size, e.g. 1,3,224,224")
+    return list(sizes)
+
+
+def _measure(args: argparse.Namespace, loaded: LoadedModel) -> Latency:
+    return measure(
+        loaded.model,
+        input_size=_inputs(args, loaded),
+        dtype=args.dtype,
+        batch_sizes=args.batch,
+        threads=args.threads,
+        min_time=args.min_time,
+        progress=not args.quiet,
+    )
+
+
+def _profile_with_latency(args: argparse.Namespace) -> Profile:
+    device = args.device or "cpu"
+    loaded = load_model(args.spec, device)
+    sizes = _inputs(args, loaded)
+    result = profile(loaded.model, input_size=sizes, dtype=args.dtype, backward=args.backward)
+    result.model = args.spec
+    result.latency = _measure(args, loaded)
+    measure_ops(result, loaded.model, input_size=sizes, dtype=args.dtype, threads=args.threads)
+    return result
+
+
+def _write_json(data: dict[str, Any], path: str) -> None:
+    text = json.dumps(data, indent=2)
+    if path == "-":
+        sys.stdout.write(text + "\n")
+    else:
+        Path(path).write_text(text + "\n", encoding="utf-8")
+
+
+def _console(args: argparse.Namespace) -> Console:
+    to_stdout = getattr(args, "json", None) == "-"
+    stream = sys.stderr if to_stdout else sys.stdout
+    return Console(stderr=to_stdout, width=None if stream.isatty() else REPORT_WIDTH)
+
+
+def _bench_command(args: argparse.Namespace) -> int:
+    loaded = load_model(args.spec, args.device)
+    latency = _measure(args, loaded)
+    if args.json:
+        _write_json(latency.to_dict(), args.json)
+    if args.json != "-":
+        render_latency(latency, _console(args), title=f"latency: {args.spec}")
+    return 0
+
+
+def _hw_command(args: argparse.Namespace) -> int:
+    if args.name is None:
+        known = known_hardware()
+        if args.json:
+            _write_json({key: hw.to_dict() for key, hw in known.items()}, args.json)
+        if args.json != "-":
+            _console(args).print(hardware_list_table(list(known.values())))
+        return 0
+    device = hardware(args.name)
+    if args.json:
+        _write_json(device.to_dict(), args.json)
+    if args.json != "-":
+        _console(args).print(hardware_table(device))
+    return 0
+
+
+def _calibrate_command(args: argparse.Namespace) -> int:
+    result = calibrate(args.device, quick=args.quick, progress=not args.quiet)
+    if args.json:
+        _write_json({**result.to_dict(), "cache": str(cache_path(result.device))}, args.json)
+    if args.json != "-":
+        _console(args).print(calibration_table(result, cache_path(result.device)))
+    return 0
+
+
+def _profile_command(args: argparse.Namespace) -> int:
+    console = _console(args)
+    result = run_profile(args, console)
+    if args.json:
+        _write_json(result.to_dict(), args.json)
+    if args.json != "-":
+        render(result, console, depth=args.depth, top=args.top)
+    return 0
+
+
+COMMANDS = {"profile": _profile_command, "bench": _bench_command, "hw": _hw_command, "calibrate": _calibrate_command}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    to_stdout = args.json == "-"
-    stream = sys.stderr if to_stdout else sys.stdout
-    console = Console(stderr=to_stdout, width=None if stream.isatty() else REPORT_WIDTH)
     try:
-        result = run_profile(args, console)
-    except (UnknownModelError, ProfilingError, ValueError) as exc:
+        return COMMANDS[args.command](args)
+    except (UnknownModelError, UnknownHardwareError, ProfilingError, ValueError) as exc:
         Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
         return 2
-    if args.json:
-        text = json.dumps(result.to_dict(), indent=2)
-        if to_stdout:
-            sys.stdout.write(text + "\n")
-            return 0
-        with open(args.json, "w", encoding="utf-8") as file:
-            file.write(text + "\n")
-    render(result, console, depth=args.depth, top=args.top)
-    return 0
 
 
 if __name__ == "__main__":

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from torchcost.latency import Latency
 
 Shape = tuple[int, ...]
 
@@ -56,6 +59,7 @@ class OpRecord:
     input_shapes: tuple[Shape, ...]
     output_shapes: tuple[Shape, ...]
     counted: bool = True
+    measured_s: float | None = None  # median time from torch.profiler, when measured
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,7 @@ class CostTotals:
     flops: int = 0
     bytes_read: int = 0
     bytes_written: int = 0
+    measured_s: float | None = None  # sum of the measured times of its ops, when measured
 
     @property
     def memory_access(self) -> MemoryAccess:
@@ -91,7 +96,12 @@ class CostTotals:
         self.bytes_written += cost.bytes_written
 
     def totals_dict(self) -> dict[str, Any]:
-        return {"macs": self.macs, "flops": self.flops, "memory_access_bytes": self.memory_access.to_dict()}
+        return {
+            "macs": self.macs,
+            "flops": self.flops,
+            "memory_access_bytes": self.memory_access.to_dict(),
+            "measured_s": self.measured_s,
+        }
 
 
 @dataclass
@@ -172,6 +182,7 @@ class Profile:
     operators: list[OperatorStats]
     uncounted: list[UncountedOp]
     records: list[OpRecord] = field(default_factory=list, repr=False)
+    latency: Latency | None = None  # measured end-to-end latency, when measured
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict; the per-call ``records`` are left out (they are for programmatic use)."""
@@ -189,6 +200,7 @@ class Profile:
             "modules": [m.to_dict() for m in self.modules],
             "operators": [o.to_dict() for o in self.operators],
             "uncounted": [u.to_dict() for u in self.uncounted],
+            **({"latency": self.latency.to_dict()} if self.latency is not None else {}),
         }
 
     def __str__(self) -> str:

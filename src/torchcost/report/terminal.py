@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from torchcost.records import Profile
+from torchcost.records import CostTotals, Profile
+from torchcost.report.measurements import conditions, latency_table, latency_warnings, seconds
 from torchcost.units import UNIT_NOTE, percent, si
 
 DEFAULT_DEPTH = 2
@@ -39,15 +41,36 @@ def summary_table(profile: Profile) -> Table:
     )
     intensity = profile.flops / access.total if access.total else 0.0
     table.add_row("arithmetic intensity", f"{intensity:.1f}", "FLOP/byte")
+    if profile.latency is not None:
+        lat = profile.latency
+        table.add_row(
+            "latency (median)",
+            seconds(lat.median_s),
+            f"p90 {seconds(lat.p90_s)}, CV {lat.cv:.1%}, {lat.runs} runs; {conditions(lat)}",
+        )
+        measured = sum(r.measured_s for r in profile.records if r.measured_s is not None)
+        table.add_row(
+            "sum of op times", seconds(measured), "torch.profiler, median per op (profiler overhead included)"
+        )
     return table
+
+
+def _timed(rows: Sequence[CostTotals]) -> bool:
+    return any(row.measured_s is not None for row in rows)
+
+
+def _time_cells(row: CostTotals, total: float) -> list[str]:
+    return [seconds(row.measured_s), percent(row.measured_s or 0.0, total)]
 
 
 def module_table(profile: Profile, depth: int) -> Table:
     table = Table(title=f"per module (depth {depth})", title_justify="left")
     for header in ("module", "type", "output shape"):
         table.add_column(header, overflow="fold")
-    for header in ("params", "MACs", "FLOPs", "memory access", "% FLOPs"):
+    timed = _timed(profile.modules)
+    for header in ("params", "MACs", "FLOPs", "memory access", "% FLOPs", *(("time", "% time") if timed else ())):
         table.add_column(header, justify="right")
+    total_time = profile.modules[0].measured_s or 0.0 if profile.modules else 0.0
     for module in profile.modules:
         if module.depth > depth:
             continue
@@ -62,6 +85,7 @@ def module_table(profile: Profile, depth: int) -> Table:
             si(module.flops),
             si(module.memory_access.total, "B"),
             percent(module.flops, profile.flops),
+            *(_time_cells(module, total_time) if timed else ()),
         )
     return table
 
@@ -69,8 +93,18 @@ def module_table(profile: Profile, depth: int) -> Table:
 def operator_table(profile: Profile, top: int | None = None) -> Table:
     table = Table(title="per operator", title_justify="left")
     table.add_column("op")
-    for header in ("calls", "MACs", "FLOPs", "memory access", "% FLOPs", "% memory"):
+    timed = _timed(profile.operators)
+    for header in (
+        "calls",
+        "MACs",
+        "FLOPs",
+        "memory access",
+        "% FLOPs",
+        "% memory",
+        *(("time", "% time") if timed else ()),
+    ):
         table.add_column(header, justify="right")
+    total_time = sum(op.measured_s or 0.0 for op in profile.operators)
     for op in profile.operators[:top]:
         table.add_row(
             op.op,
@@ -80,6 +114,7 @@ def operator_table(profile: Profile, top: int | None = None) -> Table:
             si(op.memory_access.total, "B"),
             percent(op.flops, profile.flops),
             percent(op.memory_access.total, profile.memory_access.total),
+            *(_time_cells(op, total_time) if timed else ()),
         )
     return table
 
@@ -91,6 +126,14 @@ def uncounted_text(profile: Profile) -> Text:
     return Text(f"uncounted ops (FLOPs unknown, not zero; their memory access is included): {ops}", style="bold red")
 
 
+def _latency_parts(profile: Profile) -> list[RenderableType]:
+    latency = profile.latency
+    if latency is None:
+        return []
+    parts: list[RenderableType] = [latency_table(latency)] if len(latency.by_batch) > 1 else []
+    return [*parts, latency_warnings(latency)] if latency.warnings() else parts
+
+
 def render(profile: Profile, console: Console, depth: int = DEFAULT_DEPTH, top: int | None = None) -> None:
     console.print(
         Group(
@@ -98,6 +141,7 @@ def render(profile: Profile, console: Console, depth: int = DEFAULT_DEPTH, top: 
             module_table(profile, depth),
             operator_table(profile, top),
             uncounted_text(profile),
+            *_latency_parts(profile),
             Text(UNIT_NOTE, style="dim"),
         )
     )

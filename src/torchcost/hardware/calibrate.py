@@ -1,0 +1,146 @@
+"""Calibration: micro-benchmarks of what this machine achieves (not what its spec promises), cached per
+machine in the user's cache directory and used by later reports.
+
+Each rate comes from ``torch.utils.benchmark`` (median of blocked runs): a large matmul per dtype, a dense and a
+depthwise convolution, elementwise copy and add for bandwidth, and a tiny op for per-op overhead.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import platform
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from rich.progress import Progress
+from torch.utils import benchmark
+
+from torchcost.hardware.detect import cpu_model_name
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class Calibration:
+    """Achieved rates on one machine: FLOP/s for compute, bytes/s for bandwidth, seconds for overhead."""
+
+    device: str
+    device_name: str
+    threads: int
+    torch_version: str
+    date: str
+    matmul_flops: dict[str, float] = field(default_factory=dict)  # dtype -> FLOP/s
+    conv_flops: float = 0.0
+    depthwise_conv_flops: float = 0.0
+    copy_bandwidth: float = 0.0  # bytes/s, read + write
+    add_bandwidth: float = 0.0
+    op_overhead_s: float = 0.0  # time of a one-element add: launch and dispatch cost per op
+    details: dict[str, str] = field(default_factory=dict)  # each benchmark's shape and time
+
+    @property
+    def bandwidth(self) -> float:
+        return max(self.copy_bandwidth, self.add_bandwidth)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "bandwidth": self.bandwidth}
+
+
+def machine_key(device: str) -> str:
+    """Calibrations are kept per machine, device, thread count and torch version."""
+    name = torch.cuda.get_device_name() if device == "cuda" else cpu_model_name()
+    raw = f"{platform.node()}|{name}|{device}|{torch.get_num_threads()}|{torch.__version__}"
+    return hashlib.sha1(raw.encode()).hexdigest()[:12]
+
+
+def cache_path(device: str) -> Path:
+    root = Path(
+        os.environ.get("TORCHCOST_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")) / "torchcost"
+    )
+    return root.expanduser() / f"calibration-{device}-{machine_key(device)}.json"
+
+
+def load_calibration(device: str) -> Calibration | None:
+    path = cache_path(device)
+    if not path.exists():
+        return None
+    return Calibration(**{k: v for k, v in json.loads(path.read_text()).items() if k != "bandwidth"})
+
+
+def save_calibration(calibration: Calibration) -> Path:
+    path = cache_path(calibration.device)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(calibration.to_dict(), indent=2))
+    return path
+
+
+def _seconds(fn: Callable[[], Any], min_time: float, device: str) -> float:
+    fn()  # warm-up
+    if device == "cuda":
+        torch.cuda.synchronize()
+    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
+    return float(timer.blocked_autorange(min_run_time=min_time).median)
+
+
+def calibrate(device: str = "cpu", quick: bool = False, progress: bool = True, save: bool = True) -> Calibration:
+    """Run the micro-benchmarks on ``device`` and (by default) cache the result. About 10 s on a 2-core CPU."""
+    dev = torch.device(device)
+    gpu = dev.type == "cuda"
+    min_time = 0.2 if quick else 0.5
+    n = (8192 if gpu else 1024) // (2 if quick else 1)
+    elements = (1 << 26 if gpu else 1 << 24) // (4 if quick else 1)  # 256 MB / 64 MB of fp32
+    result = Calibration(
+        device=dev.type,
+        device_name=torch.cuda.get_device_name(dev) if gpu else cpu_model_name(),
+        threads=torch.get_num_threads(),
+        torch_version=torch.__version__,
+        date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+    dtypes = ["fp32", "bf16", "fp16"] if gpu else ["fp32", "bf16"]
+    steps = len(dtypes) + 5
+    with Progress(disable=not progress, transient=True) as bar, torch.inference_mode():
+        task = bar.add_task("calibrating", total=steps)
+        for name in dtypes:
+            a = torch.randn(n, n, device=dev, dtype=DTYPES[name])
+            seconds = _seconds(functools.partial(torch.mm, a, a), min_time, dev.type)
+            result.matmul_flops[name] = 2 * n**3 / seconds
+            result.details[f"matmul_{name}"] = f"({n}, {n}) x ({n}, {n}): {seconds * 1e3:.3f} ms"
+            bar.advance(task)
+
+        batch = 32 if gpu else 4
+        x, w = torch.randn(batch, 64, 56, 56, device=dev), torch.randn(64, 64, 3, 3, device=dev)
+        seconds = _seconds(lambda: F.conv2d(x, w, padding=1), min_time, dev.type)
+        result.conv_flops = 2 * batch * 64 * 56 * 56 * 64 * 9 / seconds
+        result.details["conv"] = f"3x3 conv, {batch}x64x56x56 -> 64 channels: {seconds * 1e3:.3f} ms"
+        bar.advance(task)
+
+        x, w = torch.randn(batch, 256, 56, 56, device=dev), torch.randn(256, 1, 3, 3, device=dev)
+        seconds = _seconds(lambda: F.conv2d(x, w, padding=1, groups=256), min_time, dev.type)
+        result.depthwise_conv_flops = 2 * batch * 256 * 56 * 56 * 9 / seconds
+        result.details["depthwise_conv"] = f"3x3 depthwise, {batch}x256x56x56: {seconds * 1e3:.3f} ms"
+        bar.advance(task)
+
+        a, b, out = (torch.randn(elements, device=dev) for _ in range(3))
+        seconds = _seconds(lambda: out.copy_(a), min_time, dev.type)
+        result.copy_bandwidth = 2 * 4 * elements / seconds  # read a, write out
+        result.details["copy"] = f"{4 * elements / 1e6:.0f} MB copy: {seconds * 1e3:.3f} ms"
+        bar.advance(task)
+        seconds = _seconds(lambda: torch.add(a, b, out=out), min_time, dev.type)
+        result.add_bandwidth = 3 * 4 * elements / seconds  # read a and b, write out
+        result.details["add"] = f"{4 * elements / 1e6:.0f} MB add: {seconds * 1e3:.3f} ms"
+        bar.advance(task)
+
+        one = torch.ones(1, device=dev)
+        result.op_overhead_s = _seconds(lambda: torch.add(one, one), min_time, dev.type)
+        result.details["op_overhead"] = "one-element add"
+        bar.advance(task)
+    if save:
+        save_calibration(result)
+    return result

@@ -1,0 +1,129 @@
+"""Terminal tables for what was measured: latency per batch size, hardware specs, calibration results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from torchcost.hardware import Hardware
+from torchcost.hardware.calibrate import Calibration
+from torchcost.latency import Latency
+from torchcost.units import si
+
+
+def seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value >= 1:
+        return f"{value:.3f} s"
+    if value >= 1e-3:
+        return f"{value * 1e3:.3f} ms"
+    return f"{value * 1e6:.1f} us"
+
+
+def conditions(latency: Latency) -> str:
+    cudnn = "" if latency.cudnn_benchmark is None else f", cudnn.benchmark={latency.cudnn_benchmark}"
+    return (
+        f"{latency.device_name} ({latency.device}), {latency.threads} threads, {latency.dtype}, "
+        f"torch {latency.torch_version}, eval + inference_mode{cudnn}"
+    )
+
+
+def latency_table(latency: Latency, title: str = "latency") -> Table:
+    table = Table(title=title, caption=conditions(latency), title_justify="left", caption_justify="left")
+    table.add_column("batch", justify="right")
+    for header in ("median", "p90", "p99", "IQR", "CV", "runs", "samples/s"):
+        table.add_column(header, justify="right")
+    for b in latency.by_batch:
+        table.add_row(
+            "as given" if b.batch is None else str(b.batch),
+            seconds(b.median_s),
+            seconds(b.p90_s),
+            seconds(b.p99_s),
+            seconds(b.iqr_s),
+            Text(f"{b.cv:.1%}", style="bold red" if b.unstable else ""),
+            str(b.runs),
+            f"{b.samples_per_s:,.1f}" if b.samples_per_s else "-",
+        )
+    return table
+
+
+def latency_warnings(latency: Latency) -> Text:
+    return Text("\n".join(f"warning: {w}" for w in latency.warnings()), style="yellow")
+
+
+def render_latency(latency: Latency, console: Console, title: str = "latency") -> None:
+    console.print(Group(latency_table(latency, title), latency_warnings(latency)))
+
+
+def _rate(hw: Hardware, dtype: str) -> str:
+    value = hw.peak.get(dtype)
+    return si(value) if value else "-"
+
+
+def hardware_list_table(devices: list[Hardware]) -> Table:
+    table = Table(title="known hardware (peak, dense; FLOP/s, int8 in OP/s)", title_justify="left")
+    for header in ("key", "name"):
+        table.add_column(header)
+    for header in ("fp32", "fp16", "bf16", "int8", "bandwidth", "memory"):
+        table.add_column(header, justify="right")
+    for hw in devices:
+        table.add_row(
+            hw.key,
+            hw.name,
+            *(_rate(hw, dtype) for dtype in ("fp32", "fp16", "bf16", "int8")),
+            si(hw.bandwidth, "B/s") if hw.bandwidth else "-",
+            si(hw.memory, "B") if hw.memory else "-",
+        )
+    return table
+
+
+def hardware_table(hw: Hardware) -> Table:
+    table = Table(title=f"{hw.name} ({hw.key}, {hw.kind})", show_header=False, title_justify="left")
+    table.add_column("quantity", style="bold")
+    table.add_column("value", justify="right")
+    for dtype, rate in hw.peak.items():
+        table.add_row(f"peak {dtype}", si(rate, "OP/s" if dtype.startswith("int") else "FLOP/s"))
+    table.add_row("memory bandwidth", si(hw.bandwidth, "B/s") if hw.bandwidth else "unknown")
+    table.add_row("memory", si(hw.memory, "B") if hw.memory else "unknown")
+    table.add_row("cores / SMs", str(hw.cores) if hw.cores else "unknown")
+    ridge = hw.ridge_point()
+    table.add_row("ridge point (fp32)", f"{ridge:.1f} FLOP/byte" if ridge else "-")
+    table.add_row("source", hw.source)
+    for note in hw.notes:
+        table.add_row("note", note)
+    if hw.calibration:
+        for name, value in calibration_rows(hw.calibration):
+            table.add_row(f"calibrated {name}", value)
+    return table
+
+
+def calibration_rows(calibration: Calibration) -> list[tuple[str, str]]:
+    rows = [(f"matmul {dtype}", si(rate, "FLOP/s")) for dtype, rate in calibration.matmul_flops.items()]
+    rows += [
+        ("dense conv", si(calibration.conv_flops, "FLOP/s")),
+        ("depthwise conv", si(calibration.depthwise_conv_flops, "FLOP/s")),
+        ("bandwidth (copy)", si(calibration.copy_bandwidth, "B/s")),
+        ("bandwidth (add)", si(calibration.add_bandwidth, "B/s")),
+        ("per-op overhead", seconds(calibration.op_overhead_s)),
+    ]
+    return rows
+
+
+def calibration_table(calibration: Calibration, path: Path) -> Table:
+    table = Table(
+        title=f"calibration: {calibration.device_name} ({calibration.device}, {calibration.threads} threads)",
+        caption=f"cached in {path}",
+        title_justify="left",
+        caption_justify="left",
+    )
+    table.add_column("benchmark")
+    table.add_column("achieved", justify="right")
+    table.add_column("detail", style="dim")
+    details = list(calibration.details.values())
+    for (name, value), detail in zip(calibration_rows(calibration), details, strict=False):
+        table.add_row(name, value, detail)
+    return table
