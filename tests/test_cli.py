@@ -72,3 +72,36 @@ def test_python_dash_m_entry_point():
         check=True,
     )
     assert json.loads(result.stdout)["params"]["total"] == 1_248_424
+
+
+def test_bench_json(capsys):
+    args = ["bench", "torchvision:squeezenet1_0", "--input-size", "1,3,64,64", "--batch", "1,2", "--min-time", "0.05"]
+    assert main([*args, "--threads", "1", "--quiet", "--json", "-"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [b["batch"] for b in data["by_batch"]] == [1, 2]
+    assert data["threads"] == 1 and data["device"] == "cpu" and data["median_s"] > 0
+
+
+def test_profile_with_latency_has_measured_fields(capsys):
+    args = ["profile", "torchvision:squeezenet1_0", "--input-size", "1,3,64,64", "--latency", "--min-time", "0.05"]
+    assert main([*args, "--quiet", "--json", "-"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {"median_s", "p90_s", "p99_s", "iqr_s", "cv", "runs", "threads", "device"} <= data["latency"].keys()
+    assert data["modules"][0]["measured_s"] > 0
+    assert all(op["measured_s"] is not None for op in data["operators"])
+
+
+def test_hw_list_one_and_unknown(capsys):
+    assert main(["hw"]) == 0
+    assert "h100-sxm" in capsys.readouterr().out
+    assert main(["hw", "l4", "--json", "-"]) == 0
+    assert json.loads(capsys.readouterr().out)["bandwidth_bytes_per_s"] == 300e9
+    assert main(["hw", "h1000"]) == 2
+    assert "closest" in capsys.readouterr().err
+
+
+def test_calibrate_quick(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCHCOST_CACHE_DIR", str(tmp_path))
+    assert main(["calibrate", "--quick", "--quiet", "--json", "-"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["matmul_flops"]["fp32"] > 0 and data["cache"].startswith(str(tmp_path))
