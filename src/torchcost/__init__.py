@@ -7,6 +7,10 @@
 """
 
 from torchcost.counting import DuplicateFormulaError, OpCall, register, registered_ops, unregister
+from torchcost.hardware import Hardware, hardware, known_hardware
+from torchcost.hardware.calibrate import Calibration, calibrate
+from torchcost.latency import BatchLatency, Latency, measure
+from torchcost.op_timing import measure_ops
 from torchcost.params import count_params, size_bytes, size_if
 from torchcost.prepare import copy_to
 from torchcost.profiler import ProfilingError, profile
@@ -25,7 +29,11 @@ from torchcost.records import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "BatchLatency",
+    "Calibration",
     "DuplicateFormulaError",
+    "Hardware",
+    "Latency",
     "MemoryAccess",
     "ModuleStats",
     "OpCall",
@@ -38,8 +46,13 @@ __all__ = [
     "TensorSpec",
     "UncountedOp",
     "__version__",
+    "calibrate",
     "copy_to",
     "count_params",
+    "hardware",
+    "known_hardware",
+    "measure",
+    "measure_ops",
     "profile",
     "register",
     "registered_ops",

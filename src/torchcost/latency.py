@@ -17,9 +17,9 @@ from typing import Any
 import torch
 from rich.progress import Progress
 from torch import nn
-from torch.utils import benchmark
 
 from torchcost.prepare import InputSize, ModelState, prepare, with_batch
+from torchcost.timing import timing_module
 
 UNSTABLE_CV = 0.05  # a coefficient of variation above 5% makes a single number hard to trust
 
@@ -203,7 +203,7 @@ def _time_one(
 
     for _ in range(settings.warmup):
         forward()
-    timer = benchmark.Timer(stmt="forward()", globals={"forward": forward}, num_threads=settings.threads)
+    timer = timing_module().Timer(stmt="forward()", globals={"forward": forward}, num_threads=settings.threads)
     result = timer.adaptive_autorange(
         threshold=settings.stability, min_run_time=settings.min_time, max_run_time=settings.max_time
     )

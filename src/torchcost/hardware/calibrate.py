@@ -21,9 +21,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from rich.progress import Progress
-from torch.utils import benchmark
 
 from torchcost.hardware.detect import cpu_model_name
+from torchcost.timing import timing_module
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -85,7 +85,7 @@ def _seconds(fn: Callable[[], Any], min_time: float, device: str) -> float:
     fn()  # warm-up
     if device == "cuda":
         torch.cuda.synchronize()
-    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
+    timer = timing_module().Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
     return float(timer.blocked_autorange(min_run_time=min_time).median)
 
 
