@@ -13,7 +13,9 @@ class Tied(nn.Module):
 
 
 def test_tied_weights_counted_once():
-    assert count_params(Tied()).total == 40
+    counts = count_params(Tied())
+    assert counts.total == 40
+    assert counts.shared == 40  # the head's use of the embedding would add 40 if counted separately
 
 
 def test_trainable_frozen_and_buffers():

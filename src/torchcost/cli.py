@@ -11,6 +11,7 @@ from typing import Any
 
 from rich.console import Console
 
+from torchcost.explain import explain
 from torchcost.hardware import UnknownHardwareError, hardware, known_hardware
 from torchcost.hardware.calibrate import cache_path, calibrate
 from torchcost.latency import Latency, measure
@@ -18,7 +19,9 @@ from torchcost.op_timing import measure_ops
 from torchcost.profiler import ProfilingError, profile
 from torchcost.records import Profile
 from torchcost.report.measurements import calibration_table, hardware_list_table, hardware_table, render_latency
+from torchcost.report.roofline_plot import plot_roofline
 from torchcost.report.terminal import DEFAULT_DEPTH, render
+from torchcost.roofline import predict
 from torchcost.sources import LoadedModel, UnknownModelError, load_model
 
 REPORT_WIDTH = 140  # when the output is not a terminal (a pipe, a file, CI logs)
@@ -57,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     prof.add_argument(
         "--latency", action="store_true", help="also measure latency and per-op times (runs on cpu unless --device)"
     )
+    prof.add_argument(
+        "--hardware",
+        metavar="NAME",
+        help="predict latency on this hardware (h100, l4, cpu, local, ...); with --latency the default is local",
+    )
+    prof.add_argument("--roofline", metavar="PNG", help="write the roofline chart (needs a prediction)")
     _add_timing_arguments(prof)
     _add_measure_commands(commands)
     return parser
@@ -196,9 +205,25 @@ def _calibrate_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _explain(result: Profile, args: argparse.Namespace, console: Console) -> None:
+    name = args.hardware or ("local" if args.latency else None)
+    device = hardware(name) if name else None
+    if device is not None:
+        try:
+            result.prediction = predict(result, device)
+        except ValueError as exc:
+            console.print(f"[yellow]no prediction: {exc}")
+    result.findings = explain(result, prediction=result.prediction, hardware=device)
+    if args.roofline:
+        if result.prediction is None:
+            raise ValueError("--roofline needs a prediction: add --hardware NAME (or --latency after calibrating)")
+        plot_roofline(result, result.prediction, args.roofline)
+
+
 def _profile_command(args: argparse.Namespace) -> int:
     console = _console(args)
     result = run_profile(args, console)
+    _explain(result, args, console)
     if args.json:
         _write_json(result.to_dict(), args.json)
     if args.json != "-":

@@ -84,7 +84,7 @@ class Latency:
 
     def warnings(self) -> list[str]:
         return [
-            f"batch {b.batch}: spread is high (CV {b.cv:.1%} > {UNSTABLE_CV:.0%}); close other work or raise --min-time"
+            f"batch {'as given' if b.batch is None else b.batch}: spread is high (CV {b.cv:.1%} > {UNSTABLE_CV:.0%}); close other work or raise --min-time"
             for b in self.by_batch
             if b.unstable
         ]

@@ -39,7 +39,8 @@ def count_params(module: nn.Module) -> ParamCount:
     trainable = sum(p.numel() for p in params if p.requires_grad)
     total = sum(p.numel() for p in params)
     buffers = sum(b.numel() for b in unique_tensors(module.buffers()))
-    return ParamCount(total=total, trainable=trainable, frozen=total - trainable, buffers=buffers)
+    unshared = sum(p.numel() for _, p in module.named_parameters(remove_duplicate=False))
+    return ParamCount(total, trainable, total - trainable, buffers, shared=unshared - total)
 
 
 def size_bytes(module: nn.Module) -> int:

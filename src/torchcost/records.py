@@ -6,7 +6,9 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from torchcost.explain import Finding
     from torchcost.latency import Latency
+    from torchcost.roofline import Prediction
 
 Shape = tuple[int, ...]
 
@@ -70,6 +72,7 @@ class ParamCount:
     trainable: int = 0
     frozen: int = 0
     buffers: int = 0
+    shared: int = 0  # parameters saved by sharing: counting each use separately would add this many
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -183,6 +186,8 @@ class Profile:
     uncounted: list[UncountedOp]
     records: list[OpRecord] = field(default_factory=list, repr=False)
     latency: Latency | None = None  # measured end-to-end latency, when measured
+    prediction: Prediction | None = None  # roofline prediction on some hardware, when asked for
+    findings: list[Finding] = field(default_factory=list)  # why it costs what it costs, ranked
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict; the per-call ``records`` are left out (they are for programmatic use)."""
@@ -201,6 +206,8 @@ class Profile:
             "operators": [o.to_dict() for o in self.operators],
             "uncounted": [u.to_dict() for u in self.uncounted],
             **({"latency": self.latency.to_dict()} if self.latency is not None else {}),
+            **({"prediction": self.prediction.to_dict()} if self.prediction is not None else {}),
+            **({"findings": [f.to_dict() for f in self.findings]} if self.findings else {}),
         }
 
     def __str__(self) -> str:

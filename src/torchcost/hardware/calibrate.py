@@ -14,7 +14,7 @@ import os
 import platform
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +101,7 @@ def calibrate(device: str = "cpu", quick: bool = False, progress: bool = True, s
         device_name=torch.cuda.get_device_name(dev) if gpu else cpu_model_name(),
         threads=torch.get_num_threads(),
         torch_version=torch.__version__,
-        date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        date=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     dtypes = ["fp32", "bf16", "fp16"] if gpu else ["fp32", "bf16"]
     steps = len(dtypes) + 5

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import difflib
 import re
+import tomllib
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from typing import Any
 
-import tomllib
 import torch
 
 from torchcost.hardware.calibrate import Calibration, load_calibration

@@ -126,6 +126,11 @@ def uncounted_text(profile: Profile) -> Text:
     return Text(f"uncounted ops (FLOPs unknown, not zero; their memory access is included): {ops}", style="bold red")
 
 
+def findings_text(profile: Profile) -> Text:
+    lines = [f"{n}. {finding.message}" for n, finding in enumerate(profile.findings, 1)]
+    return Text("why:\n" + "\n".join(lines))
+
+
 def _latency_parts(profile: Profile) -> list[RenderableType]:
     latency = profile.latency
     if latency is None:
@@ -142,6 +147,7 @@ def render(profile: Profile, console: Console, depth: int = DEFAULT_DEPTH, top: 
             operator_table(profile, top),
             uncounted_text(profile),
             *_latency_parts(profile),
+            *([findings_text(profile)] if profile.findings else []),
             Text(UNIT_NOTE, style="dim"),
         )
     )

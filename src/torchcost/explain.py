@@ -1,0 +1,178 @@
+"""Why is it slow? Ranked findings, each a sentence with its numbers, from a profile and (when available)
+measured per-op times, end-to-end latency and a roofline prediction."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from torchcost.hardware import Hardware
+from torchcost.latency import Latency
+from torchcost.records import OpRecord, Profile
+from torchcost.report.measurements import seconds
+from torchcost.roofline import Prediction, op_class
+from torchcost.units import si
+
+# Work items one core (CPU: fp32 SIMD lanes of AVX-512) or one SM (GPU: resident threads) needs to be busy.
+FILL_PER_CPU_CORE = 16
+FILL_PER_SM = 2048
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str
+    message: str
+    score: float  # share of the run's time (or cost) the finding is about; findings are ranked by it
+    numbers: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "message": self.message, "score": self.score, "numbers": dict(self.numbers)}
+
+
+def fill_size(hardware: Hardware) -> int:
+    """Output elements an op needs to occupy every core (CPU) or SM (GPU) once."""
+    per_unit = FILL_PER_SM if hardware.kind == "gpu" else FILL_PER_CPU_CORE
+    return (hardware.cores or 1) * per_unit
+
+
+def parallelism(record: OpRecord, hardware: Hardware) -> float:
+    """Degree of parallelism: the op's output elements per unit of work the device needs to be full (1.0 fills
+    every core or SM once; below 1 some sit idle)."""
+    elements = math.prod(record.output_shapes[0]) if record.output_shapes else 0
+    return elements / fill_size(hardware)
+
+
+def _op_times(profile: Profile, prediction: Prediction | None) -> tuple[dict[int, float], str]:
+    measured = {i: r.measured_s for i, r in enumerate(profile.records) if r.measured_s is not None}
+    if measured:
+        return measured, "measured"
+    if prediction is not None:
+        return {op.index: op.time_s for op in prediction.ops}, "predicted"
+    return {}, ""
+
+
+def explain(
+    profile: Profile,
+    latency: Latency | None = None,
+    prediction: Prediction | None = None,
+    hardware: Hardware | None = None,
+) -> list[Finding]:
+    """Findings ranked by how much of the run they explain."""
+    latency = latency or profile.latency
+    times, source = _op_times(profile, prediction)
+    findings = [
+        *_uncounted(profile),
+        *_cheap_ops(profile, times, source),
+        *_memory_bound(profile, times, source, prediction),
+        *_launches(profile, times, latency, prediction),
+        *_grouped_conv(profile, hardware, prediction),
+        *_small_ops(profile, times, source, hardware),
+        *_shared(profile),
+    ]
+    return sorted(findings, key=lambda f: f.score, reverse=True)
+
+
+def _share(part: float, whole: float) -> float:
+    return part / whole if whole else 0.0
+
+
+def _uncounted(profile: Profile) -> list[Finding]:
+    if not profile.uncounted:
+        return []
+    ops = ", ".join(f"{u.op} x{u.count}" for u in profile.uncounted)
+    return [Finding("uncounted", f"{len(profile.uncounted)} op types have no formula (FLOPs unknown): {ops}", 1.0)]
+
+
+def _cheap_ops(profile: Profile, times: dict[int, float], source: str) -> list[Finding]:
+    cheap = [i for i, r in enumerate(profile.records) if r.phase == "forward" and op_class(r) == "other"]
+    flops = _share(sum(profile.records[i].cost.flops for i in cheap), profile.flops)
+    memory = _share(sum(profile.records[i].cost.memory_access for i in cheap), profile.memory_access.total)
+    if times:
+        time = _share(sum(times.get(i, 0.0) for i in cheap), sum(times.values()))
+        message = (
+            f"elementwise, norm, pooling and data-movement ops are {flops:.0%} of FLOPs but {time:.0%} of "
+            f"{source} time ({memory:.0%} of memory access)"
+        )
+        return [Finding("cheap_ops", message, time - flops, {"flops_share": flops, "time_share": time})]
+    message = (
+        f"elementwise, norm, pooling and data-movement ops are {flops:.0%} of FLOPs but {memory:.0%} of memory access"
+    )
+    return [Finding("cheap_ops", message, (memory - flops) / 2, {"flops_share": flops, "memory_share": memory})]
+
+
+def _memory_bound(
+    profile: Profile, times: dict[int, float], source: str, prediction: Prediction | None
+) -> list[Finding]:
+    if prediction is None or not times:
+        return []
+    bound = {op.index for op in prediction.ops if op.bound == "memory"}
+    share = _share(sum(t for i, t in times.items() if i in bound), sum(times.values()))
+    ridge = prediction.rates.ridge_point("matmul")
+    message = (
+        f"{share:.0%} of {source} time is in memory-bound ops (arithmetic intensity below the ridge point of "
+        f"{ridge:.0f} FLOP/byte on {prediction.hardware})"
+    )
+    return [Finding("memory_bound", message, share, {"time_share": share, "ridge_point": ridge})]
+
+
+def _launches(
+    profile: Profile, times: dict[int, float], latency: Latency | None, prediction: Prediction | None
+) -> list[Finding]:
+    if prediction is None:
+        return []
+    launches = sum(1 for r in profile.records if r.phase == "forward")
+    overhead = launches * prediction.rates.overhead_s
+    total = latency.median_s if latency is not None else prediction.latency_s
+    share = _share(overhead, total)
+    message = (
+        f"{launches} operator launches; at ~{seconds(prediction.rates.overhead_s)} overhead each that is "
+        f"{seconds(overhead)} of {seconds(total)} ({share:.0%})"
+    )
+    return [Finding("launches", message, share, {"launches": launches, "overhead_s": overhead})]
+
+
+def _grouped_conv(profile: Profile, hardware: Hardware | None, prediction: Prediction | None) -> list[Finding]:
+    groups: dict[str, list[OpRecord]] = {"grouped_conv": [], "conv": []}
+    for record in profile.records:
+        if record.measured_s and op_class(record) in groups:
+            groups[op_class(record)].append(record)
+    if not groups["grouped_conv"] or hardware is None:
+        return []
+    peak = hardware.peak.get(prediction.dtype if prediction else "fp32") or hardware.peak.get("fp32")
+    if not peak:
+        return []
+
+    def achieved(records: list[OpRecord]) -> float:
+        return sum(r.cost.flops for r in records) / sum(r.measured_s or 0.0 for r in records) / peak
+
+    grouped = achieved(groups["grouped_conv"])
+    dense = f" (dense convolutions: {achieved(groups['conv']):.0%})" if groups["conv"] else ""
+    measured = sum(r.measured_s or 0.0 for r in profile.records)
+    share = _share(sum(r.measured_s or 0.0 for r in groups["grouped_conv"]), measured)
+    message = (
+        f"depthwise and grouped convolutions reach {grouped:.1%} of peak compute{dense} and take {share:.0%} "
+        "of measured time"
+    )
+    return [Finding("grouped_conv", message, share, {"efficiency": grouped, "time_share": share})]
+
+
+def _small_ops(profile: Profile, times: dict[int, float], source: str, hardware: Hardware | None) -> list[Finding]:
+    if hardware is None or not times:
+        return []
+    small = [i for i in times if parallelism(profile.records[i], hardware) < 1.0]
+    share = _share(sum(times[i] for i in small), sum(times.values()))
+    unit = "SMs" if hardware.kind == "gpu" else "cores"
+    message = (
+        f"{share:.0%} of {source} time is in {len(small)} ops too small to fill the {hardware.cores} {unit} "
+        f"(fewer than {fill_size(hardware):,} output elements)"
+    )
+    return [Finding("parallelism", message, share, {"time_share": share, "ops": len(small)})]
+
+
+def _shared(profile: Profile) -> list[Finding]:
+    shared = profile.params.shared
+    if not shared:
+        return []
+    message = f"shared parameters: {si(shared)} fewer params than unshared ({si(profile.params.total)}), same FLOPs"
+    return [Finding("shared_params", message, 0.05, {"shared": shared})]

@@ -1,0 +1,180 @@
+"""Roofline prediction: per op, time = max(FLOPs / compute rate, bytes / bandwidth) + per-op overhead.
+
+Rates come from the hardware: its calibration when it has one (each op class at the rate measured for that
+class on this machine), otherwise its peaks scaled by the default efficiencies below. An op is compute-bound
+when its arithmetic intensity (FLOPs / bytes) is above the ridge point (compute rate / bandwidth) of its class,
+memory-bound below it, and overhead-bound when the fixed per-op cost is larger than both.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from torchcost.hardware import Hardware
+from torchcost.records import OpRecord, Profile
+
+# Share of a spec-table peak that eager PyTorch typically reaches, per op class, when no calibration exists.
+# A starting point, not a measurement: calibrate for numbers about your machine.
+SPEC_EFFICIENCY = {"matmul": 0.7, "attention": 0.5, "conv": 0.6, "grouped_conv": 0.1, "other": 0.5}
+BANDWIDTH_EFFICIENCY = 0.8
+SPEC_OVERHEAD_S = {"gpu": 5e-6, "soc": 10e-6, "cpu": 2e-6}  # eager dispatch + launch per op, typical
+
+DTYPE_NAMES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16", "int8": "int8", "float8_e4m3fn": "fp8"}
+
+
+def op_class(record: OpRecord) -> str:
+    """The op's class for rates: matmul, attention, conv, grouped_conv, or other (elementwise, norms, data)."""
+    name = record.op.removeprefix("aten.")
+    if "attention" in name:
+        return "attention"
+    if "convolution" in name and len(record.input_shapes) >= 2 and len(record.input_shapes[1]) >= 3:
+        x, w = record.input_shapes[0], record.input_shapes[1]
+        return "conv" if w[1] == x[1] else "grouped_conv"  # weight (C_out, C_in / groups, ...)
+    if name in {
+        "mm",
+        "addmm",
+        "bmm",
+        "baddbmm",
+        "mv",
+        "addmv",
+        "dot",
+        "vdot",
+        "addbmm",
+        "_addmm_activation",
+        "_int_mm",
+        "_scaled_mm",
+        "mkldnn_rnn_layer",
+        "_cudnn_rnn",
+    }:
+        return "matmul"
+    return "other"
+
+
+@dataclass(frozen=True)
+class Rates:
+    """What the prediction assumes the hardware achieves."""
+
+    compute: dict[str, float]  # op class -> FLOP/s
+    bandwidth: float  # bytes/s
+    overhead_s: float
+    source: str  # "calibrated" or "spec peaks x efficiency"
+
+    def ridge_point(self, op_class: str) -> float:
+        return self.compute[op_class] / self.bandwidth
+
+
+def rates_for(hardware: Hardware, dtype: str = "fp32") -> Rates:
+    cal = hardware.calibration
+    if cal is not None and dtype in cal.matmul_flops:
+        matmul = cal.matmul_flops[dtype]
+        scale = matmul / cal.matmul_flops.get("fp32", matmul)  # conv rates were measured in fp32
+        compute = {
+            "matmul": matmul,
+            "attention": matmul,
+            "conv": cal.conv_flops * scale,
+            "grouped_conv": cal.depthwise_conv_flops * scale,
+            "other": cal.add_bandwidth / 4 * 3,  # elementwise: one FLOP per 12 bytes moved at the add rate
+        }
+        return Rates(compute, cal.bandwidth, cal.op_overhead_s, "calibrated")
+    peak = hardware.peak.get(dtype) or hardware.peak.get("fp32")
+    if not peak or not hardware.bandwidth:
+        raise ValueError(
+            f"{hardware.name} has no {dtype} peak or no memory bandwidth to predict with; "
+            "run `torchcost calibrate` (for this machine) or pick a spec-table entry"
+        )
+    compute = {cls: peak * eff for cls, eff in SPEC_EFFICIENCY.items()}
+    overhead = SPEC_OVERHEAD_S.get(hardware.kind, 5e-6)
+    return Rates(compute, hardware.bandwidth * BANDWIDTH_EFFICIENCY, overhead, "spec peaks x efficiency")
+
+
+@dataclass(frozen=True)
+class OpPrediction:
+    index: int  # position in Profile.records
+    op: str
+    op_class: str
+    flops: int
+    bytes: int
+    compute_s: float
+    memory_s: float
+    overhead_s: float
+    bound: str  # compute, memory or overhead
+
+    @property
+    def time_s(self) -> float:
+        return max(self.compute_s, self.memory_s) + self.overhead_s
+
+    @property
+    def intensity(self) -> float:
+        return self.flops / self.bytes if self.bytes else float("inf")
+
+
+@dataclass
+class Prediction:
+    hardware: str
+    dtype: str
+    rates: Rates
+    ops: list[OpPrediction] = field(default_factory=list)
+    by_module: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def latency_s(self) -> float:
+        return sum(op.time_s for op in self.ops)
+
+    def time_by(self, key: str) -> dict[str, float]:
+        """Predicted seconds grouped by ``bound``, ``op_class`` or ``op``."""
+        totals: dict[str, float] = defaultdict(float)
+        for op in self.ops:
+            totals[getattr(op, key)] += op.time_s
+        return dict(totals)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "hardware": self.hardware,
+            "dtype": self.dtype,
+            "rates": {
+                "compute_flops": self.rates.compute,
+                "bandwidth": self.rates.bandwidth,
+                "overhead_s": self.rates.overhead_s,
+                "source": self.rates.source,
+            },
+            "latency_s": self.latency_s,
+            "time_by_bound": self.time_by("bound"),
+            "time_by_class": self.time_by("op_class"),
+            "by_module": self.by_module,
+        }
+
+
+def profile_dtype(profile: Profile) -> str:
+    floating = [spec.dtype for spec in profile.inputs if spec.dtype in DTYPE_NAMES and spec.dtype != "int8"]
+    return DTYPE_NAMES[floating[0]] if floating else "fp32"
+
+
+def predict(profile: Profile, hardware: Hardware, dtype: str | None = None) -> Prediction:
+    """Predicted latency of the profiled run on ``hardware``, per op, per module and in total."""
+    dtype = dtype or profile_dtype(profile)
+    rates = rates_for(hardware, dtype)
+    prediction = Prediction(hardware.name, dtype, rates)
+    for index, record in enumerate(profile.records):
+        if not profile.backward and record.phase != "forward":
+            continue
+        op = _predict_op(index, record, rates)
+        prediction.ops.append(op)
+        for name in record.modules:
+            prediction.by_module[name] = prediction.by_module.get(name, 0.0) + op.time_s
+    return prediction
+
+
+def _predict_op(index: int, record: OpRecord, rates: Rates) -> OpPrediction:
+    cls = op_class(record)
+    cost = record.cost
+    compute_s = cost.flops / rates.compute[cls]
+    memory_s = cost.memory_access / rates.bandwidth
+    if max(compute_s, memory_s) < rates.overhead_s:
+        bound = "overhead"
+    else:
+        bound = "compute" if compute_s >= memory_s else "memory"
+    return OpPrediction(
+        index, record.op, cls, cost.flops, cost.memory_access, compute_s, memory_s, rates.overhead_s, bound
+    )
