@@ -83,11 +83,15 @@ class Latency:
         return self._first().runs
 
     def warnings(self) -> list[str]:
-        return [
-            f"batch {'as given' if b.batch is None else b.batch}: spread is high (CV {b.cv:.1%} > {UNSTABLE_CV:.0%}); close other work or raise --min-time"
-            for b in self.by_batch
-            if b.unstable
-        ]
+        notes = []
+        for b in self.by_batch:
+            if b.unstable:
+                batch = "as given" if b.batch is None else b.batch
+                notes.append(
+                    f"batch {batch}: spread is high (CV {b.cv:.1%} > {UNSTABLE_CV:.0%}); "
+                    "close other work or raise --min-time"
+                )
+        return notes
 
     def to_dict(self) -> dict[str, Any]:
         first = self._first()
