@@ -66,7 +66,7 @@ def explain(
         *_cheap_ops(profile, times, source),
         *_memory_bound(profile, times, source, prediction),
         *_launches(profile, times, latency, prediction),
-        *_grouped_conv(profile, hardware, prediction),
+        *_depthwise_conv(profile, hardware, prediction),
         *_small_ops(profile, times, source, hardware),
         *_shared(profile),
     ]
@@ -132,12 +132,12 @@ def _launches(
     return [Finding("launches", message, share, {"launches": launches, "overhead_s": overhead})]
 
 
-def _grouped_conv(profile: Profile, hardware: Hardware | None, prediction: Prediction | None) -> list[Finding]:
-    groups: dict[str, list[OpRecord]] = {"grouped_conv": [], "conv": []}
+def _depthwise_conv(profile: Profile, hardware: Hardware | None, prediction: Prediction | None) -> list[Finding]:
+    groups: dict[str, list[OpRecord]] = {"depthwise_conv": [], "conv": []}
     for record in profile.records:
         if record.measured_s and op_class(record) in groups:
             groups[op_class(record)].append(record)
-    if not groups["grouped_conv"] or hardware is None:
+    if not groups["depthwise_conv"] or hardware is None:
         return []
     peak = hardware.peak.get(prediction.dtype if prediction else "fp32") or hardware.peak.get("fp32")
     if not peak:
@@ -146,15 +146,15 @@ def _grouped_conv(profile: Profile, hardware: Hardware | None, prediction: Predi
     def achieved(records: list[OpRecord]) -> float:
         return sum(r.cost.flops for r in records) / sum(r.measured_s or 0.0 for r in records) / peak
 
-    grouped = achieved(groups["grouped_conv"])
+    grouped = achieved(groups["depthwise_conv"])
     dense = f" (dense convolutions: {achieved(groups['conv']):.0%})" if groups["conv"] else ""
     measured = sum(r.measured_s or 0.0 for r in profile.records)
-    share = _share(sum(r.measured_s or 0.0 for r in groups["grouped_conv"]), measured)
+    share = _share(sum(r.measured_s or 0.0 for r in groups["depthwise_conv"]), measured)
     message = (
         f"depthwise and grouped convolutions reach {grouped:.1%} of peak compute{dense} and take {share:.0%} "
         "of measured time"
     )
-    return [Finding("grouped_conv", message, share, {"efficiency": grouped, "time_share": share})]
+    return [Finding("depthwise_conv", message, share, {"efficiency": grouped, "time_share": share})]
 
 
 def _small_ops(profile: Profile, times: dict[int, float], source: str, hardware: Hardware | None) -> list[Finding]:

@@ -17,7 +17,7 @@ from torchcost.records import OpRecord, Profile
 
 # Share of a spec-table peak that eager PyTorch typically reaches, per op class, when no calibration exists.
 # A starting point, not a measurement: calibrate for numbers about your machine.
-SPEC_EFFICIENCY = {"matmul": 0.7, "attention": 0.5, "conv": 0.6, "grouped_conv": 0.1, "other": 0.5}
+SPEC_EFFICIENCY = {"matmul": 0.7, "attention": 0.5, "conv": 0.6, "depthwise_conv": 0.1, "other": 0.5}
 BANDWIDTH_EFFICIENCY = 0.8
 SPEC_OVERHEAD_S = {"gpu": 5e-6, "soc": 10e-6, "cpu": 2e-6}  # eager dispatch + launch per op, typical
 
@@ -25,13 +25,14 @@ DTYPE_NAMES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16", "int8":
 
 
 def op_class(record: OpRecord) -> str:
-    """The op's class for rates: matmul, attention, conv, grouped_conv, or other (elementwise, norms, data)."""
+    """The op's class for rates: matmul, attention, conv, depthwise_conv (one input channel per group), or
+    other (elementwise, norms, pooling, data movement)."""
     name = record.op.removeprefix("aten.")
     if "attention" in name:
         return "attention"
     if "convolution" in name and len(record.input_shapes) >= 2 and len(record.input_shapes[1]) >= 3:
         x, w = record.input_shapes[0], record.input_shapes[1]
-        return "conv" if w[1] == x[1] else "grouped_conv"  # weight (C_out, C_in / groups, ...)
+        return "depthwise_conv" if w[1] == 1 and x[1] > 1 else "conv"  # weight (C_out, C_in / groups, ...)
     if name in {
         "mm",
         "addmm",
@@ -58,8 +59,12 @@ class Rates:
 
     compute: dict[str, float]  # op class -> FLOP/s
     bandwidth: float  # bytes/s
-    overhead_s: float
+    overhead_s: float  # fixed cost per op (dispatch, launch)
     source: str  # "calibrated" or "spec peaks x efficiency"
+    class_overhead_s: dict[str, float] = field(default_factory=dict)  # larger set-up costs of some op classes
+
+    def overhead(self, op_class: str) -> float:
+        return self.class_overhead_s.get(op_class, self.overhead_s)
 
     def ridge_point(self, op_class: str) -> float:
         return self.compute[op_class] / self.bandwidth
@@ -74,10 +79,11 @@ def rates_for(hardware: Hardware, dtype: str = "fp32") -> Rates:
             "matmul": matmul,
             "attention": matmul,
             "conv": cal.conv_flops * scale,
-            "grouped_conv": cal.depthwise_conv_flops * scale,
+            "depthwise_conv": cal.depthwise_conv_flops * scale,
             "other": cal.add_bandwidth / 4 * 3,  # elementwise: one FLOP per 12 bytes moved at the add rate
         }
-        return Rates(compute, cal.bandwidth, cal.op_overhead_s, "calibrated")
+        overheads = {**cal.class_overhead_s, "attention": cal.class_overhead_s.get("matmul", cal.op_overhead_s)}
+        return Rates(compute, cal.bandwidth, cal.op_overhead_s, "calibrated", overheads)
     peak = hardware.peak.get(dtype) or hardware.peak.get("fp32")
     if not peak or not hardware.bandwidth:
         raise ValueError(
@@ -171,10 +177,7 @@ def _predict_op(index: int, record: OpRecord, rates: Rates) -> OpPrediction:
     cost = record.cost
     compute_s = cost.flops / rates.compute[cls]
     memory_s = cost.memory_access / rates.bandwidth
-    if max(compute_s, memory_s) < rates.overhead_s:
-        bound = "overhead"
-    else:
-        bound = "compute" if compute_s >= memory_s else "memory"
-    return OpPrediction(
-        index, record.op, cls, cost.flops, cost.memory_access, compute_s, memory_s, rates.overhead_s, bound
-    )
+    overhead_s = rates.overhead(cls)
+    bound = "compute" if compute_s >= memory_s else "memory"
+    bound = "overhead" if max(compute_s, memory_s) < overhead_s else bound
+    return OpPrediction(index, record.op, cls, cost.flops, cost.memory_access, compute_s, memory_s, overhead_s, bound)

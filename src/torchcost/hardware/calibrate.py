@@ -43,6 +43,7 @@ class Calibration:
     copy_bandwidth: float = 0.0  # bytes/s, read + write
     add_bandwidth: float = 0.0
     op_overhead_s: float = 0.0  # time of a one-element add: launch and dispatch cost per op
+    class_overhead_s: dict[str, float] = field(default_factory=dict)  # tiny conv / mm: setup cost per op class
     details: dict[str, str] = field(default_factory=dict)  # each benchmark's shape and time
 
     @property
@@ -104,7 +105,7 @@ def calibrate(device: str = "cpu", quick: bool = False, progress: bool = True, s
         date=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     dtypes = ["fp32", "bf16", "fp16"] if gpu else ["fp32", "bf16"]
-    steps = len(dtypes) + 5
+    steps = len(dtypes) + 6
     with Progress(disable=not progress, transient=True) as bar, torch.inference_mode():
         task = bar.add_task("calibrating", total=steps)
         for name in dtypes:
@@ -140,6 +141,14 @@ def calibrate(device: str = "cpu", quick: bool = False, progress: bool = True, s
         one = torch.ones(1, device=dev)
         result.op_overhead_s = _seconds(lambda: torch.add(one, one), min_time, dev.type)
         result.details["op_overhead"] = "one-element add"
+        bar.advance(task)
+
+        tiny_x, tiny_w, tiny_m = (torch.randn(*shape, device=dev) for shape in ((1, 8, 4, 4), (8, 8, 1, 1), (8, 8)))
+        result.class_overhead_s = {
+            "conv": _seconds(lambda: F.conv2d(tiny_x, tiny_w), min_time, dev.type),
+            "matmul": _seconds(lambda: torch.mm(tiny_m, tiny_m), min_time, dev.type),
+        }
+        result.details["class_overhead"] = "1x1 conv on 1x8x4x4, (8, 8) x (8, 8) matmul"
         bar.advance(task)
     if save:
         save_calibration(result)

@@ -109,6 +109,7 @@ def calibration_rows(calibration: Calibration) -> list[tuple[str, str]]:
         ("bandwidth (copy)", si(calibration.copy_bandwidth, "B/s")),
         ("bandwidth (add)", si(calibration.add_bandwidth, "B/s")),
         ("per-op overhead", seconds(calibration.op_overhead_s)),
+        *((f"{name} overhead", seconds(value)) for name, value in calibration.class_overhead_s.items()),
     ]
     return rows
 

@@ -12,7 +12,7 @@ CLASS_COLORS = {
     "matmul": "tab:blue",
     "attention": "tab:purple",
     "conv": "tab:green",
-    "grouped_conv": "tab:orange",
+    "depthwise_conv": "tab:orange",
     "other": "tab:gray",
 }
 
@@ -46,7 +46,7 @@ def plot_roofline(profile: Profile, prediction: Prediction, path: str | Path) ->
     low, high = min(intensities) / 2, max(max(intensities) * 2, 2 * max(rates.compute.values()) / rates.bandwidth)
     top = max(rates.compute.values())
     ax.plot([low, top / rates.bandwidth], [rates.bandwidth * low, top], "k--", lw=1, label="bandwidth roof")
-    for cls in ("matmul", "conv", "grouped_conv"):
+    for cls in ("matmul", "conv", "depthwise_conv"):
         rate = rates.compute[cls]
         ridge = rate / rates.bandwidth
         ax.plot([ridge, high], [rate, rate], color=CLASS_COLORS[cls], lw=1)
