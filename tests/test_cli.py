@@ -105,3 +105,19 @@ def test_calibrate_quick(capsys, tmp_path, monkeypatch):
     assert main(["calibrate", "--quick", "--quiet", "--json", "-"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["matmul_flops"]["fp32"] > 0 and data["cache"].startswith(str(tmp_path))
+
+
+def test_profile_with_hardware_predicts_explains_and_plots(capsys, tmp_path):
+    chart = tmp_path / "roofline.png"
+    args = ["profile", "torchvision:mobilenet_v3_small", "--hardware", "l4", "--roofline", str(chart), "--json", "-"]
+    assert main(args) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["prediction"]["latency_s"] > 0 and data["prediction"]["hardware"] == "NVIDIA L4 24GB"
+    assert any(f["kind"] == "memory_bound" for f in data["findings"])
+    assert chart.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_guidelines_quick(capsys):
+    assert main(["guidelines", "--quick", "--hardware", "x86-avx2-8c", "--quiet", "--json", "-"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [e["key"] for e in data["experiments"]] == ["G1", "G2", "G3", "G4"]

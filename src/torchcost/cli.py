@@ -12,13 +12,20 @@ from typing import Any
 from rich.console import Console
 
 from torchcost.explain import explain
+from torchcost.guidelines import Settings, run_guidelines
 from torchcost.hardware import UnknownHardwareError, hardware, known_hardware
 from torchcost.hardware.calibrate import cache_path, calibrate
 from torchcost.latency import Latency, measure
 from torchcost.op_timing import measure_ops
 from torchcost.profiler import ProfilingError, profile
 from torchcost.records import Profile
-from torchcost.report.measurements import calibration_table, hardware_list_table, hardware_table, render_latency
+from torchcost.report.measurements import (
+    calibration_table,
+    guideline_table,
+    hardware_list_table,
+    hardware_table,
+    render_latency,
+)
 from torchcost.report.roofline_plot import plot_roofline
 from torchcost.report.terminal import DEFAULT_DEPTH, render
 from torchcost.roofline import predict
@@ -97,6 +104,12 @@ def _add_measure_commands(commands: Any) -> None:
     hw = commands.add_parser("hw", help="known devices, or one device's peak rates and bandwidth")
     hw.add_argument("name", nargs="?", help="a spec entry (h100, l4, ...), cpu, cuda or local; none lists all")
     hw.add_argument("--json", metavar="PATH", help="write as JSON to PATH, or '-' for stdout only")
+
+    guide = commands.add_parser("guidelines", help="the four ShuffleNet V2 experiments on this machine")
+    guide.add_argument("--quick", action="store_true", help="small maps and short timings (a smoke test, noisy)")
+    guide.add_argument("--hardware", default="local", help="predict with this hardware (default: local)")
+    guide.add_argument("--json", metavar="PATH", help="write as JSON to PATH, or '-' for stdout only")
+    guide.add_argument("--quiet", action="store_true", help="no progress bar")
 
     cal = commands.add_parser("calibrate", help="measure this machine's achievable rates and cache them")
     cal.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
@@ -231,7 +244,29 @@ def _profile_command(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"profile": _profile_command, "bench": _bench_command, "hw": _hw_command, "calibrate": _calibrate_command}
+def _guidelines_command(args: argparse.Namespace) -> int:
+    console = _console(args)
+    device = hardware(args.hardware)
+    if device.key == "cpu" and device.calibration is None:
+        console.print("[yellow]no calibration for this machine yet: running a quick one (torchcost calibrate)")
+        device.calibration = calibrate("cpu", quick=True, progress=not args.quiet)
+    settings = Settings.quick() if args.quick else Settings()
+    experiments = run_guidelines(device, settings, progress=not args.quiet)
+    if args.json:
+        _write_json({"hardware": device.name, "experiments": [e.to_dict() for e in experiments]}, args.json)
+    if args.json != "-":
+        for experiment in experiments:
+            console.print(guideline_table(experiment))
+    return 0
+
+
+COMMANDS = {
+    "profile": _profile_command,
+    "bench": _bench_command,
+    "hw": _hw_command,
+    "calibrate": _calibrate_command,
+    "guidelines": _guidelines_command,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,9 +8,10 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from torchcost.guidelines import Experiment
 from torchcost.hardware import Hardware
 from torchcost.hardware.calibrate import Calibration
-from torchcost.latency import Latency
+from torchcost.latency import UNSTABLE_CV, Latency
 from torchcost.units import si
 
 
@@ -127,4 +128,29 @@ def calibration_table(calibration: Calibration, path: Path) -> Table:
     details = list(calibration.details.values())
     for (name, value), detail in zip(calibration_rows(calibration), details, strict=False):
         table.add_row(name, value, detail)
+    return table
+
+
+def guideline_table(experiment: Experiment) -> Table:
+    """One ShuffleNet V2 experiment: each network's counts, predicted and measured latency, relative to the first."""
+    table = Table(
+        title=f"{experiment.key}: {experiment.title}",
+        caption=f"guideline: {experiment.guideline}",
+        title_justify="left",
+        caption_justify="left",
+    )
+    table.add_column("network")
+    for header in ("FLOPs", "memory access", "predicted", "measured", "CV", "measured vs first"):
+        table.add_column(header, justify="right")
+    first = experiment.rows[0].measured_s if experiment.rows else 0.0
+    for row in experiment.rows:
+        table.add_row(
+            row.label,
+            si(row.flops),
+            si(row.memory_access, "B"),
+            seconds(row.predicted_s),
+            seconds(row.measured_s),
+            Text(f"{row.cv:.1%}", style="bold red" if row.cv > UNSTABLE_CV else ""),
+            f"{row.measured_s / first:.2f}x" if first else "-",
+        )
     return table

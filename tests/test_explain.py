@@ -1,0 +1,68 @@
+import dataclasses
+
+import torch
+from torch import nn
+
+import torchcost
+from torchcost.explain import explain, fill_size, parallelism
+from torchcost.hardware import Hardware
+from torchcost.roofline import predict
+
+TOY = Hardware("toy", "toy", "cpu", {"fp32": 1e12}, 100e9, None, 4, "test")
+
+
+def kinds(findings):
+    return {f.kind: f for f in findings}
+
+
+def elementwise_heavy() -> nn.Module:
+    return nn.Sequential(nn.Linear(64, 64), *[nn.ReLU() for _ in range(6)])
+
+
+def with_times(profile, seconds_by_op):
+    profile.records = [dataclasses.replace(r, measured_s=seconds_by_op.get(r.op, 1e-6)) for r in profile.records]
+    return profile
+
+
+def test_cheap_ops_finding_compares_flops_and_time():
+    p = with_times(torchcost.profile(elementwise_heavy(), torch.randn(4, 64)), {"aten.addmm": 1e-4, "aten.relu": 1e-4})
+    finding = kinds(explain(p))["cheap_ops"]
+    assert "of FLOPs but" in finding.message and "measured time" in finding.message
+    # 6 ReLUs: 6 x 256 FLOPs of 2 x 16384 + 256 + 1536; 6 x 1e-4 s of the 7e-4 s (+ views)
+    assert finding.numbers["flops_share"] < 0.05 and finding.numbers["time_share"] > 0.8
+
+
+def test_memory_bound_and_launch_findings_need_a_prediction():
+    p = torchcost.profile(elementwise_heavy(), torch.randn(4, 64))
+    assert "memory_bound" not in kinds(explain(p))
+    found = kinds(explain(p, prediction=predict(p, TOY), hardware=TOY))
+    assert "memory-bound ops" in found["memory_bound"].message
+    assert found["launches"].numbers["launches"] == len(p.records)
+    assert "too small to fill the 4 cores" in found["parallelism"].message
+
+
+def test_depthwise_efficiency_finding():
+    model = nn.Sequential(nn.Conv2d(8, 8, 3, groups=8), nn.Conv2d(8, 8, 1))
+    p = with_times(torchcost.profile(model, torch.randn(1, 8, 16, 16)), {"aten.convolution": 1e-3})
+    finding = kinds(explain(p, hardware=TOY))["depthwise_conv"]
+    assert finding.numbers["efficiency"] < 0.01 and "dense convolutions" in finding.message
+
+
+def test_shared_parameters_finding():
+    model = nn.Sequential(nn.Linear(8, 8, bias=False), nn.Linear(8, 8, bias=False))
+    model[1].weight = model[0].weight
+    finding = kinds(explain(torchcost.profile(model, torch.randn(1, 8))))["shared_params"]
+    assert finding.numbers["shared"] == 64
+
+
+def test_findings_are_ranked():
+    p = torchcost.profile(elementwise_heavy(), torch.randn(4, 64))
+    scores = [f.score for f in explain(p, prediction=predict(p, TOY), hardware=TOY)]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_parallelism_measure():
+    p = torchcost.profile(nn.Linear(4, 2), torch.randn(3, 4))
+    addmm = next(r for r in p.records if r.op == "aten.addmm")
+    assert fill_size(TOY) == 4 * 16
+    assert parallelism(addmm, TOY) == 6 / 64  # a (3, 2) output on 4 cores x 16 lanes
