@@ -40,16 +40,20 @@ def main() -> None:
     spread = (max(medians) - min(medians)) / statistics.median(medians)
     print("resnet18 batch 1, five torchcost.measure medians (ms):", ", ".join(f"{m * 1e3:.2f}" for m in medians))
     print(f"  spread (max - min) / median: {spread:.1%}")
-    print(f"  plain perf_counter loop median: {plain * 1e3:.2f} ms; torchcost / plain = "
-          f"{statistics.median(medians) / plain:.3f}")
+    print(
+        f"  plain perf_counter loop median: {plain * 1e3:.2f} ms; torchcost / plain = "
+        f"{statistics.median(medians) / plain:.3f}"
+    )
     print()
     print(f"{'model':22s} {'batch':>5s} {'median':>10s} {'p90':>10s} {'CV':>6s} {'runs':>5s} {'samples/s':>10s}")
     for name in ("resnet18", "resnet50", "mobilenet_v3_small"):
         net = torchvision.models.get_model(name, weights=None).eval()
         latency = torchcost.measure(net, input_size=(1, 3, 224, 224), batch_sizes=[1, 8], progress=False)
         for b in latency.by_batch:
-            print(f"{name:22s} {b.batch:5d} {b.median_s * 1e3:8.2f}ms {b.p90_s * 1e3:8.2f}ms {b.cv:6.1%} "
-                  f"{b.runs:5d} {b.samples_per_s:10.1f}")
+            print(
+                f"{name:22s} {b.batch:5d} {b.median_s * 1e3:8.2f}ms {b.p90_s * 1e3:8.2f}ms {b.cv:6.1%} "
+                f"{b.runs:5d} {b.samples_per_s:10.1f}"
+            )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@
 """
 
 from torchcost.counting import DuplicateFormulaError, OpCall, register, registered_ops, unregister
+from torchcost.explain import Finding, explain
 from torchcost.hardware import Hardware, hardware, known_hardware
 from torchcost.hardware.calibrate import Calibration, calibrate
 from torchcost.latency import BatchLatency, Latency, measure
@@ -25,6 +26,7 @@ from torchcost.records import (
     TensorSpec,
     UncountedOp,
 )
+from torchcost.roofline import OpPrediction, Prediction, predict
 
 __version__ = "0.1.0"
 
@@ -32,15 +34,18 @@ __all__ = [
     "BatchLatency",
     "Calibration",
     "DuplicateFormulaError",
+    "Finding",
     "Hardware",
     "Latency",
     "MemoryAccess",
     "ModuleStats",
     "OpCall",
     "OpCost",
+    "OpPrediction",
     "OpRecord",
     "OperatorStats",
     "ParamCount",
+    "Prediction",
     "Profile",
     "ProfilingError",
     "TensorSpec",
@@ -49,10 +54,12 @@ __all__ = [
     "calibrate",
     "copy_to",
     "count_params",
+    "explain",
     "hardware",
     "known_hardware",
     "measure",
     "measure_ops",
+    "predict",
     "profile",
     "register",
     "registered_ops",

@@ -53,6 +53,7 @@ class Latency:
     dtype: str
     torch_version: str
     cudnn_benchmark: bool | None
+    flush_denormal: bool = True
     by_batch: list[BatchLatency] = field(default_factory=list)
 
     def _first(self) -> BatchLatency:
@@ -102,6 +103,7 @@ class Latency:
             "dtype": self.dtype,
             "torch_version": self.torch_version,
             "cudnn_benchmark": self.cudnn_benchmark,
+            "flush_denormal": self.flush_denormal,
             "median_s": first.median_s,
             "p90_s": first.p90_s,
             "p99_s": first.p99_s,
@@ -145,6 +147,7 @@ def measure(
     min_time: float = 1.0,
     max_time: float = 10.0,
     stability: float = 0.05,
+    flush_denormal: bool = True,
     progress: bool = True,
     **kwargs: Any,
 ) -> Latency:
@@ -156,6 +159,8 @@ def measure(
         warmup: untimed forward passes first (cuDNN autotuning, allocator, caches).
         min_time, max_time: seconds of timed runs per batch size, at least and at most.
         stability: stop once the IQR is below this fraction of the median (``adaptive_autorange``).
+        flush_denormal: treat denormal floats as zero while timing (CPU). Randomly initialised models often
+            produce denormal activations, which some CPUs process 10-100x slower than trained weights would.
         progress: show a progress bar (rich) while measuring.
     The model is left as it was found; a copy is used when ``device`` or ``dtype`` differ from the model's.
     """
@@ -171,13 +176,17 @@ def measure(
         dtype=str(prepared.dtype or _first_float_dtype(prepared.model)).removeprefix("torch."),
         torch_version=torch.__version__,
         cudnn_benchmark=cudnn_benchmark,
+        flush_denormal=flush_denormal,
     )
     sizes: list[int | None] = list(batch_sizes) if batch_sizes else [None]
     settings = _Settings(threads, warmup, min_time, max_time, stability)
     state = ModelState(model)
     try:
         prepared.model.eval()
-        with _conditions(threads, cudnn_benchmark), Progress(disable=not progress, transient=True) as bar:
+        with (
+            measurement_conditions(threads, cudnn_benchmark, flush_denormal),
+            Progress(disable=not progress, transient=True) as bar,
+        ):
             task = bar.add_task("measuring latency", total=len(sizes))
             for batch in sizes:
                 tree = (prepared.inputs, prepared.kwargs)
@@ -215,9 +224,10 @@ def _time_one(
 
 
 @contextlib.contextmanager
-def _conditions(threads: int, cudnn_benchmark: bool | None) -> Iterator[None]:
+def measurement_conditions(threads: int, cudnn_benchmark: bool | None, flush_denormal: bool) -> Iterator[None]:
     saved_threads, saved_cudnn = torch.get_num_threads(), torch.backends.cudnn.benchmark
     torch.set_num_threads(threads)
+    torch.set_flush_denormal(flush_denormal)
     if cudnn_benchmark is not None:
         torch.backends.cudnn.benchmark = cudnn_benchmark
     try:
@@ -225,6 +235,7 @@ def _conditions(threads: int, cudnn_benchmark: bool | None) -> Iterator[None]:
     finally:
         torch.set_num_threads(saved_threads)
         torch.backends.cudnn.benchmark = saved_cudnn
+        torch.set_flush_denormal(False)  # PyTorch's default
 
 
 def device_name(device: torch.device) -> str:

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.autograd.profiler_util import FunctionEvent
 
+from torchcost.latency import measurement_conditions
 from torchcost.prepare import InputSize, ModelState, prepare
 from torchcost.records import CostTotals, OpRecord, Profile
 
@@ -105,21 +106,19 @@ def _profiled_iterations(
     if next(iter(model.parameters()), torch.empty(0)).is_cuda:
         activities.append(torch.profiler.ProfilerActivity.CUDA)
     os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # keep the profiler's own log lines off the terminal
-    saved_threads = torch.get_num_threads()
     state = ModelState(model)
-    try:
-        torch.set_num_threads(threads or saved_threads)
-        model.eval()
-        with torch.no_grad():  # as the counting run, so that the op sequences agree
-            for _ in range(warmup):
-                model(*args, **kwargs)
-            with torch.profiler.profile(activities=activities) as prof:
-                for _ in range(iterations):
-                    with torch.profiler.record_function(ITERATION):
-                        model(*args, **kwargs)
-    finally:
-        torch.set_num_threads(saved_threads)
-        state.restore()
+    with measurement_conditions(threads or torch.get_num_threads(), None, flush_denormal=True):
+        try:
+            model.eval()
+            with torch.no_grad():  # as the counting run, so that the op sequences agree
+                for _ in range(warmup):
+                    model(*args, **kwargs)
+                with torch.profiler.profile(activities=activities) as prof:
+                    for _ in range(iterations):
+                        with torch.profiler.record_function(ITERATION):
+                            model(*args, **kwargs)
+        finally:
+            state.restore()
     marks = sorted((e for e in prof.events() if e.name == ITERATION), key=lambda e: e.time_range.start)
     return [list(_preorder(mark)) for mark in marks]
 

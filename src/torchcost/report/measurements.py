@@ -30,6 +30,7 @@ def conditions(latency: Latency) -> str:
     return (
         f"{latency.device_name} ({latency.device}), {latency.threads} threads, {latency.dtype}, "
         f"torch {latency.torch_version}, eval + inference_mode{cudnn}"
+        f"{', denormals flushed' if latency.flush_denormal else ''}"
     )
 
 
@@ -97,20 +98,28 @@ def hardware_table(hw: Hardware) -> Table:
     for note in hw.notes:
         table.add_row("note", note)
     if hw.calibration:
-        for name, value in calibration_rows(hw.calibration):
+        for name, value, _ in calibration_rows(hw.calibration):
             table.add_row(f"calibrated {name}", value)
     return table
 
 
-def calibration_rows(calibration: Calibration) -> list[tuple[str, str]]:
-    rows = [(f"matmul {dtype}", si(rate, "FLOP/s")) for dtype, rate in calibration.matmul_flops.items()]
+def calibration_rows(calibration: Calibration) -> list[tuple[str, str, str]]:
+    """(benchmark, achieved, how it was measured)."""
+    details = calibration.details
+    rows = [
+        (f"matmul {dtype}", si(rate, "FLOP/s"), details.get(f"matmul_{dtype}", ""))
+        for dtype, rate in calibration.matmul_flops.items()
+    ]
     rows += [
-        ("dense conv", si(calibration.conv_flops, "FLOP/s")),
-        ("depthwise conv", si(calibration.depthwise_conv_flops, "FLOP/s")),
-        ("bandwidth (copy)", si(calibration.copy_bandwidth, "B/s")),
-        ("bandwidth (add)", si(calibration.add_bandwidth, "B/s")),
-        ("per-op overhead", seconds(calibration.op_overhead_s)),
-        *((f"{name} overhead", seconds(value)) for name, value in calibration.class_overhead_s.items()),
+        ("dense conv", si(calibration.conv_flops, "FLOP/s"), details.get("conv", "")),
+        ("depthwise conv", si(calibration.depthwise_conv_flops, "FLOP/s"), details.get("depthwise_conv", "")),
+        ("bandwidth (copy)", si(calibration.copy_bandwidth, "B/s"), details.get("copy", "")),
+        ("bandwidth (add)", si(calibration.add_bandwidth, "B/s"), details.get("add", "")),
+        ("per-op overhead", seconds(calibration.op_overhead_s), details.get("op_overhead", "")),
+    ]
+    rows += [
+        (f"{name} overhead", seconds(value), details.get("class_overhead", ""))
+        for name, value in calibration.class_overhead_s.items()
     ]
     return rows
 
@@ -125,9 +134,8 @@ def calibration_table(calibration: Calibration, path: Path) -> Table:
     table.add_column("benchmark")
     table.add_column("achieved", justify="right")
     table.add_column("detail", style="dim")
-    details = list(calibration.details.values())
-    for (name, value), detail in zip(calibration_rows(calibration), details, strict=False):
-        table.add_row(name, value, detail)
+    for row in calibration_rows(calibration):
+        table.add_row(*row)
     return table
 
 
