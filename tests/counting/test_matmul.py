@@ -41,3 +41,16 @@ def test_matmul_operator_paths():
 def test_einsum():
     a, b = torch.randn(2, 3, 4), torch.randn(2, 4, 5)
     assert total(count(torch.einsum, "bij,bjk->bik", a, b)).macs == 120  # 2 x 3 x 4 x 5
+
+
+def test_grouped_mm_counts_every_routed_row_once():
+    # 6 routed rows of width 8, 4 experts of (8, 16): 6 x 8 x 16 = 768 MACs whatever the split
+    rows, experts = torch.randn(6, 8, dtype=torch.bfloat16), torch.randn(4, 8, 16, dtype=torch.bfloat16)
+    offsets = torch.tensor([2, 3, 5, 6], dtype=torch.int32)
+    cost = only(count(torch._grouped_mm, rows, experts, offsets), "aten._grouped_mm")
+    assert cost.macs == 768
+    assert cost.bytes_read == 6 * 8 * 2 + 4 * 8 * 16 * 2 + 4 * 4  # rows, all four experts (6 rows >= 4), offsets
+    few = only(
+        count(torch._grouped_mm, rows[:2], experts, torch.tensor([1, 2, 2, 2], dtype=torch.int32)), "aten._grouped_mm"
+    )
+    assert few.bytes_read == 2 * 8 * 2 + 2 * 8 * 16 * 2 + 4 * 4  # two rows reach at most two experts

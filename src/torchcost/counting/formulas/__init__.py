@@ -1,6 +1,6 @@
 """Formula families. Importing this package registers every built-in formula."""
 
-from torchcost.counting.formulas import attention, conv, elementwise, matmul, memory, norm, pooling, rnn
+from torchcost.counting.formulas import attention, conv, elementwise, matmul, memory, norm, pooling, rnn, selection
 from torchcost.counting.formulas.elementwise import pointwise, reduction
 
 __all__ = [
@@ -14,4 +14,5 @@ __all__ = [
     "pooling",
     "reduction",
     "rnn",
+    "selection",
 ]

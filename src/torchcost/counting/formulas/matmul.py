@@ -9,7 +9,7 @@ import math
 
 import torch
 
-from torchcost.counting.registry import OpCall, ops_named, register
+from torchcost.counting.registry import OpCall, ops_named, register, tensor_bytes
 from torchcost.records import OpCost
 
 aten = torch.ops.aten
@@ -69,3 +69,24 @@ def addmv(call: OpCall) -> OpCost:
 def dot(call: OpCall) -> OpCost:
     # (n,) . (n,): n MACs
     return call.cost(macs=call.arg(0).numel())
+
+
+@register(*ops_named(aten, ["_grouped_mm"]))
+def grouped_mm(call: OpCall) -> OpCost:
+    """Grouped GEMM (mixture-of-experts layers). Each row of a 2-D ``self`` meets one group's (K, N) matrix,
+    so MACs = rows x K x N whatever the routing. 3-D x 3-D is a batched product; 2-D x 2-D groups along K.
+
+    Memory access: ``self``, the output and the weights of the groups that receive rows. The routing
+    (``offs``) is unknown on meta, so rows are assumed spread evenly: min(groups, rows) groups are read.
+    """
+    a, b = call.arg(0), call.arg(1)
+    if a.dim() == 2 and b.dim() == 3:
+        rows, k = a.shape
+        groups, n = b.shape[0], b.shape[-1]
+        active = min(groups, rows)
+        weights = tensor_bytes(b) * active // groups
+        read = tensor_bytes(a) + weights + sum(tensor_bytes(t) for t in call.inputs[2:])
+        return call.cost(macs=rows * k * n, bytes_read=read)
+    if a.dim() == 3 and b.dim() == 2:  # (G, M, K) x (K, N)
+        return call.cost(macs=math.prod(a.shape) * b.shape[-1])
+    return call.cost(macs=matmul_macs(a, b))
