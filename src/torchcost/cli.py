@@ -16,9 +16,11 @@ from torchcost.guidelines import Settings, run_guidelines
 from torchcost.hardware import UnknownHardwareError, hardware, known_hardware
 from torchcost.hardware.calibrate import cache_path, calibrate
 from torchcost.latency import Latency, measure
+from torchcost.llm import llm_profile, presets
 from torchcost.op_timing import measure_ops
 from torchcost.profiler import ProfilingError, profile
 from torchcost.records import Profile
+from torchcost.report.llm import llm_tables
 from torchcost.report.measurements import (
     calibration_table,
     guideline_table,
@@ -104,6 +106,18 @@ def _add_measure_commands(commands: Any) -> None:
     hw = commands.add_parser("hw", help="known devices, or one device's peak rates and bandwidth")
     hw.add_argument("name", nargs="?", help="a spec entry (h100, l4, ...), cpu, cuda or local; none lists all")
     hw.add_argument("--json", metavar="PATH", help="write as JSON to PATH, or '-' for stdout only")
+
+    llm = commands.add_parser("llm", help="LLM prefill and decode cost, KV cache, memory and tokens/s")
+    llm.add_argument("spec", help=f"a preset ({', '.join(presets())}) or a model spec")
+    llm.add_argument("--prompt-len", type=int, default=2048)
+    llm.add_argument("--gen-len", type=int, default=256)
+    llm.add_argument("--batch", type=int, default=1)
+    llm.add_argument("--dtype", default="bf16", help="activation and weight dtype: bf16, fp16, fp32")
+    llm.add_argument("--kv-dtype", help="KV cache precision (fp8, int8, bf16, ...; default: --dtype)")
+    llm.add_argument("--weight-bits", type=int, help="weight precision in bits (4, 8, 16; default: --dtype)")
+    llm.add_argument("--hardware", default="h100", help="predict on this hardware (h100, l4, local, ...)")
+    llm.add_argument("--no-sweep", action="store_true", help="skip the batch sweep")
+    llm.add_argument("--json", metavar="PATH", help="write as JSON to PATH, or '-' for stdout only")
 
     guide = commands.add_parser("guidelines", help="the four ShuffleNet V2 experiments on this machine")
     guide.add_argument("--quick", action="store_true", help="small maps and short timings (a smoke test, noisy)")
@@ -260,7 +274,27 @@ def _guidelines_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _llm_command(args: argparse.Namespace) -> int:
+    result = llm_profile(
+        args.spec,
+        prompt_len=args.prompt_len,
+        gen_len=args.gen_len,
+        batch=args.batch,
+        dtype=args.dtype,
+        kv_dtype=args.kv_dtype,
+        weight_bits=args.weight_bits,
+        hardware_name=args.hardware,
+        sweep=not args.no_sweep,
+    )
+    if args.json:
+        _write_json(result.to_dict(), args.json)
+    if args.json != "-":
+        _console(args).print(llm_tables(result))
+    return 0
+
+
 COMMANDS = {
+    "llm": _llm_command,
     "profile": _profile_command,
     "bench": _bench_command,
     "hw": _hw_command,

@@ -1,0 +1,447 @@
+"""LLM inference cost: prefill and per-token decode counted by running the model's own forward on ``meta``
+with its real KV cache object, then predicted on any hardware by the roofline.
+
+Nothing here is a per-architecture formula: grouped-query attention, sliding windows, tied embeddings and
+mixture-of-experts routing are whatever the model code does. What is assumed is said in ``assumptions``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from torchcost.hardware import Hardware, hardware
+from torchcost.prepare import copy_to
+from torchcost.profiler import profile
+from torchcost.records import Profile
+from torchcost.roofline import predict
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+BITS = {"fp32": 32, "bf16": 16, "fp16": 16, "fp8": 8, "int8": 8, "int4": 4}
+MAX_SWEEP_BATCH = 1024
+
+
+def _presets() -> dict[str, Callable[[], Any]]:
+    """Configs of well-known models (published architecture numbers; weights are never loaded)."""
+    import transformers as tf
+
+    return {
+        "llama-3-8b": lambda: tf.LlamaConfig(
+            hidden_size=4096,
+            intermediate_size=14336,
+            num_hidden_layers=32,
+            num_attention_heads=32,
+            num_key_value_heads=8,
+            vocab_size=128256,
+            max_position_embeddings=8192,
+        ),
+        "llama-3-70b": lambda: tf.LlamaConfig(
+            hidden_size=8192,
+            intermediate_size=28672,
+            num_hidden_layers=80,
+            num_attention_heads=64,
+            num_key_value_heads=8,
+            vocab_size=128256,
+            max_position_embeddings=8192,
+        ),
+        "llama-3-405b": lambda: tf.LlamaConfig(
+            hidden_size=16384,
+            intermediate_size=53248,
+            num_hidden_layers=126,
+            num_attention_heads=128,
+            num_key_value_heads=8,
+            vocab_size=128256,
+            max_position_embeddings=8192,
+        ),
+        "mistral-7b": lambda: tf.MistralConfig(
+            hidden_size=4096,
+            intermediate_size=14336,
+            num_hidden_layers=32,
+            num_attention_heads=32,
+            num_key_value_heads=8,
+            vocab_size=32000,
+            sliding_window=4096,
+        ),
+        "mixtral-8x7b": lambda: tf.MixtralConfig(
+            hidden_size=4096,
+            intermediate_size=14336,
+            num_hidden_layers=32,
+            num_attention_heads=32,
+            num_key_value_heads=8,
+            vocab_size=32000,
+            num_local_experts=8,
+            num_experts_per_tok=2,
+        ),
+        "qwen2-7b": lambda: tf.Qwen2Config(
+            hidden_size=3584,
+            intermediate_size=18944,
+            num_hidden_layers=28,
+            num_attention_heads=28,
+            num_key_value_heads=4,
+            vocab_size=152064,
+        ),
+        "gemma-2b": lambda: tf.GemmaConfig(
+            hidden_size=2048,
+            intermediate_size=16384,
+            num_hidden_layers=18,
+            num_attention_heads=8,
+            num_key_value_heads=1,
+            head_dim=256,
+            vocab_size=256000,
+        ),
+        "gpt2": lambda: tf.GPT2Config(),
+        "gpt-neox-1b": lambda: tf.GPTNeoXConfig(
+            hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=8, vocab_size=50304
+        ),
+    }
+
+
+def presets() -> list[str]:
+    return sorted(_presets())
+
+
+def build_llm(spec: str) -> nn.Module:
+    """A preset name (``llama-3-70b``) or any model spec torchcost.sources knows, built on meta."""
+    table = _presets()
+    if spec in table:
+        import transformers
+
+        with torch.device("meta"):
+            built: nn.Module = transformers.AutoModelForCausalLM.from_config(table[spec]())  # type: ignore[no-untyped-call]
+        return built
+    from torchcost.sources import load_model
+
+    return load_model(spec, "meta").model
+
+
+@dataclass(frozen=True)
+class PhaseCost:
+    """One prefill, or one decode step (one new token for each of ``batch`` sequences)."""
+
+    context: int  # tokens already in the cache before this pass
+    tokens: int  # tokens processed per sequence in this pass
+    macs: int
+    flops: int
+    bytes: int  # memory access, with weights and KV cache at the chosen precisions
+    time_s: float
+    compute_s: float  # of which compute-bound ops
+    memory_s: float  # of which memory-bound ops
+    overhead_s: float  # per-op launch overhead (eager)
+
+    @property
+    def bound(self) -> str:
+        return "compute" if self.compute_s >= self.memory_s else "memory"
+
+    @property
+    def intensity(self) -> float:
+        return self.flops / self.bytes if self.bytes else 0.0
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    batch: int
+    memory_bytes: float
+    fits: bool
+    time_per_token_s: float
+    tokens_per_s: float
+
+
+@dataclass
+class LLMProfile:
+    model: str
+    hardware: str
+    batch: int
+    prompt_len: int
+    gen_len: int
+    dtype: str
+    kv_dtype: str
+    weight_bits: int
+    params_total: int
+    params_active: int  # weights one token multiplies through (mixture of experts: the routed ones)
+    weights_bytes: int
+    kv_cache_bytes_per_token: float  # per sequence and token
+    kv_cache_bytes: int  # all sequences at the full context (prompt + generated)
+    prefill: PhaseCost
+    decode: list[PhaseCost]
+    sweep: list[SweepPoint] = field(default_factory=list)
+    counting_s: float = 0.0
+    assumptions: list[str] = field(default_factory=list)
+
+    @property
+    def memory_bytes(self) -> int:
+        return self.weights_bytes + self.kv_cache_bytes
+
+    @property
+    def time_to_first_token_s(self) -> float:
+        return self.prefill.time_s
+
+    @property
+    def time_per_output_token_s(self) -> float:
+        """Mean decode step time over the generated tokens (linear between the counted contexts)."""
+        points = [(p.context, p.time_s) for p in self.decode]
+        if len(points) == 1:
+            return points[0][1]
+        area = sum((c2 - c1) * (t1 + t2) / 2 for (c1, t1), (c2, t2) in itertools.pairwise(points))
+        return area / (points[-1][0] - points[0][0])
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.batch / self.time_per_output_token_s
+
+    def to_dict(self) -> dict[str, Any]:
+        def phase(p: PhaseCost) -> dict[str, Any]:
+            return {
+                "context": p.context,
+                "tokens": p.tokens,
+                "macs": p.macs,
+                "flops": p.flops,
+                "bytes": p.bytes,
+                "intensity": p.intensity,
+                "bound": p.bound,
+                "compute_s": p.compute_s,
+                "memory_s": p.memory_s,
+                "overhead_s": p.overhead_s,
+            }
+
+        return {
+            "model": self.model,
+            "hardware": self.hardware,
+            "batch": self.batch,
+            "prompt_len": self.prompt_len,
+            "gen_len": self.gen_len,
+            "dtype": self.dtype,
+            "kv_dtype": self.kv_dtype,
+            "weight_bits": self.weight_bits,
+            "params_total": self.params_total,
+            "params_active": self.params_active,
+            "prefill": {**phase(self.prefill), "time_s": self.prefill.time_s},
+            "decode": [{**phase(p), "time_per_token_s": p.time_s} for p in self.decode],
+            "kv_cache_bytes_per_token": self.kv_cache_bytes_per_token,
+            "kv_cache_bytes": self.kv_cache_bytes,
+            "weights_bytes": self.weights_bytes,
+            "memory_bytes": self.memory_bytes,
+            "time_to_first_token_s": self.time_to_first_token_s,
+            "time_per_output_token_s": self.time_per_output_token_s,
+            "tokens_per_s": self.tokens_per_s,
+            "sweep": [asdict(point) for point in self.sweep],
+            "counting_s": self.counting_s,
+            "assumptions": list(self.assumptions),
+        }
+
+
+def cache_tensors(cache: Any, depth: int = 4) -> list[torch.Tensor]:
+    """Every tensor a KV cache object holds (walks its attributes, lists and dicts)."""
+    if isinstance(cache, torch.Tensor):
+        return [cache]
+    if depth == 0:
+        return []
+    if isinstance(cache, dict):
+        children: list[Any] = list(cache.values())
+    elif isinstance(cache, list | tuple):
+        children = list(cache)
+    elif hasattr(cache, "__dict__"):
+        children = list(vars(cache).values())
+    else:
+        return []
+    return [t for child in children for t in cache_tensors(child, depth - 1)]
+
+
+def cache_bytes(cache: Any) -> int:
+    return sum(t.numel() * t.element_size() for t in cache_tensors(cache))
+
+
+def _new_cache(model: nn.Module) -> Any:
+    import transformers
+
+    return transformers.DynamicCache(config=getattr(model, "config", None))
+
+
+def _tokens(batch: int, length: int) -> torch.Tensor:
+    return torch.zeros(batch, length, dtype=torch.long, device="meta")
+
+
+def _filled_cache(model: nn.Module, batch: int, context: int) -> Any:
+    """A KV cache holding ``context`` tokens, filled by an (uncounted) prefill on meta."""
+    cache = _new_cache(model)
+    with torch.no_grad():
+        model(_tokens(batch, context), past_key_values=cache, use_cache=True)
+    return cache
+
+
+def _weights_read(model: nn.Module) -> int:
+    """Parameter elements a forward pass reads in full: all but embedding tables that are only gathered."""
+    linear_ids = {id(m.weight) for m in model.modules() if isinstance(m, nn.Linear)}
+    gathered = {
+        id(m.weight): m.weight.numel()
+        for m in model.modules()
+        if isinstance(m, nn.Embedding) and id(m.weight) not in linear_ids
+    }
+    params = {id(p): p.numel() for p in model.parameters()}
+    return sum(n for key, n in params.items() if key not in gathered)
+
+
+@dataclass(frozen=True)
+class _Precision:
+    dtype: str
+    kv_dtype: str
+    weight_bits: int
+
+    def weight_scale(self) -> float:
+        return self.weight_bits / BITS[self.dtype]
+
+    def kv_scale(self) -> float:
+        return BITS[self.kv_dtype] / BITS[self.dtype]
+
+
+def _phase(
+    counted: Profile, device: Hardware, precision: _Precision, weights: int, kv_read: int, context: int, tokens: int
+) -> PhaseCost:
+    """Roofline time of one counted pass, with the weight and KV-cache reads rescaled to their precisions."""
+    dtype_bytes = BITS[precision.dtype] // 8
+    extra = weights * dtype_bytes * (precision.weight_scale() - 1) + kv_read * (precision.kv_scale() - 1)
+    counted_bytes = counted.memory_access.total
+    scale = (counted_bytes + extra) / counted_bytes if counted_bytes else 1.0
+    prediction = predict(counted, device, precision.dtype)
+    compute = memory = overhead = 0.0
+    for op in prediction.ops:
+        memory_s = op.memory_s * scale
+        if op.compute_s >= memory_s:
+            compute += op.compute_s
+        else:
+            memory += memory_s
+        overhead += op.overhead_s
+    return PhaseCost(
+        context,
+        tokens,
+        counted.macs,
+        counted.flops,
+        int(counted_bytes + extra),
+        compute + memory + overhead,
+        compute,
+        memory,
+        overhead,
+    )
+
+
+def _decode_step(model: nn.Module, batch: int, context: int, cache: Any | None = None) -> tuple[Profile, int]:
+    cache = cache if cache is not None else _filled_cache(model, batch, context)
+    kv_read = cache_bytes(cache)
+    return profile(model, _tokens(batch, 1), past_key_values=cache, use_cache=True), kv_read
+
+
+def llm_profile(
+    model: nn.Module | str,
+    prompt_len: int = 2048,
+    gen_len: int = 256,
+    batch: int = 1,
+    dtype: str = "bf16",
+    kv_dtype: str | None = None,
+    weight_bits: int | None = None,
+    hardware_name: str | Hardware = "h100",
+    sweep: bool = True,
+) -> LLMProfile:
+    """Prefill and decode cost of a causal LM (a transformers-style model taking ``past_key_values``).
+
+    Counting runs the model's forward on meta: one prefill over ``prompt_len`` tokens, then single-token
+    decode steps with the real KV cache at the first, middle and last generated position.
+    """
+    if gen_len < 1 or prompt_len < 1 or batch < 1:
+        raise ValueError("prompt_len, gen_len and batch must be at least 1")
+    for name in (dtype, kv_dtype or dtype):
+        if name not in BITS:
+            raise ValueError(f"unknown precision {name!r}; use one of {', '.join(BITS)}")
+    start = time.perf_counter()
+    spec = model if isinstance(model, str) else type(model).__name__
+    module = build_llm(model) if isinstance(model, str) else model
+    module = copy_to(module, torch.device("meta"), DTYPES[dtype]).eval()
+    device = hardware(hardware_name) if isinstance(hardware_name, str) else hardware_name
+    precision = _Precision(dtype, kv_dtype or dtype, weight_bits or BITS[dtype])
+    weights = _weights_read(module)
+
+    cache = _new_cache(module)
+    prefill_count = profile(module, _tokens(batch, prompt_len), past_key_values=cache, use_cache=True)
+    prompt_cache_bytes = cache_bytes(cache)
+    prefill = _phase(prefill_count, device, precision, weights, 0, 0, prompt_len)
+
+    contexts = sorted({prompt_len, prompt_len + gen_len // 2, prompt_len + gen_len - 1})
+    decode = []
+    full_cache_bytes = prompt_cache_bytes
+    for context in contexts:
+        step, kv_read = _decode_step(module, batch, context, cache if context == prompt_len else None)
+        decode.append(_phase(step, device, precision, weights, kv_read, context, 1))
+        full_cache_bytes = max(full_cache_bytes, kv_read)
+    first_step = profile(module, _tokens(batch, 1), past_key_values=_new_cache(module), use_cache=True)
+
+    kv_scale = precision.kv_scale()
+    params_total = prefill_count.params.total
+    result = LLMProfile(
+        model=spec,
+        hardware=device.name,
+        batch=batch,
+        prompt_len=prompt_len,
+        gen_len=gen_len,
+        dtype=dtype,
+        kv_dtype=precision.kv_dtype,
+        weight_bits=precision.weight_bits,
+        params_total=params_total,
+        params_active=_active_params(first_step, batch),
+        weights_bytes=math.ceil(params_total * precision.weight_bits / 8),
+        kv_cache_bytes_per_token=prompt_cache_bytes * kv_scale / (batch * prompt_len),
+        kv_cache_bytes=int(full_cache_bytes * kv_scale * (prompt_len + gen_len) / (contexts[-1] + 1))
+        if contexts[-1] + 1 < prompt_len + gen_len
+        else int(full_cache_bytes * kv_scale),
+        prefill=prefill,
+        decode=decode,
+        assumptions=_assumptions(precision, device),
+    )
+    if sweep:
+        result.sweep = _sweep(module, device, precision, weights, prompt_len + gen_len // 2, result)
+    result.counting_s = time.perf_counter() - start
+    return result
+
+
+def _active_params(first_step: Profile, batch: int) -> int:
+    """Weights one token multiplies through: the matrix-product MACs of one decode step on an empty cache,
+    per sequence (attention over a single key adds a negligible few)."""
+    matmul = sum(o.macs for o in first_step.operators if "attention" not in o.op)
+    return matmul // batch
+
+
+def _sweep(
+    module: nn.Module, device: Hardware, precision: _Precision, weights: int, context: int, base: LLMProfile
+) -> list[SweepPoint]:
+    """Decode throughput at the middle context for batch 1, 2, 4, ... until the device memory is full."""
+    points = []
+    per_sequence = base.kv_cache_bytes / base.batch
+    batch = 1
+    while batch <= MAX_SWEEP_BATCH:
+        memory = base.weights_bytes + per_sequence * batch
+        fits = device.memory is None or memory <= device.memory
+        step, kv_read = _decode_step(module, batch, context)
+        phase = _phase(step, device, precision, weights, kv_read, context, 1)
+        points.append(SweepPoint(batch, memory, fits, phase.time_s, batch / phase.time_s))
+        if not fits:
+            break
+        batch *= 2
+    return points
+
+
+def _assumptions(precision: _Precision, device: Hardware) -> list[str]:
+    notes = [
+        "counted on meta with the model's own forward and KV cache; eager execution, one kernel per ATen op "
+        "(per-op overhead included; CUDA graphs or compilation remove most of it)",
+        f"activations at {precision.dtype}; weight and KV-cache reads rescaled to {precision.weight_bits}-bit "
+        f"weights and {precision.kv_dtype} KV cache",
+        "memory = weights + KV cache at the full context; activations and framework buffers not included",
+        "mixture of experts: routing is unknown on meta; each token goes to its top-k experts and tokens are "
+        "spread evenly, so a step reads min(experts, routed tokens) experts' weights",
+        f"rates: {device.name}, {'calibrated' if device.calibration else 'spec peaks x default efficiency'}",
+    ]
+    return notes
