@@ -121,3 +121,22 @@ def test_guidelines_quick(capsys):
     assert main(["guidelines", "--quick", "--hardware", "x86-avx2-8c", "--quiet", "--json", "-"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert [e["key"] for e in data["experiments"]] == ["G1", "G2", "G3", "G4"]
+
+
+def test_llm_json(capsys):
+    args = ["llm", "gpt2", "--prompt-len", "32", "--gen-len", "4", "--hardware", "l4", "--no-sweep", "--json", "-"]
+    assert main(args) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {
+        "prefill",
+        "decode",
+        "kv_cache_bytes_per_token",
+        "kv_cache_bytes",
+        "weights_bytes",
+        "memory_bytes",
+        "tokens_per_s",
+        "hardware",
+    } <= data.keys()
+    assert {"tokens", "macs", "flops", "bytes", "time_s", "bound"} <= data["prefill"].keys()
+    assert {"context", "macs", "flops", "bytes", "time_per_token_s", "bound"} <= data["decode"][0].keys()
+    assert data["kv_cache_bytes_per_token"] == 2 * 12 * 768 * 2  # GPT-2: keys and values, 12 layers, 768 wide, bf16

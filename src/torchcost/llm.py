@@ -330,10 +330,12 @@ def _phase(
     )
 
 
-def _decode_step(model: nn.Module, batch: int, context: int, cache: Any | None = None) -> tuple[Profile, int]:
+def _decode_step(model: nn.Module, batch: int, context: int, cache: Any | None = None) -> tuple[Profile, int, int]:
+    """One counted decode step at ``context``: its profile, the KV bytes it read, the KV bytes after it."""
     cache = cache if cache is not None else _filled_cache(model, batch, context)
     kv_read = cache_bytes(cache)
-    return profile(model, _tokens(batch, 1), past_key_values=cache, use_cache=True), kv_read
+    step = profile(model, _tokens(batch, 1), past_key_values=cache, use_cache=True)
+    return step, kv_read, cache_bytes(cache)
 
 
 def llm_profile(
@@ -372,11 +374,10 @@ def llm_profile(
 
     contexts = sorted({prompt_len, prompt_len + gen_len // 2, prompt_len + gen_len - 1})
     decode = []
-    full_cache_bytes = prompt_cache_bytes
+    full_cache_bytes = prompt_cache_bytes  # after the last step the cache holds prompt_len + gen_len tokens
     for context in contexts:
-        step, kv_read = _decode_step(module, batch, context, cache if context == prompt_len else None)
+        step, kv_read, full_cache_bytes = _decode_step(module, batch, context, cache if context == prompt_len else None)
         decode.append(_phase(step, device, precision, weights, kv_read, context, 1))
-        full_cache_bytes = max(full_cache_bytes, kv_read)
     first_step = profile(module, _tokens(batch, 1), past_key_values=_new_cache(module), use_cache=True)
 
     kv_scale = precision.kv_scale()
@@ -394,9 +395,7 @@ def llm_profile(
         params_active=_active_params(first_step, batch),
         weights_bytes=math.ceil(params_total * precision.weight_bits / 8),
         kv_cache_bytes_per_token=prompt_cache_bytes * kv_scale / (batch * prompt_len),
-        kv_cache_bytes=int(full_cache_bytes * kv_scale * (prompt_len + gen_len) / (contexts[-1] + 1))
-        if contexts[-1] + 1 < prompt_len + gen_len
-        else int(full_cache_bytes * kv_scale),
+        kv_cache_bytes=int(full_cache_bytes * kv_scale),
         prefill=prefill,
         decode=decode,
         assumptions=_assumptions(precision, device),
@@ -424,7 +423,7 @@ def _sweep(
     while batch <= MAX_SWEEP_BATCH:
         memory = base.weights_bytes + per_sequence * batch
         fits = device.memory is None or memory <= device.memory
-        step, kv_read = _decode_step(module, batch, context)
+        step, kv_read, _ = _decode_step(module, batch, context)
         phase = _phase(step, device, precision, weights, kv_read, context, 1)
         points.append(SweepPoint(batch, memory, fits, phase.time_s, batch / phase.time_s))
         if not fits:

@@ -1,0 +1,137 @@
+"""LLM cost on small random configs, against analytic counts. The model's own code runs on meta."""
+
+import pytest
+import torch
+
+from torchcost.hardware import Hardware
+from torchcost.llm import cache_tensors, llm_profile
+
+transformers = pytest.importorskip("transformers")
+
+E, F, L, H, KV, V = 64, 128, 2, 4, 2, 100  # hidden, MLP, layers, query heads, key/value heads, vocabulary
+HD = E // H  # head dim 16
+TOY = Hardware("toy", "toy GPU", "gpu", {"bf16": 1e14, "fp32": 1e13}, 1e12, 1e10, 10, "test")
+
+
+def llama(**overrides):
+    settings = dict(
+        hidden_size=E,
+        intermediate_size=F,
+        num_hidden_layers=L,
+        num_attention_heads=H,
+        num_key_value_heads=KV,
+        vocab_size=V,
+    )
+    config = transformers.LlamaConfig(**{**settings, **overrides})
+    with torch.device("meta"):
+        return transformers.LlamaForCausalLM(config)
+
+
+# per token: q and o projections E x E, k and v E x (KV * HD), gate/up/down 3 x E x F, LM head E x V
+DENSE_PER_TOKEN = L * (2 * E * E + 2 * E * KV * HD + 3 * E * F) + E * V
+
+
+def attention_macs(batch: int, pairs: int) -> int:
+    return batch * L * H * pairs * 2 * HD  # scores and weighted sum, HD each per (query, key) pair
+
+
+def test_prefill_and_decode_macs_match_the_analytic_formula():
+    batch, prompt, gen = 2, 8, 4
+    result = llm_profile(llama(), prompt, gen, batch, hardware_name=TOY, sweep=False)
+    causal_pairs = prompt * (prompt + 1) // 2
+    assert result.prefill.macs == batch * prompt * DENSE_PER_TOKEN + attention_macs(batch, causal_pairs)
+    contexts = [step.context for step in result.decode]
+    assert contexts == [8, 10, 11]  # first, middle and last generated token
+    for step in result.decode:  # the new token attends to every cached token and itself
+        assert step.macs == batch * DENSE_PER_TOKEN + attention_macs(batch, step.context + 1)
+        assert 2 * step.macs <= step.flops <= 2.1 * step.macs  # norms, rotary, activations, softmax on top
+    assert result.params_active == DENSE_PER_TOKEN
+
+
+def test_kv_cache_bytes_and_decode_bytes():
+    result = llm_profile(
+        llama(hidden_size=256, intermediate_size=512, head_dim=64), 16, 4, 1, hardware_name=TOY, sweep=False
+    )
+    per_token = 2 * L * KV * 64 * 2  # keys and values, layers, kv heads, head dim 64, bf16
+    assert result.kv_cache_bytes_per_token == per_token
+    assert result.kv_cache_bytes == per_token * (16 + 4)
+    weights = result.weights_bytes - V * 256 * 2  # the input embedding is gathered, not read whole
+    step = result.decode[0]
+    kv_read = per_token * 16
+    assert weights + kv_read <= step.bytes <= 1.1 * (weights + kv_read)  # plus activations (stated margin)
+    assert step.bound == "memory" and result.prefill.intensity > step.intensity
+
+
+def test_quantised_weights_and_kv_shrink_memory_and_decode_bytes():
+    full = llm_profile(llama(), 8, 2, 1, hardware_name=TOY, sweep=False)
+    small = llm_profile(llama(), 8, 2, 1, kv_dtype="fp8", weight_bits=4, hardware_name=TOY, sweep=False)
+    assert small.weights_bytes == full.weights_bytes // 4
+    assert small.kv_cache_bytes_per_token == full.kv_cache_bytes_per_token / 2
+    assert small.decode[0].bytes < full.decode[0].bytes
+    assert small.decode[0].macs == full.decode[0].macs
+
+
+def test_tied_embeddings_count_once_and_the_head_still_multiplies():
+    tied = llm_profile(llama(tie_word_embeddings=True), 8, 2, 1, hardware_name=TOY, sweep=False)
+    untied = llm_profile(llama(), 8, 2, 1, hardware_name=TOY, sweep=False)
+    assert untied.params_total - tied.params_total == E * V
+    assert tied.params_active == untied.params_active == DENSE_PER_TOKEN
+
+
+def test_mixture_of_experts_active_params():
+    config = transformers.MixtralConfig(
+        hidden_size=E,
+        intermediate_size=F,
+        num_hidden_layers=L,
+        num_attention_heads=H,
+        num_key_value_heads=KV,
+        vocab_size=V,
+        num_local_experts=4,
+        num_experts_per_tok=2,
+    )
+    with torch.device("meta"):
+        model = transformers.MixtralForCausalLM(config)
+    result = llm_profile(model, 8, 2, 1, hardware_name=TOY, sweep=False)
+    router = L * E * 4
+    attention = L * (2 * E * E + 2 * E * KV * HD)
+    assert result.params_active == attention + L * 2 * 3 * E * F + router + E * V  # two of four experts
+    assert result.params_total > result.params_active
+
+
+def test_sliding_window_caps_the_cache():
+    config = transformers.MistralConfig(
+        hidden_size=E,
+        intermediate_size=F,
+        num_hidden_layers=L,
+        num_attention_heads=H,
+        num_key_value_heads=KV,
+        vocab_size=V,
+        sliding_window=4,
+    )
+    with torch.device("meta"):
+        model = transformers.MistralForCausalLM(config)
+    windowed = llm_profile(model, 16, 2, 1, hardware_name=TOY, sweep=False)
+    full = llm_profile(llama(), 16, 2, 1, hardware_name=TOY, sweep=False)
+    assert windowed.decode[0].macs < full.decode[0].macs
+    assert windowed.kv_cache_bytes < full.kv_cache_bytes
+
+
+def test_batch_sweep_stops_at_the_memory_limit():
+    result = llm_profile(llama(), 8, 2, 1, hardware_name=TOY, sweep=True)
+    assert result.sweep[-1].fits is False or result.sweep[-1].batch == 1024
+    assert all(point.fits for point in result.sweep[:-1])
+    rates = [point.tokens_per_s for point in result.sweep]
+    assert rates == sorted(rates)  # more sequences per step, more tokens per second
+
+
+def test_cache_tensors_walks_nested_objects():
+    class Holder:
+        def __init__(self):
+            self.layers = [{"k": torch.zeros(2)}, (torch.zeros(3),)]
+
+    assert [t.numel() for t in cache_tensors(Holder())] == [2, 3]
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ValueError, match="precision"):
+        llm_profile(llama(), 8, 2, 1, dtype="fp12", hardware_name=TOY, sweep=False)
