@@ -74,10 +74,10 @@ def _load(spec: str, device: torch.device, trust_pickle: bool) -> LoadedModel:
     if sep and source in SOURCES:
         load = {"torchvision": vision.load, "timm": timm_models.load, "hf": hf.load}[source]
         return load(spec, name, device)
-    if Path(spec).is_file():
-        return files.load_file(spec, Path(spec), device, trust_pickle)
     if spec.endswith(".py"):
         raise ModelSourceError(f"{spec}: name the class or function that builds the model, e.g. {spec}:build_model")
+    if Path(spec).is_file():
+        return files.load_file(spec, Path(spec), device, trust_pickle)
     raise UnknownModelError(
         f"cannot read model spec {spec!r}: write torchvision:NAME, timm:NAME, hf:MODEL_TYPE, "
         "hf:path/to/config.json, path/to/model.py:NAME, or the path of a .pt2 or TorchScript file"

@@ -119,8 +119,8 @@ def _pickled(spec: str, path: Path, trust_pickle: bool) -> LoadedModel:
                 f"loading it runs code from the file. If you trust the file, pass --trust-pickle, {PICKLE_HINT}"
             ) from None
         content = torch.load(path, map_location="cpu", weights_only=False)
-    except (RuntimeError, EOFError, zipfile.BadZipFile) as exc:
-        raise ModelSourceError(f"{path} is not a PyTorch file torchcost can read ({exc})") from None
+    except Exception as exc:  # the weights-only unpickler fails in many ways on other files
+        raise ModelSourceError(f"{path} is not a PyTorch file torchcost can read ({type(exc).__name__}: {exc})") from None
     if isinstance(content, nn.Module):
         return LoadedModel(spec, content, None, input_hint="a pickled model keeps no example input: pass --input-size")
     weights = state_dict_in(content)
@@ -161,4 +161,5 @@ def load_weights(loaded: LoadedModel, path: Path, device: torch.device) -> None:
     try:
         loaded.model.load_state_dict({k: v.to(device) for k, v in weights.items()}, assign=True)
     except RuntimeError as exc:
-        raise ModelSourceError(f"the weights in {path} do not fit {loaded.spec}: {exc}") from None
+        reason = " ".join(str(exc).split())  # one line: missing and unexpected keys
+        raise ModelSourceError(f"the weights in {path} do not fit {loaded.spec}: {reason}") from None
