@@ -47,7 +47,7 @@ def test_source_dtypes_are_kept_unless_sizes_are_given():
 
 def test_missing_size_gives_the_source_hint():
     loaded = LoadedModel("x.ts", nn.Identity(), None, input_hint="TorchScript files keep no example input")
-    with pytest.raises(InputError, match="x.ts has no default input size; TorchScript files keep no example input"):
+    with pytest.raises(InputError, match=r"x\.ts has no default input size; TorchScript files keep no example input"):
         example_inputs(loaded, InputOptions())
 
 

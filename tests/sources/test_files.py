@@ -13,8 +13,8 @@ from torchcost.sources.files import state_dict_in
 from .conftest import TINY_MACS, TINY_PARAMS
 
 
-def profile_loaded(loaded, options=InputOptions()):
-    args, kwargs = example_inputs(loaded, options)
+def profile_loaded(loaded, options=None):
+    args, kwargs = example_inputs(loaded, options or InputOptions())
     return torchcost.profile(loaded.model, *args, **kwargs)
 
 

@@ -12,8 +12,8 @@ from torchcost.inputs import InputOptions, example_inputs
 from torchcost.sources import MissingPackageError, UnknownModelError, load_model
 
 
-def profile_loaded(loaded, options=InputOptions(), device="meta"):
-    args, kwargs = example_inputs(loaded, options, device)
+def profile_loaded(loaded, options=None, device="meta"):
+    args, kwargs = example_inputs(loaded, options or InputOptions(), device)
     return torchcost.profile(loaded.model, *args, device=device, **kwargs)
 
 
@@ -47,7 +47,7 @@ def test_timm_model_at_its_pretrained_config_size():
 
 def test_timm_unknown_name_lists_closest():
     pytest.importorskip("timm")
-    with pytest.raises(UnknownModelError, match="closest names: .*resnet50"):
+    with pytest.raises(UnknownModelError, match=r"closest names: .*resnet50"):
         load_model("timm:resnet5O")
 
 
