@@ -114,8 +114,8 @@ def roofline_figure(profile: Profile, roofs: extras.Roofs) -> Any:
     for op, records in by_op.items():
         figure.add_trace(_roofline_points(go, op, records, roofs))
     figure.update_layout(**LAYOUT, height=480, xaxis_title="arithmetic intensity (FLOP/byte)", yaxis_title="FLOP/s")
-    figure.update_xaxes(type="log")
-    figure.update_yaxes(type="log")
+    figure.update_xaxes(type="log", exponentformat="SI")
+    figure.update_yaxes(type="log", exponentformat="SI")  # 1G, not plotly's default 1B (a billion, not bytes)
     return figure
 
 

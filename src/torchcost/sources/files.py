@@ -120,7 +120,9 @@ def _pickled(spec: str, path: Path, trust_pickle: bool) -> LoadedModel:
             ) from None
         content = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # the weights-only unpickler fails in many ways on other files
-        raise ModelSourceError(f"{path} is not a PyTorch file torchcost can read ({type(exc).__name__}: {exc})") from None
+        raise ModelSourceError(
+            f"{path} is not a PyTorch file torchcost can read ({type(exc).__name__}: {exc})"
+        ) from None
     if isinstance(content, nn.Module):
         return LoadedModel(spec, content, None, input_hint="a pickled model keeps no example input: pass --input-size")
     weights = state_dict_in(content)
