@@ -129,28 +129,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         Console(stderr=True).print("[bold yellow]warning:[/] --trust-pickle: unpickling a file runs any code in it")
     try:
         if args.command == "compare":
-            return _compare(args, console)
-        result = run_profile(args, console)
+            _compare(args, console, to_stdout)
+        else:
+            _profile(args, console, to_stdout)
     except (UnknownModelError, ProfilingError, ValueError) as exc:
         Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
         return 2
+    return 0
+
+
+def _profile(args: argparse.Namespace, console: Console, to_stdout: bool) -> None:
+    """Count, write the requested files, and print the report (unless a file goes to stdout)."""
+    result = run_profile(args, console)
     options = ReportOptions(depth=args.depth, top=args.top, sort=args.sort, by=args.by)
     write_exports(result, options, json_path=args.json, csv_path=args.csv, markdown=args.markdown, html=args.html)
     if to_stdout:
-        return 0
+        return
     if args.brief:
         render_brief(result, console)
     else:
         render(result, console, depth=args.depth, top=args.top, sort=args.sort, by=args.by)
-    return 0
 
 
-def _compare(args: argparse.Namespace, console: Console) -> int:
+def _compare(args: argparse.Namespace, console: Console, to_stdout: bool) -> None:
     profiles = [run_profile(args, console, spec) for spec in args.specs]
     write_compare(profiles, json_path=args.json, markdown=args.markdown, html=args.html)
-    if args.json != "-" and args.markdown != "-":
+    if not to_stdout:
         render_compare(profiles, console)
-    return 0
 
 
 if __name__ == "__main__":
