@@ -7,6 +7,8 @@
 """
 
 from torchcost.counting import DuplicateFormulaError, OpCall, register, registered_ops, unregister
+from torchcost.from_spec import profile_spec
+from torchcost.inputs import InputOptions
 from torchcost.params import count_params, size_bytes, size_if
 from torchcost.profiler import ProfilingError, copy_to, profile
 from torchcost.records import (
@@ -25,6 +27,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DuplicateFormulaError",
+    "InputOptions",
     "MemoryAccess",
     "ModuleStats",
     "OpCall",
@@ -40,6 +43,7 @@ __all__ = [
     "copy_to",
     "count_params",
     "profile",
+    "profile_spec",
     "register",
     "registered_ops",
     "size_bytes",

@@ -15,6 +15,7 @@ from torchcost.records import Profile
 from torchcost.sources import load_model
 from torchcost.units import si
 
+RETRY_REASON_CHARS = 160  # the first line of why meta failed, cut to this length
 MEMORY_SHARE = 0.5  # the CPU fallback may allocate weights up to this share of the machine's memory
 
 
@@ -47,7 +48,9 @@ def profile_spec(
                 raise
             check_fits_in_memory(loaded.model, exc)
             if on_retry is not None:
-                on_retry(f"counting on meta failed ({exc.args[0].splitlines()[0]}); retrying on cpu")
+                why = exc.args[0].splitlines()[0]
+                why = why if len(why) <= RETRY_REASON_CHARS else why[: RETRY_REASON_CHARS - 3] + "..."
+                on_retry(f"counting on meta failed ({why}); retrying on cpu")
             continue
         result.model = spec
         return result
