@@ -2,6 +2,7 @@
 
 Nothing is downloaded: ``hf:gpt2`` is ``AutoConfig.for_model("gpt2")`` (the library's default config for that
 architecture), and a config.json is read from disk. The model class is the usual head for the architecture:
+the first class a config.json names under ``architectures`` (as the Hub's config files do), else
 sequence-to-sequence LM for encoder-decoders, masked LM where the architecture has one (BERT, RoBERTa),
 causal LM where it has one (GPT-2, Llama), the bare model otherwise.
 """
@@ -20,8 +21,13 @@ from torchcost.sources.base import LoadedModel, ModelSourceError, UnknownModelEr
 def load(spec: str, name: str, device: torch.device) -> LoadedModel:
     transformers = require("transformers", "transformers")
     config = _config(transformers, name)
-    model_class = _model_class(transformers, config)
-    model = build_on(device, lambda: model_class.from_config(config))
+    named = [getattr(transformers, n, None) for n in getattr(config, "architectures", None) or []]
+    if any(named):
+        model_class = next(c for c in named if c is not None)
+        model = build_on(device, lambda: model_class(config))
+    else:
+        auto_class = _model_class(transformers, config)
+        model = build_on(device, lambda: auto_class.from_config(config))
     return _with_inputs(spec, model, config)
 
 
