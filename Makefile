@@ -3,20 +3,36 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: demo test lint
+.PHONY: demo test lint screenshot
 
 $(STAMP): pyproject.toml requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -r requirements-dev.txt -e .
 	touch $(STAMP)
 
+# The HTML report's browser test drives Debian's chromium through Playwright (never a downloaded browser).
+# Installed here when missing and allowed (root with apt-get, as on CI); otherwise that one test is skipped.
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "chromium is not installed (sudo apt-get install chromium); the HTML browser test will be skipped"; \
+	fi
+
 demo: $(STAMP)
 	$(VENV)/bin/torchcost profile torchvision:resnet50
 
-test: $(STAMP)
+test: $(STAMP) $(CHROMIUM)
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests
 	$(PY) -m mypy
+
+# The README's picture: the HTML report of resnet18, taken with the browser test's tooling.
+screenshot: $(STAMP) $(CHROMIUM)
+	mkdir -p build
+	$(VENV)/bin/torchcost profile torchvision:resnet18 --html build/resnet18.html --brief
+	$(PY) -m tests.report.browser build/resnet18.html docs/html-report.png

@@ -140,3 +140,92 @@ def test_llm_json(capsys):
     assert {"tokens", "macs", "flops", "bytes", "time_s", "bound"} <= data["prefill"].keys()
     assert {"context", "macs", "flops", "bytes", "time_per_token_s", "bound"} <= data["decode"][0].keys()
     assert data["kv_cache_bytes_per_token"] == 2 * 12 * 768 * 2  # GPT-2: keys and values, 12 layers, 768 wide, bf16
+
+
+TINY_PY = """
+from torch import nn
+
+INPUT_SIZE = (1, 8)
+
+
+def build():
+    return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+
+
+def wide():
+    return nn.Sequential(nn.Linear(8, 64), nn.ReLU(), nn.Linear(64, 4))
+"""
+
+
+@pytest.fixture
+def tiny_py(tmp_path):
+    path = tmp_path / "tiny.py"
+    path.write_text(TINY_PY)
+    return path
+
+
+def test_brief_is_one_line(tiny_py, capsys):
+    assert main(["profile", f"{tiny_py}:build", "--brief"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "params 212 | " in out and "MACs 192 |" in out  # 8*16 + 16*4 MACs
+
+
+def test_every_export_at_once(tiny_py, tmp_path, capsys):
+    paths = {kind: tmp_path / f"report.{kind}" for kind in ("json", "csv", "md", "html")}
+    args = ["profile", f"{tiny_py}:build", "--by", "op", "--sort", "memory", "--batch", "4"]
+    args += ["--json", str(paths["json"]), "--csv", str(paths["csv"]), "--markdown", str(paths["md"])]
+    assert main([*args, "--html", str(paths["html"])]) == 0
+    assert "per operator, by memory" in capsys.readouterr().out
+    assert json.loads(paths["json"].read_text())["inputs"][0]["shape"] == [4, 8]
+    assert paths["csv"].read_text().startswith("op,calls,macs,flops")
+    assert "### Per operator (by memory)" in paths["md"].read_text()
+    assert paths["html"].read_text().count("class='module-row'") == 4
+
+
+def test_markdown_to_stdout_only(tiny_py, capsys):
+    assert main(["profile", f"{tiny_py}:build", "--markdown", "-"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("## torchcost: ") and "### Per module" in out and "┃" not in out  # no table mixed in
+
+
+def test_compare_side_by_side(tiny_py, tmp_path, capsys):
+    markdown, html = tmp_path / "compare.md", tmp_path / "compare.html"
+    specs = [f"{tiny_py}:build", f"{tiny_py}:wide"]
+    assert main(["compare", *specs, "--markdown", str(markdown), "--html", str(html)]) == 0
+    assert "torchcost compare" in capsys.readouterr().out
+    table = markdown.read_text()
+    assert "| MACs | 192 | 768 |" in table  # 8*16 + 16*4 and 8*64 + 64*4
+    assert all(spec in html.read_text() for spec in specs)
+
+
+def test_trust_pickle_warns(tiny_py, tmp_path, capsys):
+    import torch
+
+    from torchcost.sources import load_model
+
+    path = tmp_path / "whole.pt"
+    torch.save(load_model(f"{tiny_py}:build").model, path)
+    assert main(["profile", str(path), "--input-size", "1,8", "--brief"]) == 2
+    assert "--trust-pickle" in capsys.readouterr().err
+    assert main(["profile", str(path), "--input-size", "1,8", "--brief", "--trust-pickle"]) == 0
+    assert "unpickling a file runs any code in it" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--seq-len", "16"], "--seq-len applies to token models"),
+        (["--kwargs-json", "{oops"], "--kwargs-json is not valid JSON"),
+        (["--sort", "time"], "--sort time needs measured times"),
+    ],
+)
+def test_bad_options_name_the_fix(tiny_py, capsys, extra, message):
+    assert main(["profile", f"{tiny_py}:build", *extra]) == 2
+    assert message in " ".join(capsys.readouterr().err.split())
+
+
+def test_hf_token_model_with_seq_len(capsys):
+    pytest.importorskip("transformers")
+    assert main(["profile", "hf:gpt2", "--seq-len", "16", "--batch", "2", "--json", "-"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["inputs"] == [{"shape": [2, 16], "dtype": "int64"}] and data["device"] == "meta"

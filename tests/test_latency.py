@@ -51,7 +51,7 @@ def test_unstable_measurements_warn():
     from torchcost.latency import BatchLatency, Latency
 
     noisy = BatchLatency(1, 1.0, 1.0, 0.1, 1.2, 1.3, UNSTABLE_CV * 2, 10, 1.0)
-    latency = Latency("cpu", "test cpu", 1, "float32", "x", None, [noisy])
+    latency = Latency("cpu", "test cpu", 1, "float32", "x", None, by_batch=[noisy])
     assert "spread is high" in latency.warnings()[0]
 
 

@@ -8,8 +8,10 @@
 
 from torchcost.counting import DuplicateFormulaError, OpCall, register, registered_ops, unregister
 from torchcost.explain import Finding, explain
+from torchcost.from_spec import profile_spec
 from torchcost.hardware import Hardware, hardware, known_hardware
 from torchcost.hardware.calibrate import Calibration, calibrate
+from torchcost.inputs import InputOptions
 from torchcost.latency import BatchLatency, Latency, measure
 from torchcost.op_timing import measure_ops
 from torchcost.params import count_params, size_bytes, size_if
@@ -36,6 +38,7 @@ __all__ = [
     "DuplicateFormulaError",
     "Finding",
     "Hardware",
+    "InputOptions",
     "Latency",
     "MemoryAccess",
     "ModuleStats",
@@ -61,6 +64,7 @@ __all__ = [
     "measure_ops",
     "predict",
     "profile",
+    "profile_spec",
     "register",
     "registered_ops",
     "size_bytes",

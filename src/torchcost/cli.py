@@ -1,4 +1,5 @@
-"""Command line: ``torchcost profile SPEC``. Thin: parse, call the library, render."""
+"""Command line: ``torchcost profile SPEC`` and ``torchcost compare SPEC SPEC...``. Thin: parse, call the
+library, render."""
 
 from __future__ import annotations
 
@@ -12,14 +13,17 @@ from typing import Any
 from rich.console import Console
 
 from torchcost.explain import explain
+from torchcost.from_spec import profile_spec
 from torchcost.guidelines import Settings, run_guidelines
 from torchcost.hardware import UnknownHardwareError, hardware, known_hardware
 from torchcost.hardware.calibrate import cache_path, calibrate
+from torchcost.inputs import InputOptions, example_inputs, parse_kwargs_json
 from torchcost.latency import Latency, measure
 from torchcost.llm import llm_profile, presets
 from torchcost.op_timing import measure_ops
 from torchcost.profiler import ProfilingError, profile
 from torchcost.records import Profile
+from torchcost.report.exports import ReportOptions, write_compare, write_exports
 from torchcost.report.llm import llm_tables
 from torchcost.report.measurements import (
     calibration_table,
@@ -29,11 +33,16 @@ from torchcost.report.measurements import (
     render_latency,
 )
 from torchcost.report.roofline_plot import plot_roofline
-from torchcost.report.terminal import DEFAULT_DEPTH, render
+from torchcost.report.terminal import DEFAULT_DEPTH, render, render_brief, render_compare
 from torchcost.roofline import predict
-from torchcost.sources import LoadedModel, UnknownModelError, load_model
+from torchcost.sources import UnknownModelError, load_model
 
 REPORT_WIDTH = 140  # when the output is not a terminal (a pipe, a file, CI logs)
+SPEC_HELP = (
+    "model spec: torchvision:NAME, timm:NAME, hf:MODEL_TYPE (e.g. hf:gpt2), hf:path/to/config.json, "
+    "path/to/model.py:NAME (imports and runs that file: name only code you trust), model.pt2 (torch.export), "
+    "or a TorchScript file. Nothing is downloaded; weights are random unless --weights is given"
+)
 
 
 def _shape(text: str) -> tuple[int, ...]:
@@ -43,29 +52,66 @@ def _shape(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"input size {text!r} is not a comma-separated list of integers") from None
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="torchcost", description="What a PyTorch model costs, and why.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    prof = commands.add_parser("profile", help="params, size, MACs, FLOPs and memory access of a model")
-    prof.add_argument("spec", help="model spec, e.g. torchvision:resnet50")
-    prof.add_argument(
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return int(text)
+
+
+def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """How to build the model and its example input (shared by profile and compare)."""
+    parser.add_argument(
         "--input-size",
         type=_shape,
         action="append",
         metavar="1,3,224,224",
-        help="shape of an example input (repeat for several inputs); default: the source's own",
+        help="shape of an example input (repeat for several inputs); default: the source's own "
+        "(the weights' crop size, timm's input size, BATCH,SEQ_LEN for token models)",
     )
-    prof.add_argument("--dtype", help="run in this dtype, e.g. float16 or bfloat16 (default: the model's)")
-    prof.add_argument(
+    parser.add_argument("--input-dtype", help="dtype of the random example inputs, e.g. int64 (default float32)")
+    parser.add_argument("--batch", type=_positive, help="batch size: replaces the first dimension of each input")
+    parser.add_argument("--seq-len", type=_positive, help="tokens per sequence for text models (default 128)")
+    parser.add_argument(
+        "--kwargs-json",
+        metavar="JSON",
+        help='keyword inputs as JSON (or a .json file); {"shape": [1, 8], "dtype": "int64"} makes a tensor',
+    )
+    parser.add_argument("--weights", metavar="PATH", help="load this state dict or checkpoint (weights_only=True)")
+    parser.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="allow loading a whole pickled model; this runs code from the file, so only for files you trust",
+    )
+    parser.add_argument("--dtype", help="run in this dtype, e.g. float16 or bfloat16 (default: the model's)")
+    parser.add_argument(
         "--device",
         default=None,
         help="meta (count without allocating weights), cpu or cuda; default: meta, falling back to cpu "
         "when the model needs real data",
     )
-    prof.add_argument("--backward", action="store_true", help="also count the backward pass (training mode)")
+    parser.add_argument("--backward", action="store_true", help="also count the backward pass (training mode)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="torchcost", description="What a PyTorch model costs, and why.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    prof = commands.add_parser("profile", help="params, size, MACs, FLOPs and memory access of a model")
+    prof.add_argument("spec", help=SPEC_HELP)
+    _add_model_arguments(prof)
     prof.add_argument("--depth", type=int, default=DEFAULT_DEPTH, help="module tree depth shown (default 2)")
-    prof.add_argument("--top", type=int, default=None, help="show only the N costliest operators")
+    prof.add_argument("--top", type=int, default=None, help="show only the N costliest operators (or modules)")
+    prof.add_argument(
+        "--sort",
+        choices=["flops", "macs", "memory", "time"],
+        default=None,
+        help="order operators (and modules, as a flat list) by this cost; time needs measured times",
+    )
+    prof.add_argument("--by", choices=["op", "module"], default=None, help="show one table: per operator or module")
+    prof.add_argument("--brief", action="store_true", help="print a one-line summary instead of the tables")
     prof.add_argument("--json", metavar="PATH", help="write the profile as JSON to PATH, or '-' for stdout only")
+    prof.add_argument("--csv", metavar="PATH", help="write one row per module (or per op with --by op) as CSV")
+    prof.add_argument("--markdown", metavar="PATH", help="write the report as Markdown tables (for a README or PR)")
+    prof.add_argument("--html", metavar="PATH", help="write a self-contained HTML report with charts (opens offline)")
     prof.add_argument(
         "--latency", action="store_true", help="also measure latency and per-op times (runs on cpu unless --device)"
     )
@@ -76,6 +122,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     prof.add_argument("--roofline", metavar="PNG", help="write the roofline chart (needs a prediction)")
     _add_timing_arguments(prof)
+    comp = commands.add_parser("compare", help="several models side by side")
+    comp.add_argument("specs", nargs="+", metavar="SPEC", help=SPEC_HELP)
+    _add_model_arguments(comp)
+    comp.add_argument("--json", metavar="PATH", help="write the profiles as a JSON list to PATH, or '-' for stdout")
+    comp.add_argument("--markdown", metavar="PATH", help="write the side-by-side table as Markdown")
+    comp.add_argument("--html", metavar="PATH", help="write a self-contained side-by-side HTML report")
+    comp.add_argument("--latency", action="store_true", help="also measure each model's latency (on cpu)")
+    comp.add_argument("--hardware", metavar="NAME", help="predict each model's latency on this hardware")
+    _add_timing_arguments(comp)
     _add_measure_commands(commands)
     return parser
 
@@ -88,18 +143,20 @@ def _batches(text: str) -> list[int]:
 
 
 def _add_timing_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--batch", type=_batches, metavar="1,8,32", help="batch sizes to measure (default: as given)")
-    parser.add_argument("--threads", type=int, help="CPU threads (default: torch's default, reported)")
+    parser.add_argument("--threads", type=int, help="CPU threads for timing (default: torch's default, reported)")
     parser.add_argument("--min-time", type=float, default=1.0, help="seconds of timed runs per batch size (default 1)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _add_measure_commands(commands: Any) -> None:
     bench = commands.add_parser("bench", help="measured latency of a model, per batch size")
-    bench.add_argument("spec", help="model spec, e.g. torchvision:resnet18")
+    bench.add_argument("spec", help=SPEC_HELP)
     bench.add_argument("--input-size", type=_shape, action="append", metavar="1,3,224,224")
+    bench.add_argument("--input-dtype", help="dtype of the random example inputs, e.g. int64 (default float32)")
+    bench.add_argument("--seq-len", type=_positive, help="tokens per sequence for text models (default 128)")
     bench.add_argument("--dtype", help="run in this dtype (default: the model's)")
     bench.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    bench.add_argument("--batch", type=_batches, metavar="1,8,32", help="batch sizes to measure (default: as given)")
     bench.add_argument("--json", metavar="PATH", help="write the latency as JSON to PATH, or '-' for stdout only")
     _add_timing_arguments(bench)
 
@@ -108,13 +165,13 @@ def _add_measure_commands(commands: Any) -> None:
     hw.add_argument("--json", metavar="PATH", help="write as JSON to PATH, or '-' for stdout only")
 
     llm = commands.add_parser("llm", help="LLM prefill and decode cost, KV cache, memory and tokens/s")
-    llm.add_argument("spec", help=f"a preset ({', '.join(presets())}) or a model spec")
-    llm.add_argument("--prompt-len", type=int, default=2048)
-    llm.add_argument("--gen-len", type=int, default=256)
-    llm.add_argument("--batch", type=int, default=1)
+    llm.add_argument("spec", help=f"a preset ({', '.join(presets())}) or a model spec such as hf:llama")
+    llm.add_argument("--prompt-len", type=_positive, default=2048)
+    llm.add_argument("--gen-len", type=_positive, default=256)
+    llm.add_argument("--batch", type=_positive, default=1)
     llm.add_argument("--dtype", default="bf16", help="activation and weight dtype: bf16, fp16, fp32")
     llm.add_argument("--kv-dtype", help="KV cache precision (fp8, int8, bf16, ...; default: --dtype)")
-    llm.add_argument("--weight-bits", type=int, help="weight precision in bits (4, 8, 16; default: --dtype)")
+    llm.add_argument("--weight-bits", type=_positive, help="weight precision in bits (4, 8, 16; default: --dtype)")
     llm.add_argument("--hardware", default="h100", help="predict on this hardware (h100, l4, local, ...)")
     llm.add_argument("--no-sweep", action="store_true", help="skip the batch sweep")
     llm.add_argument("--json", metavar="PATH", help="write as JSON to PATH, or '-' for stdout only")
@@ -132,107 +189,45 @@ def _add_measure_commands(commands: Any) -> None:
     cal.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def run_profile(args: argparse.Namespace, console: Console) -> Profile:
-    if args.latency:
-        return _profile_with_latency(args)
-    devices = [args.device] if args.device else ["meta", "cpu"]
-    for attempt, device in enumerate(devices):
-        loaded = load_model(args.spec, device)
-        sizes = args.input_size or loaded.input_sizes
-        if sizes is None:
-            raise ProfilingError(f"{args.spec} has no default input size; pass --input-size, e.g. 1,3,224,224")
-        try:
-            result = profile(loaded.model, input_size=sizes, dtype=args.dtype, device=device, backward=args.backward)
-        except ProfilingError as exc:
-            if attempt + 1 == len(devices):
-                raise
-            console.print(f"[yellow]counting on meta failed ({exc.args[0].splitlines()[0]}); retrying on cpu")
-            continue
-        result.model = args.spec
-        return result
-    raise AssertionError("unreachable")
+def input_options(args: argparse.Namespace) -> InputOptions:
+    kwargs = parse_kwargs_json(args.kwargs_json) if args.kwargs_json else {}
+    return InputOptions(args.input_size, args.input_dtype, args.batch, args.seq_len, kwargs)
 
 
-def _inputs(args: argparse.Namespace, loaded: LoadedModel) -> list[tuple[int, ...]]:
-    sizes = args.input_size or loaded.input_sizes
-    if sizes is None:
-        raise ProfilingError(f"{args.spec} has no default input size; pass --input-size, e.g. 1,3,224,224")
-    return list(sizes)
-
-
-def _measure(args: argparse.Namespace, loaded: LoadedModel) -> Latency:
-    return measure(
-        loaded.model,
-        input_size=_inputs(args, loaded),
-        dtype=args.dtype,
-        batch_sizes=args.batch,
-        threads=args.threads,
-        min_time=args.min_time,
-        progress=not args.quiet,
-    )
-
-
-def _profile_with_latency(args: argparse.Namespace) -> Profile:
-    device = args.device or "cpu"
-    loaded = load_model(args.spec, device)
-    sizes = _inputs(args, loaded)
-    result = profile(loaded.model, input_size=sizes, dtype=args.dtype, backward=args.backward)
-    result.model = args.spec
-    result.latency = _measure(args, loaded)
-    measure_ops(result, loaded.model, input_size=sizes, dtype=args.dtype, threads=args.threads)
+def run_profile(args: argparse.Namespace, console: Console, spec: str | None = None) -> Profile:
+    """Profile ``spec`` (default ``args.spec``) as the arguments say; measure and explain when asked."""
+    result = _profile_with_latency(args, spec or args.spec) if args.latency else _count(args, console, spec)
+    _explain(result, args, console)
     return result
 
 
-def _write_json(data: dict[str, Any], path: str) -> None:
-    text = json.dumps(data, indent=2)
-    if path == "-":
-        sys.stdout.write(text + "\n")
-    else:
-        Path(path).write_text(text + "\n", encoding="utf-8")
+def _count(args: argparse.Namespace, console: Console, spec: str | None) -> Profile:
+    return profile_spec(
+        spec or args.spec,
+        input_options(args),
+        device=args.device,
+        dtype=args.dtype,
+        backward=args.backward,
+        trust_pickle=args.trust_pickle,
+        weights=args.weights,
+        on_retry=lambda why: console.print(f"[yellow]{why}"),
+    )
 
 
-def _console(args: argparse.Namespace) -> Console:
-    to_stdout = getattr(args, "json", None) == "-"
-    stream = sys.stderr if to_stdout else sys.stdout
-    return Console(stderr=to_stdout, width=None if stream.isatty() else REPORT_WIDTH)
-
-
-def _bench_command(args: argparse.Namespace) -> int:
-    loaded = load_model(args.spec, args.device)
-    latency = _measure(args, loaded)
-    if args.json:
-        _write_json(latency.to_dict(), args.json)
-    if args.json != "-":
-        render_latency(latency, _console(args), title=f"latency: {args.spec}")
-    return 0
-
-
-def _hw_command(args: argparse.Namespace) -> int:
-    if args.name is None:
-        known = known_hardware()
-        if args.json:
-            _write_json({key: hw.to_dict() for key, hw in known.items()}, args.json)
-        if args.json != "-":
-            _console(args).print(hardware_list_table(list(known.values())))
-        return 0
-    device = hardware(args.name)
-    if args.json:
-        _write_json(device.to_dict(), args.json)
-    if args.json != "-":
-        _console(args).print(hardware_table(device))
-    return 0
-
-
-def _calibrate_command(args: argparse.Namespace) -> int:
-    result = calibrate(args.device, quick=args.quick, progress=not args.quiet)
-    if args.json:
-        _write_json({**result.to_dict(), "cache": str(cache_path(result.device))}, args.json)
-    if args.json != "-":
-        _console(args).print(calibration_table(result, cache_path(result.device)))
-    return 0
+def _profile_with_latency(args: argparse.Namespace, spec: str) -> Profile:
+    device = args.device or "cpu"
+    loaded = load_model(spec, device, trust_pickle=args.trust_pickle, weights=args.weights)
+    inputs, kwargs = example_inputs(loaded, input_options(args), device)
+    result = profile(loaded.model, *inputs, dtype=args.dtype, backward=args.backward, **kwargs)
+    result.model = spec
+    timing = {"dtype": args.dtype, "threads": args.threads}
+    result.latency = measure(loaded.model, *inputs, min_time=args.min_time, progress=not args.quiet, **timing, **kwargs)
+    measure_ops(result, loaded.model, *inputs, **timing, **kwargs)
+    return result
 
 
 def _explain(result: Profile, args: argparse.Namespace, console: Console) -> None:
+    """Roofline prediction on the named hardware (local with --latency), findings, the roofline chart."""
     name = args.hardware or ("local" if args.latency else None)
     device = hardware(name) if name else None
     if device is not None:
@@ -241,25 +236,70 @@ def _explain(result: Profile, args: argparse.Namespace, console: Console) -> Non
         except ValueError as exc:
             console.print(f"[yellow]no prediction: {exc}")
     result.findings = explain(result, prediction=result.prediction, hardware=device)
-    if args.roofline:
+    roofline = getattr(args, "roofline", None)
+    if roofline:
         if result.prediction is None:
             raise ValueError("--roofline needs a prediction: add --hardware NAME (or --latency after calibrating)")
-        plot_roofline(result, result.prediction, args.roofline)
+        plot_roofline(result, result.prediction, roofline)
 
 
-def _profile_command(args: argparse.Namespace) -> int:
-    console = _console(args)
-    result = run_profile(args, console)
-    _explain(result, args, console)
+def _write_json(data: Any, path: str) -> None:
+    text = json.dumps(data, indent=2)
+    if path == "-":
+        sys.stdout.write(text + "\n")
+    else:
+        Path(path).write_text(text + "\n", encoding="utf-8")
+
+
+def _console(to_stdout: bool) -> Console:
+    stream = sys.stderr if to_stdout else sys.stdout
+    return Console(stderr=to_stdout, width=None if stream.isatty() else REPORT_WIDTH, emoji=False)
+
+
+def _bench(args: argparse.Namespace, console: Console, to_stdout: bool) -> None:
+    loaded = load_model(args.spec, args.device)
+    options = InputOptions(args.input_size, args.input_dtype, None, args.seq_len, {})
+    inputs, kwargs = example_inputs(loaded, options, args.device)
+    latency: Latency = measure(
+        loaded.model,
+        *inputs,
+        dtype=args.dtype,
+        batch_sizes=args.batch,
+        threads=args.threads,
+        min_time=args.min_time,
+        progress=not args.quiet,
+        **kwargs,
+    )
     if args.json:
-        _write_json(result.to_dict(), args.json)
-    if args.json != "-":
-        render(result, console, depth=args.depth, top=args.top)
-    return 0
+        _write_json(latency.to_dict(), args.json)
+    if not to_stdout:
+        render_latency(latency, console, title=f"latency: {args.spec}")
 
 
-def _guidelines_command(args: argparse.Namespace) -> int:
-    console = _console(args)
+def _hw(args: argparse.Namespace, console: Console, to_stdout: bool) -> None:
+    if args.name is None:
+        known = known_hardware()
+        if args.json:
+            _write_json({key: device.to_dict() for key, device in known.items()}, args.json)
+        if not to_stdout:
+            console.print(hardware_list_table(list(known.values())))
+        return
+    device = hardware(args.name)
+    if args.json:
+        _write_json(device.to_dict(), args.json)
+    if not to_stdout:
+        console.print(hardware_table(device))
+
+
+def _calibrate(args: argparse.Namespace, console: Console, to_stdout: bool) -> None:
+    result = calibrate(args.device, quick=args.quick, progress=not args.quiet)
+    if args.json:
+        _write_json({**result.to_dict(), "cache": str(cache_path(result.device))}, args.json)
+    if not to_stdout:
+        console.print(calibration_table(result, cache_path(result.device)))
+
+
+def _guidelines(args: argparse.Namespace, console: Console, to_stdout: bool) -> None:
     device = hardware(args.hardware)
     if device.key == "cpu" and device.calibration is None:
         console.print("[yellow]no calibration for this machine yet: running a quick one (torchcost calibrate)")
@@ -268,13 +308,12 @@ def _guidelines_command(args: argparse.Namespace) -> int:
     experiments = run_guidelines(device, settings, progress=not args.quiet)
     if args.json:
         _write_json({"hardware": device.name, "experiments": [e.to_dict() for e in experiments]}, args.json)
-    if args.json != "-":
+    if not to_stdout:
         for experiment in experiments:
             console.print(guideline_table(experiment))
-    return 0
 
 
-def _llm_command(args: argparse.Namespace) -> int:
+def _llm(args: argparse.Namespace, console: Console, to_stdout: bool) -> None:
     result = llm_profile(
         args.spec,
         prompt_len=args.prompt_len,
@@ -288,28 +327,53 @@ def _llm_command(args: argparse.Namespace) -> int:
     )
     if args.json:
         _write_json(result.to_dict(), args.json)
-    if args.json != "-":
-        _console(args).print(llm_tables(result))
-    return 0
-
-
-COMMANDS = {
-    "llm": _llm_command,
-    "profile": _profile_command,
-    "bench": _bench_command,
-    "hw": _hw_command,
-    "calibrate": _calibrate_command,
-    "guidelines": _guidelines_command,
-}
+    if not to_stdout:
+        console.print(llm_tables(result))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    to_stdout = "-" in (getattr(args, "json", None), getattr(args, "csv", None), getattr(args, "markdown", None))
+    console = _console(to_stdout)
+    if getattr(args, "trust_pickle", False):
+        Console(stderr=True).print("[bold yellow]warning:[/] --trust-pickle: unpickling a file runs any code in it")
     try:
-        return COMMANDS[args.command](args)
+        COMMANDS[args.command](args, console, to_stdout)
     except (UnknownModelError, UnknownHardwareError, ProfilingError, ValueError) as exc:
         Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
         return 2
+    return 0
+
+
+def _profile(args: argparse.Namespace, console: Console, to_stdout: bool) -> None:
+    """Count, write the requested files, and print the report (unless a file goes to stdout)."""
+    result = run_profile(args, console)
+    options = ReportOptions(depth=args.depth, top=args.top, sort=args.sort, by=args.by)
+    write_exports(result, options, json_path=args.json, csv_path=args.csv, markdown=args.markdown, html=args.html)
+    if to_stdout:
+        return
+    if args.brief:
+        render_brief(result, console)
+    else:
+        render(result, console, depth=args.depth, top=args.top, sort=args.sort, by=args.by)
+
+
+def _compare(args: argparse.Namespace, console: Console, to_stdout: bool) -> None:
+    profiles = [run_profile(args, console, spec) for spec in args.specs]
+    write_compare(profiles, json_path=args.json, markdown=args.markdown, html=args.html)
+    if not to_stdout:
+        render_compare(profiles, console)
+
+
+COMMANDS = {
+    "profile": _profile,
+    "compare": _compare,
+    "bench": _bench,
+    "hw": _hw,
+    "calibrate": _calibrate,
+    "guidelines": _guidelines,
+    "llm": _llm,
+}
 
 
 if __name__ == "__main__":

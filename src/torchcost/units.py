@@ -17,3 +17,11 @@ def si(value: float, unit: str = "") -> str:
 
 def percent(part: float, whole: float) -> str:
     return f"{100 * part / whole:.1f}%" if whole else "-"
+
+
+def duration(seconds: float) -> str:
+    """``duration(0.0123) == "12.30 ms"``, ``duration(4.5e-5) == "45.00 µs"``."""
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if abs(seconds) >= scale:
+            return f"{seconds / scale:.2f} {unit}"
+    return f"{seconds / 1e-9:.0f} ns"

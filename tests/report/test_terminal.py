@@ -1,14 +1,20 @@
 """The printed report, compared with a golden file. Regenerate after an intended change with
 ``TORCHCOST_REGENERATE_GOLDEN=1 make test`` and review the diff."""
 
+import io
 import os
 from pathlib import Path
 
+import pytest
 import torch
+from rich.console import Console
 from torch import nn
 
 import torchcost
-from torchcost.report.terminal import render_text
+from torchcost.report.terminal import render, render_brief, render_text
+from torchcost.units import si
+
+from .measured import with_measurements
 
 GOLDEN = Path(__file__).parent.parent / "golden"
 
@@ -46,3 +52,70 @@ def test_rows_sum_to_their_parent():
         assert rows[parent].flops == sum(rows[c].flops for c in children)
         assert rows[parent].memory_access.total == sum(rows[c].memory_access.total for c in children)
     assert rows[""].flops == profile.flops
+
+
+def small_profile():
+    return torchcost.profile(small_net(), input_size=(1, 3, 16, 16), device="meta")
+
+
+def op_lines(text: str, profile) -> list[str]:
+    names = {o.op for o in profile.operators}
+    return [
+        line.split("│")[1].strip()
+        for line in text.splitlines()
+        if line.count("│") > 2 and line.split("│")[1].strip() in names
+    ]
+
+
+def render_with(profile, **options) -> str:
+    buffer = io.StringIO()
+    render(profile, Console(file=buffer, width=200, color_system=None), **options)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("sort", ["flops", "macs", "memory"])
+def test_operators_sorted_by_each_cost(sort):
+    profile = small_profile()
+    key = {"flops": lambda o: o.flops, "macs": lambda o: o.macs, "memory": lambda o: o.memory_access.total}[sort]
+    shown = op_lines(render_with(profile, sort=sort), profile)
+    assert [key(o) for o in (next(x for x in profile.operators if x.op == s) for s in shown)] == sorted(
+        (key(o) for o in profile.operators), reverse=True
+    )
+
+
+def test_by_op_or_module_shows_one_table():
+    profile = small_profile()
+    assert "per module" not in render_with(profile, by="op") and "per operator" in render_with(profile, by="op")
+    by_module = render_with(profile, by="module")
+    assert "per module" in by_module and "per operator" not in by_module
+
+
+def test_sorted_modules_are_a_flat_list_of_full_paths():
+    profile = small_profile()
+    text = render_with(profile, by="module", sort="flops", top=2, depth=5)
+    rows = sorted((m for m in profile.modules if m.name), key=lambda m: m.flops, reverse=True)[:2]
+    assert "per module (depth 5), by flops" in text
+    assert all(f"│ {m.name} " in text for m in rows) and "(root)" not in text
+
+
+def test_brief_is_one_line():
+    profile = small_profile()
+    buffer = io.StringIO()
+    render_brief(profile, Console(file=buffer, width=80, color_system=None))
+    line = buffer.getvalue()
+    assert line.count("\n") == 1
+    assert line.startswith("Sequential: params ") and f"MACs {si(profile.macs)}" in line and "all ops counted" in line
+
+
+def test_sort_by_time_needs_measured_times():
+    with pytest.raises(ValueError, match="--sort time needs measured times"):
+        render_with(small_profile(), sort="time")
+
+
+def test_measured_data_adds_latency_time_columns_and_findings():
+    profile = with_measurements(small_profile())
+    text = render_with(profile, sort="time")
+    assert "latency" in text and "12.50 ms" in text and "CV 2.1%" in text
+    assert "% time" in text and "findings:" in text and "40% of measured time" in text
+    slowest = max(profile.operators, key=lambda o: o.measured_s)
+    assert op_lines(text, profile)[0] == slowest.op

@@ -1,0 +1,72 @@
+"""``profile_spec``: load the model a spec names, build its example input, count it (on meta when it can)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from torchcost.inputs import InputOptions, example_inputs
+from torchcost.profiler import ProfilingError, profile
+from torchcost.records import Profile
+from torchcost.sources import load_model
+from torchcost.units import si
+
+RETRY_REASON_CHARS = 160  # the first line of why meta failed, cut to this length
+MEMORY_SHARE = 0.5  # the CPU fallback may allocate weights up to this share of the machine's memory
+
+
+def profile_spec(
+    spec: str,
+    inputs: InputOptions | None = None,
+    *,
+    device: str | None = None,
+    dtype: str | None = None,
+    backward: bool = False,
+    trust_pickle: bool = False,
+    weights: str | None = None,
+    on_retry: Callable[[str], None] | None = None,
+) -> Profile:
+    """Profile ``spec`` (see ``torchcost.sources``) with its default or the given example input.
+
+    With no ``device``, count on ``meta`` (no weight memory) and, if the model needs real data, on the CPU,
+    unless its weights would take more than half of this machine's memory. ``on_retry`` hears why.
+    """
+    options = inputs or InputOptions()
+    devices = [device] if device else ["meta", "cpu"]
+    for attempt, run_on in enumerate(devices):
+        loaded = load_model(spec, run_on, trust_pickle=trust_pickle, weights=weights)
+        args, kwargs = example_inputs(loaded, options, run_on)
+        run_dtype = dtype or floating_dtype(loaded.model)  # e.g. an fp16 checkpoint takes fp16 inputs
+        try:
+            result = profile(loaded.model, *args, dtype=run_dtype, device=run_on, backward=backward, **kwargs)
+        except ProfilingError as exc:
+            if attempt + 1 == len(devices):
+                raise
+            check_fits_in_memory(loaded.model, exc)
+            if on_retry is not None:
+                why = exc.args[0].splitlines()[0]
+                why = why if len(why) <= RETRY_REASON_CHARS else why[: RETRY_REASON_CHARS - 3] + "..."
+                on_retry(f"counting on meta failed ({why}); retrying on cpu")
+            continue
+        result.model = spec
+        return result
+    raise AssertionError("unreachable")
+
+
+def floating_dtype(model: nn.Module) -> torch.dtype | None:
+    return next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
+
+
+def check_fits_in_memory(model: nn.Module, exc: ProfilingError) -> None:
+    """Refuse the CPU fallback when the weights alone would take more than half of this machine's memory."""
+    weights = sum(t.numel() * t.element_size() for t in itertools.chain(model.parameters(), model.buffers()))
+    memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    if weights > memory * MEMORY_SHARE:
+        raise ProfilingError(
+            f"{exc.args[0]}\n  counting on meta failed, and on the cpu the weights alone would take "
+            f"{si(weights, 'B')} of this machine's {si(memory, 'B')}; pass --device cpu to try anyway"
+        ) from exc

@@ -1,0 +1,148 @@
+"""Example inputs from a few options (``--input-size``, ``--input-dtype``, ``--batch``, ``--seq-len``,
+``--kwargs-json``) and what the model's source knows (its default size, token or image inputs)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from torchcost.sources import LoadedModel
+
+Shape = tuple[int, ...]
+Inputs = tuple[tuple[Any, ...], dict[str, Any]]  # positional and keyword inputs of the model's forward
+DEFAULT_SEQ_LEN = 128  # tokens per sequence for text models, unless --seq-len says otherwise
+SEED = 0  # random inputs are the same on every run
+
+
+class InputError(ValueError):
+    """The input options do not fit the model; the message says which option to change."""
+
+
+@dataclass(frozen=True)
+class InputOptions:
+    """How to build the example input; every field left ``None`` takes the source's default."""
+
+    sizes: list[Shape] | None = None  # one shape per positional input
+    dtype: str | None = None  # dtype of the random tensors, e.g. int64 for indices
+    batch: int | None = None  # replaces the first dimension (the number of images for detection models)
+    seq_len: int | None = None  # tokens per sequence (token models)
+    kwargs: dict[str, Any] = field(default_factory=dict)  # keyword inputs; {"shape": [...], "dtype": ...} is a tensor
+
+
+def example_inputs(loaded: LoadedModel, options: InputOptions, device: torch.device | str = "cpu") -> Inputs:
+    """Positional and keyword inputs for ``loaded.model``, made on ``device``."""
+    generator = torch.Generator().manual_seed(SEED)
+    if options.seq_len is not None and loaded.input_kind != "tokens":
+        raise InputError(
+            "--seq-len applies to token models (hf: text models); for other models give the ids' shape: "
+            "--input-size 1,128 --input-dtype int64"
+        )
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = {}
+    if loaded.input_kind == "tokens":
+        kwargs = _tokens(loaded, options, generator, torch.device(device))
+    elif loaded.input_kind == "images":
+        args = (_images(loaded, options, generator),)
+    else:
+        args = _tensors(loaded, options, generator)
+    kwargs.update({name: _keyword_value(value, name, generator) for name, value in options.kwargs.items()})
+    moved = [_to(a, device) for a in args]
+    return tuple(moved), {name: _to(value, device) for name, value in kwargs.items()}
+
+
+def parse_kwargs_json(text: str) -> dict[str, Any]:
+    """Keyword inputs from JSON text, or from a ``.json`` file when ``text`` is its path."""
+    source = Path(text).read_text(encoding="utf-8") if text.endswith(".json") and Path(text).is_file() else text
+    try:
+        values = json.loads(source)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"--kwargs-json is not valid JSON ({exc}); e.g. '{{\"output_hidden_states\": false}}'"
+        ) from None
+    if not isinstance(values, dict):
+        raise InputError("--kwargs-json must be a JSON object mapping keyword names to values")
+    return values
+
+
+def _tensors(loaded: LoadedModel, options: InputOptions, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+    sizes = options.sizes or loaded.input_sizes
+    if sizes is None:
+        raise InputError(f"{loaded.spec} has no default input size; {loaded.input_hint}")
+    dtypes = loaded.input_dtypes if options.sizes is None and loaded.input_dtypes else [None] * len(sizes)
+    tensors = []
+    for size, source_dtype in zip(sizes, dtypes, strict=True):
+        shape = (options.batch, *size[1:]) if options.batch is not None and size else size
+        tensors.append(_random(shape, _dtype(options.dtype) or source_dtype or torch.float32, generator))
+    return tuple(tensors)
+
+
+def _images(loaded: LoadedModel, options: InputOptions, generator: torch.Generator) -> list[torch.Tensor]:
+    """Detection models take a list of (C, H, W) images: a 4-D size gives that many images."""
+    images: list[Shape] = []
+    for size in options.sizes or loaded.input_sizes or []:
+        if len(size) not in (3, 4):
+            raise InputError(f"detection models take (C, H, W) images; --input-size {size} is not 3,H,W or N,3,H,W")
+        images += [size] if len(size) == 3 else [size[1:]] * size[0]
+    if options.batch is not None:
+        images = [images[0]] * options.batch
+    return [_random(shape, _dtype(options.dtype) or torch.float32, generator) for shape in images]
+
+
+def _tokens(
+    loaded: LoadedModel, options: InputOptions, generator: torch.Generator, device: torch.device
+) -> dict[str, Any]:
+    """``input_ids`` drawn below the vocabulary size and an all-ones ``attention_mask``, (batch, seq_len) each.
+
+    On ``meta`` the mask is left out: transformers drops an all-ones mask after looking at its values (which a
+    meta tensor does not have), so the model runs the same ops without it.
+    """
+    if options.sizes is not None and options.seq_len is not None:
+        raise InputError("give --seq-len (with --batch) or --input-size BATCH,SEQ_LEN for a token model, not both")
+    batch, seq_len = options.batch or 1, options.seq_len or DEFAULT_SEQ_LEN
+    if options.sizes is not None:
+        if len(options.sizes) != 1 or len(options.sizes[0]) != 2:
+            raise InputError(f"a token model takes one --input-size BATCH,SEQ_LEN, not {options.sizes}")
+        batch, seq_len = options.sizes[0]
+        batch = options.batch or batch
+    shape = (batch, seq_len)
+    ids = torch.randint(0, loaded.vocab_size or 2, shape, generator=generator)
+    made = {"attention_mask": torch.ones(shape, dtype=torch.long)}
+    names = [n for n in loaded.token_inputs if not (n == "attention_mask" and device.type == "meta")]
+    return {name: made.get(name, ids) for name in names}
+
+
+def _keyword_value(value: Any, name: str, generator: torch.Generator) -> Any:
+    if isinstance(value, dict) and "shape" in value:
+        try:
+            shape = tuple(int(d) for d in value["shape"])
+        except (TypeError, ValueError):
+            raise InputError(f"--kwargs-json {name!r}: shape must be a list of integers") from None
+        return _random(shape, _dtype(value.get("dtype")) or torch.float32, generator)
+    return value
+
+
+def _random(shape: Shape, dtype: torch.dtype, generator: torch.Generator) -> torch.Tensor:
+    if dtype.is_floating_point or dtype.is_complex:
+        return torch.randn(shape, dtype=dtype, generator=generator)
+    return torch.zeros(shape, dtype=dtype)  # zeros are a valid index into any table
+
+
+def _dtype(name: str | None) -> torch.dtype | None:
+    if name is None:
+        return None
+    resolved = getattr(torch, name, None)
+    if not isinstance(resolved, torch.dtype):
+        raise InputError(f"unknown dtype {name!r}; use a torch dtype name such as float32, float16, int64")
+    return resolved
+
+
+def _to(value: Any, device: torch.device | str) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, list):
+        return [_to(v, device) for v in value]
+    return value

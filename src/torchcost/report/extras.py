@@ -1,0 +1,53 @@
+"""What a profile may hold beyond counts: measured latency, per-op and per-module times, a roofline prediction
+and findings. Reports show a section only when the profile holds its data; this module is the one place that
+reads those optional parts, so every report agrees on what is present."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torchcost.latency import Latency
+from torchcost.records import CostTotals, OpRecord, Profile
+
+
+@dataclass(frozen=True)
+class Roofs:
+    """The two roofs of a roofline: compute (FLOP/s) and memory bandwidth (byte/s)."""
+
+    name: str
+    peak_flop_per_s: float
+    bandwidth_byte_per_s: float
+
+    @property
+    def ridge(self) -> float:
+        """Arithmetic intensity (FLOP/byte) where a kernel stops being memory-bound."""
+        return self.peak_flop_per_s / self.bandwidth_byte_per_s
+
+
+def latency(profile: Profile) -> Latency | None:
+    return profile.latency
+
+
+def seconds(item: CostTotals | OpRecord) -> float | None:
+    """The measured time of an operator, module or op record, if it was measured."""
+    return item.measured_s
+
+
+def has_op_times(profile: Profile) -> bool:
+    return any(op.measured_s is not None for op in profile.operators)
+
+
+def has_module_times(profile: Profile) -> bool:
+    return any(module.measured_s is not None for module in profile.modules)
+
+
+def roofs(profile: Profile) -> Roofs | None:
+    """The matmul compute roof and the bandwidth roof of the prediction's hardware, when predicted."""
+    prediction = profile.prediction
+    if prediction is None:
+        return None
+    return Roofs(prediction.hardware, prediction.rates.compute["matmul"], prediction.rates.bandwidth)
+
+
+def findings(profile: Profile) -> list[str]:
+    return [finding.message for finding in profile.findings]

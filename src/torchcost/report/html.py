@@ -1,0 +1,266 @@
+"""A self-contained HTML report: one file with plotly.js inlined, so it opens offline (no CDN, no server).
+
+Summary cards, the share of FLOPs vs memory access (vs measured time) per op type and per module, the
+collapsible module tree, the operator table, and, when the profile holds them, the roofline and the findings.
+Rendering never runs a model.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable, Sequence
+from importlib import resources
+from typing import Any
+
+from torchcost.records import ModuleStats, OperatorStats, Profile
+from torchcost.report import charts, extras
+from torchcost.report.columns import output_shapes
+from torchcost.report.summary import compare_rows, inputs_text, summary_items
+from torchcost.sources.base import MissingPackageError
+from torchcost.units import UNIT_NOTE, duration, percent, si
+
+OPEN_DEPTH = 2  # the tree opens with modules down to this depth visible, as the terminal report shows them
+PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
+
+
+def render_html(profile: Profile) -> str:
+    """The whole report for one profile, as one HTML document."""
+    _require_plotly()
+    roofs = extras.roofs(profile)
+    sections = [
+        _header(f"torchcost: {profile.model}", _meta_line(profile)),
+        _cards(profile),
+        _uncounted(profile),
+        _findings(profile),
+        _shares(profile),
+        _roofline(profile, roofs) if roofs else "",
+        _module_tree(profile),
+        _operator_table(profile),
+    ]
+    return _page(f"torchcost: {profile.model}", sections)
+
+
+def render_compare_html(profiles: Sequence[Profile]) -> str:
+    """Several profiles side by side: a table of the headline numbers and one bar chart per quantity."""
+    _require_plotly()
+    headers = "".join(f"<th class='num'>{_e(p.model)}</th>" for p in profiles)
+    body = "".join(
+        f"<tr><td>{_e(label)}</td>{''.join(f'<td class=num>{_e(v)}</td>' for v in values)}</tr>"
+        for label, values in compare_rows(list(profiles))
+    )
+    table = f"<table class='data'><thead><tr><th>quantity</th>{headers}</tr></thead><tbody>{body}</tbody></table>"
+    sections = [
+        _header("torchcost compare", " · ".join(_e(p.model) for p in profiles)),
+        f"<section><h2>Side by side</h2>{table}</section>",
+        f"<section><h2>Compared</h2>{_figure(charts.compare_figure(profiles), 'chart-compare')}</section>",
+    ]
+    return _page("torchcost compare", sections)
+
+
+def _require_plotly() -> None:
+    try:
+        import plotly  # noqa: F401
+    except ImportError:
+        raise MissingPackageError(
+            "the HTML report needs plotly, which is not installed: pip install 'torchcost[html]'"
+        ) from None
+
+
+def _page(title: str, sections: list[str]) -> str:
+    from plotly.offline import get_plotlyjs
+
+    plotly_js = get_plotlyjs().replace("</script", "<\\/script")
+    css = resources.files("torchcost.report").joinpath("assets/report.css").read_text(encoding="utf-8")
+    script = resources.files("torchcost.report").joinpath("assets/report.js").read_text(encoding="utf-8")
+    from torchcost import __version__
+
+    return (
+        "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>\n"
+        f"<title>{_e(title)}</title>\n<style>\n{css}</style>\n<script>{plotly_js}</script>\n</head>\n<body>\n"
+        + "\n".join(s for s in sections if s)
+        + f"\n<footer><p>{_e(UNIT_NOTE)}. Made by torchcost {_e(__version__)}.</p></footer>\n"
+        f"<script>\n{script}</script>\n</body>\n</html>\n"
+    )
+
+
+def _header(title: str, meta: str) -> str:
+    return f"<header><h1>{_e(title)}</h1><p class='meta'>{meta}</p></header>"
+
+
+def _meta_line(profile: Profile) -> str:
+    parts = [f"inputs {inputs_text(profile)}", f"device {profile.device}"]
+    parts += ["forward + backward"] if profile.backward else ["forward, eval mode"]
+    return _e(" · ".join(parts))
+
+
+def _cards(profile: Profile) -> str:
+    cards = [
+        f"<div class='card'><div class='label'>{_e(item.label)}</div><div class='value'>{_e(item.value)}</div>"
+        f"<div class='detail'>{_e(item.detail)}</div></div>"
+        for item in summary_items(profile)
+        if item.label != "inputs"
+    ]
+    if profile.uncounted:
+        calls = sum(u.count for u in profile.uncounted)
+        cards.append(
+            f"<div class='card warning'><div class='label'>uncounted ops</div><div class='value'>{calls}</div>"
+            f"<div class='detail'>calls of {len(profile.uncounted)} ops with unknown FLOPs</div></div>"
+        )
+    return f"<section class='cards' id='summary'>{''.join(cards)}</section>"
+
+
+def _uncounted(profile: Profile) -> str:
+    if not profile.uncounted:
+        return ""
+    ops = ", ".join(f"<code>{_e(u.op)}</code> x{u.count}" for u in profile.uncounted)
+    return (
+        f"<p class='warning-text'>Uncounted ops (FLOPs unknown, not zero; their memory access is included): {ops}</p>"
+    )
+
+
+def _findings(profile: Profile) -> str:
+    found = extras.findings(profile)
+    if not found:
+        return ""
+    items = "".join(f"<li>{_e(line)}</li>" for line in found)
+    return f"<section id='findings'><h2>Findings</h2><ul class='findings'>{items}</ul></section>"
+
+
+def _shares(profile: Profile) -> str:
+    timed = " vs measured time" if extras.has_op_times(profile) else ""
+    op_names, op_shares = charts.operator_shares(profile)
+    figures = [
+        _figure(charts.share_figure(op_names, op_shares), "chart-ops", f"per op type: FLOPs vs memory access{timed}")
+    ]
+    module_names, module_shares = charts.module_shares(profile)
+    if len(module_names) > 1:
+        depth = charts.chart_depth(profile.modules)
+        title = f"per module at depth {depth}: FLOPs vs memory access{timed}"
+        figures.append(_figure(charts.share_figure(module_names, module_shares), "chart-modules", title))
+    note = "FLOPs are not latency: ops with a small share of FLOPs can move a large share of the bytes" + (
+        " and take a large share of the time." if timed else "."
+    )
+    charts_html = f"<div class='charts'>{''.join(figures)}</div>"
+    return f"<section id='shares'><h2>Where the work goes</h2><p class='note'>{note}</p>{charts_html}</section>"
+
+
+def _roofline(profile: Profile, roofs: extras.Roofs) -> str:
+    note = (
+        f"Each point is one op call. Roofs of {_e(roofs.name)}: {_e(si(roofs.peak_flop_per_s, 'FLOP/s'))} compute, "
+        f"{_e(si(roofs.bandwidth_byte_per_s, 'B/s'))} memory bandwidth; ridge point {roofs.ridge:.1f} FLOP/byte."
+    )
+    figure = _figure(charts.roofline_figure(profile, roofs), "chart-roofline")
+    return f"<section id='roofline'><h2>Roofline</h2><p class='note'>{note}</p>{figure}</section>"
+
+
+def _figure(figure: Any, div_id: str, title: str = "") -> str:
+    heading = f"<h3>{_e(title)}</h3>" if title else ""
+    body = figure.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config=PLOTLY_CONFIG)
+    return f"<div class='chart'>{heading}{body}</div>"
+
+
+Cell = tuple[str, float | None]  # the text shown, and the exact value it sorts by (None: sorts as text)
+
+
+def _module_cells(profile: Profile) -> list[tuple[str, Callable[[ModuleStats], Cell]]]:
+    cells: list[tuple[str, Callable[[ModuleStats], Cell]]] = [
+        ("type", lambda m: (m.type, None)),
+        ("output shape", lambda m: (output_shapes(m), None)),
+        ("params", lambda m: (si(m.params), m.params)),
+        ("MACs", lambda m: (si(m.macs), m.macs)),
+        ("FLOPs", lambda m: (si(m.flops), m.flops)),
+        ("memory access", lambda m: (si(m.memory_access.total, "B"), m.memory_access.total)),
+        ("% FLOPs", lambda m: (percent(m.flops, profile.flops), m.flops)),
+        ("% memory", lambda m: (percent(m.memory_access.total, profile.memory_access.total), m.memory_access.total)),
+    ]
+    if extras.has_module_times(profile):
+        cells.append(("time", lambda m: _time_cell(extras.seconds(m))))
+    return cells
+
+
+def _module_tree(profile: Profile) -> str:
+    cells = _module_cells(profile)
+    head = "<th>module</th>" + "".join(_th(name, numeric=name not in ("type", "output shape")) for name, _ in cells)
+    rows = []
+    for module in profile.modules:
+        parent = "" if module.depth == 1 else module.name.rsplit(".", 1)[0]
+        parent_attr = f" data-parent='{_e(parent)}'" if module.name else ""
+        label = module.name.rsplit(".", 1)[-1] if module.name else "(root)"
+        name_cell = (
+            f"<td class='name' title='{_e(module.name or '(root)')}'>"
+            f"<span style='padding-left:{1.2 * module.depth:.1f}em'></span>"
+            f"<button class='toggle' type='button' aria-label='expand or collapse'></button>{_e(label)}</td>"
+        )
+        tds = "".join(_td(*cell(module)) for _, cell in cells)
+        rows.append(
+            f"<tr class='module-row' data-name='{_e(module.name)}' data-depth='{module.depth}'{parent_attr}>"
+            f"{name_cell}{tds}</tr>"
+        )
+    toolbar = (
+        "<div class='toolbar'><button type='button' data-tree='expand'>expand all</button>"
+        "<button type='button' data-tree='collapse'>collapse all</button></div>"
+    )
+    table = (
+        f"<div class='scroll'><table class='data tree' id='module-tree' data-open-depth='{OPEN_DEPTH}'>"
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+    )
+    note = "Each module's numbers include its children's. Click a column to sort siblings; ▸ opens a module."
+    heading = f"<h2>Modules ({len(profile.modules)})</h2><p class='note'>{note}</p>"
+    return f"<section id='modules'>{heading}{toolbar}{table}</section>"
+
+
+def _operator_table(profile: Profile) -> str:
+    timed = extras.has_op_times(profile)
+    total_time = sum(extras.seconds(o) or 0.0 for o in profile.operators)
+
+    def cells(op: OperatorStats) -> list[Cell]:
+        row: list[Cell] = [
+            (op.op, None),
+            (str(op.count), op.count),
+            (si(op.macs), op.macs),
+            (si(op.flops), op.flops),
+            (si(op.memory_access.total, "B"), op.memory_access.total),
+            (percent(op.flops, profile.flops), op.flops),
+            (percent(op.memory_access.total, profile.memory_access.total), op.memory_access.total),
+        ]
+        if timed:
+            measured = extras.seconds(op)
+            row += [_time_cell(measured), (percent(measured or 0.0, total_time), measured or 0.0)]
+        return row
+
+    names = [
+        "op",
+        "calls",
+        "MACs",
+        "FLOPs",
+        "memory access",
+        "% FLOPs",
+        "% memory",
+        *(["time", "% time"] if timed else []),
+    ]
+    head = "".join(_th(name, numeric=name != "op") for name in names)
+    body = "".join(f"<tr class='op-row'>{''.join(_td(*cell) for cell in cells(op))}</tr>" for op in profile.operators)
+    table = (
+        f"<div class='scroll'><table class='data flat' id='operators'><thead><tr>{head}</tr></thead>"
+        f"<tbody>{body}</tbody></table></div>"
+    )
+    return f"<section id='operator-table'><h2>Operators ({len(profile.operators)})</h2>{table}</section>"
+
+
+def _time_cell(measured: float | None) -> Cell:
+    return ("-", -1.0) if measured is None else (duration(measured), measured)
+
+
+def _th(name: str, numeric: bool) -> str:
+    return f"<th class='num'>{_e(name)}</th>" if numeric else f"<th>{_e(name)}</th>"
+
+
+def _td(text: str, value: float | None) -> str:
+    if value is None:
+        return f"<td>{_e(text)}</td>"
+    return f"<td class='num' data-value='{value!r}'>{_e(text)}</td>"
+
+
+def _e(text: str) -> str:
+    return html.escape(text, quote=True)

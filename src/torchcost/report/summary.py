@@ -1,0 +1,90 @@
+"""The headline numbers of a profile as labelled strings: one source for every report's summary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torchcost.records import Profile
+from torchcost.report import extras
+from torchcost.report.measurements import conditions
+from torchcost.units import duration, percent, si
+
+
+@dataclass(frozen=True)
+class Item:
+    label: str
+    value: str
+    detail: str = ""
+
+
+def inputs_text(profile: Profile) -> str:
+    return ", ".join(f"{list(spec.shape)} {spec.dtype}" for spec in profile.inputs)
+
+
+def intensity(profile: Profile) -> float:
+    """Arithmetic intensity of the whole model, FLOP per byte of memory access."""
+    total = profile.memory_access.total
+    return profile.flops / total if total else 0.0
+
+
+def summary_items(profile: Profile) -> list[Item]:
+    """inputs, params, size, MACs, FLOPs, memory access, arithmetic intensity, and latency when measured."""
+    params, access = profile.params, profile.memory_access
+    what_if = ", ".join(f"{name} {si(size, 'B')}" for name, size in profile.size_if.items())
+    items = [
+        Item(
+            "inputs",
+            inputs_text(profile),
+            f"device {profile.device}" + (", forward + backward" if profile.backward else ""),
+        ),
+        Item(
+            "params",
+            si(params.total),
+            f"{params.total:,} ({params.trainable:,} trainable, {params.frozen:,} frozen); buffers {params.buffers:,}",
+        ),
+        Item("size", si(profile.size_bytes, "B"), f"{profile.size_bytes:,} bytes; if stored as {what_if}"),
+        Item("MACs", si(profile.macs), f"{profile.macs:,} multiply-accumulates"),
+        Item("FLOPs", si(profile.flops), f"{profile.flops:,} (2 per MAC + other ops)"),
+        Item("memory access", si(access.total, "B"), f"read {si(access.read, 'B')}, written {si(access.write, 'B')}"),
+        Item("arithmetic intensity", f"{intensity(profile):.1f}", "FLOP/byte"),
+    ]
+    measured = extras.latency(profile)
+    if measured is not None:
+        detail = f"median; p90 {duration(measured.p90_s)}, CV {100 * measured.cv:.1f}%, {measured.runs} runs"
+        items.append(Item("latency", duration(measured.median_s), f"{detail}; {conditions(measured)}"))
+        op_times = [r.measured_s for r in profile.records if r.measured_s is not None]
+        if op_times:
+            items.append(Item("sum of op times", duration(sum(op_times)), "torch.profiler, median per op"))
+    if profile.prediction is not None:
+        pred = profile.prediction
+        bounds = ", ".join(
+            f"{bound} {percent(t, pred.latency_s)}" for bound, t in sorted(pred.time_by("bound").items())
+        )
+        items.append(
+            Item(
+                "predicted latency",
+                duration(pred.latency_s),
+                f"roofline on {pred.hardware} ({pred.rates.source}); {bounds}",
+            )
+        )
+    return items
+
+
+def brief_line(profile: Profile) -> str:
+    """One line: ``torchvision:resnet18  params 11.69 M  size 46.76 MB  MACs 1.81 G ...``."""
+    shown = ("params", "size", "MACs", "FLOPs", "memory access", "latency")
+    parts = [f"{item.label} {item.value}" for item in summary_items(profile) if item.label in shown]
+    uncounted = sum(op.count for op in profile.uncounted)
+    parts.append(f"{uncounted} uncounted op calls" if uncounted else "all ops counted")
+    return f"{profile.model}: " + " | ".join(parts)
+
+
+def compare_rows(profiles: list[Profile]) -> list[tuple[str, list[str]]]:
+    """(quantity, one value per profile) for the side-by-side tables."""
+    rows: dict[str, list[str]] = {}
+    for profile in profiles:
+        for item in summary_items(profile):
+            rows.setdefault(item.label, [""] * len(profiles))
+        for item in summary_items(profile):
+            rows[item.label][profiles.index(profile)] = item.value
+    return list(rows.items())

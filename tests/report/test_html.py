@@ -1,0 +1,52 @@
+"""The HTML report's content: self-contained, one tree row per module, sections only for data the profile holds."""
+
+import re
+import sys
+
+import pytest
+
+from torchcost.report.html import render_compare_html, render_html
+from torchcost.sources import MissingPackageError
+
+from .measured import with_measurements
+from .test_terminal import small_profile
+
+pytest.importorskip("plotly")
+
+
+def test_self_contained_with_one_tree_row_per_module():
+    profile = small_profile()
+    page = render_html(profile)
+    assert page.count("class='module-row'") == len(profile.modules)
+    assert page.count("class='op-row'") == len(profile.operators)
+    assert not re.search(r"<(script|img|iframe)[^>]*\ssrc=|<link\b|@import", page)  # nothing loaded from elsewhere
+    assert "Plotly.newPlot" in page and len(page) > 1_000_000  # plotly.js itself is inlined
+
+
+def test_sections_only_for_data_the_profile_holds():
+    page = render_html(small_profile())
+    for absent in ("id='roofline'", "id='findings'", ">latency<", "measured time"):
+        assert absent not in page
+    measured = render_html(with_measurements(small_profile()))
+    for present in ("id='roofline'", "id='findings'", ">latency<", "% measured time", "test chip"):
+        assert present in measured
+
+
+def test_names_are_escaped():
+    profile = small_profile()
+    profile.model = "<script>alert(1)</script>"
+    page = render_html(profile)
+    assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)" in page
+
+
+def test_compare_page():
+    first, second = small_profile(), small_profile()
+    first.model, second.model = "first model", "second model"
+    page = render_compare_html([first, second])
+    assert "first model" in page and "second model" in page and 'id="chart-compare"' in page
+
+
+def test_missing_plotly_is_an_install_hint(monkeypatch):
+    monkeypatch.setitem(sys.modules, "plotly", None)
+    with pytest.raises(MissingPackageError, match=r"pip install 'torchcost\[html\]'"):
+        render_html(small_profile())

@@ -1,0 +1,142 @@
+"""Example inputs from the input options: sizes, dtype, batch, sequence length, keyword inputs."""
+
+import pytest
+import torch
+from torch import nn
+
+from torchcost.inputs import DEFAULT_SEQ_LEN, InputError, InputOptions, example_inputs, parse_kwargs_json
+from torchcost.sources import LoadedModel
+
+
+def tensors_model(sizes=((1, 3, 32, 32),), dtypes=None):
+    return LoadedModel("test:tensors", nn.Identity(), list(sizes), input_dtypes=dtypes)
+
+
+def token_model(names=("input_ids", "attention_mask")):
+    return LoadedModel("test:tokens", nn.Identity(), None, input_kind="tokens", token_inputs=names, vocab_size=7)
+
+
+def image_model():
+    return LoadedModel("test:detector", nn.Identity(), [(3, 40, 30)], input_kind="images")
+
+
+def shapes(tensors):
+    return [tuple(t.shape) for t in tensors]
+
+
+def test_source_default_size_and_float32():
+    args, kwargs = example_inputs(tensors_model(), InputOptions())
+    assert shapes(args) == [(1, 3, 32, 32)] and args[0].dtype == torch.float32 and kwargs == {}
+
+
+def test_input_sizes_replace_the_default_and_batch_replaces_the_first_dimension():
+    args, _ = example_inputs(tensors_model(), InputOptions(sizes=[(2, 3, 8, 8), (2, 5)], batch=4))
+    assert shapes(args) == [(4, 3, 8, 8), (4, 5)]
+
+
+def test_input_dtype_makes_valid_indices():
+    args, _ = example_inputs(tensors_model([(2, 6)]), InputOptions(dtype="int64"))
+    assert args[0].dtype == torch.int64 and int(args[0].max()) == 0
+
+
+def test_source_dtypes_are_kept_unless_sizes_are_given():
+    loaded = tensors_model([(2, 6)], dtypes=[torch.int32])
+    assert example_inputs(loaded, InputOptions())[0][0].dtype == torch.int32
+    assert example_inputs(loaded, InputOptions(sizes=[(1, 6)]))[0][0].dtype == torch.float32
+
+
+def test_missing_size_gives_the_source_hint():
+    loaded = LoadedModel("x.ts", nn.Identity(), None, input_hint="TorchScript files keep no example input")
+    with pytest.raises(InputError, match=r"x\.ts has no default input size; TorchScript files keep no example input"):
+        example_inputs(loaded, InputOptions())
+
+
+def test_unknown_dtype():
+    with pytest.raises(InputError, match="unknown dtype 'int65'"):
+        example_inputs(tensors_model(), InputOptions(dtype="int65"))
+
+
+def test_tokens_default_to_one_sequence_of_128_ids_below_the_vocabulary():
+    _, kwargs = example_inputs(token_model(), InputOptions(), "cpu")
+    assert set(kwargs) == {"input_ids", "attention_mask"}
+    assert kwargs["input_ids"].shape == (1, DEFAULT_SEQ_LEN) == (1, 128)
+    assert int(kwargs["input_ids"].min()) >= 0 and int(kwargs["input_ids"].max()) < 7
+    assert kwargs["input_ids"].dtype == torch.long and bool(kwargs["attention_mask"].eq(1).all())
+
+
+@pytest.mark.parametrize(
+    ("options", "shape"),
+    [
+        (InputOptions(seq_len=16, batch=3), (3, 16)),
+        (InputOptions(sizes=[(2, 9)]), (2, 9)),
+        (InputOptions(sizes=[(2, 9)], batch=5), (5, 9)),
+    ],
+)
+def test_token_shapes(options, shape):
+    _, kwargs = example_inputs(token_model(), options)
+    assert kwargs["input_ids"].shape == kwargs["attention_mask"].shape == shape
+
+
+def test_tokens_on_meta_leave_out_the_all_ones_mask():
+    _, kwargs = example_inputs(token_model(), InputOptions(), "meta")
+    assert list(kwargs) == ["input_ids"] and kwargs["input_ids"].device.type == "meta"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (InputOptions(sizes=[(2, 9)], seq_len=4), "not both"),
+        (InputOptions(sizes=[(1, 2, 3)]), "one --input-size BATCH,SEQ_LEN"),
+    ],
+)
+def test_token_option_conflicts(options, message):
+    with pytest.raises(InputError, match=message):
+        example_inputs(token_model(), options)
+
+
+def test_seq_len_only_for_token_models():
+    with pytest.raises(InputError, match="--seq-len applies to token models"):
+        example_inputs(tensors_model(), InputOptions(seq_len=8))
+
+
+@pytest.mark.parametrize(
+    ("options", "images"),
+    [
+        (InputOptions(), [(3, 40, 30)]),
+        (InputOptions(batch=3), [(3, 40, 30)] * 3),
+        (InputOptions(sizes=[(2, 3, 10, 12), (3, 5, 5)]), [(3, 10, 12), (3, 10, 12), (3, 5, 5)]),
+    ],
+)
+def test_detection_images(options, images):
+    (made,), _ = example_inputs(image_model(), options)
+    assert shapes(made) == images
+
+
+def test_detection_rejects_flat_sizes():
+    with pytest.raises(InputError, match="not 3,H,W or N,3,H,W"):
+        example_inputs(image_model(), InputOptions(sizes=[(3, 40)]))
+
+
+def test_keyword_inputs_literal_and_tensor_specs():
+    kwargs = parse_kwargs_json('{"return_dict": false, "mask": {"shape": [2, 4], "dtype": "bool"}, "scale": 0.5}')
+    _, made = example_inputs(tensors_model(), InputOptions(kwargs=kwargs))
+    assert made["return_dict"] is False and made["scale"] == 0.5
+    assert made["mask"].shape == (2, 4) and made["mask"].dtype == torch.bool
+
+
+def test_keyword_inputs_from_a_file(tmp_path):
+    path = tmp_path / "kwargs.json"
+    path.write_text('{"use_cache": false}')
+    assert parse_kwargs_json(str(path)) == {"use_cache": False}
+
+
+@pytest.mark.parametrize(("text", "message"), [("{bad", "not valid JSON"), ("[1, 2]", "must be a JSON object")])
+def test_keyword_input_errors(text, message):
+    with pytest.raises(InputError, match=message):
+        parse_kwargs_json(text)
+
+
+def test_inputs_are_the_same_on_every_run():
+    first, _ = example_inputs(tensors_model(), InputOptions())
+    again, _ = example_inputs(tensors_model(), InputOptions())
+    assert torch.equal(first[0], again[0])
