@@ -66,3 +66,14 @@ def test_parallelism_measure():
     addmm = next(r for r in p.records if r.op == "aten.addmm")
     assert fill_size(TOY) == 4 * 16
     assert parallelism(addmm, TOY) == 6 / 64  # a (3, 2) output on 4 cores x 16 lanes
+
+
+def test_compare_findings_relate_models_to_the_first():
+    from torchcost.explain import compare_findings
+
+    small = torchcost.profile(nn.Linear(64, 64), torch.randn(4, 64))
+    large = torchcost.profile(nn.Sequential(nn.Linear(64, 64), nn.Linear(64, 64)), torch.randn(4, 64))
+    small.model, large.model = "small", "large"
+    (line,) = compare_findings([small, large])
+    assert line.startswith("large has 2.00x the FLOPs of small")
+    assert compare_findings([small]) == []

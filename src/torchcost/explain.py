@@ -10,9 +10,8 @@ from typing import Any
 from torchcost.hardware import Hardware
 from torchcost.latency import Latency
 from torchcost.records import OpRecord, Profile
-from torchcost.report.measurements import seconds
 from torchcost.roofline import Prediction, op_class
-from torchcost.units import si
+from torchcost.units import duration, si
 
 # Work items one core (CPU: fp32 SIMD lanes of AVX-512) or one SM (GPU: resident threads) needs to be busy.
 FILL_PER_CPU_CORE = 16
@@ -73,6 +72,11 @@ def explain(
     return sorted(findings, key=lambda f: f.score, reverse=True)
 
 
+def _pct(share: float) -> str:
+    """12% or 0.4%: one decimal where a whole percent would round to nothing."""
+    return f"{share:.0%}" if abs(share) >= 0.1 else f"{share:.1%}"
+
+
 def _share(part: float, whole: float) -> float:
     return part / whole if whole else 0.0
 
@@ -91,13 +95,11 @@ def _cheap_ops(profile: Profile, times: dict[int, float], source: str) -> list[F
     if times:
         time = _share(sum(times.get(i, 0.0) for i in cheap), sum(times.values()))
         message = (
-            f"elementwise, norm, pooling and data-movement ops are {flops:.0%} of FLOPs but {time:.0%} of "
-            f"{source} time ({memory:.0%} of memory access)"
+            f"elementwise, norm, pooling and data-movement ops are {_pct(flops)} of FLOPs but {_pct(time)} of "
+            f"{source} time ({_pct(memory)} of memory access)"
         )
         return [Finding("cheap_ops", message, time - flops, {"flops_share": flops, "time_share": time})]
-    message = (
-        f"elementwise, norm, pooling and data-movement ops are {flops:.0%} of FLOPs but {memory:.0%} of memory access"
-    )
+    message = f"elementwise, norm, pooling and data-movement ops are {_pct(flops)} of FLOPs but {_pct(memory)} of memory access"
     return [Finding("cheap_ops", message, (memory - flops) / 2, {"flops_share": flops, "memory_share": memory})]
 
 
@@ -110,7 +112,7 @@ def _memory_bound(
     share = _share(sum(t for i, t in times.items() if i in bound), sum(times.values()))
     ridge = prediction.rates.ridge_point("matmul")
     message = (
-        f"{share:.0%} of {source} time is in memory-bound ops (arithmetic intensity below the ridge point of "
+        f"{_pct(share)} of {source} time is in memory-bound ops (arithmetic intensity below the ridge point of "
         f"{ridge:.0f} FLOP/byte on {prediction.hardware})"
     )
     return [Finding("memory_bound", message, share, {"time_share": share, "ridge_point": ridge})]
@@ -121,13 +123,13 @@ def _launches(
 ) -> list[Finding]:
     if prediction is None:
         return []
-    launches = sum(1 for r in profile.records if r.phase == "forward")
+    launches = _launch_count(profile)
     overhead = launches * prediction.rates.overhead_s
     total = latency.median_s if latency is not None else prediction.latency_s
     share = _share(overhead, total)
     message = (
-        f"{launches} operator launches; at ~{seconds(prediction.rates.overhead_s)} overhead each that is "
-        f"{seconds(overhead)} of {seconds(total)} ({share:.0%})"
+        f"{launches} operator launches; at ~{duration(prediction.rates.overhead_s)} overhead each that is "
+        f"{duration(overhead)} of {duration(total)} ({_pct(share)})"
     )
     return [Finding("launches", message, share, {"launches": launches, "overhead_s": overhead})]
 
@@ -151,7 +153,7 @@ def _depthwise_conv(profile: Profile, hardware: Hardware | None, prediction: Pre
     measured = sum(r.measured_s or 0.0 for r in profile.records)
     share = _share(sum(r.measured_s or 0.0 for r in groups["depthwise_conv"]), measured)
     message = (
-        f"depthwise and grouped convolutions reach {grouped:.1%} of peak compute{dense} and take {share:.0%} "
+        f"depthwise and grouped convolutions reach {grouped:.1%} of peak compute{dense} and take {_pct(share)} "
         "of measured time"
     )
     return [Finding("depthwise_conv", message, share, {"efficiency": grouped, "time_share": share})]
@@ -164,7 +166,7 @@ def _small_ops(profile: Profile, times: dict[int, float], source: str, hardware:
     share = _share(sum(times[i] for i in small), sum(times.values()))
     unit = "SMs" if hardware.kind == "gpu" else "cores"
     message = (
-        f"{share:.0%} of {source} time is in {len(small)} ops too small to fill the {hardware.cores} {unit} "
+        f"{_pct(share)} of {source} time is in {len(small)} ops too small to fill the {hardware.cores} {unit} "
         f"(fewer than {fill_size(hardware):,} output elements)"
     )
     return [Finding("parallelism", message, share, {"time_share": share, "ops": len(small)})]
@@ -176,3 +178,39 @@ def _shared(profile: Profile) -> list[Finding]:
         return []
     message = f"shared parameters: {si(shared)} fewer params than unshared ({si(profile.params.total)}), same FLOPs"
     return [Finding("shared_params", message, 0.05, {"shared": shared})]
+
+
+def _latency_of(profile: Profile) -> tuple[float, str] | None:
+    if profile.latency is not None:
+        return profile.latency.median_s, "measured"
+    if profile.prediction is not None:
+        return profile.prediction.latency_s, "predicted"
+    return None
+
+
+def compare_findings(profiles: list[Profile]) -> list[str]:
+    """Sentences that relate each model to the first: FLOPs, memory access, op launches and latency ratios."""
+    if len(profiles) < 2:
+        return []
+    base = profiles[0]
+    base_latency = _latency_of(base)
+    lines = []
+    for other in profiles[1:]:
+        parts = [
+            f"{other.model} has {_ratio(other.flops, base.flops)} the FLOPs of {base.model}",
+            f"{_ratio(other.memory_access.total, base.memory_access.total)} its memory access",
+            f"{_ratio(_launch_count(other), _launch_count(base))} its operator launches",
+        ]
+        other_latency = _latency_of(other)
+        if base_latency and other_latency and base_latency[1] == other_latency[1]:
+            parts.append(f"and {_ratio(other_latency[0], base_latency[0])} its {other_latency[1]} latency")
+        lines.append(", ".join(parts))
+    return lines
+
+
+def _launch_count(profile: Profile) -> int:
+    return sum(1 for r in profile.records if r.phase == "forward")
+
+
+def _ratio(value: float, reference: float) -> str:
+    return f"{value / reference:.2f}x" if reference else "n/a"

@@ -12,17 +12,11 @@ from torchcost.guidelines import Experiment
 from torchcost.hardware import Hardware
 from torchcost.hardware.calibrate import Calibration
 from torchcost.latency import UNSTABLE_CV, Latency
-from torchcost.units import si
+from torchcost.units import duration, si
 
 
 def seconds(value: float | None) -> str:
-    if value is None:
-        return "-"
-    if value >= 1:
-        return f"{value:.3f} s"
-    if value >= 1e-3:
-        return f"{value * 1e3:.3f} ms"
-    return f"{value * 1e6:.1f} us"
+    return "-" if value is None else duration(value)
 
 
 def conditions(latency: Latency) -> str:

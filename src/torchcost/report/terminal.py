@@ -9,6 +9,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from torchcost.explain import compare_findings
 from torchcost.records import Profile
 from torchcost.report import extras
 from torchcost.report.columns import Column, Row, module_columns, operator_columns
@@ -102,7 +103,10 @@ def render_compare(profiles: list[Profile], console: Console) -> None:
         table.add_column(profile.model, justify="right", overflow="fold")
     for label, values in compare_rows(profiles):
         table.add_row(label, *values)
-    console.print(Group(table, Text(UNIT_NOTE, style="dim")))
+    why = [Text(line) for line in compare_findings(profiles)]
+    for profile in profiles:
+        why += [Text(f"{profile.model}: {finding.message}") for finding in profile.findings[:3]]
+    console.print(Group(table, *([Text("why:", style="bold"), *why] if why else []), Text(UNIT_NOTE, style="dim")))
 
 
 def render_text(profile: Profile, depth: int = DEFAULT_DEPTH, width: int = 140) -> str:
