@@ -99,7 +99,10 @@ def _cheap_ops(profile: Profile, times: dict[int, float], source: str) -> list[F
             f"{source} time ({_pct(memory)} of memory access)"
         )
         return [Finding("cheap_ops", message, time - flops, {"flops_share": flops, "time_share": time})]
-    message = f"elementwise, norm, pooling and data-movement ops are {_pct(flops)} of FLOPs but {_pct(memory)} of memory access"
+    message = (
+        f"elementwise, norm, pooling and data-movement ops are {_pct(flops)} of FLOPs but {_pct(memory)} "
+        "of memory access"
+    )
     return [Finding("cheap_ops", message, (memory - flops) / 2, {"flops_share": flops, "memory_share": memory})]
 
 
