@@ -13,6 +13,7 @@ from torchcost.hardware import Hardware, hardware, known_hardware
 from torchcost.hardware.calibrate import Calibration, calibrate
 from torchcost.inputs import InputOptions
 from torchcost.latency import BatchLatency, Latency, measure
+from torchcost.llm import LLMProfile, llm_profile
 from torchcost.op_timing import measure_ops
 from torchcost.params import count_params, size_bytes, size_if
 from torchcost.prepare import copy_to
@@ -39,6 +40,7 @@ __all__ = [
     "Finding",
     "Hardware",
     "InputOptions",
+    "LLMProfile",
     "Latency",
     "MemoryAccess",
     "ModuleStats",
@@ -60,6 +62,7 @@ __all__ = [
     "explain",
     "hardware",
     "known_hardware",
+    "llm_profile",
     "measure",
     "measure_ops",
     "predict",
