@@ -9,9 +9,9 @@ import resource
 import time
 
 import torch
-import transformers
 
 import torchcost
+from torchcost.llm import build_llm
 from torchcost.sources import load_model
 
 
@@ -38,16 +38,7 @@ def torchvision_on_meta(name: str):
 
 
 def llama_70b(tokens: int = 2048):
-    config = transformers.LlamaConfig(
-        hidden_size=8192,
-        intermediate_size=28672,
-        num_hidden_layers=80,
-        num_attention_heads=64,
-        num_key_value_heads=8,
-        vocab_size=128256,
-    )
-    with torch.device("meta"):
-        model = transformers.LlamaForCausalLM(config)
+    model = build_llm("llama-3-70b")
     return model, [torch.zeros(1, tokens, dtype=torch.long, device="meta")]
 
 

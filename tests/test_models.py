@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import torchcost
+from torchcost.llm import build_llm
 from torchcost.sources import load_model
 
 torchvision = pytest.importorskip("torchvision")
@@ -50,16 +51,7 @@ def test_gpt2_tied_weights_and_analytic_macs(device):
 
 
 def test_70b_transformer_on_meta_allocates_no_weights():
-    config = transformers.LlamaConfig(
-        hidden_size=8192,
-        intermediate_size=28672,
-        num_hidden_layers=80,
-        num_attention_heads=64,
-        num_key_value_heads=8,
-        vocab_size=128256,
-    )
-    with torch.device("meta"):
-        model = transformers.LlamaForCausalLM(config)
+    model = build_llm("llama-3-70b")  # 8192 wide, 28672 MLP, 80 layers, 64 heads, 8 KV heads, 128256 tokens
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     tokens = 16
     p = torchcost.profile(model, torch.zeros(1, tokens, dtype=torch.long, device="meta"))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -28,93 +27,57 @@ BITS = {"fp32": 32, "bf16": 16, "fp16": 16, "fp8": 8, "int8": 8, "int4": 4}
 MAX_SWEEP_BATCH = 1024
 
 
-def _presets() -> dict[str, Callable[[], Any]]:
-    """Configs of well-known models (published architecture numbers; weights are never loaded)."""
-    import transformers as tf
+# Published architecture numbers (weights are never loaded): config class, then
+# (hidden, MLP, layers, query heads, key/value heads, vocabulary), then anything else the model needs.
+PRESETS: dict[str, tuple[str, tuple[int, int, int, int, int, int], dict[str, Any]]] = {
+    "llama-3-8b": ("LlamaConfig", (4096, 14336, 32, 32, 8, 128256), {}),
+    "llama-3-70b": ("LlamaConfig", (8192, 28672, 80, 64, 8, 128256), {}),
+    "llama-3-405b": ("LlamaConfig", (16384, 53248, 126, 128, 8, 128256), {}),
+    "mistral-7b": ("MistralConfig", (4096, 14336, 32, 32, 8, 32000), {"sliding_window": 4096}),
+    "mixtral-8x7b": (
+        "MixtralConfig",
+        (4096, 14336, 32, 32, 8, 32000),
+        {"num_local_experts": 8, "num_experts_per_tok": 2},
+    ),
+    "qwen2-7b": ("Qwen2Config", (3584, 18944, 28, 28, 4, 152064), {}),
+    "gemma-2b": ("GemmaConfig", (2048, 16384, 18, 8, 1, 256000), {"head_dim": 256}),
+    "gpt-neox-1b": ("GPTNeoXConfig", (2048, 8192, 16, 8, 8, 50304), {}),
+}
 
-    return {
-        "llama-3-8b": lambda: tf.LlamaConfig(
-            hidden_size=4096,
-            intermediate_size=14336,
-            num_hidden_layers=32,
-            num_attention_heads=32,
-            num_key_value_heads=8,
-            vocab_size=128256,
-            max_position_embeddings=8192,
-        ),
-        "llama-3-70b": lambda: tf.LlamaConfig(
-            hidden_size=8192,
-            intermediate_size=28672,
-            num_hidden_layers=80,
-            num_attention_heads=64,
-            num_key_value_heads=8,
-            vocab_size=128256,
-            max_position_embeddings=8192,
-        ),
-        "llama-3-405b": lambda: tf.LlamaConfig(
-            hidden_size=16384,
-            intermediate_size=53248,
-            num_hidden_layers=126,
-            num_attention_heads=128,
-            num_key_value_heads=8,
-            vocab_size=128256,
-            max_position_embeddings=8192,
-        ),
-        "mistral-7b": lambda: tf.MistralConfig(
-            hidden_size=4096,
-            intermediate_size=14336,
-            num_hidden_layers=32,
-            num_attention_heads=32,
-            num_key_value_heads=8,
-            vocab_size=32000,
-            sliding_window=4096,
-        ),
-        "mixtral-8x7b": lambda: tf.MixtralConfig(
-            hidden_size=4096,
-            intermediate_size=14336,
-            num_hidden_layers=32,
-            num_attention_heads=32,
-            num_key_value_heads=8,
-            vocab_size=32000,
-            num_local_experts=8,
-            num_experts_per_tok=2,
-        ),
-        "qwen2-7b": lambda: tf.Qwen2Config(
-            hidden_size=3584,
-            intermediate_size=18944,
-            num_hidden_layers=28,
-            num_attention_heads=28,
-            num_key_value_heads=4,
-            vocab_size=152064,
-        ),
-        "gemma-2b": lambda: tf.GemmaConfig(
-            hidden_size=2048,
-            intermediate_size=16384,
-            num_hidden_layers=18,
-            num_attention_heads=8,
-            num_key_value_heads=1,
-            head_dim=256,
-            vocab_size=256000,
-        ),
-        "gpt2": lambda: tf.GPT2Config(),
-        "gpt-neox-1b": lambda: tf.GPTNeoXConfig(
-            hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=8, vocab_size=50304
-        ),
-    }
+
+def preset_config(name: str) -> Any:
+    """The transformers config of a preset (``gpt2`` is GPT2Config's own default)."""
+    import transformers
+
+    if name == "gpt2":
+        return transformers.GPT2Config()
+    class_name, (hidden, mlp, layers, heads, kv_heads, vocab), extra = PRESETS[name]
+    config_class = getattr(transformers, class_name)
+    settings = dict(
+        hidden_size=hidden,
+        intermediate_size=mlp,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        vocab_size=vocab,
+        **extra,
+    )
+    if class_name != "GPTNeoXConfig":
+        settings["num_key_value_heads"] = kv_heads
+    return config_class(**settings)
 
 
 def presets() -> list[str]:
-    return sorted(_presets())
+    return sorted([*PRESETS, "gpt2"])
 
 
 def build_llm(spec: str) -> nn.Module:
     """A preset name (``llama-3-70b``) or any model spec torchcost.sources knows, built on meta."""
-    table = _presets()
-    if spec in table:
+    if spec in presets():
         import transformers
 
+        config = preset_config(spec)
         with torch.device("meta"):
-            built: nn.Module = transformers.AutoModelForCausalLM.from_config(table[spec]())  # type: ignore[no-untyped-call]
+            built: nn.Module = transformers.AutoModelForCausalLM.from_config(config)  # type: ignore[no-untyped-call]
         return built
     from torchcost.sources import load_model
 
