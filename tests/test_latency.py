@@ -58,3 +58,13 @@ def test_unstable_measurements_warn():
 def test_meta_cannot_be_timed():
     with pytest.raises(ValueError, match="meta"):
         measure(small_model(), torch.randn(2, 32), device="meta", progress=False)
+
+
+def test_busy_machine_warns():
+    from torchcost.latency import BatchLatency, Latency
+
+    quiet = BatchLatency(1, 1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 10, 1.0)
+    busy = Latency("cpu", "test cpu", 2, "float32", "x", None, by_batch=[quiet], load_average=1.9, cpus=2)
+    assert "the machine was busy" in busy.warnings()[0]
+    idle = Latency("cpu", "test cpu", 2, "float32", "x", None, by_batch=[quiet], load_average=0.1, cpus=2)
+    assert idle.warnings() == []

@@ -8,6 +8,7 @@ thread count, cuDNN autotuning), sweeps batch sizes and summarises the runs.
 from __future__ import annotations
 
 import contextlib
+import os
 import platform
 import statistics
 from collections.abc import Iterator, Sequence
@@ -55,6 +56,8 @@ class Latency:
     cudnn_benchmark: bool | None
     flush_denormal: bool = True
     by_batch: list[BatchLatency] = field(default_factory=list)
+    load_average: float | None = None  # other work on the machine when timing began (1-minute load average)
+    cpus: int | None = None
 
     def _first(self) -> BatchLatency:
         return self.by_batch[0]
@@ -83,8 +86,20 @@ class Latency:
     def runs(self) -> int:
         return self._first().runs
 
+    def busy(self) -> bool:
+        """Other processes wanted the CPUs this measurement needed (timing threads wait for each other)."""
+        if self.load_average is None or self.cpus is None or self.device != "cpu":
+            return False
+        return self.load_average + self.threads > self.cpus + 0.5
+
     def warnings(self) -> list[str]:
         notes = []
+        if self.busy():
+            notes.append(
+                f"the machine was busy: load average {self.load_average:.1f} on {self.cpus} CPUs while timing with "
+                f"{self.threads} threads; threads that share a core wait for each other, so times can be inflated "
+                "many-fold (use --threads 1, or measure on an idle machine)"
+            )
         for b in self.by_batch:
             if b.unstable:
                 batch = "as given" if b.batch is None else b.batch
@@ -104,6 +119,8 @@ class Latency:
             "torch_version": self.torch_version,
             "cudnn_benchmark": self.cudnn_benchmark,
             "flush_denormal": self.flush_denormal,
+            "load_average": self.load_average,
+            "cpus": self.cpus,
             "median_s": first.median_s,
             "p90_s": first.p90_s,
             "p99_s": first.p99_s,
@@ -177,6 +194,8 @@ def measure(
         torch_version=torch.__version__,
         cudnn_benchmark=cudnn_benchmark,
         flush_denormal=flush_denormal,
+        load_average=os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        cpus=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
     )
     sizes: list[int | None] = list(batch_sizes) if batch_sizes else [None]
     settings = _Settings(threads, warmup, min_time, max_time, stability)
