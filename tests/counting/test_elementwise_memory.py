@@ -68,3 +68,30 @@ def test_op_without_formula_is_uncounted_not_zero():
 def test_total_helper_sums():
     x = torch.randn(2, 2)
     assert total(count(lambda t: t + t * t, x)).flops == 8
+
+
+def test_decomposition_runs_once_per_signature(monkeypatch):
+    """The second call with the same shapes reuses the counts; another shape gets its own."""
+    from torchcost.counting.mode import CountingMode
+
+    runs = []
+    original = CountingMode._run_decomposition
+
+    def spy(self, func, args, kwargs):
+        runs.append(str(func))
+        return original(self, func, args, kwargs)
+
+    monkeypatch.setattr(CountingMode, "_run_decomposition", spy)
+    x, y, z = torch.randn(3, 4), torch.randn(3, 4), torch.randn(2, 4)
+    records = count(lambda: (F.mse_loss(x, y), F.mse_loss(x, y), F.mse_loss(z, z)))
+    costs = [r.cost for r in records if r.op == "aten.mse_loss"]
+    # 3x4: subtract 12, square 12, mean 12 = 36; 2x4: 8 + 8 + 8 = 24
+    assert [c.flops for c in costs] == [36, 36, 24]
+    assert [(c.bytes_read, c.bytes_written) for c in costs] == [(96, 4), (96, 4), (64, 4)]
+    assert runs.count("aten.mse_loss.default") == 2
+
+
+def test_op_without_decomposition_stays_uncounted_on_repeat():
+    records = count(lambda v: (torch.topk(v, 3), torch.topk(v, 3)), torch.randn(10))
+    topk = [r for r in records if r.op == "aten.topk"]
+    assert len(topk) == 2 and not any(r.counted for r in topk)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import torch
@@ -24,6 +24,21 @@ Rule = Callable[[OpCall], OpCost]
 
 def shapes_of(tree: Any) -> tuple[Shape, ...]:
     return tuple(tuple(t.shape) for t in tensors_in(tree))
+
+
+def signature(tree: Any) -> Hashable:
+    """What an op's FLOPs and MACs can depend on: tensor shapes and dtypes and the other arguments' values.
+
+    Raises ``TypeError`` for an argument that cannot be a dictionary key (symbolic sizes, for one).
+    """
+    if isinstance(tree, torch.Tensor):
+        return (tuple(tree.shape), tree.dtype, tree.device.type)
+    if isinstance(tree, list | tuple):
+        return (type(tree).__name__, *(signature(leaf) for leaf in tree))
+    if isinstance(tree, dict):
+        return ("dict", *((key, signature(leaf)) for key, leaf in tree.items()))
+    hash(tree)
+    return (type(tree).__name__, tree)
 
 
 def _free(call: OpCall) -> OpCost:
@@ -122,6 +137,8 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self.recording = True
         self._rules: dict[OpOverload, Rule | None] = {}
         self._decomposing: list[list[OpCost | None]] = []
+        # (op, signature) -> (FLOPs, MACs) of a decomposition, or None when it had uncounted parts
+        self._decomposed: dict[Hashable, tuple[int, int] | None] = {}
 
     def __torch_dispatch__(
         self, func: OpOverload, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
@@ -150,7 +167,32 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
 
     def _decompose(self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, OpCost | None]:
         """Count an op with no formula by its decomposition: FLOPs and MACs of the parts, the memory access
-        of the op itself (eager PyTorch runs it as one kernel). None when it cannot be decomposed."""
+        of the op itself (eager PyTorch runs it as one kernel). None when it cannot be decomposed.
+
+        Counts depend only on the signature, so the decomposition runs once per signature; later calls run
+        the op itself and reuse its counts."""
+        try:
+            key: Hashable = (func, signature((args, kwargs)))
+        except TypeError:
+            key = None
+        if key is not None and key in self._decomposed:
+            try:
+                out = func(*args, **kwargs)
+            except NotImplementedError:  # no kernel for this device: run the decomposition again
+                pass
+            else:
+                known = self._decomposed[key]
+                call = OpCall(func, args, kwargs, out)
+                return out, None if known is None else OpCost(*known, call.bytes_read(), call.bytes_written())
+        out, cost = self._run_decomposition(func, args, kwargs)
+        if key is not None:
+            self._decomposed[key] = None if cost is None else (cost.flops, cost.macs)
+        return func(*args, **kwargs) if out is NotImplemented else out, cost
+
+    def _run_decomposition(
+        self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[Any, OpCost | None]:
+        """The decomposition's output (NotImplemented when there is none) and the cost of its parts."""
         self._decomposing.append([])
         try:
             with self:
@@ -160,9 +202,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         except Exception:
             out = NotImplemented
         parts = self._decomposing.pop()
-        if out is NotImplemented:
-            return func(*args, **kwargs), None
-        if any(part is None for part in parts):
+        if out is NotImplemented or any(part is None for part in parts):
             return out, None
         call = OpCall(func, args, kwargs, out)
         flops = sum(part.flops for part in parts if part is not None)
