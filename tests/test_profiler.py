@@ -33,7 +33,9 @@ def assert_same(before: dict, after: dict) -> None:
         assert (a is None and b is None) or torch.equal(a, b)
 
 
-@pytest.mark.parametrize("options", [{}, {"backward": True}, {"device": "meta"}, {"dtype": torch.float16}])
+@pytest.mark.parametrize(
+    "options", [{}, {"backward": True}, {"device": "meta"}, {"device": "auto"}, {"dtype": torch.float16}]
+)
 def test_model_is_unchanged(options):
     model = small_cnn().train()
     model[0].weight.grad = torch.ones_like(model[0].weight)
@@ -184,3 +186,38 @@ def test_meta_failure_on_data_dependent_model_says_to_use_real_data():
     with pytest.raises(ProfilingError, match="needs real data"):
         torchcost.profile(Branchy(), torch.randn(3), device="meta")
     assert torchcost.profile(Branchy(), torch.ones(3)).flops > 0
+
+
+def test_auto_counts_on_meta_when_shapes_suffice():
+    model = small_cnn()
+    x = torch.randn(1, 3, 4, 4)
+    p = torchcost.profile(model, x, device="auto")
+    assert p.device == "meta"
+    # conv: 4 outputs x 16 positions x 3 x 9 = 1728 MACs; linear: 64 x 2 = 128 MACs
+    assert p.macs == 1728 + 128 == torchcost.profile(model, x).macs
+    assert all(param.device.type == "cpu" for param in model.parameters())
+
+
+def test_auto_falls_back_to_real_tensors_for_data_dependent_models():
+    class Branchy(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.scale = nn.Linear(3, 3, bias=False)
+
+        def forward(self, x):
+            return self.scale(x) if x.sum() > 0 else x
+
+    p = torchcost.profile(Branchy(), torch.ones(1, 3), device="auto")
+    assert p.device == "cpu"
+    assert p.macs == 9  # (1, 3) x (3, 3)
+
+
+def test_auto_on_a_meta_model_cannot_fall_back():
+    class Branchy(nn.Module):
+        def forward(self, x):
+            return x * 2 if x.sum() > 0 else x
+
+    with torch.device("meta"):
+        model = nn.Sequential(nn.Linear(3, 3), Branchy())
+    with pytest.raises(ProfilingError, match="needs real data"):
+        torchcost.profile(model, input_size=(1, 3), device="auto")
