@@ -221,3 +221,27 @@ def test_auto_on_a_meta_model_cannot_fall_back():
         model = nn.Sequential(nn.Linear(3, 3), Branchy())
     with pytest.raises(ProfilingError, match="needs real data"):
         torchcost.profile(model, input_size=(1, 3), device="auto")
+
+
+@pytest.mark.parametrize("backward", [False, True])
+def test_meta_replay_gives_the_same_records(monkeypatch, backward):
+    """Repeated layers on meta replay the first call's outputs and cost: every record must equal the one
+    computed by running each op (the replay switched off)."""
+    from torchcost.counting import mode
+
+    block = lambda: nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.Hardswish())  # noqa: E731
+    attention = nn.MultiheadAttention(16, 2, batch_first=True)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), *[block() for _ in range(3)], nn.AdaptiveAvgPool2d(4), nn.Flatten(1))
+
+    def run() -> list:
+        p = torchcost.profile(model, input_size=(2, 3, 10, 10), device="meta", backward=backward)
+        q = torchcost.profile(attention, *[torch.randn(1, 5, 16)] * 3, device="meta", backward=backward)
+        return p.records + q.records
+
+    replays = []
+    empty_meta = mode._empty_meta
+    monkeypatch.setattr(mode, "_empty_meta", lambda spec: replays.append(spec) or empty_meta(spec))
+    replayed = run()
+    assert len(replays) > 10  # the three blocks' convolutions, batch norms, ...
+    monkeypatch.setattr(mode, "returns_new_tensors", lambda op: False)
+    assert run() == replayed

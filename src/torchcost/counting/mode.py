@@ -26,19 +26,47 @@ def shapes_of(tree: Any) -> tuple[Shape, ...]:
     return tuple(tuple(t.shape) for t in tensors_in(tree))
 
 
-def signature(tree: Any) -> Hashable:
-    """What an op's FLOPs and MACs can depend on: tensor shapes and dtypes and the other arguments' values.
+def signature(tree: Any, strides: bool = False) -> Hashable:
+    """What an op's FLOPs and MACs can depend on: tensor shapes and dtypes and the other arguments' values
+    (with ``strides``, also what the layout of its outputs can depend on).
 
     Raises ``TypeError`` for an argument that cannot be a dictionary key (symbolic sizes, for one).
     """
     if isinstance(tree, torch.Tensor):
-        return (tuple(tree.shape), tree.dtype, tree.device.type)
+        layout = tree.stride() if strides and tree.layout == torch.strided else None
+        return (tuple(tree.shape), tree.dtype, tree.device.type, layout)
     if isinstance(tree, list | tuple):
-        return (type(tree).__name__, *(signature(leaf) for leaf in tree))
+        return (type(tree).__name__, *(signature(leaf, strides) for leaf in tree))
     if isinstance(tree, dict):
-        return ("dict", *((key, signature(leaf)) for key, leaf in tree.items()))
+        return ("dict", *((key, signature(leaf, strides)) for key, leaf in tree.items()))
     hash(tree)
     return (type(tree).__name__, tree)
+
+
+TensorMeta = tuple[tuple[int, ...], tuple[int, ...], torch.dtype]
+
+
+def returns_new_tensors(op: OpOverload) -> bool:
+    """The op returns only new tensors: no views, no in-place or ``out=`` writes, no lists or scalars."""
+    schema = op._schema
+    if op.is_view or any(a.alias_info is not None for a in schema.arguments):
+        return False
+    return bool(schema.returns) and all(r.alias_info is None and str(r.type) == "Tensor" for r in schema.returns)
+
+
+def _tensor_meta(out: Any) -> TensorMeta | tuple[TensorMeta, ...] | None:
+    if isinstance(out, torch.Tensor):
+        return (tuple(out.shape), out.stride(), out.dtype) if out.layout == torch.strided else None
+    if isinstance(out, tuple) and all(isinstance(t, torch.Tensor) and t.layout == torch.strided for t in out):
+        return tuple((tuple(t.shape), t.stride(), t.dtype) for t in out)
+    return None
+
+
+def _empty_meta(spec: TensorMeta | tuple[TensorMeta, ...]) -> Any:
+    if isinstance(spec[0], tuple) and isinstance(spec[0][0], tuple):
+        return tuple(_empty_meta(part) for part in spec)
+    shape, stride, dtype = spec
+    return torch.empty_strided(shape, stride, dtype=dtype, device="meta")
 
 
 def _free(call: OpCall) -> OpCost:
@@ -139,6 +167,9 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self._decomposing: list[list[OpCost | None]] = []
         # (op, signature) -> (FLOPs, MACs) of a decomposition, or None when it had uncounted parts
         self._decomposed: dict[Hashable, tuple[int, int] | None] = {}
+        # on meta, (op, signature with strides) -> the outputs' shapes, strides and dtypes, and the op's cost
+        self._on_meta: dict[Hashable, tuple[Any, OpCost | None]] = {}
+        self._new_tensors: dict[OpOverload, bool] = {}
 
     def __torch_dispatch__(
         self, func: OpOverload, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
@@ -146,17 +177,42 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         kwargs = kwargs or {}
         if func not in self._rules:
             self._rules[func] = rule_for(func)
-        rule = self._rules[func]
-        if rule is None:
-            out, cost = self._decompose(func, args, kwargs)
+            self._new_tensors[func] = returns_new_tensors(func)
+        meta_key = self._meta_key(func, args, kwargs)
+        if meta_key is not None and meta_key in self._on_meta:
+            spec, cost = self._on_meta[meta_key]
+            out = _empty_meta(spec)
         else:
-            out = func(*args, **kwargs)
-            cost = self._apply(rule, OpCall(func, args, kwargs, out))
+            out, cost = self._run(func, args, kwargs)
+            spec = _tensor_meta(out) if meta_key is not None else None
+            if spec is not None:
+                self._on_meta[meta_key] = (spec, cost)
         if self._decomposing:
             self._decomposing[-1].append(cost)
         elif self.recording:
             self._record(func, args, kwargs, out, cost)
         return out
+
+    def _run(self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, OpCost | None]:
+        rule = self._rules[func]
+        if rule is None:
+            return self._decompose(func, args, kwargs)
+        out = func(*args, **kwargs)
+        return out, self._apply(rule, OpCall(func, args, kwargs, out))
+
+    def _meta_key(self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable:
+        """On meta, an op that makes new tensors is a function of its signature: its outputs (shapes,
+        strides, dtypes, no data) and its cost are computed once per signature and then replayed, which
+        skips PyTorch's Python meta kernels (batch norm's, for one) on every repeated layer."""
+        if not self._new_tensors[func]:
+            return None
+        tensors = tensors_in((args, kwargs))
+        if not tensors or any(t.device.type != "meta" for t in tensors):
+            return None
+        try:
+            return (func, signature((args, kwargs), strides=True))
+        except TypeError:
+            return None
 
     def _apply(self, rule: Rule, call: OpCall) -> OpCost | None:
         try:
