@@ -1,3 +1,4 @@
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -51,3 +52,18 @@ def test_interpolate():
     assert nearest.bytes_written == 2 * 8 * 8 * 4
     bilinear = only(count(F.interpolate, x, scale_factor=2, mode="bilinear"), "aten.upsample_bilinear2d")
     assert bilinear.flops == 128 * 7  # 4 multiplies + 3 adds per output
+
+
+@pytest.mark.parametrize("training", [False, True])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_batch_norm_meta_shortcut_matches_pytorchs_meta_kernel(training, channels_last):
+    from torchcost.counting.mode import META_SHORTCUTS
+
+    x = torch.empty(2, 8, 5, 5, device="meta")
+    if channels_last:
+        x = x.to(memory_format=torch.channels_last)
+    w, b, mean, var = (torch.empty(8, device="meta") for _ in range(4))
+    args = (x, w, b, mean, var, training, 0.1, 1e-5)
+    op = torch.ops.aten.native_batch_norm.default
+    fast, reference = META_SHORTCUTS[op](args, {}), op(*args)
+    assert [(t.shape, t.stride(), t.dtype) for t in fast] == [(t.shape, t.stride(), t.dtype) for t in reference]

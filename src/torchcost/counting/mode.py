@@ -54,12 +54,44 @@ def returns_new_tensors(op: OpOverload) -> bool:
     return bool(schema.returns) and all(r.alias_info is None and str(r.type) == "Tensor" for r in schema.returns)
 
 
+def updates_self(op: OpOverload) -> bool:
+    """An in-place op that writes its first argument and returns it, leaving its shape alone (``relu_``,
+    ``hardswish_``, ``add_``; not ``resize_``, ``set_`` or ``transpose_``)."""
+    schema = op._schema
+    if torch.Tag.inplace_view in op.tags or op.overloadpacket.__name__ in ("resize_", "resize_as_", "set_"):
+        return False
+    args, returns = schema.arguments, schema.returns
+    if not args or len(returns) != 1 or returns[0].alias_info is None or args[0].alias_info is None:
+        return False
+    if not args[0].alias_info.is_write or any(a.alias_info is not None for a in args[1:]):
+        return False
+    return set(returns[0].alias_info.before_set) == set(args[0].alias_info.before_set)
+
+
 def _tensor_meta(out: Any) -> TensorMeta | tuple[TensorMeta, ...] | None:
     if isinstance(out, torch.Tensor):
         return (tuple(out.shape), out.stride(), out.dtype) if out.layout == torch.strided else None
     if isinstance(out, tuple) and all(isinstance(t, torch.Tensor) and t.layout == torch.strided for t in out):
         return tuple((tuple(t.shape), t.stride(), t.dtype) for t in out)
     return None
+
+
+def _batch_norm_on_meta(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``native_batch_norm`` on meta: the output is shaped and strided as the input, plus the per-channel
+    mean and inverse std (PyTorch's meta kernel is its Python decomposition, about 2 ms a call)."""
+    x = args[0]
+    if kwargs or x.dtype not in (torch.float32, torch.float64) or x.dim() < 2:
+        return NotImplemented
+    channels = x.shape[1]
+    stats = torch.empty((channels,), dtype=x.dtype, device="meta")
+    return torch.empty_like(x), stats, torch.empty_like(stats)
+
+
+# Shape-only implementations of ops whose meta kernels are slow Python and which the replay below cannot
+# cover (they write to an input: batch norm updates its running statistics in training).
+META_SHORTCUTS: dict[OpOverload, Callable[[tuple[Any, ...], dict[str, Any]], Any]] = {
+    torch.ops.aten.native_batch_norm.default: _batch_norm_on_meta,
+}
 
 
 def _empty_meta(spec: TensorMeta | tuple[TensorMeta, ...]) -> Any:
@@ -169,7 +201,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self._decomposed: dict[Hashable, tuple[int, int] | None] = {}
         # on meta, (op, signature with strides) -> the outputs' shapes, strides and dtypes, and the op's cost
         self._on_meta: dict[Hashable, tuple[Any, OpCost | None]] = {}
-        self._new_tensors: dict[OpOverload, bool] = {}
+        self._replayable: dict[OpOverload, bool] = {}
 
     def __torch_dispatch__(
         self, func: OpOverload, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
@@ -177,15 +209,15 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         kwargs = kwargs or {}
         if func not in self._rules:
             self._rules[func] = rule_for(func)
-            self._new_tensors[func] = returns_new_tensors(func)
+            self._replayable[func] = returns_new_tensors(func) or updates_self(func)
         meta_key = self._meta_key(func, args, kwargs)
         if meta_key is not None and meta_key in self._on_meta:
             spec, cost = self._on_meta[meta_key]
-            out = _empty_meta(spec)
+            out = args[0] if spec == "self" else _empty_meta(spec)
         else:
             out, cost = self._run(func, args, kwargs)
-            spec = _tensor_meta(out) if meta_key is not None else None
-            if spec is not None:
+            spec = ("self" if out is args[0] else None) if updates_self(func) else _tensor_meta(out)
+            if meta_key is not None and spec is not None:
                 self._on_meta[meta_key] = (spec, cost)
         if self._decomposing:
             self._decomposing[-1].append(cost)
@@ -197,14 +229,20 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         rule = self._rules[func]
         if rule is None:
             return self._decompose(func, args, kwargs)
-        out = func(*args, **kwargs)
+        out = NotImplemented
+        shortcut = META_SHORTCUTS.get(func)
+        if shortcut is not None and all(t.device.type == "meta" for t in tensors_in(args)):
+            out = shortcut(args, kwargs)
+        if out is NotImplemented:
+            out = func(*args, **kwargs)
         return out, self._apply(rule, OpCall(func, args, kwargs, out))
 
     def _meta_key(self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable:
         """On meta, an op that makes new tensors is a function of its signature: its outputs (shapes,
         strides, dtypes, no data) and its cost are computed once per signature and then replayed, which
-        skips PyTorch's Python meta kernels (batch norm's, for one) on every repeated layer."""
-        if not self._new_tensors[func]:
+        skips PyTorch's Python meta kernels on every repeated layer. An in-place op returns its first
+        argument, unchanged on meta."""
+        if not self._replayable[func]:
             return None
         tensors = tensors_in((args, kwargs))
         if not tensors or any(t.device.type != "meta" for t in tensors):
