@@ -11,7 +11,7 @@ from torch import nn
 
 from torchcost.counting.mode import CountingMode, FusedAttentionOnMeta, ModuleStack
 from torchcost.counting.registry import tensors_in
-from torchcost.params import count_params, size_bytes, size_if, unique_parameters
+from torchcost.params import count_params, params_per_module, size_bytes, size_if
 from torchcost.prepare import InputSize, ModelState, device_of, prepare
 from torchcost.records import (
     MemoryAccess,
@@ -160,12 +160,13 @@ def _build_profile(
 
 def _module_stats(model: nn.Module, records: list[OpRecord], stack: ModuleStack) -> list[ModuleStats]:
     stats: dict[str, ModuleStats] = {}
+    params = params_per_module(model)
     for name, module in model.named_modules():
         stats[name] = ModuleStats(
             name=name,
             type=type(module).__name__,
             depth=0 if name == "" else name.count(".") + 1,
-            params=sum(p.numel() for p in unique_parameters(module)),
+            params=params[name],
             own_params=sum(p.numel() for p in module.parameters(recurse=False)),
             calls=stack.calls.get(name, 0),
             output_shapes=list(stack.output_shapes.get(name, [])),
