@@ -201,7 +201,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self._decomposed: dict[Hashable, tuple[int, int] | None] = {}
         # on meta, (op, signature with strides) -> the outputs' shapes, strides and dtypes, and the op's cost
         self._on_meta: dict[Hashable, tuple[Any, OpCost | None]] = {}
-        self._replayable: dict[OpOverload, bool] = {}
+        self._replayable: dict[OpOverload, str | None] = {}  # "new" tensors, "self" (in place), or None
 
     def __torch_dispatch__(
         self, func: OpOverload, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
@@ -209,14 +209,15 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         kwargs = kwargs or {}
         if func not in self._rules:
             self._rules[func] = rule_for(func)
-            self._replayable[func] = returns_new_tensors(func) or updates_self(func)
+            self._replayable[func] = "new" if returns_new_tensors(func) else "self" if updates_self(func) else None
         meta_key = self._meta_key(func, args, kwargs)
         if meta_key is not None and meta_key in self._on_meta:
             spec, cost = self._on_meta[meta_key]
             out = args[0] if spec == "self" else _empty_meta(spec)
         else:
             out, cost = self._run(func, args, kwargs)
-            spec = ("self" if out is args[0] else None) if updates_self(func) else _tensor_meta(out)
+            in_place = self._replayable[func] == "self"
+            spec = ("self" if out is args[0] else None) if in_place else _tensor_meta(out)
             if meta_key is not None and spec is not None:
                 self._on_meta[meta_key] = (spec, cost)
         if self._decomposing:
