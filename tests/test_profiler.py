@@ -2,6 +2,7 @@ import copy
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import torchcost
@@ -223,20 +224,32 @@ def test_auto_on_a_meta_model_cannot_fall_back():
         torchcost.profile(model, input_size=(1, 3), device="auto")
 
 
+class MLPBlock(nn.Module):
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.fc, self.norm = nn.Linear(width, width), nn.LayerNorm(width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x + F.gelu(self.fc(x)) * 0.5)
+
+
 @pytest.mark.parametrize("backward", [False, True])
 def test_meta_replay_gives_the_same_records(monkeypatch, backward):
-    """Repeated layers on meta replay the first call's outputs and cost, and batch norm takes a shape-only
-    shortcut: every record must equal the one computed by running each op's meta kernel (both switched off)."""
+    """On meta, repeated layers replay the first call's outputs and cost, batch norm, layer norm and addmm
+    take shape-only kernels, and pointwise ops reuse the output dtype learnt for their input dtypes: every
+    record must equal the one computed by running each op's own meta kernel (all of that switched off)."""
     from torchcost.counting import mode
 
     block = lambda: nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.Hardswish())  # noqa: E731
     attention = nn.MultiheadAttention(16, 2, batch_first=True)
-    model = nn.Sequential(nn.Conv2d(3, 8, 3), *[block() for _ in range(3)], nn.AdaptiveAvgPool2d(4), nn.Flatten(1))
+    cnn = nn.Sequential(nn.Conv2d(3, 8, 3), *[block() for _ in range(3)], nn.AdaptiveAvgPool2d(4), nn.Flatten(1))
+    mlp = nn.Sequential(MLPBlock(16), MLPBlock(16), nn.Linear(16, 24), MLPBlock(24))
 
     def run() -> list:
-        p = torchcost.profile(model, input_size=(2, 3, 10, 10), device="meta", backward=backward)
+        p = torchcost.profile(cnn, input_size=(2, 3, 10, 10), device="meta", backward=backward)
         q = torchcost.profile(attention, *[torch.randn(1, 5, 16)] * 3, device="meta", backward=backward)
-        return p.records + q.records
+        r = torchcost.profile(mlp, input_size=(4, 16), device="meta", backward=backward)
+        return p.records + q.records + r.records
 
     replays = []
     empty_meta = mode._empty_meta
@@ -245,4 +258,5 @@ def test_meta_replay_gives_the_same_records(monkeypatch, backward):
     assert len(replays) > 10  # the three blocks' convolutions, batch norms, ...
     monkeypatch.setattr(mode, "returns_new_tensors", lambda op: False)
     monkeypatch.setattr(mode, "META_SHORTCUTS", {})
+    monkeypatch.setattr(mode, "pointwise_on_meta_key", lambda op, args, kwargs: None)
     assert run() == replayed

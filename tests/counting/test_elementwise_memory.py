@@ -95,3 +95,26 @@ def test_op_without_decomposition_stays_uncounted_on_repeat():
     records = count(lambda v: (torch.topk(v, 3), torch.topk(v, 3)), torch.randn(10))
     topk = [r for r in records if r.op == "aten.topk"]
     assert len(topk) == 2 and not any(r.counted for r in topk)
+
+
+def test_pointwise_ops_on_meta_reuse_the_output_dtype_learnt_per_input_dtypes():
+    """A comparison makes bool, sigmoid of integers makes float, mul keeps int64: the second shape's output
+    is built without the meta kernel and must match what the kernel gives."""
+    from torchcost.counting.mode import CountingMode, ModuleStack, pointwise_on_meta_key
+
+    aten = torch.ops.aten
+    ops = (lambda t: aten.gt.Tensor(t, t), lambda t: aten.mul.Tensor(t, t), lambda t: aten.sigmoid.default(t))
+    for make in ops:
+        first = torch.empty(3, 4, dtype=torch.int64, device="meta")
+        second = torch.empty(5, 6, 7, dtype=torch.int64, device="meta")
+        stack = ModuleStack({})
+        with stack, CountingMode(stack) as mode:
+            make(first)
+            learnt = make(second)
+        assert len(mode._pointwise_dtype) == 1  # learnt from the first call, used for the second
+        expected = make(second)
+        assert (learnt.shape, learnt.stride(), learnt.dtype) == (expected.shape, expected.stride(), expected.dtype)
+        assert [r.cost.flops for r in mode.records] == [12, 210]  # 1 per output element
+    x = torch.empty(3, 4, device="meta")
+    assert pointwise_on_meta_key(aten.add.Tensor, (x, x.t()), {}) is None  # not contiguous: not learnt
+    assert pointwise_on_meta_key(aten.mm.default, (x, x.t()), {}) is None  # not pointwise

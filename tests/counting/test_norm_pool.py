@@ -67,3 +67,21 @@ def test_batch_norm_meta_shortcut_matches_pytorchs_meta_kernel(training, channel
     op = torch.ops.aten.native_batch_norm.default
     fast, reference = META_SHORTCUTS[op](args, {}), op(*args)
     assert [(t.shape, t.stride(), t.dtype) for t in fast] == [(t.shape, t.stride(), t.dtype) for t in reference]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64])
+@pytest.mark.parametrize("normalized", [[8], [5, 8]])
+def test_layer_norm_and_addmm_meta_shortcuts_match_pytorchs_meta_kernels(dtype, normalized):
+    from torchcost.counting.mode import META_SHORTCUTS
+
+    aten = torch.ops.aten
+    x = torch.empty(2, 5, 8, dtype=dtype, device="meta")
+    args = (x, normalized, None, None, 1e-5)
+    fast = META_SHORTCUTS[aten.native_layer_norm.default](args, {})
+    reference = aten.native_layer_norm.default(*args)
+    assert [(t.shape, t.stride(), t.dtype) for t in fast] == [(t.shape, t.stride(), t.dtype) for t in reference]
+    bias, m1 = torch.empty(8, dtype=dtype, device="meta"), torch.empty(3, 4, dtype=dtype, device="meta")
+    for m2 in (torch.empty(4, 8, dtype=dtype, device="meta"), torch.empty(8, 4, dtype=dtype, device="meta").t()):
+        fast = META_SHORTCUTS[aten.addmm.default]((bias, m1, m2), {})
+        reference = aten.addmm.default(bias, m1, m2)
+        assert (fast.shape, fast.stride(), fast.dtype) == (reference.shape, reference.stride(), reference.dtype)

@@ -87,11 +87,52 @@ def _batch_norm_on_meta(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     return torch.empty_like(x), stats, torch.empty_like(stats)
 
 
-# Shape-only implementations of ops whose meta kernels are slow Python and which the replay below cannot
-# cover (they write to an input: batch norm updates its running statistics in training).
+def _layer_norm_on_meta(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``native_layer_norm`` on meta: the output as the input, the mean and 1/std with the normalised
+    dimensions kept as 1 (float32 for 16-bit inputs)."""
+    x, normalized = args[0], args[1]
+    if kwargs or not x.is_contiguous() or x.dtype not in _FLOATS:
+        return NotImplemented
+    kept = tuple(x.shape[: x.dim() - len(normalized)]) + (1,) * len(normalized)
+    stats_dtype = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
+    stats = torch.empty(kept, dtype=stats_dtype, device="meta")
+    return torch.empty(x.shape, dtype=x.dtype, device="meta"), stats, torch.empty_like(stats)
+
+
+def _addmm_on_meta(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``addmm(bias, m1, m2)`` on meta: a contiguous (m, n) result."""
+    bias, m1, m2 = args[:3]
+    if set(kwargs) - {"beta", "alpha"} or m1.dim() != 2 or m2.dim() != 2 or not m1.dtype == m2.dtype == bias.dtype:
+        return NotImplemented
+    return torch.empty((m1.shape[0], m2.shape[1]), dtype=m1.dtype, device="meta")
+
+
+_FLOATS = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+
+# Shape-only implementations of common ops whose meta kernels are slow Python (a layer norm's takes about
+# 1.5 ms, an addmm's 0.3 ms), checked against PyTorch's in tests/counting. Each returns NotImplemented for
+# the cases it does not cover, which then run PyTorch's meta kernel.
 META_SHORTCUTS: dict[OpOverload, Callable[[tuple[Any, ...], dict[str, Any]], Any]] = {
     torch.ops.aten.native_batch_norm.default: _batch_norm_on_meta,
+    torch.ops.aten.native_layer_norm.default: _layer_norm_on_meta,
+    torch.ops.aten.addmm.default: _addmm_on_meta,
 }
+
+
+def pointwise_on_meta_key(op: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable:
+    """For a pointwise op whose tensor inputs all have one shape and are contiguous, what its output dtype
+    can depend on (the op, the inputs' dtypes, the other arguments); None otherwise. Such an op's output
+    has the inputs' shape and is contiguous, whatever the shape (TensorIterator's rule)."""
+    if torch.Tag.pointwise not in op.tags:
+        return None
+    tensors = tensors_in((args, kwargs))
+    if not tensors or any(t.shape != tensors[0].shape or not t.is_contiguous() for t in tensors):
+        return None
+    loose = [(t.dtype, t.dim() == 0) if isinstance(t, torch.Tensor) else t for t in args]  # 0-dim: promotion differs
+    try:
+        return (op, signature(loose), signature(kwargs))
+    except TypeError:
+        return None
 
 
 def _empty_meta(spec: TensorMeta | tuple[TensorMeta, ...]) -> Any:
@@ -202,6 +243,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         # on meta, (op, signature with strides) -> the outputs' shapes, strides and dtypes, and the op's cost
         self._on_meta: dict[Hashable, tuple[Any, OpCost | None]] = {}
         self._replayable: dict[OpOverload, str | None] = {}  # "new" tensors, "self" (in place), or None
+        self._pointwise_dtype: dict[Hashable, torch.dtype] = {}  # pointwise_on_meta_key -> output dtype
 
     def __torch_dispatch__(
         self, func: OpOverload, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
@@ -230,12 +272,21 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         rule = self._rules[func]
         if rule is None:
             return self._decompose(func, args, kwargs)
-        out = NotImplemented
-        shortcut = META_SHORTCUTS.get(func)
-        if shortcut is not None and all(t.device.type == "meta" for t in tensors_in(args)):
-            out = shortcut(args, kwargs)
+        out: Any = NotImplemented
+        learn: Hashable = None
+        if tensors_in(args) and all(t.device.type == "meta" for t in tensors_in(args)):
+            shortcut = META_SHORTCUTS.get(func)
+            if shortcut is not None:
+                out = shortcut(args, kwargs)
+            elif self._replayable[func] == "new":
+                learn = pointwise_on_meta_key(func, args, kwargs)
+                if learn in self._pointwise_dtype:
+                    shape = tensors_in(args)[0].shape
+                    out, learn = torch.empty(shape, dtype=self._pointwise_dtype[learn], device="meta"), None
         if out is NotImplemented:
             out = func(*args, **kwargs)
+        if learn is not None and isinstance(out, torch.Tensor) and out.is_contiguous():
+            self._pointwise_dtype.update({learn: out.dtype} if out.shape == tensors_in(args)[0].shape else {})
         return out, self._apply(rule, OpCall(func, args, kwargs, out))
 
     def _meta_key(self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable:
