@@ -5,7 +5,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: demo test lint screenshot
+BENCH_STAMP := $(VENV)/.bench-stamp
+NICE := nice -n 10
+
+.PHONY: demo test lint screenshot bench
 
 $(STAMP): pyproject.toml requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,3 +39,18 @@ screenshot: $(STAMP) $(CHROMIUM)
 	mkdir -p build
 	$(VENV)/bin/torchcost profile torchvision:resnet18 --html build/resnet18.html --brief
 	$(PY) -m tests.report.browser build/resnet18.html docs/html-report.png
+
+$(BENCH_STAMP): $(STAMP) requirements-bench.txt
+	$(PY) -m pip install -q -r requirements-bench.txt -e '.[bench]'
+	touch $(BENCH_STAMP)
+
+# Every tool on every case (about an hour on 2 cores, in pieces), the scale runs, then docs/benchmarks.md.
+bench: $(BENCH_STAMP)
+	rm -f bench/results/peers*.json bench/results/scale.json
+	$(NICE) $(PY) bench/peers.py run --suite handmade transformers --out bench/results/peers-small.json
+	$(NICE) $(PY) bench/peers.py run --suite torchvision --out bench/results/peers-zoo-a.json \
+		--tools "torchcost (auto: meta)" "torchcost (cpu)" FlopCounterMode fvcore thop "ptflops (pytorch)"
+	$(NICE) $(PY) bench/peers.py run --suite torchvision --out bench/results/peers-zoo-b.json \
+		--tools "ptflops (aten)" torchinfo calflops torchprofile torchscan
+	$(NICE) $(PY) bench/scale.py
+	$(PY) bench/report.py

@@ -44,3 +44,20 @@ def test_meta_model_counts_without_memory():
     with torch.device("meta"):
         model = nn.Linear(100_000, 100_000)
     assert count_params(model).total == 100_000 * 100_000 + 100_000
+
+
+def test_params_per_module_equals_each_subtree_counted_alone():
+    from torchcost.params import params_per_module, unique_parameters
+
+    shared = nn.Linear(3, 3)  # 12 parameters, registered under two parents
+    model = nn.Sequential(nn.Sequential(shared, nn.Linear(3, 2)), nn.Sequential(shared, nn.ReLU()), nn.Linear(2, 3))
+    model[2].weight = nn.Parameter(model[0][1].weight.detach().t().clone())
+    model[0][1].requires_grad_(False)
+    tied = nn.Sequential(nn.Embedding(5, 3), nn.Linear(3, 5, bias=False))
+    tied[1].weight = tied[0].weight
+    for m in (model, tied):
+        expected = {name: sum(p.numel() for p in unique_parameters(sub)) for name, sub in m.named_modules()}
+        assert params_per_module(m) == expected
+    # by hand: root 12 + (6 + 2) + (6 + 3) = 29; first branch 12 + 8 = 20; second 12; tied root 15 once
+    assert params_per_module(model)[""] == 29 and params_per_module(model)["0"] == 20
+    assert params_per_module(model)["1"] == 12 and params_per_module(tied)[""] == 15

@@ -2,6 +2,7 @@ import copy
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import torchcost
@@ -33,7 +34,9 @@ def assert_same(before: dict, after: dict) -> None:
         assert (a is None and b is None) or torch.equal(a, b)
 
 
-@pytest.mark.parametrize("options", [{}, {"backward": True}, {"device": "meta"}, {"dtype": torch.float16}])
+@pytest.mark.parametrize(
+    "options", [{}, {"backward": True}, {"device": "meta"}, {"device": "auto"}, {"dtype": torch.float16}]
+)
 def test_model_is_unchanged(options):
     model = small_cnn().train()
     model[0].weight.grad = torch.ones_like(model[0].weight)
@@ -184,3 +187,76 @@ def test_meta_failure_on_data_dependent_model_says_to_use_real_data():
     with pytest.raises(ProfilingError, match="needs real data"):
         torchcost.profile(Branchy(), torch.randn(3), device="meta")
     assert torchcost.profile(Branchy(), torch.ones(3)).flops > 0
+
+
+def test_auto_counts_on_meta_when_shapes_suffice():
+    model = small_cnn()
+    x = torch.randn(1, 3, 4, 4)
+    p = torchcost.profile(model, x, device="auto")
+    assert p.device == "meta"
+    # conv: 4 outputs x 16 positions x 3 x 9 = 1728 MACs; linear: 64 x 2 = 128 MACs
+    assert p.macs == 1728 + 128 == torchcost.profile(model, x).macs
+    assert all(param.device.type == "cpu" for param in model.parameters())
+
+
+def test_auto_falls_back_to_real_tensors_for_data_dependent_models():
+    class Branchy(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.scale = nn.Linear(3, 3, bias=False)
+
+        def forward(self, x):
+            return self.scale(x) if x.sum() > 0 else x
+
+    p = torchcost.profile(Branchy(), torch.ones(1, 3), device="auto")
+    assert p.device == "cpu"
+    assert p.macs == 9  # (1, 3) x (3, 3)
+
+
+def test_auto_on_a_meta_model_cannot_fall_back():
+    class Branchy(nn.Module):
+        def forward(self, x):
+            return x * 2 if x.sum() > 0 else x
+
+    with torch.device("meta"):
+        model = nn.Sequential(nn.Linear(3, 3), Branchy())
+    with pytest.raises(ProfilingError, match="needs real data"):
+        torchcost.profile(model, input_size=(1, 3), device="auto")
+
+
+class MLPBlock(nn.Module):
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.fc, self.norm = nn.Linear(width, width), nn.LayerNorm(width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x + F.gelu(self.fc(x)) * 0.5)
+
+
+@pytest.mark.parametrize("backward", [False, True])
+def test_meta_replay_gives_the_same_records(monkeypatch, backward):
+    """On meta, repeated layers replay the first call's outputs and cost, batch norm, layer norm and addmm
+    take shape-only kernels, and pointwise ops reuse the output dtype learnt for their input dtypes: every
+    record must equal the one computed by running each op's own meta kernel (all of that switched off)."""
+    from torchcost.counting import mode
+
+    block = lambda: nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.Hardswish())  # noqa: E731
+    attention = nn.MultiheadAttention(16, 2, batch_first=True)
+    cnn = nn.Sequential(nn.Conv2d(3, 8, 3), *[block() for _ in range(3)], nn.AdaptiveAvgPool2d(4), nn.Flatten(1))
+    mlp = nn.Sequential(MLPBlock(16), MLPBlock(16), nn.Linear(16, 24), MLPBlock(24))
+
+    def run() -> list:
+        p = torchcost.profile(cnn, input_size=(2, 3, 10, 10), device="meta", backward=backward)
+        q = torchcost.profile(attention, *[torch.randn(1, 5, 16)] * 3, device="meta", backward=backward)
+        r = torchcost.profile(mlp, input_size=(4, 16), device="meta", backward=backward)
+        return p.records + q.records + r.records
+
+    replays = []
+    empty_meta = mode._empty_meta
+    monkeypatch.setattr(mode, "_empty_meta", lambda spec: replays.append(spec) or empty_meta(spec))
+    replayed = run()
+    assert len(replays) > 10  # the three blocks' convolutions, batch norms, ...
+    monkeypatch.setattr(mode, "returns_new_tensors", lambda op: False)
+    monkeypatch.setattr(mode, "META_SHORTCUTS", {})
+    monkeypatch.setattr(mode, "pointwise_on_meta_key", lambda op, args, kwargs: None)
+    assert run() == replayed

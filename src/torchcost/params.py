@@ -29,6 +29,35 @@ def unique_tensors(tensors: Iterable[torch.Tensor]) -> list[torch.Tensor]:
     return unique
 
 
+def _storage_key(t: torch.Tensor) -> object:
+    if t.device.type != "meta" and t.numel() > 0:
+        return (t.device, t.data_ptr(), t.dtype, tuple(t.shape), t.stride())
+    return id(t)
+
+
+def params_per_module(model: nn.Module) -> dict[str, int]:
+    """Parameters of every module and its children (each shared tensor once per module), in one pass.
+
+    The same numbers as ``unique_parameters(module)`` summed for each module, without walking every
+    subtree again: each tensor is added once to every module above any of its owners.
+    """
+    totals = {name: 0 for name, _ in model.named_modules()}
+    above: dict[object, tuple[int, set[str]]] = {}  # storage key -> (elements, modules that contain it)
+    for name, module in model.named_modules(remove_duplicate=False):
+        for param in module._parameters.values():
+            if param is None:
+                continue
+            parts = name.split(".") if name else []
+            ancestors = {".".join(parts[:depth]) for depth in range(len(parts) + 1)}
+            elements, seen = above.setdefault(_storage_key(param), (param.numel(), set()))
+            seen.update(ancestors)
+    for elements, modules in above.values():
+        for name in modules:
+            if name in totals:
+                totals[name] += elements
+    return totals
+
+
 def unique_parameters(module: nn.Module) -> list[nn.Parameter]:
     return unique_tensors(module.parameters())  # type: ignore[return-value]
 

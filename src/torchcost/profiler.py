@@ -11,8 +11,8 @@ from torch import nn
 
 from torchcost.counting.mode import CountingMode, FusedAttentionOnMeta, ModuleStack
 from torchcost.counting.registry import tensors_in
-from torchcost.params import count_params, size_bytes, size_if, unique_parameters
-from torchcost.prepare import InputSize, ModelState, prepare
+from torchcost.params import count_params, params_per_module, size_bytes, size_if
+from torchcost.prepare import InputSize, ModelState, device_of, prepare
 from torchcost.records import (
     MemoryAccess,
     ModuleStats,
@@ -47,11 +47,15 @@ def profile(
             tensors of that shape are made (of ``dtype``, float32 by default).
         dtype: run in this dtype: a copy of the model and the floating-point inputs are cast to it.
         device: run on this device (``"meta"`` counts without allocating any weights). A copy of the model
-            is moved there; the user's model never is. By default the model's own device.
+            is moved there; the user's model never is. By default the model's own device. ``"auto"``:
+            count on a meta copy (counts depend only on shapes, and no kernel runs), and on the model's own
+            device only if the forward fails on meta (it needs real values); ``Profile.device`` says which.
         backward: also run and count the backward pass, in training mode, as autograd runs it.
             Otherwise the forward runs in eval mode under ``torch.no_grad()``.
         kwargs: keyword inputs of the model's forward.
     """
+    if device == "auto":
+        return _profile_auto(model, inputs, input_size, dtype, backward, kwargs)
     prepared = prepare(model, inputs, kwargs, input_size, dtype, device)
     run_model, run_device = prepared.model, prepared.device
     inputs, kwargs = prepared.inputs, prepared.kwargs
@@ -70,6 +74,23 @@ def profile(
     finally:
         state.restore()
     return _build_profile(run_model, inputs, kwargs, run_device, backward, mode.records, stack)
+
+
+def _profile_auto(
+    model: nn.Module,
+    inputs: tuple[Any, ...],
+    input_size: InputSize | None,
+    dtype: torch.dtype | str | None,
+    backward: bool,
+    kwargs: dict[str, Any],
+) -> Profile:
+    """Meta first; the model's own device when the forward needs real data."""
+    try:
+        return profile(model, *inputs, input_size=input_size, dtype=dtype, device="meta", backward=backward, **kwargs)
+    except ProfilingError:
+        if device_of(model).type == "meta":
+            raise
+    return profile(model, *inputs, input_size=input_size, dtype=dtype, device=None, backward=backward, **kwargs)
 
 
 def _forward(
@@ -139,12 +160,13 @@ def _build_profile(
 
 def _module_stats(model: nn.Module, records: list[OpRecord], stack: ModuleStack) -> list[ModuleStats]:
     stats: dict[str, ModuleStats] = {}
+    params = params_per_module(model)
     for name, module in model.named_modules():
         stats[name] = ModuleStats(
             name=name,
             type=type(module).__name__,
             depth=0 if name == "" else name.count(".") + 1,
-            params=sum(p.numel() for p in unique_parameters(module)),
+            params=params[name],
             own_params=sum(p.numel() for p in module.parameters(recurse=False)),
             calls=stack.calls.get(name, 0),
             output_shapes=list(stack.output_shapes.get(name, [])),

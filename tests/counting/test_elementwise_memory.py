@@ -75,3 +75,53 @@ def test_selection_ops():
     assert only(count(torch.sort, x), "aten.sort").flops == 3 * 16 * 4  # n log2 n comparisons per row
     assert only(count(torch.topk, x, 2), "aten.topk").flops == 3 * 16  # one pass per row
     assert only(count(torch.histc, x, 4), "aten.histc").flops == 48
+
+
+def test_decomposition_runs_once_per_signature(monkeypatch):
+    """The second call with the same shapes reuses the counts; another shape gets its own."""
+    from torchcost.counting.mode import CountingMode
+
+    runs = []
+    original = CountingMode._run_decomposition
+
+    def spy(self, func, args, kwargs):
+        runs.append(str(func))
+        return original(self, func, args, kwargs)
+
+    monkeypatch.setattr(CountingMode, "_run_decomposition", spy)
+    x, y, z = torch.randn(3, 4), torch.randn(3, 4), torch.randn(2, 4)
+    records = count(lambda: (F.mse_loss(x, y), F.mse_loss(x, y), F.mse_loss(z, z)))
+    costs = [r.cost for r in records if r.op == "aten.mse_loss"]
+    # 3x4: subtract 12, square 12, mean 12 = 36; 2x4: 8 + 8 + 8 = 24
+    assert [c.flops for c in costs] == [36, 36, 24]
+    assert [(c.bytes_read, c.bytes_written) for c in costs] == [(96, 4), (96, 4), (64, 4)]
+    assert runs.count("aten.mse_loss.default") == 2
+
+
+def test_op_without_decomposition_stays_uncounted_on_repeat():
+    records = count(lambda v: (torch.kthvalue(v, 3), torch.kthvalue(v, 3)), torch.randn(10))
+    found = [r for r in records if r.op == "aten.kthvalue"]
+    assert len(found) == 2 and not any(r.counted for r in found)
+
+
+def test_pointwise_ops_on_meta_reuse_the_output_dtype_learnt_per_input_dtypes():
+    """A comparison makes bool, sigmoid of integers makes float, mul keeps int64: the second shape's output
+    is built without the meta kernel and must match what the kernel gives."""
+    from torchcost.counting.mode import CountingMode, ModuleStack, pointwise_on_meta_key
+
+    aten = torch.ops.aten
+    ops = (lambda t: aten.gt.Tensor(t, t), lambda t: aten.mul.Tensor(t, t), lambda t: aten.sigmoid.default(t))
+    for make in ops:
+        first = torch.empty(3, 4, dtype=torch.int64, device="meta")
+        second = torch.empty(5, 6, 7, dtype=torch.int64, device="meta")
+        stack = ModuleStack({})
+        with stack, CountingMode(stack) as mode:
+            make(first)
+            learnt = make(second)
+        assert len(mode._pointwise_dtype) == 1  # learnt from the first call, used for the second
+        expected = make(second)
+        assert (learnt.shape, learnt.stride(), learnt.dtype) == (expected.shape, expected.stride(), expected.dtype)
+        assert [r.cost.flops for r in mode.records] == [12, 210]  # 1 per output element
+    x = torch.empty(3, 4, device="meta")
+    assert pointwise_on_meta_key(aten.add.Tensor, (x, x.t()), {}) is None  # not contiguous: not learnt
+    assert pointwise_on_meta_key(aten.mm.default, (x, x.t()), {}) is None  # not pointwise

@@ -1,3 +1,4 @@
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -51,3 +52,36 @@ def test_interpolate():
     assert nearest.bytes_written == 2 * 8 * 8 * 4
     bilinear = only(count(F.interpolate, x, scale_factor=2, mode="bilinear"), "aten.upsample_bilinear2d")
     assert bilinear.flops == 128 * 7  # 4 multiplies + 3 adds per output
+
+
+@pytest.mark.parametrize("training", [False, True])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_batch_norm_meta_shortcut_matches_pytorchs_meta_kernel(training, channels_last):
+    from torchcost.counting.mode import META_SHORTCUTS
+
+    x = torch.empty(2, 8, 5, 5, device="meta")
+    if channels_last:
+        x = x.to(memory_format=torch.channels_last)
+    w, b, mean, var = (torch.empty(8, device="meta") for _ in range(4))
+    args = (x, w, b, mean, var, training, 0.1, 1e-5)
+    op = torch.ops.aten.native_batch_norm.default
+    fast, reference = META_SHORTCUTS[op](args, {}), op(*args)
+    assert [(t.shape, t.stride(), t.dtype) for t in fast] == [(t.shape, t.stride(), t.dtype) for t in reference]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64])
+@pytest.mark.parametrize("normalized", [[8], [5, 8]])
+def test_layer_norm_and_addmm_meta_shortcuts_match_pytorchs_meta_kernels(dtype, normalized):
+    from torchcost.counting.mode import META_SHORTCUTS
+
+    aten = torch.ops.aten
+    x = torch.empty(2, 5, 8, dtype=dtype, device="meta")
+    args = (x, normalized, None, None, 1e-5)
+    fast = META_SHORTCUTS[aten.native_layer_norm.default](args, {})
+    reference = aten.native_layer_norm.default(*args)
+    assert [(t.shape, t.stride(), t.dtype) for t in fast] == [(t.shape, t.stride(), t.dtype) for t in reference]
+    bias, m1 = torch.empty(8, dtype=dtype, device="meta"), torch.empty(3, 4, dtype=dtype, device="meta")
+    for m2 in (torch.empty(4, 8, dtype=dtype, device="meta"), torch.empty(8, 4, dtype=dtype, device="meta").t()):
+        fast = META_SHORTCUTS[aten.addmm.default]((bias, m1, m2), {})
+        reference = aten.addmm.default(bias, m1, m2)
+        assert (fast.shape, fast.stride(), fast.dtype) == (reference.shape, reference.stride(), reference.dtype)

@@ -67,3 +67,25 @@ def test_override_replaces_a_builtin_formula():
 def test_register_rejects_non_ops():
     with pytest.raises(TypeError, match="ATen ops"):
         register("aten.mm")  # type: ignore[arg-type]
+
+
+def test_tensors_in_walks_containers_as_pytree_does():
+    import collections
+
+    from torch.utils._pytree import tree_leaves
+
+    from torchcost.counting.registry import tensors_in
+
+    pair = collections.namedtuple("pair", "a b")
+    tree = [
+        torch.ones(1),
+        (torch.zeros(2), {"b": torch.ones(3), "a": torch.ones(4)}),
+        pair(torch.ones(5), 3),
+        collections.OrderedDict(x=torch.ones(6)),
+        torch.max(torch.ones(2, 7), 1),  # a torch.return_types structseq
+        None,
+        "text",
+    ]
+    expected = [leaf for leaf in tree_leaves(tree) if isinstance(leaf, torch.Tensor)]
+    assert [t.numel() for t in tensors_in(tree)] == [1, 2, 3, 4, 5, 6, 2, 2]
+    assert all(a is b for a, b in zip(tensors_in(tree), expected, strict=True))

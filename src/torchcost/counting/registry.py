@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 from torch._ops import OpOverload, OpOverloadPacket
-from torch.utils._pytree import tree_leaves
+from torch.utils._pytree import SUPPORTED_NODES, tree_leaves
 
 from torchcost.records import OpCost
 
@@ -82,7 +82,24 @@ def tensor_bytes(t: torch.Tensor) -> int:
 
 
 def tensors_in(tree: Any) -> list[torch.Tensor]:
-    return [leaf for leaf in tree_leaves(tree) if isinstance(leaf, torch.Tensor)]
+    """The tensors in a tree of tuples, lists, dicts and other pytree nodes, in pytree order."""
+    found: list[torch.Tensor] = []
+    _collect(tree, found)
+    return found
+
+
+def _collect(tree: Any, found: list[torch.Tensor]) -> None:
+    # plain containers walked directly: pytree's generic walk costs more than many ops' formulas
+    if isinstance(tree, torch.Tensor):
+        found.append(tree)
+    elif isinstance(tree, tuple | list):  # named tuples and torch.return_types too
+        for leaf in tree:
+            _collect(leaf, found)
+    elif isinstance(tree, dict):
+        for leaf in tree.values():
+            _collect(leaf, found)
+    elif type(tree) in SUPPORTED_NODES:
+        found.extend(leaf for leaf in tree_leaves(tree) if isinstance(leaf, torch.Tensor))
 
 
 @dataclass(frozen=True)

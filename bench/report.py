@@ -1,0 +1,259 @@
+"""Write docs/benchmarks.md from bench/results/peers*.json and bench/results/scale.json.
+
+.venv/bin/python bench/report.py
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+DOC = HERE.parent / "docs" / "benchmarks.md"
+NOTES = HERE / "benchmarks_notes.md"  # the hand-written part: conventions, findings, how to rerun
+
+Row = dict[str, Any]
+
+
+def load_peers() -> tuple[list[Row], dict[str, Any]]:
+    rows: dict[tuple[str, str], Row] = {}
+    environment: dict[str, Any] = {}
+    for path in sorted((HERE / "results").glob("peers*.json")):
+        data = json.loads(path.read_text())
+        environment = environment or data["environment"]
+        for row in data["results"]:
+            rows[(row["case"], row["tool"])] = row
+    return list(rows.values()), environment
+
+
+def mac_error(row: Row) -> tuple[float, str] | None:
+    """Relative MAC error against the reference, and which convention it was measured against.
+
+    torchvision's reference is known to 3 decimals of GMACs: a count that rounds to it has error 0. A causal
+    model's count is compared with both conventions (causal pairs, full score matrix), the closer one kept.
+    """
+    macs = row.get("macs")
+    if macs is None or "error" in row:
+        return None
+    if "gmacs_3dp" in row:
+        if round(macs / 1e9, 3) == row["gmacs_3dp"]:
+            return 0.0, "published"
+        return (macs - row["ref_macs"]) / row["ref_macs"], "published"
+    options = [((macs - row["ref_macs"]) / row["ref_macs"], "causal" if row.get("ref_macs_full") else "exact")]
+    if row.get("ref_macs_full"):
+        options.append(((macs - row["ref_macs_full"]) / row["ref_macs_full"], "full"))
+    return min(options, key=lambda option: abs(option[0]))
+
+
+def percent(value: float) -> str:
+    if value == 0:
+        return "0"
+    return f"{value * 100:+.2g}%" if abs(value) < 0.1 else f"{value * 100:+.0f}%"
+
+
+def si(value: float, unit: str = "") -> str:
+    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.3g} {prefix}{unit}"
+    return f"{value:.3g} {unit}".strip()
+
+
+def summary(rows: list[Row], cases: int, timed: set[str] | None = None) -> dict[str, str]:
+    """One tool's line: handled, params exact, within 1% / 5%, median and worst error, silent under-counts, time."""
+    handled = [r for r in rows if mac_error(r) is not None]
+    signed = [e[0] for r in handled if (e := mac_error(r)) is not None]
+    errors = [abs(e) for e in signed]
+    counts_params = any(r.get("params") is not None for r in rows)
+    silent = [r for r in handled if (e := mac_error(r)) is not None and e[0] < -0.05 and not r.get("flagged")]
+    ratios = [
+        r["seconds"] / r["forward_s"] for r in handled if r.get("forward_s") and (not timed or r["suite"] in timed)
+    ]
+    failed = [r for r in rows if "error" in r]
+    timeouts = [r for r in failed if "timed out" in r["error"]]
+    return {
+        "handled": f"{len(handled)}/{cases}",
+        "params exact": f"{sum(r.get('params') == r['ref_params'] for r in rows)}/{cases}" if counts_params else "n/a",
+        "MACs within 1%": f"{sum(e <= 0.01 for e in errors)}/{cases}",
+        "within 5%": f"{sum(e <= 0.05 for e in errors)}/{cases}",
+        "median abs. error": percent(statistics.median(errors)).lstrip("+") if errors else "-",
+        "worst error": percent(max(signed, key=abs)) if errors else "-",
+        "silent under-counts": str(len(silent)),
+        "failed (timeouts)": f"{len(failed)} ({len(timeouts)})",
+        "time / forward (median)": f"{statistics.median(ratios):.2f}x" if ratios else "-",
+    }
+
+
+def table(header: list[str], lines: Iterable[list[str]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    out += ["| " + " | ".join(line) + " |" for line in lines]
+    return "\n".join(out)
+
+
+def tools_in(rows: list[Row]) -> list[str]:
+    return list(dict.fromkeys(r["tool"] for r in rows))
+
+
+def summary_table(rows: list[Row], suites: set[str], timed: set[str] | None = None) -> str:
+    selected = [r for r in rows if r["suite"] in suites]
+    cases = len({r["case"] for r in selected})
+    lines = []
+    for tool in tools_in(selected):
+        line = summary([r for r in selected if r["tool"] == tool], cases, timed)
+        lines.append([f"**{tool}**" if tool.startswith("torchcost") else tool, *line.values()])
+    header = ["tool", *summary([], 0).keys()]
+    return table(header, lines)
+
+
+def cell(row: Row | None) -> str:
+    if row is None:
+        return ""
+    if "error" in row:
+        return "timeout" if "timed out" in row["error"] else "fails"
+    error = mac_error(row)
+    assert error is not None
+    text = percent(error[0])
+    if error[1] == "full" and error[0] == 0:
+        text = "0 (full)"
+    elif error[1] == "full":
+        text += " (full)"
+    if row.get("params") is not None and row["params"] != row["ref_params"]:
+        text += f"; params {row['params'] - row['ref_params']:+,}"
+    return text
+
+
+def matrix(rows: list[Row], suite: str) -> str:
+    selected = [r for r in rows if r["suite"] == suite]
+    by_key = {(r["case"], r["tool"]): r for r in selected}
+    cases = list(dict.fromkeys(r["case"] for r in selected))
+    tools = tools_in(selected)
+    return table(["tool", *cases], ([tool, *(cell(by_key.get((case, tool))) for case in cases)] for tool in tools))
+
+
+def misses(rows: list[Row], suite: str, limit: int = 6) -> str:
+    """Per tool, the cases it fails or misses by more than 1% (worst first)."""
+    lines = []
+    selected = [r for r in rows if r["suite"] == suite]
+    for tool in tools_in(selected):
+        bad = []
+        for r in selected:
+            if r["tool"] != tool:
+                continue
+            error = mac_error(r)
+            if error is None:
+                bad.append((float("inf"), f"{r['case']} ({cell(r)}: {r['error'][:60]})"))
+            elif abs(error[0]) > 0.01:
+                bad.append((abs(error[0]), f"{r['case']} {percent(error[0])}"))
+        bad.sort(key=lambda item: -item[0])
+        shown = ", ".join(text for _, text in bad[:limit]) + (
+            f", and {len(bad) - limit} more" if len(bad) > limit else ""
+        )
+        lines.append([tool, str(len(bad)), shown or "none"])
+    return table(["tool", "misses", "worst (MAC error vs published, or failure)"], lines)
+
+
+def torchcost_paths(rows: list[Row]) -> str:
+    auto = [r for r in rows if r["tool"] == "torchcost (auto: meta)" and "error" not in r]
+    fallbacks = sorted(r["case"] for r in auto if r.get("device") not in (None, "meta"))
+    return ", ".join(fallbacks) if fallbacks else "none (every model counted on meta)"
+
+
+def scale_tables() -> str:
+    path = HERE / "results" / "scale.json"
+    if not path.exists():
+        return "(run `bench/scale.py`)"
+    data = json.loads(path.read_text())
+    meta_lines, real_lines = [], []
+    for r in data["results"]:
+        if "error" in r:
+            meta_lines.append([r["name"], "fails: " + " ".join(r["error"])[:80], *[""] * 6])
+        elif "profile_meta_s" in r:
+            real_lines.append(
+                [
+                    r["label"],
+                    si(r["macs"]),
+                    f"{r['forward_s'] * 1e3:.0f} ms",
+                    f"{r['profile_s'] * 1e3:.0f} ms ({r['profile_s'] / r['forward_s']:.2f}x)",
+                    f"{r['profile_meta_s'] * 1e3:.0f} ms ({r['profile_meta_s'] / r['forward_s']:.2f}x)",
+                    str(r["ops"]),
+                ]
+            )
+        else:
+            meta_lines.append(
+                [
+                    r["label"],
+                    si(r["params"]),
+                    si(r["macs"]),
+                    f"{r['build_s']:.2f} s",
+                    f"{r['profile_s']:.2f} s",
+                    f"{r['peak_rss_bytes'] / 2**30:.2f} GiB",
+                    f"{r['ops']:,}",
+                    ", ".join(r["uncounted"]) or "none",
+                ]
+            )
+    meta = table(
+        ["model (on meta)", "params", "MACs", "build", "profile", "peak RSS", "ops counted", "uncounted"], meta_lines
+    )
+    real = table(
+        ["model (real CPU tensors)", "MACs", "forward", "profile (cpu)", "profile (meta copy)", "ops"], real_lines
+    )
+    return f"{meta}\n\n{real}\n\nthreads: {data.get('threads')}, date: {data.get('date')}"
+
+
+def render() -> str:
+    rows, env = load_peers()
+    versions = ", ".join(f"{name} {version}" for name, version in env.get("versions", {}).items())
+    suites = sorted({r["suite"] for r in rows})
+    parts = [
+        "# Benchmarks: torchcost against the other counting tools",
+        "",
+        "<!-- generated by bench/report.py from bench/results/*.json; edit bench/benchmarks_notes.md instead -->",
+        "",
+        f"Measured {env.get('date')} on a shared {env.get('cores')}-core machine ({env.get('cpu')}), "
+        f"{env.get('threads')} thread per process, no GPU; Python {env.get('python')}. Versions: {versions}.",
+        "Timings are medians of 1 to 5 runs on a machine other people were using at the same time: read the time",
+        "ratios as rough (each is measured side by side with the plain forward pass, in the same process).",
+        "",
+        "## Headline: every case (torchvision zoo, transformers, hand-made models)",
+        "",
+        summary_table(rows, set(suites), timed={"torchvision"}),
+        "",
+        "Columns: *handled* = the tool returned a count; *params exact* = equal to the reference; *MACs within*"
+        " = relative error against the reference; *silent under-counts* = more than 5% low without the tool"
+        " saying anything is missing; *time / forward* = the tool's time over one plain forward pass"
+        " (eval, `torch.no_grad()`) of the same model, median over the torchvision models it handled (in the"
+        " per-suite tables, over that suite; the hand-made models' forward passes take microseconds, so their"
+        " ratios measure fixed set-up costs).",
+        f"torchcost (auto) fell back to real tensors on: {torchcost_paths(rows)}.",
+        "",
+    ]
+    titles = {
+        "torchvision": "torchvision classification zoo (reference: the weights' `num_params` and `_ops`)",
+        "transformers": "transformers models from configs (reference: analytic counts in bench/cases.py)",
+        "handmade": "hand-made models (reference: exact counts worked out in bench/cases.py)",
+    }
+    for suite in ("torchvision", "transformers", "handmade"):
+        if suite not in suites:
+            continue
+        parts += [f"## {titles[suite]}", "", summary_table(rows, {suite}), ""]
+        if suite == "torchvision":
+            parts += ["Misses and failures per tool:", "", misses(rows, suite), ""]
+        else:
+            parts += [
+                "MAC error per case (and params difference where not exact); `(full)`: closest to the"
+                " full-score-matrix convention:",
+                "",
+                matrix(rows, suite),
+                "",
+            ]
+    parts += ["## Scale (meta device) and counting overhead on real tensors", "", scale_tables(), ""]
+    if NOTES.exists():
+        parts += [NOTES.read_text().strip(), ""]
+    return "\n".join(parts)
+
+
+if __name__ == "__main__":
+    DOC.write_text(render())
+    print(f"wrote {DOC}")
