@@ -38,8 +38,9 @@ class Calibration:
     torch_version: str
     date: str
     matmul_flops: dict[str, float] = field(default_factory=dict)  # dtype -> FLOP/s
-    conv_flops: float = 0.0
-    depthwise_conv_flops: float = 0.0
+    conv_flops: float = 0.0  # over a suite of typical layers (CONV_SUITE) at batch 1
+    depthwise_conv_flops: float = 0.0  # over DEPTHWISE_SUITE at batch 1
+    batch_rates: dict[str, float] = field(default_factory=dict)  # "conv@8", "depthwise_conv@8": the suites at batch 8
     copy_bandwidth: float = 0.0  # bytes/s, read + write
     add_bandwidth: float = 0.0
     op_overhead_s: float = 0.0  # per op in a chain of tiny modules: dispatch, launch, module call
@@ -90,6 +91,55 @@ def _seconds(fn: Callable[[], Any], min_time: float, device: str) -> float:
     return float(timer.blocked_autorange(min_run_time=min_time).median)
 
 
+# Layers as they occur in ResNets and MobileNets: (in channels, out channels, input size, kernel, stride).
+# A conv's rate depends on its shape, so each class is calibrated on a suite: total FLOPs / total time.
+CONV_SUITE = [
+    (3, 64, 224, 7, 2),
+    (64, 64, 56, 3, 1),
+    (128, 128, 28, 3, 1),
+    (256, 256, 14, 3, 1),
+    (512, 512, 7, 3, 1),
+    (64, 256, 56, 1, 1),
+    (256, 64, 56, 1, 1),
+    (512, 128, 28, 1, 1),
+    (1024, 256, 14, 1, 1),
+    (96, 24, 56, 1, 1),
+]
+DEPTHWISE_SUITE = [
+    (32, 32, 112, 3, 1),
+    (96, 96, 112, 3, 2),
+    (144, 144, 56, 3, 1),
+    (240, 240, 28, 5, 1),
+    (480, 480, 14, 3, 1),
+    (672, 672, 14, 5, 1),
+    (960, 960, 7, 3, 1),
+]
+SUITE_BATCHES = (1, 8)
+
+
+def _suite_rate(
+    suite: list[tuple[int, int, int, int, int]],
+    batch: int,
+    groups_are_channels: int,
+    device: torch.device,
+    min_time: float,
+) -> float:
+    """FLOP/s over a suite of convolutions: their total FLOPs over their total measured time."""
+    flops = seconds = 0.0
+    for c_in, c_out, size, kernel, stride in suite:
+        groups = c_in if groups_are_channels == 0 else 1
+        x = torch.randn(batch, c_in, size, size, device=device)
+        w = torch.randn(c_out, c_in // groups, kernel, kernel, device=device)
+        out_size = (size + 2 * (kernel // 2) - kernel) // stride + 1
+        flops += 2 * batch * c_out * out_size * out_size * (c_in // groups) * kernel * kernel
+        seconds += _seconds(
+            functools.partial(F.conv2d, x, w, padding=kernel // 2, stride=stride, groups=groups),
+            min_time / 4,
+            device.type,
+        )
+    return flops / seconds
+
+
 CHAIN_BLOCKS = 32
 OPS_PER_BLOCK = 3  # Linear: aten.t and aten.addmm; ReLU: aten.relu
 
@@ -119,7 +169,7 @@ def calibrate(device: str = "cpu", quick: bool = False, progress: bool = True, s
         date=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     dtypes = ["fp32", "bf16", "fp16"] if gpu else ["fp32", "bf16"]
-    steps = len(dtypes) + 6
+    steps = len(dtypes) + len(SUITE_BATCHES) + 4
     with Progress(disable=not progress, transient=True) as bar, torch.inference_mode():
         task = bar.add_task("calibrating", total=steps)
         for name in dtypes:
@@ -129,18 +179,16 @@ def calibrate(device: str = "cpu", quick: bool = False, progress: bool = True, s
             result.details[f"matmul_{name}"] = f"({n}, {n}) x ({n}, {n}): {seconds * 1e3:.3f} ms"
             bar.advance(task)
 
-        batch = 32 if gpu else 4
-        x, w = torch.randn(batch, 64, 56, 56, device=dev), torch.randn(64, 64, 3, 3, device=dev)
-        seconds = _seconds(lambda: F.conv2d(x, w, padding=1), min_time, dev.type)
-        result.conv_flops = 2 * batch * 64 * 56 * 56 * 64 * 9 / seconds
-        result.details["conv"] = f"3x3 conv, {batch}x64x56x56 -> 64 channels: {seconds * 1e3:.3f} ms"
-        bar.advance(task)
-
-        x, w = torch.randn(batch, 256, 56, 56, device=dev), torch.randn(256, 1, 3, 3, device=dev)
-        seconds = _seconds(lambda: F.conv2d(x, w, padding=1, groups=256), min_time, dev.type)
-        result.depthwise_conv_flops = 2 * batch * 256 * 56 * 56 * 9 / seconds
-        result.details["depthwise_conv"] = f"3x3 depthwise, {batch}x256x56x56: {seconds * 1e3:.3f} ms"
-        bar.advance(task)
+        for batch in SUITE_BATCHES:
+            dense = _suite_rate(CONV_SUITE, batch, 1, dev, min_time)
+            depthwise = _suite_rate(DEPTHWISE_SUITE, batch, 0, dev, min_time)
+            if batch == 1:
+                result.conv_flops, result.depthwise_conv_flops = dense, depthwise
+            else:
+                result.batch_rates.update({f"conv@{batch}": dense, f"depthwise_conv@{batch}": depthwise})
+            bar.advance(task)
+        result.details["conv"] = f"{len(CONV_SUITE)} dense convs of ResNet-like layers, total FLOPs / total time"
+        result.details["depthwise_conv"] = f"{len(DEPTHWISE_SUITE)} depthwise convs of MobileNet-like layers"
 
         a, b, out = (torch.randn(elements, device=dev) for _ in range(3))
         seconds = _seconds(lambda: out.copy_(a), min_time, dev.type)
