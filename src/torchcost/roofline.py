@@ -21,8 +21,6 @@ SPEC_EFFICIENCY = {"matmul": 0.7, "attention": 0.5, "conv": 0.6, "depthwise_conv
 BANDWIDTH_EFFICIENCY = 0.8
 SPEC_OVERHEAD_S = {"gpu": 5e-6, "soc": 10e-6, "cpu": 2e-6}  # eager dispatch + launch per op, typical
 
-LARGE_BATCH = 4  # from this batch on, predictions use the rates calibrated at batch 8
-
 DTYPE_NAMES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16", "int8": "int8", "float8_e4m3fn": "fp8"}
 
 
@@ -72,22 +70,17 @@ class Rates:
         return self.compute[op_class] / self.bandwidth
 
 
-def rates_for(hardware: Hardware, dtype: str = "fp32", batch: int = 1) -> Rates:
-    """The rates to predict with; a calibration's batch-8 conv rates serve batches of 4 and more."""
+def rates_for(hardware: Hardware, dtype: str = "fp32") -> Rates:
+    """The rates to predict with: calibrated when the hardware has a calibration, else peaks x efficiency."""
     cal = hardware.calibration
     if cal is not None and dtype in cal.matmul_flops:
         matmul = cal.matmul_flops[dtype]
         scale = matmul / cal.matmul_flops.get("fp32", matmul)  # conv rates were measured in fp32
-        large = batch >= LARGE_BATCH
-        conv = cal.batch_rates.get("conv@8", cal.conv_flops) if large else cal.conv_flops
-        depthwise = (
-            cal.batch_rates.get("depthwise_conv@8", cal.depthwise_conv_flops) if large else cal.depthwise_conv_flops
-        )
         compute = {
             "matmul": matmul,
             "attention": matmul,
-            "conv": conv * scale,
-            "depthwise_conv": depthwise * scale,
+            "conv": cal.conv_flops * scale,
+            "depthwise_conv": cal.depthwise_conv_flops * scale,
             "other": cal.add_bandwidth / 4 * 3,  # elementwise: one FLOP per 12 bytes moved at the add rate
         }
         overheads = {**cal.class_overhead_s, "attention": cal.class_overhead_s.get("matmul", cal.op_overhead_s)}
@@ -168,8 +161,7 @@ def profile_dtype(profile: Profile) -> str:
 def predict(profile: Profile, hardware: Hardware, dtype: str | None = None) -> Prediction:
     """Predicted latency of the profiled run on ``hardware``, per op, per module and in total."""
     dtype = dtype or profile_dtype(profile)
-    batch = profile.inputs[0].shape[0] if profile.inputs and profile.inputs[0].shape else 1
-    rates = rates_for(hardware, dtype, batch)
+    rates = rates_for(hardware, dtype)
     prediction = Prediction(hardware.name, dtype, rates)
     for index, record in enumerate(profile.records):
         if not profile.backward and record.phase != "forward":

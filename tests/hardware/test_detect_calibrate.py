@@ -33,3 +33,13 @@ def test_calibration_is_cached_and_used_by_local(cache_dir):
     assert result.depthwise_conv_flops > 0 and result.conv_flops > 0
     assert load_calibration("cpu") == result
     assert hardware("local").calibration == result
+
+
+def test_fit_rate_and_overhead_recovers_a_line():
+    from torchcost.hardware.calibrate import fit_rate_and_overhead
+
+    # time = 10 us + FLOPs / 1e11: (1e6, 20 us), (1e7, 110 us), (1e8, 1.01 ms)
+    rate, overhead = fit_rate_and_overhead([(1e6, 20e-6), (1e7, 110e-6), (1e8, 1.01e-3)])
+    assert rate == pytest.approx(1e11) and overhead == pytest.approx(10e-6)
+    # a line through the origin gives no overhead
+    assert fit_rate_and_overhead([(1e6, 1e-5), (2e6, 2e-5)]) == (pytest.approx(1e11), pytest.approx(0.0, abs=1e-12))

@@ -38,13 +38,12 @@ class Calibration:
     torch_version: str
     date: str
     matmul_flops: dict[str, float] = field(default_factory=dict)  # dtype -> FLOP/s
-    conv_flops: float = 0.0  # over a suite of typical layers (CONV_SUITE) at batch 1
-    depthwise_conv_flops: float = 0.0  # over DEPTHWISE_SUITE at batch 1
-    batch_rates: dict[str, float] = field(default_factory=dict)  # "conv@8", "depthwise_conv@8": the suites at batch 8
+    conv_flops: float = 0.0  # fitted over a suite of typical layers (CONV_SUITE), batch 1 and 8
+    depthwise_conv_flops: float = 0.0  # fitted over DEPTHWISE_SUITE
     copy_bandwidth: float = 0.0  # bytes/s, read + write
     add_bandwidth: float = 0.0
     op_overhead_s: float = 0.0  # per op in a chain of tiny modules: dispatch, launch, module call
-    class_overhead_s: dict[str, float] = field(default_factory=dict)  # tiny conv / mm: setup cost per op class
+    class_overhead_s: dict[str, float] = field(default_factory=dict)  # fixed cost per op of conv, depthwise, matmul
     details: dict[str, str] = field(default_factory=dict)  # each benchmark's shape and time
 
     @property
@@ -114,30 +113,39 @@ DEPTHWISE_SUITE = [
     (672, 672, 14, 5, 1),
     (960, 960, 7, 3, 1),
 ]
-SUITE_BATCHES = (1, 8)
+SUITE_BATCHES = (1, 8)  # one fit over both: small batches show the overhead, large ones the rate
 
 
-def _suite_rate(
-    suite: list[tuple[int, int, int, int, int]],
-    batch: int,
-    groups_are_channels: int,
-    device: torch.device,
-    min_time: float,
-) -> float:
-    """FLOP/s over a suite of convolutions: their total FLOPs over their total measured time."""
-    flops = seconds = 0.0
+def _suite_times(
+    suite: list[tuple[int, int, int, int, int]], batch: int, dense: bool, device: torch.device, min_time: float
+) -> list[tuple[float, float]]:
+    """(FLOPs, seconds) of each convolution of a suite at ``batch``."""
+    points = []
     for c_in, c_out, size, kernel, stride in suite:
-        groups = c_in if groups_are_channels == 0 else 1
+        groups = 1 if dense else c_in
         x = torch.randn(batch, c_in, size, size, device=device)
         w = torch.randn(c_out, c_in // groups, kernel, kernel, device=device)
         out_size = (size + 2 * (kernel // 2) - kernel) // stride + 1
-        flops += 2 * batch * c_out * out_size * out_size * (c_in // groups) * kernel * kernel
-        seconds += _seconds(
-            functools.partial(F.conv2d, x, w, padding=kernel // 2, stride=stride, groups=groups),
-            min_time / 4,
-            device.type,
-        )
-    return flops / seconds
+        flops = 2 * batch * c_out * out_size * out_size * (c_in // groups) * kernel * kernel
+        conv = functools.partial(F.conv2d, x, w, padding=kernel // 2, stride=stride, groups=groups)
+        points.append((float(flops), _seconds(conv, min_time / 4, device.type)))
+    return points
+
+
+def fit_rate_and_overhead(points: list[tuple[float, float]]) -> tuple[float, float]:
+    """Fit time = overhead + FLOPs / rate by least squares on the relative error (weights 1 / time^2), so that
+    small convs weigh as much as large ones. A negative overhead is taken as none."""
+    weights = [1 / t**2 for _, t in points]
+    total = sum(weights)
+    mean_f = sum(w * f for w, (f, _) in zip(weights, points, strict=True)) / total
+    mean_t = sum(w * t for w, (_, t) in zip(weights, points, strict=True)) / total
+    spread = sum(w * (f - mean_f) ** 2 for w, (f, _) in zip(weights, points, strict=True))
+    covariance = sum(w * (f - mean_f) * (t - mean_t) for w, (f, t) in zip(weights, points, strict=True))
+    slope = covariance / spread if spread else 0.0
+    overhead = mean_t - slope * mean_f
+    if slope <= 0 or overhead < 0:
+        return sum(f for f, _ in points) / sum(t for _, t in points), 0.0
+    return 1 / slope, overhead
 
 
 CHAIN_BLOCKS = 32
@@ -169,7 +177,7 @@ def calibrate(device: str = "cpu", quick: bool = False, progress: bool = True, s
         date=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     dtypes = ["fp32", "bf16", "fp16"] if gpu else ["fp32", "bf16"]
-    steps = len(dtypes) + len(SUITE_BATCHES) + 4
+    steps = len(dtypes) + 6
     with Progress(disable=not progress, transient=True) as bar, torch.inference_mode():
         task = bar.add_task("calibrating", total=steps)
         for name in dtypes:
@@ -179,16 +187,16 @@ def calibrate(device: str = "cpu", quick: bool = False, progress: bool = True, s
             result.details[f"matmul_{name}"] = f"({n}, {n}) x ({n}, {n}): {seconds * 1e3:.3f} ms"
             bar.advance(task)
 
-        for batch in SUITE_BATCHES:
-            dense = _suite_rate(CONV_SUITE, batch, 1, dev, min_time)
-            depthwise = _suite_rate(DEPTHWISE_SUITE, batch, 0, dev, min_time)
-            if batch == 1:
-                result.conv_flops, result.depthwise_conv_flops = dense, depthwise
-            else:
-                result.batch_rates.update({f"conv@{batch}": dense, f"depthwise_conv@{batch}": depthwise})
+        for name, suite, dense in (("conv", CONV_SUITE, True), ("depthwise_conv", DEPTHWISE_SUITE, False)):
+            points = [point for batch in SUITE_BATCHES for point in _suite_times(suite, batch, dense, dev, min_time)]
+            rate, overhead = fit_rate_and_overhead(points)
+            setattr(result, "conv_flops" if name == "conv" else "depthwise_conv_flops", rate)
+            result.class_overhead_s[name] = overhead
+            kind = "ResNet" if name == "conv" else "MobileNet"
+            result.details[name] = (
+                f"time = overhead + FLOPs / rate, least squares over {len(points)} {kind}-like convs, batch 1 and 8"
+            )
             bar.advance(task)
-        result.details["conv"] = f"{len(CONV_SUITE)} dense convs of ResNet-like layers, total FLOPs / total time"
-        result.details["depthwise_conv"] = f"{len(DEPTHWISE_SUITE)} depthwise convs of MobileNet-like layers"
 
         a, b, out = (torch.randn(elements, device=dev) for _ in range(3))
         seconds = _seconds(lambda: out.copy_(a), min_time, dev.type)
@@ -204,12 +212,9 @@ def calibrate(device: str = "cpu", quick: bool = False, progress: bool = True, s
         result.details["op_overhead"] = f"per ATen op of {CHAIN_BLOCKS} tiny Linear + ReLU modules in a chain"
         bar.advance(task)
 
-        tiny_x, tiny_w, tiny_m = (torch.randn(*shape, device=dev) for shape in ((1, 8, 4, 4), (8, 8, 1, 1), (8, 8)))
-        result.class_overhead_s = {
-            "conv": _seconds(lambda: F.conv2d(tiny_x, tiny_w), min_time, dev.type),
-            "matmul": _seconds(lambda: torch.mm(tiny_m, tiny_m), min_time, dev.type),
-        }
-        result.details["class_overhead"] = "1x1 conv on 1x8x4x4, (8, 8) x (8, 8) matmul"
+        tiny = torch.randn(8, 8, device=dev)
+        result.class_overhead_s["matmul"] = _seconds(lambda: torch.mm(tiny, tiny), min_time, dev.type)
+        result.details["matmul_overhead"] = "(8, 8) x (8, 8) matmul"
         bar.advance(task)
     if save:
         save_calibration(result)

@@ -107,16 +107,16 @@ def calibration_rows(calibration: Calibration) -> list[tuple[str, str, str]]:
     rows += [
         ("dense conv", si(calibration.conv_flops, "FLOP/s"), details.get("conv", "")),
         ("depthwise conv", si(calibration.depthwise_conv_flops, "FLOP/s"), details.get("depthwise_conv", "")),
-        *(
-            (name.replace("_", " "), si(rate, "FLOP/s"), "the same suite at batch 8")
-            for name, rate in calibration.batch_rates.items()
-        ),
         ("bandwidth (copy)", si(calibration.copy_bandwidth, "B/s"), details.get("copy", "")),
         ("bandwidth (add)", si(calibration.add_bandwidth, "B/s"), details.get("add", "")),
         ("per-op overhead", seconds(calibration.op_overhead_s), details.get("op_overhead", "")),
     ]
     rows += [
-        (f"{name} overhead", seconds(value), details.get("class_overhead", ""))
+        (
+            f"{name.replace('_', ' ')} overhead",
+            seconds(value),
+            "fitted with its rate" if "conv" in name else details.get("class_overhead", ""),
+        )
         for name, value in calibration.class_overhead_s.items()
     ]
     return rows
