@@ -24,11 +24,12 @@ def main() -> None:
             for device in (torchcost.hardware("h100"), local):
                 r = llm_profile(model, 2048, 256, batch, dtype="bf16", hardware_name=device, sweep=False)
                 middle = r.decode[len(r.decode) // 2]
+                memory = f"{r.memory_bytes / 1e9:.1f} GB" + (" (does not fit)" if r.fits is False else "")
                 print(
                     f"| {model} | {batch} | {device.name} | {r.prefill.flops / 1e12:.1f} | "
                     f"{r.time_to_first_token_s:.3g} s | {middle.bytes / 1e9:.1f} | "
                     f"{r.time_per_output_token_s * 1e3:.3g} ms | {r.tokens_per_s:.3g} | "
-                    f"{r.kv_cache_bytes / 1e9:.2f} GB | {r.memory_bytes / 1e9:.1f} GB | "
+                    f"{r.kv_cache_bytes / 1e9:.2f} GB | {memory} | "
                     f"{r.prefill.bound} / {middle.bound} | {r.counting_s:.1f} |"
                 )
 

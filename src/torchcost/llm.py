@@ -134,12 +134,18 @@ class LLMProfile:
     prefill: PhaseCost
     decode: list[PhaseCost]
     sweep: list[SweepPoint] = field(default_factory=list)
+    device_memory: float | None = None  # bytes the hardware has, when known
     counting_s: float = 0.0
     assumptions: list[str] = field(default_factory=list)
 
     @property
     def memory_bytes(self) -> int:
         return self.weights_bytes + self.kv_cache_bytes
+
+    @property
+    def fits(self) -> bool | None:
+        """Whether weights + KV cache fit in the device's memory (None when its memory is unknown)."""
+        return None if self.device_memory is None else self.memory_bytes <= self.device_memory
 
     @property
     def time_to_first_token_s(self) -> float:
@@ -190,6 +196,8 @@ class LLMProfile:
             "kv_cache_bytes": self.kv_cache_bytes,
             "weights_bytes": self.weights_bytes,
             "memory_bytes": self.memory_bytes,
+            "device_memory_bytes": self.device_memory,
+            "fits": self.fits,
             "time_to_first_token_s": self.time_to_first_token_s,
             "time_per_output_token_s": self.time_per_output_token_s,
             "tokens_per_s": self.tokens_per_s,
@@ -361,6 +369,7 @@ def llm_profile(
         kv_cache_bytes=int(full_cache_bytes * kv_scale),
         prefill=prefill,
         decode=decode,
+        device_memory=device.memory,
         assumptions=_assumptions(precision, device),
     )
     if sweep:

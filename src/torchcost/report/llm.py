@@ -42,7 +42,9 @@ def llm_tables(result: LLMProfile) -> RenderableType:
         si(result.kv_cache_bytes, "B"),
         f"{si(result.kv_cache_bytes_per_token, 'B')} per token and sequence; full context, whole batch",
     )
-    summary.add_row("memory", si(result.memory_bytes, "B"), "weights + KV cache")
+    capacity = si(result.device_memory, "B") if result.device_memory else ""
+    fits = {None: "device memory unknown", True: f"fits in {capacity}", False: f"does NOT fit in {capacity}"}
+    summary.add_row("memory", si(result.memory_bytes, "B"), f"weights + KV cache; {fits[result.fits]}")
     summary.add_row(
         "time to first token", seconds(result.time_to_first_token_s), f"prefill is {result.prefill.bound}-bound"
     )
