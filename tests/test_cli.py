@@ -229,3 +229,11 @@ def test_hf_token_model_with_seq_len(capsys):
     assert main(["profile", "hf:gpt2", "--seq-len", "16", "--batch", "2", "--json", "-"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["inputs"] == [{"shape": [2, 16], "dtype": "int64"}] and data["device"] == "meta"
+
+
+def test_compare_with_hardware_explains_the_difference(capsys):
+    args = ["compare", "torchvision:resnet18", "torchvision:mobilenet_v3_small", "--hardware", "l4"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "predicted latency" in out and "why:" in out
+    assert "torchvision:mobilenet_v3_small has 0.03x the FLOPs of torchvision:resnet18" in out
