@@ -7,10 +7,9 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 
 from torchcost.explain import explain
 from torchcost.from_spec import profile_spec
@@ -23,14 +22,14 @@ from torchcost.llm import llm_profile, presets
 from torchcost.op_timing import measure_ops
 from torchcost.profiler import ProfilingError, profile
 from torchcost.records import Profile
-from torchcost.report.exports import ReportOptions, write_compare, write_exports
+from torchcost.report.exports import ReportOptions, write_compare, write_exports, write_text
 from torchcost.report.llm import llm_tables
 from torchcost.report.measurements import (
     calibration_table,
     guideline_table,
     hardware_list_table,
     hardware_table,
-    render_latency,
+    latency_report,
 )
 from torchcost.report.roofline_plot import plot_roofline
 from torchcost.report.terminal import DEFAULT_DEPTH, render, render_brief, render_compare
@@ -243,17 +242,18 @@ def _explain(result: Profile, args: argparse.Namespace, console: Console) -> Non
         plot_roofline(result, result.prediction, roofline)
 
 
-def _write_json(data: Any, path: str) -> None:
-    text = json.dumps(data, indent=2)
-    if path == "-":
-        sys.stdout.write(text + "\n")
-    else:
-        Path(path).write_text(text + "\n", encoding="utf-8")
-
-
 def _console(to_stdout: bool) -> Console:
     stream = sys.stderr if to_stdout else sys.stdout
     return Console(stderr=to_stdout, width=None if stream.isatty() else REPORT_WIDTH, emoji=False)
+
+
+def _emit(args: argparse.Namespace, console: Console, to_stdout: bool, data: Any, *tables: RenderableType) -> None:
+    """Write ``data`` as JSON when --json asks for it; print the tables unless the JSON went to stdout."""
+    if args.json:
+        write_text(args.json, json.dumps(data, indent=2) + "\n")
+    if not to_stdout:
+        for table in tables:
+            console.print(table)
 
 
 def _bench(args: argparse.Namespace, console: Console, to_stdout: bool) -> None:
@@ -270,33 +270,23 @@ def _bench(args: argparse.Namespace, console: Console, to_stdout: bool) -> None:
         progress=not args.quiet,
         **kwargs,
     )
-    if args.json:
-        _write_json(latency.to_dict(), args.json)
-    if not to_stdout:
-        render_latency(latency, console, title=f"latency: {args.spec}")
+    _emit(args, console, to_stdout, latency.to_dict(), latency_report(latency, title=f"latency: {args.spec}"))
 
 
 def _hw(args: argparse.Namespace, console: Console, to_stdout: bool) -> None:
     if args.name is None:
         known = known_hardware()
-        if args.json:
-            _write_json({key: device.to_dict() for key, device in known.items()}, args.json)
-        if not to_stdout:
-            console.print(hardware_list_table(list(known.values())))
+        data = {key: device.to_dict() for key, device in known.items()}
+        _emit(args, console, to_stdout, data, hardware_list_table(list(known.values())))
         return
     device = hardware(args.name)
-    if args.json:
-        _write_json(device.to_dict(), args.json)
-    if not to_stdout:
-        console.print(hardware_table(device))
+    _emit(args, console, to_stdout, device.to_dict(), hardware_table(device))
 
 
 def _calibrate(args: argparse.Namespace, console: Console, to_stdout: bool) -> None:
     result = calibrate(args.device, quick=args.quick, progress=not args.quiet)
-    if args.json:
-        _write_json({**result.to_dict(), "cache": str(cache_path(result.device))}, args.json)
-    if not to_stdout:
-        console.print(calibration_table(result, cache_path(result.device)))
+    path = cache_path(result.device)
+    _emit(args, console, to_stdout, {**result.to_dict(), "cache": str(path)}, calibration_table(result, path))
 
 
 def _guidelines(args: argparse.Namespace, console: Console, to_stdout: bool) -> None:
@@ -306,11 +296,8 @@ def _guidelines(args: argparse.Namespace, console: Console, to_stdout: bool) -> 
         device.calibration = calibrate("cpu", quick=True, progress=not args.quiet)
     settings = Settings.quick() if args.quick else Settings()
     experiments = run_guidelines(device, settings, progress=not args.quiet)
-    if args.json:
-        _write_json({"hardware": device.name, "experiments": [e.to_dict() for e in experiments]}, args.json)
-    if not to_stdout:
-        for experiment in experiments:
-            console.print(guideline_table(experiment))
+    data = {"hardware": device.name, "experiments": [e.to_dict() for e in experiments]}
+    _emit(args, console, to_stdout, data, *(guideline_table(e) for e in experiments))
 
 
 def _llm(args: argparse.Namespace, console: Console, to_stdout: bool) -> None:
@@ -325,10 +312,7 @@ def _llm(args: argparse.Namespace, console: Console, to_stdout: bool) -> None:
         hardware_name=args.hardware,
         sweep=not args.no_sweep,
     )
-    if args.json:
-        _write_json(result.to_dict(), args.json)
-    if not to_stdout:
-        console.print(llm_tables(result))
+    _emit(args, console, to_stdout, result.to_dict(), llm_tables(result))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -19,6 +19,7 @@ import torch
 from rich.progress import Progress
 from torch import nn
 
+from torchcost.hardware.detect import cpu_model_name
 from torchcost.prepare import InputSize, ModelState, prepare, with_batch
 from torchcost.timing import timing_module
 
@@ -260,8 +261,6 @@ def measurement_conditions(threads: int, cudnn_benchmark: bool | None, flush_den
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    from torchcost.hardware.detect import cpu_model_name
-
     return cpu_model_name() or platform.processor() or "cpu"
 
 

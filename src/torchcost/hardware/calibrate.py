@@ -1,8 +1,9 @@
 """Calibration: micro-benchmarks of what this machine achieves (not what its spec promises), cached per
 machine in the user's cache directory and used by later reports.
 
-Each rate comes from ``torch.utils.benchmark`` (median of blocked runs): a large matmul per dtype, a dense and a
-depthwise convolution, elementwise copy and add for bandwidth, and a tiny op for per-op overhead.
+Each time comes from ``torch.utils.benchmark`` (median of blocked runs): a large matmul per dtype; suites of dense
+and of depthwise convolutions, fitted to a rate and a per-op overhead each; elementwise copy and add for
+bandwidth; a chain of tiny modules for the per-op overhead of everything else.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def _seconds(fn: Callable[[], Any], min_time: float, device: str) -> float:
 
 
 # Layers as they occur in ResNets and MobileNets: (in channels, out channels, input size, kernel, stride).
-# A conv's rate depends on its shape, so each class is calibrated on a suite: total FLOPs / total time.
+# A conv's speed depends on its shape, so each class is fitted over a suite (see fit_rate_and_overhead).
 CONV_SUITE = [
     (3, 64, 224, 7, 2),
     (64, 64, 56, 3, 1),

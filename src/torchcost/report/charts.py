@@ -50,7 +50,7 @@ def share_figure(names: Sequence[str], shares: Mapping[str, Sequence[float]]) ->
 
 def operator_shares(profile: Profile) -> tuple[list[str], dict[str, list[float]]]:
     """Each op type's share of FLOPs, memory access and (when measured) time; the biggest few, then "other"."""
-    rows = {o.op: (o.flops, o.memory_access.total, extras.seconds(o) or 0.0) for o in profile.operators}
+    rows = {o.op: (o.flops, o.memory_access.total, o.measured_s or 0.0) for o in profile.operators}
     for record in profile.records:  # uncounted ops: FLOPs unknown, but their bytes are in the total
         if not record.counted:
             name = f"{record.op} (uncounted)"
@@ -62,7 +62,7 @@ def module_shares(profile: Profile) -> tuple[list[str], dict[str, list[float]]]:
     """The same shares for the modules at the shallowest depth that splits the model into a few parts."""
     depth = chart_depth(profile.modules)
     shown = [m for m in profile.modules if m.depth == depth]
-    rows = {m.name: (m.flops, m.memory_access.total, extras.seconds(m) or 0.0) for m in shown}
+    rows = {m.name: (m.flops, m.memory_access.total, m.measured_s or 0.0) for m in shown}
     return _shares(rows, extras.has_module_times(profile))
 
 
@@ -123,7 +123,7 @@ def _roofline_points(go: Any, op: str, records: list[OpRecord], roofs: extras.Ro
     xs, ys, texts = [], [], []
     for record in records:
         intensity = record.cost.flops / record.cost.memory_access
-        measured = extras.seconds(record)
+        measured = record.measured_s
         rate = (
             record.cost.flops / measured
             if measured
@@ -152,8 +152,8 @@ def compare_figure(profiles: Sequence[Profile]) -> Any:
         ("FLOPs", lambda p: p.flops),
         ("memory access (bytes)", lambda p: p.memory_access.total),
     ]
-    if all(extras.latency(p) is not None for p in profiles):
-        quantities.append(("latency (s)", lambda p: extras.latency(p).median_s))  # type: ignore[union-attr]
+    if all(p.latency is not None for p in profiles):
+        quantities.append(("latency (s)", lambda p: p.latency.median_s if p.latency else 0.0))
     figure = make_subplots(rows=1, cols=len(quantities), subplot_titles=[q for q, _ in quantities])
     palette = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c"]
     for index, profile in enumerate(profiles):

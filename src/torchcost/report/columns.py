@@ -22,7 +22,7 @@ class Column(Generic[Row]):
 
 
 def _time(item: ModuleStats | OperatorStats) -> str:
-    measured = extras.seconds(item)
+    measured = item.measured_s
     return "-" if measured is None else duration(measured)
 
 
@@ -64,6 +64,6 @@ def operator_columns(profile: Profile) -> list[Column[OperatorStats]]:
         Column("% memory", lambda o: percent(o.memory_access.total, profile.memory_access.total)),
     ]
     if extras.has_op_times(profile):
-        total = sum(extras.seconds(o) or 0.0 for o in profile.operators)
-        columns += [Column("time", _time), Column("% time", lambda o: percent(extras.seconds(o) or 0.0, total))]
+        total = sum(o.measured_s or 0.0 for o in profile.operators)
+        columns += [Column("time", _time), Column("% time", lambda o: percent(o.measured_s or 0.0, total))]
     return columns

@@ -30,7 +30,7 @@ def render_csv(profile: Profile, by: str | None = "module", sort: str | None = N
         timed = extras.has_module_times(profile)
     if timed:
         header.append("measured_s")
-        rows = [[*row, extras.seconds(item)] for row, item in zip(rows, items, strict=True)]
+        rows = [[*row, item.measured_s] for row, item in zip(rows, items, strict=True)]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)

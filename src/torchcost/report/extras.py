@@ -1,13 +1,11 @@
-"""What a profile may hold beyond counts: measured latency, per-op and per-module times, a roofline prediction
-and findings. Reports show a section only when the profile holds its data; this module is the one place that
-reads those optional parts, so every report agrees on what is present."""
+"""What a profile may hold beyond counts, as the reports ask about it: are there per-op and per-module times,
+the roofs of a prediction, findings. Reports show a section only when the profile holds its data."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from torchcost.latency import Latency
-from torchcost.records import CostTotals, OpRecord, Profile
+from torchcost.records import Profile
 
 
 @dataclass(frozen=True)
@@ -22,15 +20,6 @@ class Roofs:
     def ridge(self) -> float:
         """Arithmetic intensity (FLOP/byte) where a kernel stops being memory-bound."""
         return self.peak_flop_per_s / self.bandwidth_byte_per_s
-
-
-def latency(profile: Profile) -> Latency | None:
-    return profile.latency
-
-
-def seconds(item: CostTotals | OpRecord) -> float | None:
-    """The measured time of an operator, module or op record, if it was measured."""
-    return item.measured_s
 
 
 def has_op_times(profile: Profile) -> bool:

@@ -175,7 +175,7 @@ def _module_cells(profile: Profile) -> list[tuple[str, Callable[[ModuleStats], C
         ("% memory", lambda m: (percent(m.memory_access.total, profile.memory_access.total), m.memory_access.total)),
     ]
     if extras.has_module_times(profile):
-        cells.append(("time", lambda m: _time_cell(extras.seconds(m))))
+        cells.append(("time", lambda m: _time_cell(m.measured_s)))
     return cells
 
 
@@ -212,7 +212,7 @@ def _module_tree(profile: Profile) -> str:
 
 def _operator_table(profile: Profile) -> str:
     timed = extras.has_op_times(profile)
-    total_time = sum(extras.seconds(o) or 0.0 for o in profile.operators)
+    total_time = sum(o.measured_s or 0.0 for o in profile.operators)
 
     def cells(op: OperatorStats) -> list[Cell]:
         row: list[Cell] = [
@@ -225,7 +225,7 @@ def _operator_table(profile: Profile) -> str:
             (percent(op.memory_access.total, profile.memory_access.total), op.memory_access.total),
         ]
         if timed:
-            measured = extras.seconds(op)
+            measured = op.measured_s
             row += [_time_cell(measured), (percent(measured or 0.0, total_time), measured or 0.0)]
         return row
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rich.console import Console, Group
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
@@ -51,8 +51,8 @@ def latency_warnings(latency: Latency) -> Text:
     return Text("\n".join(f"warning: {w}" for w in latency.warnings()), style="yellow")
 
 
-def render_latency(latency: Latency, console: Console, title: str = "latency") -> None:
-    console.print(Group(latency_table(latency, title), latency_warnings(latency)))
+def latency_report(latency: Latency, title: str = "latency") -> Group:
+    return Group(latency_table(latency, title), latency_warnings(latency))
 
 
 def _rate(hw: Hardware, dtype: str) -> str:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Literal
 
 from torchcost.records import CostTotals, ModuleStats, OperatorStats, Profile
-from torchcost.report.extras import has_module_times, has_op_times, seconds
+from torchcost.report.extras import has_module_times, has_op_times
 
 Sort = Literal["flops", "macs", "memory", "time"]
 By = Literal["op", "module"]
@@ -15,7 +15,7 @@ SORT_KEYS: dict[str, Callable[[CostTotals], float]] = {
     "flops": lambda row: row.flops,
     "macs": lambda row: row.macs,
     "memory": lambda row: row.memory_access.total,
-    "time": lambda row: seconds(row) or 0.0,
+    "time": lambda row: row.measured_s or 0.0,
 }
 
 

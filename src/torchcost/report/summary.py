@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from torchcost.records import Profile
-from torchcost.report import extras
 from torchcost.report.measurements import conditions
 from torchcost.units import duration, percent, si
 
@@ -48,7 +47,7 @@ def summary_items(profile: Profile) -> list[Item]:
         Item("memory access", si(access.total, "B"), f"read {si(access.read, 'B')}, written {si(access.write, 'B')}"),
         Item("arithmetic intensity", f"{intensity(profile):.1f}", "FLOP/byte"),
     ]
-    measured = extras.latency(profile)
+    measured = profile.latency
     if measured is not None:
         detail = f"median; p90 {duration(measured.p90_s)}, CV {100 * measured.cv:.1f}%, {measured.runs} runs"
         items.append(Item("latency", duration(measured.median_s), f"{detail}; {conditions(measured)}"))
