@@ -228,7 +228,9 @@ def test_hf_token_model_with_seq_len(capsys):
     pytest.importorskip("transformers")
     assert main(["profile", "hf:gpt2", "--seq-len", "16", "--batch", "2", "--json", "-"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["inputs"] == [{"shape": [2, 16], "dtype": "int64"}] and data["device"] == "meta"
+    ids = {"shape": [2, 16], "dtype": "int64"}
+    assert data["inputs"] == [{**ids, "name": "input_ids"}, {**ids, "name": "attention_mask"}]
+    assert data["device"] == "meta"
 
 
 def test_compare_with_hardware_explains_the_difference(capsys):

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from torchcost.inputs import DEFAULT_SEQ_LEN, InputError, InputOptions, example_inputs, parse_kwargs_json
+from torchcost.inputs import InputError, InputOptions, example_inputs, parse_kwargs_json
 from torchcost.sources import LoadedModel
 
 
@@ -12,8 +12,23 @@ def tensors_model(sizes=((1, 3, 32, 32),), dtypes=None):
     return LoadedModel("test:tensors", nn.Identity(), list(sizes), input_dtypes=dtypes)
 
 
-def token_model(names=("input_ids", "attention_mask")):
-    return LoadedModel("test:tokens", nn.Identity(), None, input_kind="tokens", token_inputs=names, vocab_size=7)
+class Keywords:
+    """A source's keyword-input maker that records what it was asked for."""
+
+    note = ""
+
+    def __init__(self, main="input_ids"):
+        self.main, self.asked = main, []
+
+    def __call__(self, batch, seq_len, generator):
+        self.asked.append((batch, seq_len))
+        shape = (batch, seq_len or 128)
+        made = {"input_ids": torch.zeros(shape, dtype=torch.long), "attention_mask": torch.ones(shape)}
+        return made if self.main == "input_ids" else {"pixel_values": torch.zeros(batch, 3, 8, 8), **made}
+
+
+def token_model(main="input_ids"):
+    return LoadedModel("test:tokens", nn.Identity(), None, input_kind="keywords", keyword_inputs=Keywords(main))
 
 
 def image_model():
@@ -56,37 +71,34 @@ def test_unknown_dtype():
         example_inputs(tensors_model(), InputOptions(dtype="int65"))
 
 
-def test_tokens_default_to_one_sequence_of_128_ids_below_the_vocabulary():
-    _, kwargs = example_inputs(token_model(), InputOptions(), "cpu")
-    assert set(kwargs) == {"input_ids", "attention_mask"}
-    assert kwargs["input_ids"].shape == (1, DEFAULT_SEQ_LEN) == (1, 128)
-    assert int(kwargs["input_ids"].min()) >= 0 and int(kwargs["input_ids"].max()) < 7
-    assert kwargs["input_ids"].dtype == torch.long and bool(kwargs["attention_mask"].eq(1).all())
-
-
 @pytest.mark.parametrize(
-    ("options", "shape"),
+    ("options", "asked"),
     [
+        (InputOptions(), (1, None)),  # the source's defaults
         (InputOptions(seq_len=16, batch=3), (3, 16)),
-        (InputOptions(sizes=[(2, 9)]), (2, 9)),
+        (InputOptions(sizes=[(2, 9)]), (2, 9)),  # BATCH,SEQ_LEN
         (InputOptions(sizes=[(2, 9)], batch=5), (5, 9)),
     ],
 )
-def test_token_shapes(options, shape):
-    _, kwargs = example_inputs(token_model(), options)
-    assert kwargs["input_ids"].shape == kwargs["attention_mask"].shape == shape
+def test_token_options_go_to_the_source(options, asked):
+    loaded = token_model()
+    example_inputs(loaded, options)
+    assert loaded.keyword_inputs.asked == [asked]
 
 
-def test_tokens_on_meta_leave_out_the_all_ones_mask():
-    _, kwargs = example_inputs(token_model(), InputOptions(), "meta")
-    assert list(kwargs) == ["input_ids"] and kwargs["input_ids"].device.type == "meta"
+def test_input_size_replaces_the_main_input_of_other_models():
+    loaded = token_model(main="pixel_values")
+    _, kwargs = example_inputs(loaded, InputOptions(sizes=[(2, 3, 16, 16)]))
+    assert kwargs["pixel_values"].shape == (2, 3, 16, 16) and "attention_mask" not in kwargs
+    assert loaded.keyword_inputs.asked == [(2, None)]
 
 
 @pytest.mark.parametrize(
     ("options", "message"),
     [
         (InputOptions(sizes=[(2, 9)], seq_len=4), "not both"),
-        (InputOptions(sizes=[(1, 2, 3)]), "one --input-size BATCH,SEQ_LEN"),
+        (InputOptions(sizes=[(1, 2, 3)]), "--input-size BATCH,SEQ_LEN"),
+        (InputOptions(sizes=[(1, 2), (1, 2)]), "give one --input-size"),
     ],
 )
 def test_token_option_conflicts(options, message):

@@ -136,3 +136,63 @@ def test_cache_tensors_walks_nested_objects():
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="precision"):
         llm_profile(llama(), 8, 2, 1, dtype="fp12", hardware_name=TOY, sweep=False)
+
+
+# DeepSeek-V3 in small: multi-head latent attention (query rank QL, latent rank KVL, head dims NOPE + ROPE for
+# queries and keys, VD for values), layer 0 dense (MLP F), layer 1 mixture of experts (NR routed experts of width
+# MF, TOPK per token, one shared expert of width MF).
+QL, KVL, NOPE, ROPE, VD, NR, TOPK, MF = 32, 16, 8, 4, 8, 4, 2, 16
+
+
+def deepseek_v3():
+    config = transformers.DeepseekV3Config(
+        hidden_size=E,
+        intermediate_size=F,
+        moe_intermediate_size=MF,
+        num_hidden_layers=2,
+        num_attention_heads=H,
+        num_key_value_heads=H,
+        vocab_size=V,
+        n_routed_experts=NR,
+        num_experts_per_tok=TOPK,
+        n_shared_experts=1,
+        first_k_dense_replace=1,
+        n_group=1,
+        topk_group=1,
+        q_lora_rank=QL,
+        kv_lora_rank=KVL,
+        qk_nope_head_dim=NOPE,
+        qk_rope_head_dim=ROPE,
+        v_head_dim=VD,
+    )
+    with torch.device("meta"):
+        return transformers.DeepseekV3ForCausalLM(config)
+
+
+def mla_per_token(keys: int) -> int:
+    """MACs of one layer's latent attention for one new token attending to ``keys`` cached keys (itself included):
+    query down/up projections, the latent and shared rope key, re-expanding every cached latent into per-head keys
+    and values (transformers does this at every step), scores and weighted sum, output projection."""
+    queries = E * QL + QL * H * (NOPE + ROPE)
+    latent = E * (KVL + ROPE)
+    expand = keys * KVL * H * (NOPE + VD)
+    attend = H * keys * ((NOPE + ROPE) + VD)
+    return queries + latent + expand + attend + H * VD * E
+
+
+# layer 0: dense MLP; layer 1: router, TOPK routed experts and the shared one (gate, up and down each); LM head
+MLP_PER_TOKEN = 3 * E * F + E * NR + TOPK * 3 * E * MF + 3 * E * MF + E * V
+
+
+def test_deepseek_v3_latent_attention_and_experts_match_the_analytic_count():
+    result = llm_profile(deepseek_v3(), 8, 4, 1, hardware_name=TOY, sweep=False)
+    for step in result.decode:
+        assert step.macs == 2 * mla_per_token(step.context + 1) + MLP_PER_TOKEN
+    # weights one token multiplies through: attention projections (kv_b_proj once), dense MLP, router, 2 of 4
+    # routed experts, the shared expert, LM head
+    weights = 2 * (E * QL + QL * H * (NOPE + ROPE) + E * (KVL + ROPE) + KVL * H * (NOPE + VD) + H * VD * E)
+    assert result.params_active == weights + MLP_PER_TOKEN
+    # transformers caches the latent: (KVL + ROPE) bf16 values per layer and token
+    assert result.kv_cache_bytes_per_token == result.latent_cache.latent == 2 * (KVL + ROPE) * 2
+    assert result.latent_cache.expanded == 2 * H * (NOPE + ROPE + VD) * 2
+    assert any("latent attention" in note for note in result.assumptions)

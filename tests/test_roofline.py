@@ -101,3 +101,9 @@ def test_predicts_a_real_model_on_a_spec_device():
     prediction = predict(p, torchcost.hardware("l4"))
     assert prediction.latency_s > 0 and len(prediction.ops) == len(p.records)
     assert prediction.to_dict()["latency_s"] == prediction.latency_s
+
+
+@pytest.mark.parametrize("op", ["aten._grouped_mm", "aten._weight_int8pack_mm", "aten._int_mm", "aten.addmm"])
+def test_expert_and_quantised_matrix_products_are_matmuls(op):
+    # mixture-of-experts layers run their experts through _grouped_mm (70% of a Mixtral's FLOPs)
+    assert op_class(record(op, 1000, 10, inputs=((8, 4), (2, 4, 3)))) == "matmul"

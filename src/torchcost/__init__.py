@@ -6,7 +6,7 @@
 (256000, 257000)
 """
 
-from torchcost.counting import DuplicateFormulaError, OpCall, register, registered_ops, unregister
+from torchcost.counting import DuplicateFormulaError, OpCall, register, register_module, registered_ops, unregister
 from torchcost.explain import Finding, explain
 from torchcost.from_spec import profile_spec
 from torchcost.hardware import Hardware, hardware, known_hardware
@@ -69,6 +69,7 @@ __all__ = [
     "profile",
     "profile_spec",
     "register",
+    "register_module",
     "registered_ops",
     "size_bytes",
     "size_if",

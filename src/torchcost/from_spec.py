@@ -39,7 +39,7 @@ def profile_spec(
     devices = [device] if device else ["meta", "cpu"]
     for attempt, run_on in enumerate(devices):
         loaded = load_model(spec, run_on, trust_pickle=trust_pickle, weights=weights)
-        args, kwargs = example_inputs(loaded, options, run_on)
+        args, kwargs = example_inputs(loaded, options)  # on the CPU: on meta, the model may look at their values
         run_dtype = dtype or floating_dtype(loaded.model)  # e.g. an fp16 checkpoint takes fp16 inputs
         try:
             result = profile(loaded.model, *args, dtype=run_dtype, device=run_on, backward=backward, **kwargs)
@@ -53,6 +53,9 @@ def profile_spec(
                 on_retry(f"counting on meta failed ({why}); retrying on cpu")
             continue
         result.model = spec
+        if loaded.keyword_inputs is not None and loaded.keyword_inputs.note:
+            result.notes.append(f"inputs made: {loaded.keyword_inputs.note}")
+        result.notes += [loaded.note] if loaded.note else []
         return result
     raise AssertionError("unreachable")
 

@@ -11,11 +11,14 @@ from typing import Any
 import torch
 
 from torchcost.sources import LoadedModel
+from torchcost.sources.base import KeywordMaker
 
 Shape = tuple[int, ...]
 Inputs = tuple[tuple[Any, ...], dict[str, Any]]  # positional and keyword inputs of the model's forward
-DEFAULT_SEQ_LEN = 128  # tokens per sequence for text models, unless --seq-len says otherwise
 SEED = 0  # random inputs are the same on every run
+TOKEN_IDS = ("input_ids", "decoder_input_ids")
+# inputs made with the main one that no longer fit when --input-size replaces it
+DERIVED_FROM_MAIN = ("pixel_mask", "image_grid_thw", "image_sizes", "pixel_attention_mask", "attention_mask")
 
 
 class InputError(ValueError):
@@ -36,15 +39,15 @@ class InputOptions:
 def example_inputs(loaded: LoadedModel, options: InputOptions, device: torch.device | str = "cpu") -> Inputs:
     """Positional and keyword inputs for ``loaded.model``, made on ``device``."""
     generator = torch.Generator().manual_seed(SEED)
-    if options.seq_len is not None and loaded.input_kind != "tokens":
+    if options.seq_len is not None and loaded.input_kind != "keywords":
         raise InputError(
             "--seq-len applies to token models (hf: text models); for other models give the ids' shape: "
             "--input-size 1,128 --input-dtype int64"
         )
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = {}
-    if loaded.input_kind == "tokens":
-        kwargs = _tokens(loaded, options, generator, torch.device(device))
+    if loaded.keyword_inputs is not None:
+        kwargs = _keywords(loaded.keyword_inputs, options, generator)
     elif loaded.input_kind == "images":
         args = (_images(loaded, options, generator),)
     else:
@@ -92,27 +95,28 @@ def _images(loaded: LoadedModel, options: InputOptions, generator: torch.Generat
     return [_random(shape, _dtype(options.dtype) or torch.float32, generator) for shape in images]
 
 
-def _tokens(
-    loaded: LoadedModel, options: InputOptions, generator: torch.Generator, device: torch.device
-) -> dict[str, Any]:
-    """``input_ids`` drawn below the vocabulary size and an all-ones ``attention_mask``, (batch, seq_len) each.
-
-    On ``meta`` the mask is left out: transformers drops an all-ones mask after looking at its values (which a
-    meta tensor does not have), so the model runs the same ops without it.
-    """
+def _keywords(maker: KeywordMaker, options: InputOptions, generator: torch.Generator) -> dict[str, Any]:
+    """The model's keyword inputs as its source makes them. ``--input-size BATCH,SEQ_LEN`` sets the text of a
+    token model; for another model it replaces its main input (pixel values, say) with a random tensor."""
     if options.sizes is not None and options.seq_len is not None:
         raise InputError("give --seq-len (with --batch) or --input-size BATCH,SEQ_LEN for a token model, not both")
-    batch, seq_len = options.batch or 1, options.seq_len or DEFAULT_SEQ_LEN
+    batch, seq_len, replaced = options.batch or 1, options.seq_len, None
     if options.sizes is not None:
-        if len(options.sizes) != 1 or len(options.sizes[0]) != 2:
-            raise InputError(f"a token model takes one --input-size BATCH,SEQ_LEN, not {options.sizes}")
-        batch, seq_len = options.sizes[0]
-        batch = options.batch or batch
-    shape = (batch, seq_len)
-    ids = torch.randint(0, loaded.vocab_size or 2, shape, generator=generator)
-    made = {"attention_mask": torch.ones(shape, dtype=torch.long)}
-    names = [n for n in loaded.token_inputs if not (n == "attention_mask" and device.type == "meta")]
-    return {name: made.get(name, ids) for name in names}
+        if len(options.sizes) != 1:
+            raise InputError(f"give one --input-size for the model's main input ({maker.main}), not {options.sizes}")
+        size = options.sizes[0]
+        if maker.main in TOKEN_IDS:
+            if len(size) != 2:
+                raise InputError(f"a token model takes --input-size BATCH,SEQ_LEN, not {size}")
+            batch, seq_len = options.batch or size[0], size[1]
+        else:
+            replaced = (options.batch, *size[1:]) if options.batch is not None else size
+            batch = replaced[0] if replaced else batch
+    made = maker(batch, seq_len, generator)
+    if replaced is not None and maker.main is not None:
+        made = {k: v for k, v in made.items() if k not in DERIVED_FROM_MAIN}
+        made[maker.main] = _random(replaced, _dtype(options.dtype) or torch.float32, generator)
+    return made
 
 
 def _keyword_value(value: Any, name: str, generator: torch.Generator) -> Any:

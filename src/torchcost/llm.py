@@ -21,6 +21,7 @@ from torchcost.prepare import copy_to
 from torchcost.profiler import profile
 from torchcost.records import Profile
 from torchcost.roofline import predict
+from torchcost.units import si
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 BITS = {"fp32": 32, "bf16": 16, "fp16": 16, "fp8": 8, "int8": 8, "int4": 4}
@@ -40,6 +41,26 @@ PRESETS: dict[str, tuple[str, tuple[int, int, int, int, int, int], dict[str, Any
         {"num_local_experts": 8, "num_experts_per_tok": 2},
     ),
     "qwen2-7b": ("Qwen2Config", (3584, 18944, 28, 28, 4, 152064), {}),
+    # deepseek-ai/DeepSeek-V3's config.json: multi-head latent attention, 256 routed experts (8 per token) and 1
+    # shared expert in all but the first 3 layers; 671 B parameters, 37 B active
+    "deepseek-v3": (
+        "DeepseekV3Config",
+        (7168, 18432, 61, 128, 128, 129280),
+        {
+            "moe_intermediate_size": 2048,
+            "n_routed_experts": 256,
+            "num_experts_per_tok": 8,
+            "n_shared_experts": 1,
+            "first_k_dense_replace": 3,
+            "n_group": 8,
+            "topk_group": 4,
+            "q_lora_rank": 1536,
+            "kv_lora_rank": 512,
+            "qk_nope_head_dim": 128,
+            "qk_rope_head_dim": 64,
+            "v_head_dim": 128,
+        },
+    ),
     "gemma-2b": ("GemmaConfig", (2048, 16384, 18, 8, 1, 256000), {"head_dim": 256}),
     "gpt-neox-1b": ("GPTNeoXConfig", (2048, 8192, 16, 8, 8, 50304), {}),
 }
@@ -116,6 +137,15 @@ class SweepPoint:
     tokens_per_s: float
 
 
+@dataclass(frozen=True)
+class LatentCache:
+    """Multi-head latent attention (DeepSeek V2/V3): the KV cache per token and sequence, in bytes, in the two
+    forms engines keep it."""
+
+    latent: float  # the compressed latent, (kv_lora_rank + qk_rope_head_dim) per layer: what MLA-aware engines cache
+    expanded: float  # keys and values of every head, heads x (qk_head_dim + v_head_dim) per layer: engines without MLA
+
+
 @dataclass
 class LLMProfile:
     model: str
@@ -137,6 +167,7 @@ class LLMProfile:
     device_memory: float | None = None  # bytes the hardware has, when known
     counting_s: float = 0.0
     assumptions: list[str] = field(default_factory=list)
+    latent_cache: LatentCache | None = None  # multi-head latent attention: the cache in its two forms
 
     @property
     def memory_bytes(self) -> int:
@@ -204,6 +235,7 @@ class LLMProfile:
             "sweep": [asdict(point) for point in self.sweep],
             "counting_s": self.counting_s,
             "assumptions": list(self.assumptions),
+            **({"latent_cache_bytes_per_token": asdict(self.latent_cache)} if self.latent_cache else {}),
         }
 
 
@@ -363,7 +395,7 @@ def llm_profile(
         kv_dtype=precision.kv_dtype,
         weight_bits=precision.weight_bits,
         params_total=params_total,
-        params_active=_active_params(first_step, batch),
+        params_active=_active_params(first_step) // batch,
         weights_bytes=math.ceil(params_total * precision.weight_bits / 8),
         kv_cache_bytes_per_token=prompt_cache_bytes * kv_scale / (batch * prompt_len),
         kv_cache_bytes=int(full_cache_bytes * kv_scale),
@@ -371,18 +403,44 @@ def llm_profile(
         decode=decode,
         device_memory=device.memory,
         assumptions=_assumptions(precision, device),
+        latent_cache=_latent_cache(module, precision),
     )
+    if result.latent_cache is not None:
+        result.assumptions.append(_latent_note(result, result.latent_cache))
     if sweep:
         result.sweep = _sweep(module, device, precision, weights, prompt_len + gen_len // 2, result)
     result.counting_s = time.perf_counter() - start
     return result
 
 
-def _active_params(first_step: Profile, batch: int) -> int:
-    """Weights one token multiplies through: the matrix-product MACs of one decode step on an empty cache,
-    per sequence (attention over a single key adds a negligible few)."""
-    matmul = sum(o.macs for o in first_step.operators if "attention" not in o.op)
-    return matmul // batch
+def _active_params(first_step: Profile) -> int:
+    """Weights the tokens of one decode step on an empty cache multiply through: the MACs of the ops run by a
+    module that holds weights (linear layers, experts, routers), not those of attention over the keys."""
+    holds_weights = {m.name for m in first_step.modules if m.own_params}
+    return sum(r.cost.macs for r in first_step.records if r.modules and r.modules[-1] in holds_weights)
+
+
+def _latent_cache(model: nn.Module, precision: _Precision) -> LatentCache | None:
+    """The two forms of a multi-head latent attention cache, from the config (None without MLA)."""
+    config = getattr(model, "config", None)
+    rank = getattr(config, "kv_lora_rank", None)
+    if config is None or not rank:
+        return None
+    layers, heads = config.num_hidden_layers, config.num_attention_heads
+    rope, nope, value = config.qk_rope_head_dim, config.qk_nope_head_dim, config.v_head_dim
+    element = BITS[precision.kv_dtype] / 8
+    return LatentCache(layers * (rank + rope) * element, layers * heads * (nope + rope + value) * element)
+
+
+def _latent_note(result: LLMProfile, cache: LatentCache) -> str:
+    stored = "the compressed latent" if abs(result.kv_cache_bytes_per_token - cache.latent) < 1 else "another form"
+    return (
+        f"multi-head latent attention: transformers caches {stored} ({si(result.kv_cache_bytes_per_token, 'B')} "
+        f"per token), as MLA-aware engines do ({si(cache.latent, 'B')}: kv_lora_rank + qk_rope_head_dim per layer); "
+        f"an engine that caches every head's keys and values needs {si(cache.expanded, 'B')} per token. transformers "
+        "re-expands the latent through kv_b_proj at every decode step (counted); engines that absorb kv_b_proj "
+        "into the query and output projections skip that work"
+    )
 
 
 def _sweep(

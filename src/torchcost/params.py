@@ -1,4 +1,9 @@
-"""Parameters, buffers and storage size, each shared (tied) tensor counted once."""
+"""Parameters, buffers and storage size, each shared (tied) tensor counted once.
+
+Quantized weights count as the elements they stand for (a 4-bit 32 x 64 weight is 2,048 parameters) and their
+size is the bytes actually stored: the inner tensors of a tensor subclass (torchao's ``Int8Tensor``: the int8
+data, its scales and zero points), or the packed data and quantization state of bitsandbytes' ``Params4bit``.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from collections.abc import Iterable
 
 import torch
 from torch import nn
+from torch.nn.parameter import is_lazy
 
 from torchcost.records import ParamCount
 
@@ -14,14 +20,47 @@ from torchcost.records import ParamCount
 WHAT_IF_BYTES: dict[str, float] = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1, "int4": 0.5}
 
 
+def logical_numel(t: torch.Tensor) -> int:
+    """The elements a tensor stands for: those of the weight a packed 4-bit tensor encodes (bitsandbytes keeps
+    its shape in ``quant_state.shape``), else its own."""
+    state = getattr(t, "quant_state", None)
+    shape = getattr(state, "shape", None)
+    return math.prod(shape) if shape is not None else t.numel()
+
+
+def stored_bytes(t: torch.Tensor) -> int:
+    """Bytes a tensor stores: the sum over the inner tensors of a tensor subclass (``__tensor_flatten__``), the
+    packed data plus the quantization state of a bitsandbytes tensor, else elements x element size."""
+    if _is_wrapper(t):
+        names, _ = t.__tensor_flatten__()  # type: ignore[attr-defined]
+        return sum(stored_bytes(getattr(t, name)) for name in names)
+    own = t.numel() * t.element_size()
+    state = getattr(t, "quant_state", None)
+    return own + (_state_bytes(state) if state is not None else 0)
+
+
+def _state_bytes(state: object, depth: int = 2) -> int:
+    """Bytes of the tensors a quantization state holds (and its nested state, for double quantization)."""
+    total = 0
+    for value in vars(state).values():
+        if isinstance(value, torch.Tensor):
+            total += value.numel() * value.element_size()
+        elif depth and hasattr(value, "__dict__") and not isinstance(value, type):
+            total += _state_bytes(value, depth - 1)
+    return total
+
+
+def is_weight(t: torch.Tensor) -> bool:
+    """Floating-point, or a quantized stand-in for floating-point weights."""
+    return t.is_floating_point() or hasattr(t, "quant_state") or _is_wrapper(t)
+
+
 def unique_tensors(tensors: Iterable[torch.Tensor]) -> list[torch.Tensor]:
     """Drop repeats: the same tensor object, or (off the meta device) the same memory seen twice."""
     seen: set[object] = set()
     unique = []
     for t in tensors:
-        keys: list[object] = [id(t)]
-        if t.device.type != "meta" and t.numel() > 0:
-            keys.append((t.device, t.data_ptr(), t.dtype, tuple(t.shape), t.stride()))
+        keys: list[object] = [id(t), _storage_key(t)]
         if any(key in seen for key in keys):
             continue
         seen.update(keys)
@@ -30,9 +69,16 @@ def unique_tensors(tensors: Iterable[torch.Tensor]) -> list[torch.Tensor]:
 
 
 def _storage_key(t: torch.Tensor) -> object:
-    if t.device.type != "meta" and t.numel() > 0:
-        return (t.device, t.data_ptr(), t.dtype, tuple(t.shape), t.stride())
-    return id(t)
+    """Where the tensor's data lives (the same memory reached twice is one tensor); its identity on meta, for
+    lazy tensors and for subclasses without storage of their own."""
+    if t.device.type == "meta" or is_lazy(t) or t.numel() == 0 or _is_wrapper(t):
+        return id(t)
+    return (t.device, t.data_ptr(), t.dtype, tuple(t.shape), t.stride())
+
+
+def _is_wrapper(t: torch.Tensor) -> bool:
+    """A tensor subclass that holds its data in inner tensors (torchao's quantized tensors)."""
+    return hasattr(t, "__tensor_flatten__")
 
 
 def params_per_module(model: nn.Module) -> dict[str, int]:
@@ -49,7 +95,7 @@ def params_per_module(model: nn.Module) -> dict[str, int]:
                 continue
             parts = name.split(".") if name else []
             ancestors = {".".join(parts[:depth]) for depth in range(len(parts) + 1)}
-            elements, seen = above.setdefault(_storage_key(param), (param.numel(), set()))
+            elements, seen = above.setdefault(_storage_key(param), (logical_numel(param), set()))
             seen.update(ancestors)
     for elements, modules in above.values():
         for name in modules:
@@ -65,17 +111,17 @@ def unique_parameters(module: nn.Module) -> list[nn.Parameter]:
 def count_params(module: nn.Module) -> ParamCount:
     """Total, trainable and frozen parameters, and buffer elements, of a module and its children."""
     params = unique_parameters(module)
-    trainable = sum(p.numel() for p in params if p.requires_grad)
-    total = sum(p.numel() for p in params)
+    trainable = sum(logical_numel(p) for p in params if p.requires_grad)
+    total = sum(logical_numel(p) for p in params)
     buffers = sum(b.numel() for b in unique_tensors(module.buffers()))
-    unshared = sum(p.numel() for _, p in module.named_parameters(remove_duplicate=False))
+    unshared = sum(logical_numel(p) for _, p in module.named_parameters(remove_duplicate=False))
     return ParamCount(total, trainable, total - trainable, buffers, shared=unshared - total)
 
 
 def size_bytes(module: nn.Module) -> int:
     """Bytes to store the parameters and buffers at their real dtypes."""
     tensors = unique_tensors([*module.parameters(), *module.buffers()])
-    return sum(t.numel() * t.element_size() for t in tensors)
+    return sum(stored_bytes(t) for t in tensors)
 
 
 def size_if(module: nn.Module) -> dict[str, int]:
@@ -84,6 +130,6 @@ def size_if(module: nn.Module) -> dict[str, int]:
     Integer buffers (such as BatchNorm's ``num_batches_tracked``) keep their real size.
     """
     tensors = unique_tensors([*module.parameters(), *module.buffers()])
-    floating = sum(t.numel() for t in tensors if t.is_floating_point())
-    fixed = sum(t.numel() * t.element_size() for t in tensors if not t.is_floating_point())
+    floating = sum(logical_numel(t) for t in tensors if is_weight(t))
+    fixed = sum(stored_bytes(t) for t in tensors if not is_weight(t))
     return {name: math.ceil(floating * width) + fixed for name, width in WHAT_IF_BYTES.items()}

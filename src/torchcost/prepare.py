@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.parameter import is_lazy
 from torch.utils._pytree import tree_map
 
 from torchcost.params import unique_parameters
@@ -38,9 +39,9 @@ def prepare(
     """Inputs and model on the run device and dtype; the user's model is copied, never moved."""
     if inputs and input_size is not None:
         raise ValueError("give either example inputs or input_size, not both")
-    if not inputs and input_size is None and not kwargs:
-        raise ValueError("give example inputs, e.g. profile(model, torch.randn(1, 3, 224, 224)), or input_size=")
     run_dtype = as_dtype(dtype)
+    if has_lazy_parameters(model):
+        model = initialized_copy(model, inputs, kwargs)
     model_device = device_of(model)
     run_device = torch.device(device) if device is not None else model_device
     needs_copy = run_device != model_device or (run_dtype is not None and _dtype_of(model) != run_dtype)
@@ -66,6 +67,20 @@ def copy_to(model: nn.Module, device: torch.device, dtype: torch.dtype | None) -
     return copy.deepcopy(model, memo)
 
 
+def has_lazy_parameters(model: nn.Module) -> bool:
+    """``nn.LazyLinear`` and friends learn their weight shapes from the first input."""
+    return any(isinstance(p, nn.parameter.UninitializedParameter) for p in model.parameters())
+
+
+def initialized_copy(model: nn.Module, inputs: tuple[Any, ...], kwargs: dict[str, Any]) -> nn.Module:
+    """A copy of a model with lazy modules, initialised by one forward on the example inputs (not counted);
+    the user's model stays uninitialised."""
+    copied = copy.deepcopy(model)
+    with torch.no_grad():
+        copied(*inputs, **kwargs)
+    return copied
+
+
 def as_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
     if dtype is None or isinstance(dtype, torch.dtype):
         return dtype
@@ -85,12 +100,15 @@ def _dtype_of(model: nn.Module) -> torch.dtype | None:
 
 
 def random_inputs(input_size: InputSize, dtype: torch.dtype, device: torch.device) -> tuple[Any, ...]:
+    """Random tensors of these shapes (zeros for integer dtypes), the same on every run: drawn from their own
+    generator, so that making them leaves the global random stream alone."""
     sizes = [input_size] if isinstance(input_size[0], int) else list(input_size)
+    generator = torch.Generator().manual_seed(0)
     made = []
     for size in sizes:
         shape = tuple(int(s) for s in size)  # type: ignore[attr-defined]
         if dtype.is_floating_point or dtype.is_complex:
-            made.append(torch.randn(shape, dtype=dtype, device=device))
+            made.append(torch.randn(shape, dtype=dtype, generator=generator).to(device))
         else:
             made.append(torch.zeros(shape, dtype=dtype, device=device))
     return tuple(made)
@@ -118,16 +136,23 @@ def with_batch(tree: Any, batch: int) -> Any:
 
 
 class ModelState:
-    """What running a model can change: training flags, grads, and (in training mode) buffers."""
+    """What running a model can change: training flags, grads, (in training mode) buffers, and the random
+    number generators (dropout draws from them: a user who profiles in the middle of a seeded run keeps it)."""
 
     def __init__(self, model: nn.Module) -> None:
         self.training = [(m, m.training) for m in model.modules()]
         self.grads = [(p, p.grad) for p in unique_parameters(model)]
         for param, _ in self.grads:  # backward would accumulate into them in place
             param.grad = None
-        self.buffers = [(b, b.detach().clone()) for b in model.buffers()]
+        self.buffers = [(b, b.detach().clone()) for b in model.buffers() if not is_lazy(b)]
+        self.cpu_rng = torch.get_rng_state()
+        on_cuda = torch.cuda.is_initialized() or device_of(model).type == "cuda"  # type: ignore[no-untyped-call]
+        self.cuda_rng = torch.cuda.get_rng_state_all() if on_cuda else None
 
     def restore(self) -> None:
+        torch.set_rng_state(self.cpu_rng)
+        if self.cuda_rng is not None:
+            torch.cuda.set_rng_state_all(self.cuda_rng)
         for module, training in self.training:
             module.training = training
         for param, grad in self.grads:

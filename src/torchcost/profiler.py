@@ -9,10 +9,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from torchcost.counting.mode import CountingMode, FusedAttentionOnMeta, ModuleStack
+from torchcost.counting.meta_values import BUILT, MetaFunctions, MetaValues
+from torchcost.counting.mode import CountingMode, ModuleStack
 from torchcost.counting.registry import tensors_in
 from torchcost.params import count_params, params_per_module, size_bytes, size_if
-from torchcost.prepare import InputSize, ModelState, device_of, prepare
+from torchcost.prepare import InputSize, ModelState, device_of, prepare, random_inputs
 from torchcost.records import (
     MemoryAccess,
     ModuleStats,
@@ -56,16 +57,19 @@ def profile(
     """
     if device == "auto":
         return _profile_auto(model, inputs, input_size, dtype, backward, kwargs)
+    if input_size is not None and not inputs:  # made on the CPU, so that on meta their values are known
+        inputs, input_size = random_inputs(input_size, torch.float32, torch.device("cpu")), None
     prepared = prepare(model, inputs, kwargs, input_size, dtype, device)
     run_model, run_device = prepared.model, prepared.device
+    values = _input_values((inputs, kwargs), (prepared.inputs, prepared.kwargs)) if run_device.type == "meta" else None
     inputs, kwargs = prepared.inputs, prepared.kwargs
 
     names = {id(module): name for name, module in run_model.named_modules()}
     state = ModelState(model)
     try:
         stack = ModuleStack(names)
-        fused = FusedAttentionOnMeta() if run_device.type == "meta" else contextlib.nullcontext()
-        with stack, fused, CountingMode(stack) as mode:
+        on_meta = MetaFunctions(values) if values is not None else contextlib.nullcontext()
+        with stack, on_meta, CountingMode(stack, values) as mode:
             run_model.train(backward)
             with torch.set_grad_enabled(backward):
                 output = _forward(run_model, stack, inputs, kwargs, run_device)
@@ -74,6 +78,15 @@ def profile(
     finally:
         state.restore()
     return _build_profile(run_model, inputs, kwargs, run_device, backward, mode.records, stack)
+
+
+def _input_values(given: Any, moved: Any) -> MetaValues:
+    """The values of the inputs moved to meta from a device with data (the model's code may look at them)."""
+    values = MetaValues(fallback=BUILT)
+    for original, meta in zip(tensors_in(given), tensors_in(moved), strict=False):  # none given: input_size
+        if meta.device.type == "meta" and original.device.type != "meta":
+            values.seed(meta, original.detach().to("cpu", meta.dtype))
+    return values
 
 
 def _profile_auto(
@@ -110,9 +123,11 @@ def _forward_failure(model: nn.Module, stack: ModuleStack, exc: Exception, devic
     where = f"the forward of {type(model).__name__}"
     if stack.forward and stack.forward[-1]:
         module = model.get_submodule(stack.forward[-1])
-        shapes = ", ".join(str(list(s)) for s in stack.forward_inputs[-1]) or "no tensors"
+        shapes = ", ".join(str(list(s)) for s in stack.forward_inputs[-1]) or "(keyword inputs only)"
         where = f"module '{stack.forward[-1]}' ({type(module).__name__}) with input shapes {shapes}"
     hint = "check the input shapes (--input-size) against what the model expects"
+    if isinstance(exc, TypeError) and "forward() missing" in str(exc):
+        hint = "give the example inputs its forward takes, e.g. profile(model, torch.randn(1, 3, 224, 224))"
     if device.type == "meta" and any(word in str(exc) for word in ("meta", "item", "data-dependent")):
         hint = "this model needs real data (a value-dependent branch or shape); profile on device='cpu'"
     return f"{where} failed: {type(exc).__name__}: {exc}\n  hint: {hint}"
@@ -140,7 +155,7 @@ def _build_profile(
     counted = [r for r in records if r.counted]
     return Profile(
         model=type(model).__name__,
-        inputs=[TensorSpec(tuple(t.shape), str(t.dtype).removeprefix("torch.")) for t in tensors_in((inputs, kwargs))],
+        inputs=_input_specs(inputs, kwargs),
         device=str(device),
         backward=backward,
         params=count_params(model),
@@ -158,6 +173,13 @@ def _build_profile(
     )
 
 
+def _input_specs(inputs: tuple[Any, ...], kwargs: dict[str, Any]) -> list[TensorSpec]:
+    """Shape and dtype of every input tensor, with the keyword it was passed as."""
+    named: list[tuple[str | None, torch.Tensor]] = [(None, t) for t in tensors_in(inputs)]
+    named += [(name, t) for name, value in kwargs.items() for t in tensors_in(value)]
+    return [TensorSpec(tuple(t.shape), str(t.dtype).removeprefix("torch."), name) for name, t in named]
+
+
 def _module_stats(model: nn.Module, records: list[OpRecord], stack: ModuleStack) -> list[ModuleStats]:
     stats: dict[str, ModuleStats] = {}
     params = params_per_module(model)
@@ -170,6 +192,7 @@ def _module_stats(model: nn.Module, records: list[OpRecord], stack: ModuleStack)
             own_params=sum(p.numel() for p in module.parameters(recurse=False)),
             calls=stack.calls.get(name, 0),
             output_shapes=list(stack.output_shapes.get(name, [])),
+            user_formula=name in stack.user_formula,
         )
     for record in records:
         for name in record.modules:

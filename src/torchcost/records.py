@@ -118,11 +118,13 @@ class ModuleStats(CostTotals):
     own_params: int  # parameters registered directly on this module
     calls: int = 0
     output_shapes: list[Shape] = field(default_factory=list)
+    user_formula: bool = False  # counted by a formula registered with register_module, not by its ops
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "type": self.type,
+            **({"user_formula": True} if self.user_formula else {}),
             "depth": self.depth,
             "params": self.params,
             "own_params": self.own_params,
@@ -162,9 +164,10 @@ class UncountedOp:
 class TensorSpec:
     shape: Shape
     dtype: str
+    name: str | None = None  # the keyword an input was passed as
 
     def to_dict(self) -> dict[str, Any]:
-        return {"shape": list(self.shape), "dtype": self.dtype}
+        return {"shape": list(self.shape), "dtype": self.dtype, **({"name": self.name} if self.name else {})}
 
 
 @dataclass
@@ -188,6 +191,7 @@ class Profile:
     latency: Latency | None = None  # measured end-to-end latency, when measured
     prediction: Prediction | None = None  # roofline prediction on some hardware, when asked for
     findings: list[Finding] = field(default_factory=list)  # why it costs what it costs, ranked
+    notes: list[str] = field(default_factory=list)  # what was assumed or made (e.g. how the inputs were made)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict; the per-call ``records`` are left out (they are for programmatic use)."""
@@ -208,6 +212,7 @@ class Profile:
             **({"latency": self.latency.to_dict()} if self.latency is not None else {}),
             **({"prediction": self.prediction.to_dict()} if self.prediction is not None else {}),
             **({"findings": [f.to_dict() for f in self.findings]} if self.findings else {}),
+            **({"notes": list(self.notes)} if self.notes else {}),
         }
 
     def __str__(self) -> str:

@@ -78,3 +78,52 @@ def test_transformer_encoder_layer(device):
     with torch.no_grad():
         records = count(layer, torch.randn(2, 5, 16, device=device))
     assert total(records).macs == MHA_MACS + 2 * 10 * 16 * 32  # feed-forward: 10 tokens x 16 x 32, twice
+
+
+class Attend(nn.Module):
+    """Scaled dot-product attention of its three inputs, then a projection of the output's head dim."""
+
+    def __init__(self, value_dim: int, **options):
+        super().__init__()
+        self.options = options
+        self.out = nn.Linear(value_dim, 8)
+
+    def forward(self, q, k, v, mask=None):
+        return self.out(F.scaled_dot_product_attention(q, k, v, attn_mask=mask, **self.options))
+
+
+# (query shape, key shape, value shape, options, mask shape and dtype): meta must run what the CPU runs
+SDPA_VARIANTS = [
+    ((1, 4, 16, 192), (1, 4, 16, 192), (1, 4, 16, 128), {"is_causal": True}, None),  # DeepSeek MLA: Ev != E
+    ((1, 4, 16, 192), (1, 4, 16, 192), (1, 4, 16, 128), {}, None),
+    ((2, 4, 16, 64), (2, 2, 16, 64), (2, 2, 16, 64), {"is_causal": True, "enable_gqa": True}, None),
+    ((2, 4, 8, 16), (2, 4, 8, 16), (2, 4, 8, 16), {}, ((8, 8), torch.bool)),
+    ((2, 4, 8, 16), (2, 4, 12, 16), (2, 4, 12, 16), {}, ((2, 1, 8, 12), torch.float32)),
+    ((2, 4, 8, 16), (2, 4, 12, 16), (2, 4, 12, 24), {}, ((2, 1, 8, 12), torch.bool)),
+]
+
+
+@pytest.mark.parametrize(("q", "k", "v", "options", "mask"), SDPA_VARIANTS)
+def test_sdpa_counts_the_same_on_meta_as_on_cpu(q, k, v, options, mask):
+    import torchcost
+
+    model = Attend(v[-1], **options)
+    inputs = [torch.randn(shape) for shape in (q, k, v)]
+    if mask is not None:
+        shape, dtype = mask
+        inputs.append(torch.ones(shape, dtype=dtype).tril() if dtype == torch.bool else torch.randn(shape))
+    on_cpu = torchcost.profile(model, *inputs, device="cpu")
+    on_meta = torchcost.profile(model, *inputs, device="meta")
+    assert (on_meta.macs, on_meta.flops, on_meta.memory_access) == (on_cpu.macs, on_cpu.flops, on_cpu.memory_access)
+    assert on_meta.modules[0].output_shapes == on_cpu.modules[0].output_shapes == [(*q[:-1], 8)]
+
+
+def test_mla_attention_with_a_narrower_value_head():
+    # CPU's flash kernel needs equal head dims, so Ev != E runs the math path: the full 16 x 16 score matrix
+    # (causal masking applied to scores, no blocks skipped). 4 heads x 256 pairs x (192 + 128) = 327,680 MACs.
+    import torchcost
+
+    q = torch.randn(1, 4, 16, 192)
+    p = torchcost.profile(Attend(128, is_causal=True), q, q, torch.randn(1, 4, 16, 128), device="meta")
+    attention = sum(o.macs for o in p.operators if o.op == "aten.bmm")
+    assert attention == 4 * 256 * (192 + 128)

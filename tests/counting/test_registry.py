@@ -65,8 +65,8 @@ def test_override_replaces_a_builtin_formula():
 
 
 def test_register_rejects_non_ops():
-    with pytest.raises(TypeError, match="ATen ops"):
-        register("aten.mm")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"ops such as torch\.ops\.aten\.mm"):
+        register(torch.mm)  # type: ignore[arg-type]
 
 
 def test_tensors_in_walks_containers_as_pytree_does():
@@ -89,3 +89,40 @@ def test_tensors_in_walks_containers_as_pytree_does():
     expected = [leaf for leaf in tree_leaves(tree) if isinstance(leaf, torch.Tensor)]
     assert [t.numel() for t in tensors_in(tree)] == [1, 2, 3, 4, 5, 6, 2, 2]
     assert all(a is b for a, b in zip(tensors_in(tree), expected, strict=True))
+
+
+class FusedGate(torch.nn.Module):
+    """Stands for a fused extension: its forward runs ops whose count the user replaces with their own."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = torch.nn.Linear(8, 16)
+
+    def forward(self, x):
+        gate, value = self.proj(x).chunk(2, dim=-1)
+        return torch.sigmoid(gate) * value
+
+
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+def test_module_formula_replaces_the_count_of_everything_inside(device):
+    from torchcost.counting.registry import register_module
+
+    @register_module(FusedGate)
+    def fused_gate(module, inputs, output):
+        x = inputs[0]  # (4, 8)
+        return OpCost(flops=2 * x.shape[0] * 8 * 16 + 3 * output.numel(), macs=x.shape[0] * 8 * 16)
+
+    try:
+        model = torch.nn.Sequential(FusedGate(), torch.nn.ReLU())
+        p = torchcost.profile(model, torch.randn(4, 8), device=device)
+    finally:
+        unregister(FusedGate)
+    assert p.macs == 4 * 8 * 16  # 512, the formula's: the Linear inside it is not counted again
+    assert p.flops == 2 * 512 + 3 * 32 + 32  # the formula's, plus the ReLU's 32 outputs
+    gate = next(m for m in p.modules if m.name == "0")
+    assert gate.user_formula and gate.macs == 512 and not next(m for m in p.modules if m.name == "0.proj").macs
+    assert [o.op for o in p.operators] == ["FusedGate (user formula)", "aten.relu"]
+    with pytest.raises(DuplicateFormulaError):
+        register_module(torch.nn.Linear)(fused_gate)
+        register_module(torch.nn.Linear)(fused_gate)
+    unregister(torch.nn.Linear)

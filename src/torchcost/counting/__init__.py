@@ -1,7 +1,14 @@
 """Operator-level counting: the formula registry and the dispatch mode that applies it."""
 
 from torchcost.counting.mode import CountingMode, ModuleStack
-from torchcost.counting.registry import DuplicateFormulaError, OpCall, register, registered_ops, unregister
+from torchcost.counting.registry import (
+    DuplicateFormulaError,
+    OpCall,
+    register,
+    register_module,
+    registered_ops,
+    unregister,
+)
 
 __all__ = [
     "CountingMode",
@@ -9,6 +16,7 @@ __all__ = [
     "ModuleStack",
     "OpCall",
     "register",
+    "register_module",
     "registered_ops",
     "unregister",
 ]

@@ -7,16 +7,16 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch._decomp import decomposition_table
 from torch._ops import OpOverload
 from torch.autograd.graph import register_multi_grad_hook
 from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
-from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from torchcost.counting import formulas
-from torchcost.counting.registry import OpCall, find_formula, tensors_in
+from torchcost.counting.meta_kernels import META_SHORTCUTS
+from torchcost.counting.meta_values import MetaValues
+from torchcost.counting.registry import OpCall, find_formula, find_module_formula, tensors_in
 from torchcost.records import OpCost, OpRecord, Shape
 
 Rule = Callable[[OpCall], OpCost]
@@ -76,49 +76,6 @@ def _tensor_meta(out: Any) -> TensorMeta | tuple[TensorMeta, ...] | None:
     return None
 
 
-def _batch_norm_on_meta(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """``native_batch_norm`` on meta: the output is shaped and strided as the input, plus the per-channel
-    mean and inverse std (PyTorch's meta kernel is its Python decomposition, about 2 ms a call)."""
-    x = args[0]
-    if kwargs or x.dtype not in (torch.float32, torch.float64) or x.dim() < 2:
-        return NotImplemented
-    channels = x.shape[1]
-    stats = torch.empty((channels,), dtype=x.dtype, device="meta")
-    return torch.empty_like(x), stats, torch.empty_like(stats)
-
-
-def _layer_norm_on_meta(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """``native_layer_norm`` on meta: the output as the input, the mean and 1/std with the normalised
-    dimensions kept as 1 (float32 for 16-bit inputs)."""
-    x, normalized = args[0], args[1]
-    if kwargs or not x.is_contiguous() or x.dtype not in _FLOATS:
-        return NotImplemented
-    kept = tuple(x.shape[: x.dim() - len(normalized)]) + (1,) * len(normalized)
-    stats_dtype = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
-    stats = torch.empty(kept, dtype=stats_dtype, device="meta")
-    return torch.empty(x.shape, dtype=x.dtype, device="meta"), stats, torch.empty_like(stats)
-
-
-def _addmm_on_meta(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """``addmm(bias, m1, m2)`` on meta: a contiguous (m, n) result."""
-    bias, m1, m2 = args[:3]
-    if set(kwargs) - {"beta", "alpha"} or m1.dim() != 2 or m2.dim() != 2 or not m1.dtype == m2.dtype == bias.dtype:
-        return NotImplemented
-    return torch.empty((m1.shape[0], m2.shape[1]), dtype=m1.dtype, device="meta")
-
-
-_FLOATS = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
-
-# Shape-only implementations of common ops whose meta kernels are slow Python (a layer norm's takes about
-# 1.5 ms, an addmm's 0.3 ms), checked against PyTorch's in tests/counting. Each returns NotImplemented for
-# the cases it does not cover, which then run PyTorch's meta kernel.
-META_SHORTCUTS: dict[OpOverload, Callable[[tuple[Any, ...], dict[str, Any]], Any]] = {
-    torch.ops.aten.native_batch_norm.default: _batch_norm_on_meta,
-    torch.ops.aten.native_layer_norm.default: _layer_norm_on_meta,
-    torch.ops.aten.addmm.default: _addmm_on_meta,
-}
-
-
 def pointwise_on_meta_key(op: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable:
     """For a pointwise op whose tensor inputs all have one shape and are contiguous, what its output dtype
     can depend on (the op, the inputs' dtypes, the other arguments); None otherwise. Such an op's output
@@ -136,10 +93,18 @@ def pointwise_on_meta_key(op: OpOverload, args: tuple[Any, ...], kwargs: dict[st
 
 
 def _empty_meta(spec: TensorMeta | tuple[TensorMeta, ...]) -> Any:
-    if isinstance(spec[0], tuple) and isinstance(spec[0][0], tuple):
+    if not isinstance(spec[-1], torch.dtype):  # several outputs
         return tuple(_empty_meta(part) for part in spec)
     shape, stride, dtype = spec
     return torch.empty_strided(shape, stride, dtype=dtype, device="meta")
+
+
+def _leaves_meta(args: tuple[Any, ...], out: Any) -> bool:
+    return isinstance(out, torch.Tensor) and out.device.type != "meta" and bool(args) and _is_meta(args[0])
+
+
+def _is_meta(value: Any) -> bool:
+    return isinstance(value, torch.Tensor) and value.device.type == "meta"
 
 
 def _free(call: OpCall) -> OpCost:
@@ -180,6 +145,9 @@ class ModuleStack:
         self.backward: list[str] = []
         self.calls: dict[str, int] = {}
         self.output_shapes: dict[str, list[Shape]] = {}
+        self.opaque: list[str] = []  # running modules whose cost a user formula gives (their ops are not counted)
+        self.user_formula: set[str] = set()  # modules counted by a user formula
+        self.emit: Callable[[OpRecord], None] | None = None  # where a user formula's record goes
         self._handles: list[Any] = []
 
     def __enter__(self) -> ModuleStack:
@@ -206,16 +174,38 @@ class ModuleStack:
         self.forward.append(name)
         self.forward_inputs.append(shapes_of(args))
         self.calls[name] = self.calls.get(name, 0) + 1
+        if not self.opaque and find_module_formula(module) is not None:
+            self.opaque.append(name)
         self._on_gradients(args, lambda: self._remove(self.backward, name))
 
     def _leave_forward(self, module: torch.nn.Module, args: Any, output: Any) -> None:
         name = self.names.get(id(module))
         if name is None:
             return
+        if self.opaque == [name]:
+            self._apply_module_formula(module, name, args, output)
         index = len(self.forward) - 1 - self.forward[::-1].index(name)
         del self.forward[index], self.forward_inputs[index]
         self.output_shapes.setdefault(name, list(shapes_of(output)))
         self._on_gradients(output, lambda: self.backward.append(name))
+
+    def _apply_module_formula(self, module: torch.nn.Module, name: str, args: Any, output: Any) -> None:
+        """The module's cost by its user formula, as one record in place of the ops its forward ran."""
+        formula = find_module_formula(module)
+        assert formula is not None
+        cost = formula(module, args, output)
+        self.opaque.clear()
+        self.user_formula.add(name)
+        if self.emit is not None:
+            record = OpRecord(
+                op=f"{type(module).__name__} (user formula)",
+                phase="forward",
+                modules=self.current,
+                cost=cost,
+                input_shapes=shapes_of(args),
+                output_shapes=shapes_of(output),
+            )
+            self.emit(record)
 
     def _on_gradients(self, tree: Any, action: Callable[[], None]) -> None:
         tensors = [t for t in tensors_in(tree) if t.requires_grad]
@@ -231,9 +221,12 @@ class ModuleStack:
 class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
     """Runs every ATen op as usual and records its cost and the enclosing module paths."""
 
-    def __init__(self, modules: ModuleStack) -> None:
+    def __init__(self, modules: ModuleStack, values: MetaValues | None = None) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.modules = modules
+        modules.emit = self._emit
+        self.values = values  # on meta: the values of tensors that derive from real inputs alone
+        self._value_runs = 0  # ops run on those values because their result depends on them
         self.records: list[OpRecord] = []
         self.recording = True
         self._rules: dict[OpOverload, Rule | None] = {}
@@ -253,6 +246,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             self._rules[func] = rule_for(func)
             self._replayable[func] = "new" if returns_new_tensors(func) else "self" if updates_self(func) else None
         meta_key = self._meta_key(func, args, kwargs)
+        value_runs = self._value_runs
         if meta_key is not None and meta_key in self._on_meta:
             spec, cost = self._on_meta[meta_key]
             out = args[0] if spec == "self" else _empty_meta(spec)
@@ -260,13 +254,21 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             out, cost = self._run(func, args, kwargs)
             in_place = self._replayable[func] == "self"
             spec = ("self" if out is args[0] else None) if in_place else _tensor_meta(out)
-            if meta_key is not None and spec is not None:
+            if meta_key is not None and spec is not None and self._value_runs == value_runs:
                 self._on_meta[meta_key] = (spec, cost)
+        if self.values is not None and self._value_runs == value_runs:
+            self.values.follow(func, args, kwargs, out)
+        if _leaves_meta(args, out):  # tolist() on meta: a copy a CPU run never makes
+            return out
         if self._decomposing:
             self._decomposing[-1].append(cost)
-        elif self.recording:
+        elif self.recording and not self.modules.opaque:
             self._record(func, args, kwargs, out, cost)
         return out
+
+    def _emit(self, record: OpRecord) -> None:
+        if self.recording:
+            self.records.append(record)
 
     def _run(self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, OpCost | None]:
         rule = self._rules[func]
@@ -284,10 +286,22 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
                     shape = tensors_in(args)[0].shape
                     out, learn = torch.empty(shape, dtype=self._pointwise_dtype[learn], device="meta"), None
         if out is NotImplemented:
-            out = func(*args, **kwargs)
+            out = self._kernel(func, args, kwargs)
         if learn is not None and isinstance(out, torch.Tensor) and out.is_contiguous():
             self._pointwise_dtype.update({learn: out.dtype} if out.shape == tensors_in(args)[0].shape else {})
         return out, self._apply(rule, OpCall(func, args, kwargs, out))
+
+    def _kernel(self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Run the op; on meta, an op whose result depends on values (``item``, ``nonzero``) runs on the
+        known values of its inputs."""
+        try:
+            return func(*args, **kwargs)
+        except (RuntimeError, NotImplementedError):
+            out = NotImplemented if self.values is None else self.values.run(func, args, kwargs)
+            if out is NotImplemented:
+                raise
+            self._value_runs += 1
+            return out
 
     def _meta_key(self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable:
         """On meta, an op that makes new tensors is a function of its signature: its outputs (shapes,
@@ -323,7 +337,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             key = None
         if key is not None and key in self._decomposed:
             try:
-                out = func(*args, **kwargs)
+                out = self._kernel(func, args, kwargs)
             except NotImplementedError:  # no kernel for this device: run the decomposition again
                 pass
             else:
@@ -333,7 +347,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         out, cost = self._run_decomposition(func, args, kwargs)
         if key is not None:
             self._decomposed[key] = None if cost is None else (cost.flops, cost.macs)
-        return func(*args, **kwargs) if out is NotImplemented else out, cost
+        return self._kernel(func, args, kwargs) if out is NotImplemented else out, cost
 
     def _run_decomposition(
         self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -374,44 +388,3 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
                 counted=counted,
             )
         )
-
-
-class FusedAttentionOnMeta(TorchFunctionMode):
-    """Count attention on ``meta`` as a CPU runs it.
-
-    On meta tensors PyTorch picks the unfused math reference of ``scaled_dot_product_attention`` (it writes
-    the whole score matrix and computes masked scores), while a CPU runs a fused flash kernel that skips
-    the blocks a causal mask hides. This mode sends meta calls to that kernel's shape-only implementation,
-    so counting on meta gives the CPU's counts.
-    """
-
-    def __torch_function__(
-        self,
-        func: Callable[..., Any],
-        types: Any,
-        args: tuple[Any, ...] = (),
-        kwargs: dict[str, Any] | None = None,
-    ) -> Any:
-        kwargs = kwargs or {}
-        if func is F.scaled_dot_product_attention and args and args[0].device.type == "meta":
-            return _flash_attention_for_cpu(*args, **kwargs)
-        return func(*args, **kwargs)
-
-
-def _flash_attention_for_cpu(
-    query: torch.Tensor,
-    key: torch.Tensor,
-    value: torch.Tensor,
-    attn_mask: torch.Tensor | None = None,
-    dropout_p: float = 0.0,
-    is_causal: bool = False,
-    scale: float | None = None,
-    enable_gqa: bool = False,
-) -> torch.Tensor:
-    if attn_mask is not None and attn_mask.dtype == torch.bool:  # as the CPU path converts it
-        blocked = torch.zeros(attn_mask.shape, dtype=query.dtype, device=query.device)
-        attn_mask = blocked.masked_fill(attn_mask.logical_not(), float("-inf"))
-    out = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
-        query, key, value, dropout_p, is_causal, attn_mask=attn_mask, scale=scale
-    )
-    return out[0]  # type: ignore[no-any-return]

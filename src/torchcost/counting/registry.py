@@ -21,15 +21,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import nn
 from torch._ops import OpOverload, OpOverloadPacket
 from torch.utils._pytree import SUPPORTED_NODES, tree_leaves
 
 from torchcost.records import OpCost
 
-OpKey = OpOverload | OpOverloadPacket
+OpKey = OpOverload | OpOverloadPacket | str  # a str names an op of a library loaded later: "torchvision::nms"
 Formula = Callable[["OpCall"], OpCost]
+ModuleFormula = Callable[[nn.Module, tuple[Any, ...], Any], OpCost]  # (module, inputs, output) -> its cost
 
 _FORMULAS: dict[OpKey, Formula] = {}
+_MODULE_FORMULAS: dict[type[nn.Module], ModuleFormula] = {}
 
 
 class DuplicateFormulaError(ValueError):
@@ -37,14 +40,15 @@ class DuplicateFormulaError(ValueError):
 
 
 def register(*ops: OpKey, override: bool = False) -> Callable[[Formula], Formula]:
-    """Register ``formula`` for each op (an overload such as ``aten.mm.default`` or a packet ``aten.mm``).
+    """Register ``formula`` for each op (an overload such as ``aten.mm.default``, a packet ``aten.mm``, or the
+    name ``"torchvision::nms"`` of an op whose library is loaded later).
 
     Raises ``DuplicateFormulaError`` if an op already has one, unless ``override=True``.
     """
 
     for op in ops:
-        if not isinstance(op, OpOverload | OpOverloadPacket):
-            raise TypeError(f"register() takes ATen ops such as torch.ops.aten.mm, got {op!r}")
+        if not isinstance(op, OpOverload | OpOverloadPacket | str):
+            raise TypeError(f"register() takes ops such as torch.ops.aten.mm or names such as 'mylib::op', got {op!r}")
 
     def decorator(formula: Formula) -> Formula:
         for op in ops:
@@ -58,15 +62,49 @@ def register(*ops: OpKey, override: bool = False) -> Callable[[Formula], Formula
     return decorator
 
 
-def unregister(*ops: OpKey) -> None:
-    """Remove the formulas of ``ops`` (a user formula registered for a test or an experiment)."""
+def unregister(*ops: OpKey | type[nn.Module]) -> None:
+    """Remove the formulas of ``ops`` or module classes (a user formula registered for a test or an experiment)."""
     for op in ops:
-        _FORMULAS.pop(op, None)
+        if isinstance(op, type):
+            _MODULE_FORMULAS.pop(op, None)
+        else:
+            _FORMULAS.pop(op, None)
+
+
+def register_module(*module_types: type[nn.Module], override: bool = False) -> Callable[[ModuleFormula], ModuleFormula]:
+    """Register ``formula(module, inputs, output) -> OpCost`` for modules of these classes (and subclasses), as
+    thop's ``custom_ops`` does: it replaces the count of every op the module's forward runs (a fused extension,
+    say). The module stays in the tree, marked as counted by a user formula; its backward is counted as usual.
+    """
+    for module_type in module_types:
+        if not (isinstance(module_type, type) and issubclass(module_type, nn.Module)):
+            raise TypeError(f"register_module() takes nn.Module classes, got {module_type!r}")
+
+    def decorator(formula: ModuleFormula) -> ModuleFormula:
+        for module_type in module_types:
+            if module_type in _MODULE_FORMULAS and not override:
+                known = _MODULE_FORMULAS[module_type].__qualname__
+                raise DuplicateFormulaError(
+                    f"{module_type.__name__} already has the formula {known}; pass override=True to replace it"
+                )
+            _MODULE_FORMULAS[module_type] = formula
+        return formula
+
+    return decorator
+
+
+def find_module_formula(module: nn.Module) -> ModuleFormula | None:
+    """The formula registered for the module's class or the nearest base class, or None."""
+    for cls in type(module).__mro__:
+        formula = _MODULE_FORMULAS.get(cls)
+        if formula is not None:
+            return formula
+    return None
 
 
 def find_formula(op: OpOverload) -> Formula | None:
-    """The formula registered for this exact overload, else for its packet, else None."""
-    return _FORMULAS.get(op) or _FORMULAS.get(op.overloadpacket)
+    """The formula registered for this exact overload, else for its packet, else for its name, else None."""
+    return _FORMULAS.get(op) or _FORMULAS.get(op.overloadpacket) or _FORMULAS.get(op._schema.name)
 
 
 def registered_ops() -> list[str]:

@@ -40,7 +40,7 @@ def output_shapes(module: ModuleStats) -> str:
 def module_columns(profile: Profile, flat: bool) -> list[Column[ModuleStats]]:
     columns: list[Column[ModuleStats]] = [
         Column("module", lambda m: module_label(m, flat), numeric=False),
-        Column("type", lambda m: m.type, numeric=False),
+        Column("type", lambda m: m.type + (" (user formula)" if m.user_formula else ""), numeric=False),
         Column("output shape", output_shapes, numeric=False),
         Column("params", lambda m: si(m.params)),
         Column("MACs", lambda m: si(m.macs)),

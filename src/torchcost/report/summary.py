@@ -17,7 +17,7 @@ class Item:
 
 
 def inputs_text(profile: Profile) -> str:
-    return ", ".join(f"{list(spec.shape)} {spec.dtype}" for spec in profile.inputs)
+    return ", ".join(f"{spec.name or ''} {list(spec.shape)} {spec.dtype}".lstrip() for spec in profile.inputs)
 
 
 def intensity(profile: Profile) -> float:
@@ -36,6 +36,7 @@ def summary_items(profile: Profile) -> list[Item]:
             inputs_text(profile),
             f"device {profile.device}" + (", forward + backward" if profile.backward else ""),
         ),
+        *(Item("", "", note) for note in profile.notes),
         Item(
             "params",
             si(params.total),

@@ -8,13 +8,24 @@ import importlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 import torch
 from torch import nn
 
+from torchcost.counting.meta_values import values_while_building
+
 Shape = tuple[int, ...]
-InputKind = Literal["tensors", "tokens", "images"]
+InputKind = Literal["tensors", "images", "keywords"]
+
+
+class KeywordMaker(Protocol):
+    """Makes a model's keyword inputs for a batch size and a text length (None: the source's default)."""
+
+    note: str  # what the last call made, in words (e.g. how many image tokens it inserted)
+    main: str | None  # the name of the model's main input (input_ids, pixel_values, ...)
+
+    def __call__(self, batch: int, seq_len: int | None, generator: torch.Generator) -> dict[str, Any]: ...
 
 
 class UnknownModelError(LookupError):
@@ -36,11 +47,11 @@ class LoadedModel:
     spec: str
     model: nn.Module
     input_sizes: list[Shape] | None  # the source's default example input shapes, if it has them
-    input_kind: InputKind = "tensors"  # tokens: build input_ids/attention_mask; images: a list of (C, H, W)
+    input_kind: InputKind = "tensors"  # images: a list of (C, H, W); keywords: made by keyword_inputs
     input_dtypes: list[torch.dtype] | None = None  # per input, when the source records them (an exported program)
-    token_inputs: tuple[str, ...] = ("input_ids", "attention_mask")  # keyword inputs of a token model
-    vocab_size: int | None = None  # token ids are drawn below this
     input_hint: str = "pass --input-size, e.g. 1,3,224,224"  # said when input_sizes is None
+    keyword_inputs: KeywordMaker | None = None  # keywords: makes the model's keyword inputs
+    note: str = ""  # what the source set or assumed that the counts depend on
 
 
 def require(package: str, extra: str) -> ModuleType:
@@ -60,12 +71,13 @@ def closest(name: str, known: list[str], count: int = 5) -> list[str]:
 def build_on(device: torch.device, factory: Callable[[], nn.Module]) -> nn.Module:
     """Build a model with its parameters on ``device``.
 
-    On ``meta``, a constructor that computes with tensors (``.tolist()``, ``.item()``) cannot run under
-    ``torch.device("meta")``; it is then built with only the parameters and buffers put on meta as they
+    On ``meta``, the values of small tensors are kept as they are computed (see ``values_while_building``), so
+    a constructor may look at them (``.tolist()``, ``.item()``) and the model's buffers keep their values. A
+    constructor that looks at anything else is built with only the parameters and buffers put on meta as they
     are registered, so each one exists on the CPU only for a moment.
     """
     try:
-        with device:
+        with device, values_while_building() if device.type == "meta" else contextlib.nullcontext():
             return factory()
     except (NotImplementedError, RuntimeError):
         if device.type != "meta":
@@ -79,7 +91,7 @@ def _registered_tensors_on_meta() -> Iterator[None]:
     register_parameter, register_buffer = nn.Module.register_parameter, nn.Module.register_buffer
 
     def parameter_on_meta(module: nn.Module, name: str, param: nn.Parameter | None) -> None:
-        if param is not None:
+        if param is not None and param.device.type != "meta":  # a parameter already on meta is shared (tied)
             param = nn.Parameter(param.detach().to("meta"), requires_grad=param.requires_grad)
         register_parameter(module, name, param)
 

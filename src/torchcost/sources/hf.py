@@ -4,31 +4,80 @@ Nothing is downloaded: ``hf:gpt2`` is ``AutoConfig.for_model("gpt2")`` (the libr
 architecture), and a config.json is read from disk. The model class is the usual head for the architecture:
 the first class a config.json names under ``architectures`` (as the Hub's config files do), else
 sequence-to-sequence LM for encoder-decoders, masked LM where the architecture has one (BERT, RoBERTa),
-causal LM where it has one (GPT-2, Llama), the bare model otherwise.
+causal LM where it has one (GPT-2, Llama), image-text-to-text for vision-language models, the bare model
+otherwise, and for types with no bare model the first task head transformers has for them.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
+import re
+import traceback
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from torchcost.sources.base import LoadedModel, ModelSourceError, UnknownModelError, build_on, closest, require
+from torchcost.sources.hf_inputs import KeywordInputs
 
 
 def load(spec: str, name: str, device: torch.device) -> LoadedModel:
+    """Build the model in the config's dtype (``dtype`` / ``torch_dtype``; float32 when it sets none), as
+    transformers' ``from_config`` does."""
     transformers = require("transformers", "transformers")
     config = _config(transformers, name)
     named = [getattr(transformers, n, None) for n in getattr(config, "architectures", None) or []]
-    if any(named):
-        model_class = next(c for c in named if c is not None)
-        model = build_on(device, lambda: model_class(config))
-    else:
-        auto_class = _model_class(transformers, config)
-        model = build_on(device, lambda: auto_class.from_config(config))
+    model_class = next((c for c in named if c is not None), None) or _model_class(transformers, config)
+    build = model_class.from_config if hasattr(model_class, "from_config") else model_class._from_config
+    try:
+        model = build_on(device, lambda: build(config))
+    except (TypeError, AttributeError, KeyError, ValueError, IndexError) as exc:
+        raise ModelSourceError(_config_failure(spec, config, exc)) from exc
     return _with_inputs(spec, model, config)
+
+
+CONFIG_FIELD = re.compile(r"""config\.(\w+)|getattr\(\w*config, ["'](\w+)["']""")
+
+
+def _config_failure(spec: str, config: Any, exc: Exception) -> str:
+    """One line: the config fields that the failing function of the model's code reads and the config leaves
+    unset (those on the failing line first)."""
+    frames = [(f, n) for f, n in traceback.walk_tb(exc.__traceback__) if "transformers" in f.f_code.co_filename]
+    reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".strip()
+    if not frames:
+        return f"{spec}: building the model from this config failed ({reason})"
+    frame, line_number = frames[-1]
+    where = f" at {Path(frame.f_code.co_filename).name}:{line_number}"
+    try:
+        lines, first = inspect.getsourcelines(frame.f_code)
+    except OSError:
+        lines, first = [], line_number
+    failing = lines[line_number - first] if 0 <= line_number - first < len(lines) else ""
+    before = "".join(lines[: line_number - first + 1])
+    fields = dict.fromkeys(a or b for a, b in CONFIG_FIELD.findall(failing + before))
+    unset = [f for f in fields if _unset(config, f)]
+    if unset:
+        return (
+            f"{spec}: the config leaves {', '.join(unset)} unset ({reason}{where}); give a config.json that sets "
+            f"{'them' if len(unset) > 1 else 'it'}: torchcost profile hf:path/to/config.json"
+        )
+    return (
+        f"{spec}: building the model from this config failed ({reason}{where}); the default config of a "
+        "model type is not always complete: give a config.json of a real checkpoint (hf:path/to/config.json)"
+    )
+
+
+def _unset(config: Any, field: str) -> bool:
+    """The field is None on the config and on every sub-config that has it (and at least one has it)."""
+    found = [getattr(c, field) for c in _configs(config) if hasattr(c, field)]
+    return bool(found) and all(value is None for value in found)
+
+
+def _configs(config: Any) -> list[Any]:
+    subs = [v for k, v in vars(config).items() if k.endswith("_config") and hasattr(v, "to_dict")]
+    return [config, *(c for sub in subs for c in _configs(sub))]
 
 
 def _config(transformers: Any, name: str) -> Any:
@@ -57,29 +106,30 @@ def _config_from_file(transformers: Any, path: Path) -> Any:
     return transformers.AutoConfig.for_model(model_type, **values)
 
 
-def _model_class(transformers: Any, config: Any) -> Any:
-    from transformers.models.auto import modeling_auto as auto
+# The head a model type gets, in this order of preference: the usual LM head of its kind, else the bare model,
+# else the first task head that transformers maps the type to (depth estimation, detection, ...).
+PREFERRED_AUTO_CLASSES = (
+    "AutoModelForSeq2SeqLM",  # encoder-decoders only
+    "AutoModelForSpeechSeq2Seq",  # encoder-decoders only
+    "AutoModelForMaskedLM",
+    "AutoModelForCausalLM",
+    "AutoModelForImageTextToText",
+    "AutoModel",
+)
 
-    model_type = config.model_type
-    if getattr(config, "is_encoder_decoder", False) and model_type in auto.MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES:
-        return transformers.AutoModelForSeq2SeqLM
-    if model_type in auto.MODEL_FOR_MASKED_LM_MAPPING_NAMES:
-        return transformers.AutoModelForMaskedLM
-    if model_type in auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
-        return transformers.AutoModelForCausalLM
-    return transformers.AutoModel
+
+def _model_class(transformers: Any, config: Any) -> Any:
+    encoder_decoder = getattr(config, "is_encoder_decoder", False)
+    others = sorted(n for n in dir(transformers) if n.startswith("AutoModelFor") and n not in PREFERRED_AUTO_CLASSES)
+    for name in (*PREFERRED_AUTO_CLASSES, *others):
+        if name.endswith("Seq2SeqLM") and not encoder_decoder:
+            continue
+        auto_class = getattr(transformers, name)
+        if type(config) in getattr(auto_class, "_model_mapping", {}):
+            return auto_class
+    raise ModelSourceError(f"transformers maps no model class to {config.model_type!r} configs")
 
 
 def _with_inputs(spec: str, model: Any, config: Any) -> LoadedModel:
-    """Text models take token ids; vision models pixel values of the config's image size."""
-    vocab = getattr(config, "vocab_size", None)
-    if vocab:
-        names: tuple[str, ...] = ("input_ids", "attention_mask")
-        if getattr(config, "is_encoder_decoder", False):
-            names += ("decoder_input_ids",)
-        return LoadedModel(spec, model, None, input_kind="tokens", token_inputs=names, vocab_size=int(vocab))
-    side, channels = getattr(config, "image_size", None), getattr(config, "num_channels", None)
-    if isinstance(side, int) and isinstance(channels, int):
-        return LoadedModel(spec, model, [(1, channels, side, side)])
-    hint = "pass --input-size, or keyword inputs with --kwargs-json"
-    return LoadedModel(spec, model, None, input_hint=hint)
+    """The model's keyword inputs, made as its own processors would make them (see hf_inputs)."""
+    return LoadedModel(spec, model, None, input_kind="keywords", keyword_inputs=KeywordInputs(model, config))

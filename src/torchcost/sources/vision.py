@@ -45,9 +45,30 @@ def _options(name: str, input_sizes: list[Shape] | None, parameters: Any) -> dic
 
 
 def _detection(spec: str, model: nn.Module) -> LoadedModel:
-    """Detection models take a list of (3, H, W) images and resize them to their transform's ``min_size``."""
+    """Detection models take a list of (3, H, W) images and resize them to their transform's ``min_size``.
+
+    How many boxes survive post-processing depends on the weights and the image, and the later stages (RoI
+    heads, masks, keypoints) run on the survivors, so with random weights the count would change from run to
+    run. The model's own settings are set so that every stage keeps its maximum: no score threshold, no box
+    suppressed by NMS (it still runs), no small-box filter. The count is then repeatable, that of a busy image.
+    """
     side = int(model.transform.min_size[0])  # type: ignore[union-attr,index]
-    return LoadedModel(spec, model, [(3, side, side)], input_kind="images")
+    kept = _keep_every_detection(model)
+    note = f"detection post-processing keeps {kept}; a real image's count depends on how many boxes it yields"
+    return LoadedModel(spec, model, [(3, side, side)], input_kind="images", note=note)
+
+
+def _keep_every_detection(model: nn.Module) -> str:
+    """Turn off the thresholds that make the number of proposals and detections depend on the values."""
+    kept = []
+    rpn = getattr(model, "rpn", None)
+    if rpn is not None:  # two-stage models: a fixed number of proposals per image
+        rpn.score_thresh, rpn.nms_thresh, rpn.min_size = 0.0, 1.0, 0.0
+        kept.append(f"{rpn._post_nms_top_n['testing']} proposals")
+    stage = getattr(model, "roi_heads", model)  # the detections: from the RoI heads, or the one-stage model
+    stage.score_thresh, stage.nms_thresh = 0.0, 1.0
+    kept.append(f"{stage.detections_per_img} detections per image")
+    return " and ".join(kept)
 
 
 def _input_sizes(name: str) -> list[Shape] | None:

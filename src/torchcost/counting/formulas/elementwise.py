@@ -67,3 +67,9 @@ def scan(call: OpCall) -> OpCost:
 def dropout(call: OpCall) -> OpCost:
     # draw a random number and compare (dropout also scales): 1 FLOP per output element
     return call.cost(flops=call.output.numel())
+
+
+@register(*ops_named(aten, ["_is_all_true", "_is_any_true"]))
+def is_all_true(call: OpCall) -> OpCost:
+    # all() / any() of a boolean tensor (torch._check_tensor_all): a reduction, 1 FLOP per element
+    return reduction(call)

@@ -74,7 +74,8 @@ def dot(call: OpCall) -> OpCost:
 @register(*ops_named(aten, ["_grouped_mm"]))
 def grouped_mm(call: OpCall) -> OpCost:
     """Grouped GEMM (mixture-of-experts layers). Each row of a 2-D ``self`` meets one group's (K, N) matrix,
-    so MACs = rows x K x N whatever the routing. 3-D x 3-D is a batched product; 2-D x 2-D groups along K.
+    so MACs = rows x K x N whatever the routing. 3-D x 3-D is a batched product; 2-D x 2-D groups along K
+    (out (G, M, N), M x K x N MACs in all); 3-D (G, M, K) x 2-D (K, N) groups along N (out (M, N)).
 
     Memory access: ``self``, the output and the weights of the groups that receive rows. The routing
     (``offs``) is unknown on meta, so rows are assumed spread evenly: min(groups, rows) groups are read.
@@ -87,6 +88,6 @@ def grouped_mm(call: OpCall) -> OpCost:
         weights = tensor_bytes(b) * active // groups
         read = tensor_bytes(a) + weights + sum(tensor_bytes(t) for t in call.inputs[2:])
         return call.cost(macs=rows * k * n, bytes_read=read)
-    if a.dim() == 3 and b.dim() == 2:  # (G, M, K) x (K, N)
-        return call.cost(macs=math.prod(a.shape) * b.shape[-1])
+    if a.dim() == 3 and b.dim() == 2:  # (G, M, K) x (K, N): group g makes columns offs[g-1]:offs[g]
+        return call.cost(macs=a.shape[1] * a.shape[2] * b.shape[-1])
     return call.cost(macs=matmul_macs(a, b))

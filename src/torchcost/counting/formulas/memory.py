@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from torchcost.counting.registry import OpCall, ops_named, register, tensor_bytes
+from torchcost.counting.registry import OpCall, ops_named, register, tensor_bytes, tensors_in
 from torchcost.records import OpCost
 
 aten = torch.ops.aten
@@ -49,8 +49,6 @@ _DATA_MOVEMENT = [
     "index_copy",
     "index_copy_",
     "fill",
-    "fill_",
-    "zero_",
     "zeros",
     "zeros_like",
     "ones",
@@ -78,9 +76,6 @@ _DATA_MOVEMENT = [
     "randint_like",
     "randperm",
     "normal",
-    "normal_",
-    "uniform_",
-    "random_",
     "lift_fresh_copy",
     "resize_",
     "set_",
@@ -114,6 +109,7 @@ _FREE = {
     "set_",
     "detach_",
     "lift_fresh_copy",
+    "scalar_tensor",  # a 0-dim constant, as PyTorch wraps a Python number (free as lift_fresh is on the CPU)
 }  # allocation or aliasing only: nothing read or written
 
 
@@ -122,6 +118,14 @@ def data_movement(call: OpCall) -> OpCost:
     if call.op.overloadpacket.__name__ in _FREE:
         return call.cost(bytes_read=0, bytes_written=0)
     return call.cost()
+
+
+@register(*ops_named(aten, ["fill_", "zero_", "normal_", "uniform_", "random_"]))
+def overwrite(call: OpCall) -> OpCost:
+    # self.fill_(value) and in-place initialisers write every element of self without reading it: the same cost
+    # as self.copy_(value), which meta runs for x[i] = 3 where the CPU runs fill_
+    read = sum(tensor_bytes(t) for t in tensors_in((call.args[1:], call.kwargs)))
+    return call.cost(bytes_read=read)
 
 
 @register(aten.copy_)

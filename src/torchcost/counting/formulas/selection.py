@@ -1,7 +1,8 @@
 """Selection and counting ops: sort, top-k, histograms (mixture-of-experts routing uses all three).
 
 Comparisons count as FLOPs: sorting n elements takes n * ceil(log2 n) per row (a comparison sort's bound);
-top-k selection scans each element once, n per row; a histogram adds 1 per input element.
+top-k selection scans each element once, n per row; a histogram adds 1 per input element; unique sorts, then
+compares neighbours (n more).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import math
 
 import torch
 
-from torchcost.counting.registry import OpCall, register
+from torchcost.counting.registry import OpCall, ops_named, register
 from torchcost.records import OpCost
 
 aten = torch.ops.aten
@@ -38,3 +39,15 @@ def topk(call: OpCall) -> OpCost:
 @register(aten.histc, aten.bincount)
 def histogram(call: OpCall) -> OpCost:
     return call.cost(flops=call.arg(0).numel())
+
+
+@register(*ops_named(aten, ["_unique", "_unique2", "unique_dim"]))
+def unique(call: OpCall) -> OpCost:
+    # sort, then compare each element with its neighbour: n ceil(log2 n) + n
+    n = call.arg(0).numel()
+    return call.cost(flops=n * math.ceil(math.log2(max(n, 1))) + n)
+
+
+@register(*ops_named(aten, ["unique_consecutive", "unique_dim_consecutive"]))
+def unique_consecutive(call: OpCall) -> OpCost:
+    return call.cost(flops=call.arg(0).numel())  # one comparison per element

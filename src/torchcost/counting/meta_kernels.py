@@ -1,0 +1,142 @@
+"""Shape-only kernels for running a model on ``meta`` as a CPU would run it.
+
+PyTorch's meta kernels are sometimes slow Python (a layer norm's takes about 1.5 ms, an addmm's 0.3 ms), refuse
+what a CPU runs (grouped GEMMs in fp32), or take another path than the CPU (attention). Each shortcut here is
+checked against PyTorch's kernels in tests/counting and returns NotImplemented for the cases it does not cover,
+which then run PyTorch's meta kernel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch._ops import OpOverload
+from torch.nn.attention import SDPBackend
+from torch.utils._python_dispatch import _disable_current_modes
+
+
+def _batch_norm_on_meta(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``native_batch_norm`` on meta, as the CPU kernel returns it: the output shaped and strided as the input,
+    plus the per-channel mean and inverse std it saves for backward, empty in eval mode with running statistics
+    (PyTorch's meta kernel is its Python decomposition, about 2 ms a call, and always returns them full)."""
+    x, running_mean, training = args[0], args[3], args[5]
+    if kwargs or x.dtype not in (torch.float32, torch.float64) or x.dim() < 2:
+        return NotImplemented
+    channels = x.shape[1] if training or running_mean is None else 0
+    stats = torch.empty((channels,), dtype=x.dtype, device="meta")
+    return torch.empty_like(x), stats, torch.empty_like(stats)
+
+
+def _layer_norm_on_meta(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``native_layer_norm`` on meta: the output as the input, the mean and 1/std with the normalised
+    dimensions kept as 1 (float32 for 16-bit inputs)."""
+    x, normalized = args[0], args[1]
+    if kwargs or not x.is_contiguous() or x.dtype not in _FLOATS:
+        return NotImplemented
+    kept = tuple(x.shape[: x.dim() - len(normalized)]) + (1,) * len(normalized)
+    stats_dtype = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
+    stats = torch.empty(kept, dtype=stats_dtype, device="meta")
+    return torch.empty(x.shape, dtype=x.dtype, device="meta"), stats, torch.empty_like(stats)
+
+
+def _addmm_on_meta(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``addmm(bias, m1, m2)`` on meta: a contiguous (m, n) result."""
+    bias, m1, m2 = args[:3]
+    if set(kwargs) - {"beta", "alpha"} or m1.dim() != 2 or m2.dim() != 2 or not m1.dtype == m2.dtype == bias.dtype:
+        return NotImplemented
+    return torch.empty((m1.shape[0], m2.shape[1]), dtype=m1.dtype, device="meta")
+
+
+def _grouped_mm_on_meta(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``_grouped_mm`` (mixture-of-experts layers) on meta, in any dtype and layout a CPU accepts: PyTorch's
+    meta kernel refuses what its CUDA kernel cannot run (fp32, unaligned strides). Output shapes as
+    ``torch._meta_registrations._create_grouped_mm_output_tensor``."""
+    a, b = args[0], args[1]
+    offs: torch.Tensor | None = kwargs.get("offs", args[2] if len(args) > 2 else None)
+    if set(kwargs) - {"offs", "out_dtype"} or len(args) > 3 or (offs is None and a.dim() + b.dim() != 6):
+        return NotImplemented
+    if a.dim() == 2:
+        groups = offs.shape[0] if offs is not None else 0
+        shape = (groups, a.shape[0], b.shape[1]) if b.dim() == 2 else (a.shape[0], b.shape[-1])
+    else:
+        shape = (a.shape[1], b.shape[1]) if b.dim() == 2 else (a.shape[0], a.shape[1], b.shape[-1])
+    return torch.empty(shape, dtype=kwargs.get("out_dtype") or a.dtype, device="meta")
+
+
+_FLOATS = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+
+# Shape-only implementations of ops whose meta kernels are slow Python (a layer norm's takes about 1.5 ms, an
+# addmm's 0.3 ms) or refuse what a CPU runs (grouped GEMMs in fp32), checked against PyTorch's kernels in
+# tests/counting. Each returns NotImplemented for the cases it does not cover, which then run PyTorch's meta kernel.
+META_SHORTCUTS: dict[OpOverload, Callable[[tuple[Any, ...], dict[str, Any]], Any]] = {
+    torch.ops.aten.native_batch_norm.default: _batch_norm_on_meta,
+    torch.ops.aten.native_layer_norm.default: _layer_norm_on_meta,
+    torch.ops.aten.addmm.default: _addmm_on_meta,
+    **({torch.ops.aten._grouped_mm.default: _grouped_mm_on_meta} if hasattr(torch.ops.aten, "_grouped_mm") else {}),
+}
+
+
+def sdpa_on_meta(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``scaled_dot_product_attention`` on meta tensors as a CPU runs it.
+
+    On meta tensors PyTorch always picks the unfused math reference (it writes the whole score matrix and
+    computes masked scores). A CPU runs a fused flash kernel when its checks pass (equal head dims of queries,
+    keys and values; a supported mask, dtype and layout), which skips the blocks a causal mask hides. PyTorch's
+    own backend choice is asked what a CPU would run, on stand-ins of the same shapes and dtypes that allocate
+    one row each; when that is the flash kernel, its shape-only implementation runs, otherwise NotImplemented
+    (the math reference, as on a CPU).
+    """
+    if not args or args[0].device.type != "meta":
+        return NotImplemented
+    call = _SdpaCall(*args, **kwargs)
+    return call.flash_on_meta() if call.cpu_runs_flash() else NotImplemented
+
+
+class _SdpaCall:
+    """The arguments of one ``scaled_dot_product_attention`` call."""
+
+    def __init__(
+        self,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        attn_mask: torch.Tensor | None = None,
+        dropout_p: float = 0.0,
+        is_causal: bool = False,
+        scale: float | None = None,
+        enable_gqa: bool = False,
+    ) -> None:
+        self.query, self.key, self.value, self.attn_mask = query, key, value, attn_mask
+        self.dropout_p, self.is_causal, self.scale, self.enable_gqa = dropout_p, is_causal, scale, enable_gqa
+
+    def cpu_runs_flash(self) -> bool:
+        with _disable_current_modes():  # the stand-ins are ours, not the model's: not counted
+            stand_ins = [_cpu_stand_in(t) for t in (self.query, self.key, self.value)]
+            mask = None if self.attn_mask is None else _cpu_stand_in(self.attn_mask)
+            query, key, value = stand_ins
+            choice = torch._fused_sdp_choice(
+                query, key, value, mask, self.dropout_p, self.is_causal, scale=self.scale, enable_gqa=self.enable_gqa
+            )
+        return bool(choice == SDPBackend.FLASH_ATTENTION.value)
+
+    def flash_on_meta(self) -> torch.Tensor:
+        mask = self.attn_mask
+        if mask is not None and mask.dtype == torch.bool:  # as PyTorch converts it: 0 where kept, -inf where not
+            blocked = torch.scalar_tensor(float("-inf"), dtype=self.query.dtype, device=mask.device)
+            mask = torch.where(mask, 0.0, blocked)
+        out = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+            self.query, self.key, self.value, self.dropout_p, self.is_causal, attn_mask=mask, scale=self.scale
+        )
+        return out[0]  # type: ignore[no-any-return]
+
+
+def _cpu_stand_in(tensor: torch.Tensor) -> torch.Tensor:
+    """A CPU tensor with the shape, dtype, last-dim stride and grad flag of ``tensor``, backed by one row."""
+    if tensor.dim() == 0:
+        return torch.empty((), dtype=tensor.dtype)
+    last = tensor.stride(-1)
+    row = torch.empty(max(tensor.shape[-1] - 1, 0) * last + 1, dtype=tensor.dtype)
+    stand_in = row.as_strided(tensor.shape, (0,) * (tensor.dim() - 1) + (last,))
+    return stand_in.requires_grad_(tensor.requires_grad) if tensor.is_floating_point() else stand_in

@@ -1,0 +1,209 @@
+"""The values of the tensors that depend only on the inputs, while a model runs on ``meta``.
+
+Meta tensors have shapes and no data, so a forward that looks at a value (``if mask.all():``,
+``lengths.max().item()``, ``offsets.tolist()``, ``torch.nonzero(ids == image_token)``) cannot run on them. Most
+such values depend only on the example inputs (token ids, attention masks, positions), not on the weights.
+``MetaValues`` keeps a real CPU copy of every meta tensor that derives from real inputs and constants alone, by
+running each such op again on those copies (for outputs of up to ``MAX_ELEMENTS`` elements), so the model gets
+the answers a CPU run would give. A value that depends on the weights stays unknown, and asking for it fails as
+before (``profile(device="auto")`` then counts on the model's own device).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch._ops import OpOverload
+from torch.multiprocessing.reductions import StorageWeakRef
+from torch.utils import backend_registration
+from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
+from torch.utils._pytree import tree_map
+from torch.utils.weak import WeakTensorKeyDictionary
+
+from torchcost.counting.meta_kernels import sdpa_on_meta
+from torchcost.counting.registry import tensors_in
+
+MAX_ELEMENTS = 1 << 22  # outputs larger than this (16 MB of fp32) are not computed: their values stay unknown
+BUILD_MAX_ELEMENTS = 1 << 16  # while a model is built on meta: its buffers, not its weights
+_CPU = torch.device("cpu")
+
+
+def _on_meta(tensor: Any) -> bool:
+    return isinstance(tensor, torch.Tensor) and tensor.device.type == "meta"
+
+
+class MetaValues:
+    """Real values (CPU tensors) of meta tensors computed from real inputs and constants only."""
+
+    def __init__(self, max_elements: int = MAX_ELEMENTS, fallback: MetaValues | None = None) -> None:
+        self.max_elements = max_elements
+        self.fallback = fallback  # asked for the values this store does not know (those of a model's buffers)
+        self._values = WeakTensorKeyDictionary()
+        self._unknown: set[StorageWeakRef] = set()  # meta storages written by an op we could not compute
+
+    def seed(self, meta: torch.Tensor, value: torch.Tensor) -> None:
+        """``meta`` holds ``value`` (an input moved to meta, say)."""
+        self._unknown.discard(_storage(meta))
+        self._values[meta] = value
+
+    def get(self, tensor: torch.Tensor) -> torch.Tensor | None:
+        """The value of a meta tensor if it is known; a tensor with data is its own value."""
+        if not _on_meta(tensor):
+            return tensor
+        value: torch.Tensor | None = self._values.get(tensor)  # type: ignore[no-untyped-call]
+        if _storage(tensor) in self._unknown:
+            return None
+        if value is None and self.fallback is not None:
+            return self.fallback.get(tensor)
+        return value
+
+    def compute(self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """``func`` run on the values of its meta arguments (on the CPU); NotImplemented if one is unknown."""
+        tensors = tensors_in((args, kwargs))
+        if any(self.get(t) is None for t in tensors):
+            return NotImplemented
+
+        def real(leaf: Any) -> Any:
+            if isinstance(leaf, torch.Tensor):
+                return self.get(leaf)
+            return _CPU if isinstance(leaf, torch.device) and leaf.type == "meta" else leaf
+
+        try:
+            return func(*tree_map(real, args), **tree_map(real, kwargs))
+        except Exception:
+            return NotImplemented
+
+    def follow(self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
+        """Keep the values of ``out`` (the op's meta result) when they can be computed; mark tensors the op
+        wrote as unknown when they cannot."""
+        outputs = [t for t in tensors_in(out) if _on_meta(t)]
+        if not outputs or sum(t.numel() for t in outputs) > self.max_elements:
+            computed: Any = NotImplemented
+        else:
+            computed = self.compute(func, args, kwargs)
+        if computed is NotImplemented:
+            for tensor in _written(func, args, kwargs):
+                self._unknown.add(_storage(tensor))
+            return
+        for meta, value in zip(outputs, [t for t in tensors_in(computed)], strict=False):
+            if meta.shape == value.shape and meta.dtype == value.dtype:
+                self.seed(meta, value)
+
+    def run(self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """An op whose result depends on values (``item``, ``nonzero``, a copy to the CPU for ``tolist``):
+        computed on the values, its tensors returned as meta tensors with those values (or as they are when
+        the op leaves meta); NotImplemented if a value is unknown."""
+        computed = self.compute(func, args, kwargs)
+        leaves_meta = "device" in kwargs and torch.device(kwargs["device"]).type != "meta"
+        if computed is NotImplemented or leaves_meta or not isinstance(computed, torch.Tensor | tuple | list):
+            return computed  # a Python number from item(), a tensor copied off meta, or NotImplemented
+
+        def to_meta(leaf: Any) -> Any:
+            if not isinstance(leaf, torch.Tensor) or leaf.device.type != "cpu":
+                return leaf
+            meta = torch.empty_strided(leaf.shape, leaf.stride(), dtype=leaf.dtype, device="meta")
+            self.seed(meta, leaf)
+            return meta
+
+        return tree_map(to_meta, computed)
+
+
+def _storage(tensor: torch.Tensor) -> StorageWeakRef:
+    return StorageWeakRef(tensor.untyped_storage())  # type: ignore[no-untyped-call]
+
+
+def _written(func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[torch.Tensor]:
+    """The meta tensors an op writes in place (``out=`` included)."""
+    written = []
+    for index, argument in enumerate(func._schema.arguments):
+        if argument.alias_info is None or not argument.alias_info.is_write:
+            continue
+        value = args[index] if index < len(args) else kwargs.get(argument.name)
+        written += [t for t in tensors_in(value) if _on_meta(t)]
+    return written
+
+
+class MetaFunctions:
+    """What a model does on meta tensors that the dispatcher does not see, made as on a CPU while active:
+
+    - ``F.scaled_dot_product_attention`` runs the kernel a CPU would choose (see ``sdpa_on_meta``);
+    - ``torch.tensor(data, device="meta")`` keeps its data as the tensor's value;
+    - ``nn.MultiheadAttention`` and ``nn.TransformerEncoderLayer`` take their fused inference kernels only on
+      devices they list (the CPU, CUDA and the registered third-party backend, named ``privateuseone`` when
+      none is): meta stands in as that backend, so that they choose as a CPU would.
+
+    The functions are replaced in their modules for the duration (a torch-function mode would see none of the
+    calls made inside PyTorch's own functions, and would itself turn the fused paths off).
+    """
+
+    def __init__(self, values: MetaValues) -> None:
+        self.values = values
+        self._saved: list[tuple[Any, str, Any]] = []  # (owner, name, the value before)
+
+    def __enter__(self) -> MetaFunctions:
+        sdpa, tensor, as_tensor = F.scaled_dot_product_attention, torch.tensor, torch.as_tensor
+        replaced: list[tuple[Any, str, Any]] = [
+            (F, "scaled_dot_product_attention", lambda *a, **k: _first(sdpa_on_meta(a, k), sdpa, a, k)),
+            (torch, "tensor", lambda *a, **k: _first(self._tensor(tensor, a, k), tensor, a, k)),
+            (torch, "as_tensor", lambda *a, **k: _first(self._tensor(as_tensor, a, k), as_tensor, a, k)),
+        ]
+        if backend_registration._privateuse1_backend_name == "privateuseone":  # no third-party backend
+            replaced.append((backend_registration, "_privateuse1_backend_name", "meta"))
+        for owner, name, value in replaced:
+            self._saved.append((owner, name, getattr(owner, name)))
+            setattr(owner, name, value)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for owner, name, value in reversed(self._saved):
+            setattr(owner, name, value)
+        self._saved.clear()
+
+    def _tensor(self, make: Callable[..., torch.Tensor], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """``torch.tensor(data, device="meta")`` keeps its data as the value (no op of the dispatcher sees it)."""
+        device = kwargs.get("device") or make([]).device  # the default device (torch.device("meta") as a context)
+        if torch.device(device).type != "meta" or not args or isinstance(args[0], torch.Tensor):
+            return NotImplemented
+        with _disable_current_modes():
+            value = make(args[0], dtype=kwargs.get("dtype"), device="cpu")
+            meta = torch.empty_like(value, device="meta").requires_grad_(bool(kwargs.get("requires_grad")))
+        self.values.seed(meta, value)
+        return meta
+
+
+def _first(out: Any, function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``out``, unless it is NotImplemented: then ``function(*args, **kwargs)``."""
+    return function(*args, **kwargs) if out is NotImplemented else out
+
+
+# The values of small tensors made while models are built on meta (their buffers: positions, rotary
+# frequencies, merge sizes), kept for as long as those tensors live; every store falls back to it.
+BUILT = MetaValues(BUILD_MAX_ELEMENTS)
+
+
+class _FollowValues(TorchDispatchMode):  # type: ignore[no-untyped-call]
+    def __torch_dispatch__(
+        self, func: OpOverload, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+    ) -> Any:
+        kwargs = kwargs or {}
+        try:
+            out = func(*args, **kwargs)
+        except (RuntimeError, NotImplementedError):
+            out = BUILT.run(func, args, kwargs)
+            if out is NotImplemented:
+                raise
+            return out
+        BUILT.follow(func, args, kwargs, out)
+        return out
+
+
+@contextlib.contextmanager
+def values_while_building() -> Iterator[None]:
+    """Build a model on meta with the values of its small tensors kept (see ``BUILT``): its buffers can then
+    be looked at while it runs, and a constructor that looks at a value (``linspace(...).tolist()``) runs."""
+    with MetaFunctions(BUILT), _FollowValues():  # type: ignore[no-untyped-call]
+        yield

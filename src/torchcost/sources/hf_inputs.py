@@ -1,0 +1,336 @@
+"""Default example inputs of a transformers model, made as its own processors would make them.
+
+The model says what it takes: its ``main_input_name`` and the arguments of its ``forward``. The values come
+from the model's own preprocessing where transformers has it, run on synthetic data (nothing is downloaded):
+
+- images: the model type's image processor (its default size, patching and extra outputs such as Qwen2-VL's
+  ``image_grid_thw`` or DETR's ``pixel_mask``) on random ``IMAGE_SIDE`` x ``IMAGE_SIDE`` images, else the
+  config's ``image_size`` and ``num_channels``;
+- audio: the model type's feature extractor on ``AUDIO_SECONDS`` of noise at its sampling rate (raw
+  ``input_values`` or mel ``input_features``, in the layout the model takes);
+- text: token ids below the vocabulary size, avoiding the config's special token ids, and an all-ones mask;
+- vision-language models: the image, plus ``input_ids`` holding as many image tokens as the model's own
+  ``get_image_features`` returns for it, before the text tokens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from torchcost.sources.base import ModelSourceError
+
+IMAGE_SIDE = 448  # synthetic images for processors that keep the resolution they are given (Qwen2-VL, Pixtral)
+AUDIO_SECONDS = 1.0
+DEFAULT_SEQ_LEN = 128
+FRAMES = 8  # video clips, when the config does not say
+TEXT_IDS = ("input_ids", "decoder_input_ids", "qformer_input_ids")
+MASKS = ("attention_mask", "qformer_attention_mask")  # all ones, for the ids of the same name
+IMAGE_EXTRAS = (
+    "pixel_mask",
+    "image_grid_thw",
+    "image_sizes",
+    "pixel_attention_mask",
+    "aspect_ratio_ids",
+    "aspect_ratio_mask",
+    "image_position_ids",
+    "pixel_position_ids",
+    "grid_thw",
+)
+SUFFIXES = ("_vision_model", "_vision_encoder", "_vision", "_text_model", "_text", "_encoder", "_model")
+
+
+class KeywordInputs:
+    """Makes the keyword inputs of one transformers model; ``note`` says what the last call made."""
+
+    def __init__(self, model: nn.Module, config: Any) -> None:
+        self.model, self.config = model, config
+        forward = inspect.signature(type(model).forward).parameters
+        self.accepts = {n for n, p in forward.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)} - {"self"}
+        self.required = {n for n in self.accepts if forward[n].default is inspect.Parameter.empty}
+        main = getattr(model, "main_input_name", None)
+        self.main = main if isinstance(main, str) else (main[0] if main else None)
+        self.note = ""
+
+    def wants(self, name: str) -> bool:
+        return name in self.required or name == self.main
+
+    def __call__(self, batch: int, seq_len: int | None, generator: torch.Generator) -> dict[str, Any]:
+        made: dict[str, Any] = {}
+        notes: list[str] = []
+        vision_language = _image_token(self.config) is not None and "pixel_values" in self.accepts
+        if self.wants("pixel_values") or vision_language or self._dual_encoder():
+            made.update(self._images(batch, generator, notes))
+        if self.wants("pixel_values_videos"):
+            made.update(self._videos(batch, generator, notes))
+        for name in ("input_values", "input_features", "audio_mel"):
+            if self.wants(name):
+                made.update(self._audio(name, batch, generator, notes))
+        decoder = getattr(self.config, "is_encoder_decoder", False) and "decoder_input_ids" in self.accepts
+        if any(self.wants(n) for n in TEXT_IDS) or decoder or vision_language or self._dual_encoder():
+            image_tokens = self._image_tokens(made, batch, notes) if vision_language else 0
+            made.update(self._text(batch, seq_len, image_tokens, generator))
+        made = self._renamed(made)
+        missing = sorted(self.required - set(made))
+        if missing:
+            raise ModelSourceError(
+                f"{type(self.model).__name__} needs inputs torchcost cannot make: {', '.join(missing)}; "
+                "give them with --kwargs-json (profile_spec: InputOptions(kwargs=...))"
+            )
+        self.note = "; ".join(notes)
+        return {name: value for name, value in made.items() if name in self.accepts}
+
+    def _dual_encoder(self) -> bool:
+        """CLIP-like models encode an image and a text: both are needed."""
+        return "pixel_values" in self.accepts and "input_ids" in self.accepts and self.main in ("input_ids", None)
+
+    def _renamed(self, made: dict[str, Any]) -> dict[str, Any]:
+        """Vision towers of Qwen-like models call the patches ``hidden_states`` and the grid ``grid_thw``."""
+        if "hidden_states" in self.required and "pixel_values" in made:
+            made["hidden_states"] = made.pop("pixel_values")
+        if "grid_thw" in self.accepts and "image_grid_thw" in made:
+            made["grid_thw"] = made.pop("image_grid_thw")
+        return made
+
+    # images and video
+
+    def _images(self, batch: int, generator: torch.Generator, notes: list[str]) -> dict[str, Any]:
+        side = _image_side(self.config)
+        images = [torch.randint(0, 256, (3, side, side), dtype=torch.uint8, generator=generator) for _ in range(batch)]
+        processed = _run_processor("image", self.config, images=images)
+        if processed is not None and isinstance(processed.get("pixel_values"), torch.Tensor):
+            pixels = _at_config_size(processed["pixel_values"], self.config)
+            size = "x".join(str(d) for d in pixels.shape[-2:]) if pixels.dim() >= 4 else f"{len(pixels)} patches"
+            notes.append(f"{batch} random image(s) through the model's image processor ({size})")
+            extras = {k: v for k, v in processed.items() if k in IMAGE_EXTRAS and pixels is processed["pixel_values"]}
+            return {"pixel_values": pixels, **extras}
+        channels, (height, width) = _channels(self.config), _image_hw(self.config)
+        notes.append(f"{batch} random {height}x{width} image(s) of {channels} channels (the config's size)")
+        return {"pixel_values": torch.randn(batch, channels, height, width, generator=generator)}
+
+    def _videos(self, batch: int, generator: torch.Generator, notes: list[str]) -> dict[str, Any]:
+        frames = int(_find(self.config, "num_frames") or FRAMES)
+        channels, (height, width) = _channels(self.config), _image_hw(self.config)
+        notes.append(f"{batch} random clip(s) of {frames} frames, {height}x{width}")
+        return {"pixel_values_videos": torch.randn(batch, frames, channels, height, width, generator=generator)}
+
+    def _image_tokens(self, made: dict[str, Any], batch: int, notes: list[str]) -> int:
+        """Image tokens per sequence: the rows of image features the model's ``get_image_features`` returns."""
+        features = getattr(self.model, "get_image_features", None)
+        if features is None or "pixel_values" not in made:
+            return int(_find(self.config, "image_seq_length", "mm_tokens_per_image") or 0)
+        accepted = inspect.signature(features).parameters
+        out = _call_with_values(features, self.model, {k: v for k, v in made.items() if k in accepted})
+        rows = sum(t.numel() // t.shape[-1] for t in _tensors(getattr(out, "pooler_output", out)) if t.dim())
+        notes.append(f"{rows // batch} image tokens per sequence (the rows of the model's image features)")
+        return rows // batch
+
+    # audio
+
+    def _audio(self, name: str, batch: int, generator: torch.Generator, notes: list[str]) -> dict[str, Any]:
+        extractor = _processor("feature", self.config)
+        rate = int(getattr(extractor, "sampling_rate", 16000) or 16000)
+        samples = int(rate * AUDIO_SECONDS)
+        waves = [torch.randn(samples, generator=generator).numpy() for _ in range(batch)]
+        processed = None
+        if extractor is not None:
+            with contextlib.suppress(Exception):
+                processed = dict(extractor(waves, sampling_rate=rate, return_tensors="pt"))
+        if processed is not None and isinstance(processed.get(name), torch.Tensor):
+            notes.append(f"{AUDIO_SECONDS:g} s of noise at {rate} Hz through the model's feature extractor")
+            if "attention_mask" in processed and name != "input_ids":
+                processed[f"{name}_mask" if f"{name}_mask" in self.accepts else "attention_mask"] = processed.pop(
+                    "attention_mask"
+                )
+            return processed
+        notes.append(f"{AUDIO_SECONDS:g} s of noise at {rate} Hz")
+        return {name: torch.randn(batch, samples, generator=generator)}
+
+    # text
+
+    def _text(self, batch: int, seq_len: int | None, image_tokens: int, generator: torch.Generator) -> dict[str, Any]:
+        text = _text_config(self.config)
+        length = seq_len or min(DEFAULT_SEQ_LEN, _max_positions(text) or DEFAULT_SEQ_LEN)
+        vocab = int(getattr(text, "vocab_size", None) or getattr(self.config, "vocab_size", None) or 2)
+        ids = _token_ids(self.config, vocab, (batch, length), generator)
+        if image_tokens:
+            token = torch.full((batch, image_tokens), _image_token(self.config) or 0, dtype=torch.long)
+            ids = torch.cat([token, ids], dim=1)
+        made: dict[str, Any] = {"input_ids": ids}
+        if "qformer_input_ids" in self.accepts:
+            made["qformer_input_ids"] = ids[:, -length:]
+        if getattr(self.config, "is_encoder_decoder", False) and "decoder_input_ids" in self.accepts:
+            made["decoder_input_ids"] = ids[:, -min(length, _decoder_positions(self.config)) :]
+        for name in MASKS:
+            ids_name = name.replace("attention_mask", "input_ids")
+            if name in self.accepts and ids_name in made and ids_name in self.accepts:
+                made[name] = torch.ones_like(made[ids_name])
+        return made
+
+
+def _tensors(tree: Any) -> list[torch.Tensor]:
+    from torchcost.counting.registry import tensors_in
+
+    return tensors_in(tree)
+
+
+def _call_with_values(function: Any, model: nn.Module, kwargs: dict[str, Any]) -> Any:
+    """``function(**kwargs)`` with the tensors on the model's device; on meta, with their values known (the model's
+    code may look at them, as profiling allows)."""
+    from torchcost.counting.meta_values import BUILT, MetaFunctions, MetaValues
+    from torchcost.counting.mode import CountingMode, ModuleStack
+
+    device = next(model.parameters(), torch.empty(0)).device
+    moved = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()}
+    if device.type != "meta":
+        with torch.no_grad():
+            return function(**moved)
+    values = MetaValues(fallback=BUILT)
+    for name, tensor in moved.items():
+        if isinstance(tensor, torch.Tensor):
+            values.seed(tensor, kwargs[name])
+    mode = CountingMode(ModuleStack({}), values)
+    mode.recording = False
+    with MetaFunctions(values), mode, torch.no_grad():
+        return function(**moved)
+
+
+def _token_ids(config: Any, vocab: int, shape: tuple[int, int], generator: torch.Generator) -> torch.Tensor:
+    """Random ids below ``vocab`` that are none of the config's special tokens (image, audio, pad, ...)."""
+    special = {int(v) for v in _all_values(config, "token") if isinstance(v, int) and not isinstance(v, bool)}
+    ids = torch.randint(0, vocab, shape, generator=generator)
+    ordinary = next((i for i in range(vocab) if i not in special), 0)
+    for token in special:
+        ids[ids == token] = ordinary
+    return ids
+
+
+def _all_values(config: Any, word: str) -> Iterator[Any]:
+    """Values of every attribute whose name has ``word``, in the config and its sub-configs."""
+    for key, value in vars(config).items():
+        if (word in key and "_id" in key) or key.endswith("_index"):
+            yield value
+        if hasattr(value, "to_dict") and key.endswith("config"):
+            yield from _all_values(value, word)
+
+
+def _image_token(config: Any) -> int | None:
+    token = _find(config, "image_token_id", "image_token_index")
+    return int(token) if isinstance(token, int) else None
+
+
+def _find(config: Any, *names: str) -> Any:
+    """The first of ``names`` set on the config or one of its sub-configs (text, vision, audio)."""
+    for name in names:
+        value = getattr(config, name, None)
+        if value is not None:
+            return value
+    for key, sub in vars(config).items():
+        if key.endswith("_config") and hasattr(sub, "to_dict"):
+            value = _find(sub, *names)
+            if value is not None:
+                return value
+    return None
+
+
+def _vision_config(config: Any) -> Any:
+    return getattr(config, "vision_config", None) or getattr(config, "backbone_config", None) or config
+
+
+def _text_config(config: Any) -> Any:
+    text = getattr(config, "text_config", None)
+    return text if text is not None and hasattr(text, "to_dict") else config
+
+
+def _image_hw(config: Any) -> tuple[int, int]:
+    size = getattr(_vision_config(config), "image_size", None) or _find(config, "image_size")
+    if isinstance(size, int):
+        return size, size
+    if isinstance(size, list | tuple) and len(size) == 2:
+        return int(size[0]), int(size[1])
+    return 224, 224
+
+
+def _image_side(config: Any) -> int:
+    size = getattr(_vision_config(config), "image_size", None) or _find(config, "image_size")
+    return size if isinstance(size, int) else max(size) if isinstance(size, list | tuple) and size else IMAGE_SIDE
+
+
+def _at_config_size(pixels: torch.Tensor, config: Any) -> torch.Tensor:
+    """Images resized to the config's ``image_size`` where it has one and the processor's default differs
+    (a processor's defaults are those of one checkpoint; the config is the model's own)."""
+    size = getattr(_vision_config(config), "image_size", None) or getattr(config, "image_size", None)
+    if pixels.dim() < 4 or not isinstance(size, int | list | tuple) or isinstance(size, bool):
+        return pixels
+    height, width = _image_hw(config)
+    if tuple(pixels.shape[-2:]) == (height, width):
+        return pixels
+    flat = pixels.reshape(-1, *pixels.shape[-3:])
+    resized = F.interpolate(flat, size=(height, width), mode="bilinear", align_corners=False)
+    return resized.reshape(*pixels.shape[:-2], height, width)
+
+
+def _channels(config: Any) -> int:
+    return int(getattr(_vision_config(config), "num_channels", None) or _find(config, "num_channels") or 3)
+
+
+def _max_positions(config: Any) -> int | None:
+    value = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    return int(value) if isinstance(value, int) and value > 0 else None
+
+
+def _decoder_positions(config: Any) -> int:
+    value = getattr(config, "max_target_positions", None) or _max_positions(config)
+    return int(value) if isinstance(value, int) and value > 0 else DEFAULT_SEQ_LEN
+
+
+def _processor(kind: str, config: Any) -> Any:
+    """The model type's image processor or feature extractor with its defaults (no files are read)."""
+    from transformers.models.auto import feature_extraction_auto, image_processing_auto
+
+    names = (
+        image_processing_auto.IMAGE_PROCESSOR_MAPPING_NAMES  # type: ignore[attr-defined]
+        if kind == "image"
+        else feature_extraction_auto.FEATURE_EXTRACTOR_MAPPING_NAMES  # type: ignore[attr-defined]
+    )
+    for model_type in _model_types(config):
+        entry = names.get(model_type)
+        candidates = list(entry.values()) if isinstance(entry, dict) else [entry] if isinstance(entry, str) else []
+        for class_name in candidates:
+            with contextlib.suppress(Exception):
+                get = (
+                    image_processing_auto.get_image_processor_class_from_name
+                    if kind == "image"
+                    else feature_extraction_auto.feature_extractor_class_from_name
+                )
+                return get(class_name)()
+    return None
+
+
+def _run_processor(kind: str, config: Any, **data: Any) -> dict[str, Any] | None:
+    processor = _processor(kind, config)
+    if processor is None:
+        return None
+    try:
+        return dict(processor(**data, return_tensors="pt"))
+    except Exception:
+        return None
+
+
+def _model_types(config: Any) -> list[str]:
+    """The config's model type, then the same without a sub-model suffix (``qwen2_vl_vision`` -> ``qwen2_vl``),
+    then its vision sub-config's."""
+    found = [config.model_type]
+    for suffix in SUFFIXES:
+        if config.model_type.endswith(suffix):
+            found.append(config.model_type.removesuffix(suffix))
+    vision = getattr(config, "vision_config", None)
+    if vision is not None and getattr(vision, "model_type", None):
+        found.append(vision.model_type)
+    return [t for t in dict.fromkeys(found) if t]
