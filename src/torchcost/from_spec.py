@@ -9,8 +9,9 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from torchcost.errors import ProfilingError
 from torchcost.inputs import InputOptions, example_inputs
-from torchcost.profiler import ProfilingError, profile
+from torchcost.profiler import profile
 from torchcost.records import Profile
 from torchcost.sources import load_model
 from torchcost.units import si
@@ -66,7 +67,8 @@ def check_fits_in_memory(model: nn.Module, exc: ProfilingError) -> None:
     weights = sum(t.numel() * t.element_size() for t in itertools.chain(model.parameters(), model.buffers()))
     memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     if weights > memory * MEMORY_SHARE:
-        raise ProfilingError(
-            f"{exc.args[0]}\n  counting on meta failed, and on the cpu the weights alone would take "
-            f"{si(weights, 'B')} of this machine's {si(memory, 'B')}; pass --device cpu to try anyway"
-        ) from exc
+        why = (
+            f"\n  counting on meta failed, and on the cpu the weights alone would take {si(weights, 'B')} of this "
+            f"machine's {si(memory, 'B')}; to try anyway, pass "
+        )
+        raise ProfilingError(f"{exc}{why}device='cpu'", cli=f"{exc.cli}{why}--device cpu") from exc

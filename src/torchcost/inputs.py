@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
+from torchcost.errors import ProfilingError
 from torchcost.sources import LoadedModel
 
 Shape = tuple[int, ...]
@@ -18,8 +21,8 @@ DEFAULT_SEQ_LEN = 128  # tokens per sequence for text models, unless --seq-len s
 SEED = 0  # random inputs are the same on every run
 
 
-class InputError(ValueError):
-    """The input options do not fit the model; the message says which option to change."""
+class InputError(ProfilingError):
+    """The input options do not fit the model; the message says which option to change (``cli``: which flag)."""
 
 
 @dataclass(frozen=True)
@@ -37,10 +40,17 @@ def example_inputs(loaded: LoadedModel, options: InputOptions, device: torch.dev
     """Positional and keyword inputs for ``loaded.model``, made on ``device``."""
     generator = torch.Generator().manual_seed(SEED)
     if options.seq_len is not None and loaded.input_kind != "tokens":
+        why = "{} applies to token models (hf: text models); for other models give the ids' shape: {}"
         raise InputError(
-            "--seq-len applies to token models (hf: text models); for other models give the ids' shape: "
-            "--input-size 1,128 --input-dtype int64"
+            why.format("seq_len", "InputOptions(sizes=[(1, 128)], dtype='int64')"),
+            cli=why.format("--seq-len", "--input-size 1,128 --input-dtype int64"),
         )
+    for size in options.sizes or []:
+        if not size or min(size) < 1:
+            raise InputError(
+                f"input size {tuple(size)} is not a shape of positive sizes such as (1, 3, 224, 224)",
+                cli=f"--input-size {','.join(map(str, size))!r} is not a shape of positive sizes such as 1,3,224,224",
+            )
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = {}
     if loaded.input_kind == "tokens":
@@ -48,7 +58,7 @@ def example_inputs(loaded: LoadedModel, options: InputOptions, device: torch.dev
     elif loaded.input_kind == "images":
         args = (_images(loaded, options, generator),)
     else:
-        args = _tensors(loaded, options, generator)
+        args, kwargs = _tensors(loaded, options, generator)
     kwargs.update({name: _keyword_value(value, name, generator) for name, value in options.kwargs.items()})
     moved = [_to(a, device) for a in args]
     return tuple(moved), {name: _to(value, device) for name, value in kwargs.items()}
@@ -68,16 +78,47 @@ def parse_kwargs_json(text: str) -> dict[str, Any]:
     return values
 
 
-def _tensors(loaded: LoadedModel, options: InputOptions, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+def _tensors(loaded: LoadedModel, options: InputOptions, generator: torch.Generator) -> Inputs:
+    """Random tensors of the given (or the source's) sizes, positional unless a keyword input names one of
+    them: the source's default inputs are then passed by name, each once."""
     sizes = options.sizes or loaded.input_sizes
     if sizes is None:
-        raise InputError(f"{loaded.spec} has no default input size; {loaded.input_hint}")
+        if options.kwargs:
+            return (), {}  # the keyword inputs are the whole input
+        hint = f" ({loaded.input_hint})" if loaded.input_hint else ""
+        missing = f"{loaded.spec} has no default input size{hint}"
+        raise InputError(
+            f"{missing}; give InputOptions(sizes=[(1, 3, 224, 224)]) or keyword inputs (kwargs=)",
+            cli=f"{missing}; pass --input-size (e.g. 1,3,224,224) or keyword inputs with --kwargs-json",
+        )
     dtypes = loaded.input_dtypes if options.sizes is None and loaded.input_dtypes else [None] * len(sizes)
     tensors = []
     for size, source_dtype in zip(sizes, dtypes, strict=True):
         shape = (options.batch, *size[1:]) if options.batch is not None and size else size
         tensors.append(_random(shape, _dtype(options.dtype) or source_dtype or torch.float32, generator))
-    return tuple(tensors)
+    names = positional_names(loaded.model)
+    taken = [name for name in names[: len(tensors)] if name in options.kwargs]
+    if not taken:
+        return tuple(tensors), {}
+    if options.sizes is not None or len(names) < len(tensors):
+        twice = "{!r} is given twice: by {} and by the keyword inputs; give it once"
+        raise InputError(twice.format(taken[0], "sizes"), cli=twice.format(taken[0], "--input-size"))
+    by_name = dict(zip(names, tensors, strict=False))  # names may run past the inputs given
+    return (), {name: tensor for name, tensor in by_name.items() if name not in options.kwargs}
+
+
+def positional_names(model: nn.Module) -> list[str]:
+    """The names of the positional parameters of ``model.forward`` (up to a ``*args``)."""
+    try:
+        parameters = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):  # some compiled or scripted forwards have no signature
+        return []
+    names = []
+    for parameter in parameters:
+        if parameter.kind not in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD):
+            break
+        names.append(parameter.name)
+    return names
 
 
 def _images(loaded: LoadedModel, options: InputOptions, generator: torch.Generator) -> list[torch.Tensor]:
@@ -85,7 +126,10 @@ def _images(loaded: LoadedModel, options: InputOptions, generator: torch.Generat
     images: list[Shape] = []
     for size in options.sizes or loaded.input_sizes or []:
         if len(size) not in (3, 4):
-            raise InputError(f"detection models take (C, H, W) images; --input-size {size} is not 3,H,W or N,3,H,W")
+            raise InputError(
+                f"detection models take (C, H, W) images; input size {size} is not (3, H, W) or (N, 3, H, W)",
+                cli=f"detection models take (C, H, W) images; --input-size {size} is not 3,H,W or N,3,H,W",
+            )
         images += [size] if len(size) == 3 else [size[1:]] * size[0]
     if options.batch is not None:
         images = [images[0]] * options.batch
@@ -101,11 +145,17 @@ def _tokens(
     meta tensor does not have), so the model runs the same ops without it.
     """
     if options.sizes is not None and options.seq_len is not None:
-        raise InputError("give --seq-len (with --batch) or --input-size BATCH,SEQ_LEN for a token model, not both")
+        raise InputError(
+            "give seq_len (with batch) or sizes=[(BATCH, SEQ_LEN)] for a token model, not both",
+            cli="give --seq-len (with --batch) or --input-size BATCH,SEQ_LEN for a token model, not both",
+        )
     batch, seq_len = options.batch or 1, options.seq_len or DEFAULT_SEQ_LEN
     if options.sizes is not None:
         if len(options.sizes) != 1 or len(options.sizes[0]) != 2:
-            raise InputError(f"a token model takes one --input-size BATCH,SEQ_LEN, not {options.sizes}")
+            raise InputError(
+                f"a token model takes one size (BATCH, SEQ_LEN), not {options.sizes}",
+                cli=f"a token model takes one --input-size BATCH,SEQ_LEN, not {options.sizes}",
+            )
         batch, seq_len = options.sizes[0]
         batch = options.batch or batch
     shape = (batch, seq_len)
@@ -120,7 +170,10 @@ def _keyword_value(value: Any, name: str, generator: torch.Generator) -> Any:
         try:
             shape = tuple(int(d) for d in value["shape"])
         except (TypeError, ValueError):
-            raise InputError(f"--kwargs-json {name!r}: shape must be a list of integers") from None
+            raise InputError(
+                f"keyword input {name!r}: shape must be a list of integers",
+                cli=f"--kwargs-json {name!r}: shape must be a list of integers",
+            ) from None
         return _random(shape, _dtype(value.get("dtype")) or torch.float32, generator)
     return value
 

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torch.utils._pytree import tree_map
 
+from torchcost.errors import ProfilingError
 from torchcost.params import unique_parameters
 
 InputSize = Sequence[int] | Sequence[Sequence[int]]
@@ -37,12 +38,14 @@ def prepare(
 ) -> Prepared:
     """Inputs and model on the run device and dtype; the user's model is copied, never moved."""
     if inputs and input_size is not None:
-        raise ValueError("give either example inputs or input_size, not both")
+        raise ProfilingError("give either example inputs or input_size=, not both")
     if not inputs and input_size is None and not kwargs:
-        raise ValueError("give example inputs, e.g. profile(model, torch.randn(1, 3, 224, 224)), or input_size=")
+        raise ProfilingError(
+            "give example inputs, e.g. profile(model, torch.randn(1, 3, 224, 224)), or input_size=(1, 3, 224, 224)"
+        )
     run_dtype = as_dtype(dtype)
     model_device = device_of(model)
-    run_device = torch.device(device) if device is not None else model_device
+    run_device = checked_device(device) if device is not None else model_device
     needs_copy = run_device != model_device or (run_dtype is not None and _dtype_of(model) != run_dtype)
     run_model = copy_to(model, run_device, run_dtype) if needs_copy else model
     if input_size is not None:
@@ -71,7 +74,23 @@ def as_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
         return dtype
     resolved = getattr(torch, dtype, None)
     if not isinstance(resolved, torch.dtype):
-        raise ValueError(f"unknown dtype {dtype!r}; use a torch dtype name such as float32, float16, bfloat16")
+        raise ProfilingError(f"unknown dtype {dtype!r}; use a torch dtype name such as float32, float16, bfloat16")
+    return resolved
+
+
+def checked_device(device: torch.device | str) -> torch.device:
+    """``device`` as a ``torch.device``, refused in one line when torch does not know it or it is not here."""
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise ProfilingError(f"unknown device {str(device)!r}; use meta, cpu or cuda") from None
+    missing = (resolved.type == "cuda" and not torch.cuda.is_available()) or (
+        resolved.type == "mps" and not torch.backends.mps.is_available()
+    )
+    if missing:
+        raise ProfilingError(f"device {str(device)!r}: no {resolved.type} device is available here; use meta or cpu")
+    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
+        raise ProfilingError(f"device {str(device)!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     return resolved
 
 
@@ -85,10 +104,12 @@ def _dtype_of(model: nn.Module) -> torch.dtype | None:
 
 
 def random_inputs(input_size: InputSize, dtype: torch.dtype, device: torch.device) -> tuple[Any, ...]:
-    sizes = [input_size] if isinstance(input_size[0], int) else list(input_size)
+    sizes = [input_size] if input_size and isinstance(input_size[0], int) else list(input_size)
     made = []
-    for size in sizes:
+    for size in sizes or [()]:
         shape = tuple(int(s) for s in size)  # type: ignore[attr-defined]
+        if not shape or min(shape) < 1:
+            raise ProfilingError(f"input_size {shape} is not a shape of positive sizes such as (1, 3, 224, 224)")
         if dtype.is_floating_point or dtype.is_complex:
             made.append(torch.randn(shape, dtype=dtype, device=device))
         else:

@@ -11,6 +11,7 @@ from torch import nn
 
 from torchcost.counting.mode import CountingMode, FusedAttentionOnMeta, ModuleStack
 from torchcost.counting.registry import tensors_in
+from torchcost.errors import ProfilingError as ProfilingError  # re-exported: it was defined here
 from torchcost.params import count_params, params_per_module, size_bytes, size_if
 from torchcost.prepare import InputSize, ModelState, device_of, prepare
 from torchcost.records import (
@@ -22,10 +23,6 @@ from torchcost.records import (
     TensorSpec,
     UncountedOp,
 )
-
-
-class ProfilingError(RuntimeError):
-    """The model could not be run on the given inputs; the message names the module and the shapes."""
 
 
 def profile(
@@ -103,19 +100,23 @@ def _forward(
     try:
         return model(*inputs, **kwargs)
     except Exception as exc:
-        raise ProfilingError(_forward_failure(model, stack, exc, device)) from exc
+        raise _forward_failure(model, stack, exc, device) from exc
 
 
-def _forward_failure(model: nn.Module, stack: ModuleStack, exc: Exception, device: torch.device) -> str:
+def _forward_failure(model: nn.Module, stack: ModuleStack, exc: Exception, device: torch.device) -> ProfilingError:
     where = f"the forward of {type(model).__name__}"
     if stack.forward and stack.forward[-1]:
         module = model.get_submodule(stack.forward[-1])
         shapes = ", ".join(str(list(s)) for s in stack.forward_inputs[-1]) or "no tensors"
         where = f"module '{stack.forward[-1]}' ({type(module).__name__}) with input shapes {shapes}"
-    hint = "check the input shapes (--input-size) against what the model expects"
+    failed = f"{where} failed: {type(exc).__name__}: {exc}\n  hint: "
     if device.type == "meta" and any(word in str(exc) for word in ("meta", "item", "data-dependent")):
-        hint = "this model needs real data (a value-dependent branch or shape); profile on device='cpu'"
-    return f"{where} failed: {type(exc).__name__}: {exc}\n  hint: {hint}"
+        why = "this model needs real data (a value-dependent branch or shape); profile on "
+        return ProfilingError(failed + why + "device='cpu'", cli=failed + why + "--device cpu")
+    check = "check the input shapes ({}) against what the model expects"
+    return ProfilingError(
+        failed + check.format("the example inputs or input_size="), cli=failed + check.format("--input-size")
+    )
 
 
 def _backward(output: Any, mode: CountingMode) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 
-from rich.console import Console, Group, RenderableType
+from rich.cells import cell_len
+from rich.console import Console, Group, JustifyMethod, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -19,35 +20,60 @@ from torchcost.report.summary import brief_line, compare_rows, summary_items
 from torchcost.units import UNIT_NOTE
 
 DEFAULT_DEPTH = 2
+NAME_WIDTH = 24  # on a narrow terminal a name may be cut to this many characters (ending in "…") ...
+# ... before more columns are dropped; numbers are never cut or wrapped
 
 
 def summary_table(profile: Profile) -> Table:
     table = Table(title=f"torchcost: {profile.model}", show_header=False, title_justify="left")
-    table.add_column("quantity", style="bold")
-    table.add_column("value", justify="right")
+    table.add_column("quantity", style="bold", no_wrap=True)
+    table.add_column("value", justify="right", no_wrap=True)
     table.add_column("detail", style="dim")
     for item in summary_items(profile):
-        table.add_row(item.label, item.value, item.detail)
+        table.add_row(Text(item.label), Text(item.value), Text(item.detail))
     return table
 
 
-def module_table(profile: Profile, depth: int, sort: str | None = None, top: int | None = None) -> Table:
+def module_table(
+    profile: Profile, depth: int, sort: str | None = None, top: int | None = None, width: int | None = None
+) -> Table:
+    """The module tree down to ``depth`` (or, with ``sort``, a flat list), fitted to ``width`` columns."""
     title = f"per module (depth {depth})" + (f", by {sort}" if sort else "")
-    return _table(title, module_columns(profile, flat=sort is not None), modules_shown(profile, depth, sort, top))
+    rows = modules_shown(profile, depth, sort, top)
+    return _table(title, module_columns(profile, flat=sort is not None), rows, width)
 
 
-def operator_table(profile: Profile, top: int | None = None, sort: str | None = None) -> Table:
+def operator_table(
+    profile: Profile, top: int | None = None, sort: str | None = None, width: int | None = None
+) -> Table:
     title = "per operator" + (f", by {sort}" if sort else "")
-    return _table(title, operator_columns(profile), operators_shown(profile, sort, top))
+    return _table(title, operator_columns(profile), operators_shown(profile, sort, top), width)
 
 
-def _table(title: str, columns: Sequence[Column[Row]], rows: Sequence[Row]) -> Table:
+def _table(title: str, columns: Sequence[Column[Row]], rows: Sequence[Row | None], width: int | None) -> Table:
+    """A table of ``rows`` (``None`` prints as a ``...`` row: rows left out), with the columns that fit."""
+    cells = [["..."] + [""] * (len(columns) - 1) if row is None else [c.cell(row) for c in columns] for row in rows]
+    shown = fitted(columns, cells, width)
     table = Table(title=title, title_justify="left")
-    for column in columns:
-        table.add_column(column.header, justify="right" if column.numeric else "left", overflow="fold")
-    for row in rows:
-        table.add_row(*(column.cell(row) for column in columns))
+    for column in shown:
+        justify: JustifyMethod = "right" if column.numeric else "left"
+        table.add_column(column.header, justify=justify, no_wrap=column.numeric, overflow="ellipsis")
+    for row_cells in cells:
+        table.add_row(*(Text(row_cells[columns.index(column)]) for column in shown))
     return table
+
+
+def fitted(columns: Sequence[Column[Row]], cells: Sequence[Sequence[str]], width: int | None) -> list[Column[Row]]:
+    """The columns to show in ``width`` terminal columns: drop the optional ones, most optional first, until the
+    table fits with names cut to ``NAME_WIDTH``."""
+    natural = [max([cell_len(c.header), *(cell_len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
+    needed = {id(c): n if c.numeric else min(n, NAME_WIDTH) for c, n in zip(columns, natural, strict=True)}
+    shown = list(columns)
+    for column in sorted((c for c in columns if c.drop), key=lambda c: -c.drop):
+        if width is None or 1 + sum(needed[id(c)] + 3 for c in shown) <= width:
+            break
+        shown.remove(column)
+    return shown
 
 
 def uncounted_text(profile: Profile) -> Text:
@@ -69,9 +95,9 @@ def render(
     check_sort(profile, sort)
     parts: list[RenderableType] = [summary_table(profile)]
     if by in (None, "module"):
-        parts.append(module_table(profile, depth, sort, top if sort else None))
+        parts.append(module_table(profile, depth, sort, top, console.width))
     if by in (None, "op"):
-        parts.append(operator_table(profile, top, sort))
+        parts.append(operator_table(profile, top, sort, console.width))
     parts += [uncounted_text(profile), *latency_parts(profile), *findings_text(profile), Text(UNIT_NOTE, style="dim")]
     console.print(Group(*parts))
 

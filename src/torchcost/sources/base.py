@@ -13,15 +13,17 @@ from typing import Literal
 import torch
 from torch import nn
 
+from torchcost.errors import ProfilingError
+
 Shape = tuple[int, ...]
 InputKind = Literal["tensors", "tokens", "images"]
 
 
-class UnknownModelError(LookupError):
+class UnknownModelError(ProfilingError, LookupError):
     """The spec names no model this source knows; the message lists the closest names."""
 
 
-class ModelSourceError(ValueError):
+class ModelSourceError(ProfilingError):
     """The spec names something that cannot be profiled as it is; the message says what would work."""
 
 
@@ -40,7 +42,7 @@ class LoadedModel:
     input_dtypes: list[torch.dtype] | None = None  # per input, when the source records them (an exported program)
     token_inputs: tuple[str, ...] = ("input_ids", "attention_mask")  # keyword inputs of a token model
     vocab_size: int | None = None  # token ids are drawn below this
-    input_hint: str = "pass --input-size, e.g. 1,3,224,224"  # said when input_sizes is None
+    input_hint: str = ""  # why there is no default input, said when input_sizes is None
 
 
 def require(package: str, extra: str) -> ModuleType:

@@ -87,7 +87,7 @@ def _exported(spec: str, path: Path) -> LoadedModel:
     values = {node.name: node.meta.get("val") for node in program.graph.nodes if node.op == "placeholder"}
     inputs = [values.get(name) for name in program.graph_signature.user_inputs]
     if not all(isinstance(v, torch.Tensor) and all(isinstance(d, int) for d in v.shape) for v in inputs):
-        hint = "this program has non-tensor or dynamic-shape inputs: pass --input-size"
+        hint = "this program has non-tensor or dynamic-shape inputs"
         return LoadedModel(spec, model, None, input_hint=hint)
     tensors: list[torch.Tensor] = inputs  # type: ignore[assignment]
     return LoadedModel(spec, model, [tuple(t.shape) for t in tensors], input_dtypes=[t.dtype for t in tensors])
@@ -106,7 +106,7 @@ def _scripted(spec: str, path: Path) -> LoadedModel:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated, but files of it abound
         model = torch.jit.load(str(path), map_location="cpu")  # type: ignore[no-untyped-call]
-    return LoadedModel(spec, model, None, input_hint="TorchScript files keep no example input: pass --input-size")
+    return LoadedModel(spec, model, None, input_hint="TorchScript files keep no example input")
 
 
 def _pickled(spec: str, path: Path, trust_pickle: bool) -> LoadedModel:
@@ -124,7 +124,7 @@ def _pickled(spec: str, path: Path, trust_pickle: bool) -> LoadedModel:
             f"{path} is not a PyTorch file torchcost can read ({type(exc).__name__}: {exc})"
         ) from None
     if isinstance(content, nn.Module):
-        return LoadedModel(spec, content, None, input_hint="a pickled model keeps no example input: pass --input-size")
+        return LoadedModel(spec, content, None, input_hint="a pickled model keeps no example input")
     weights = state_dict_in(content)
     if weights is not None:
         raise ModelSourceError(

@@ -81,5 +81,4 @@ def _with_inputs(spec: str, model: Any, config: Any) -> LoadedModel:
     side, channels = getattr(config, "image_size", None), getattr(config, "num_channels", None)
     if isinstance(side, int) and isinstance(channels, int):
         return LoadedModel(spec, model, [(1, channels, side, side)])
-    hint = "pass --input-size, or keyword inputs with --kwargs-json"
-    return LoadedModel(spec, model, None, input_hint=hint)
+    return LoadedModel(spec, model, None, input_hint="its config gives no image size or vocabulary")
