@@ -12,7 +12,7 @@ from torchcost.guidelines import Experiment
 from torchcost.hardware import Hardware
 from torchcost.hardware.calibrate import Calibration
 from torchcost.latency import UNSTABLE_CV, Latency
-from torchcost.units import duration, si
+from torchcost.units import duration, ratio, si
 
 
 def seconds(value: float | None) -> str:
@@ -78,16 +78,30 @@ def hardware_list_table(devices: list[Hardware]) -> Table:
 
 
 def hardware_table(hw: Hardware) -> Table:
-    table = Table(title=f"{hw.name} ({hw.key}, {hw.kind})", show_header=False, title_justify="left")
-    table.add_column("quantity", style="bold")
+    """Peaks, bandwidth, memory and the ridge point; measured ones (calibrated) where the spec has none."""
+    about = ", ".join(dict.fromkeys([hw.key, hw.kind]))  # "l4, gpu"; this machine's CPU is "cpu", not "cpu, cpu"
+    table = Table(title=f"{hw.name} ({about})", show_header=False, title_justify="left")
+    table.add_column("quantity", style="bold", no_wrap=True)
     table.add_column("value", justify="right")
     for dtype, rate in hw.peak.items():
         table.add_row(f"peak {dtype}", si(rate, "OP/s" if dtype.startswith("int") else "FLOP/s"))
-    table.add_row("memory bandwidth", si(hw.bandwidth, "B/s") if hw.bandwidth else "unknown")
+    calibration = hw.calibration
+    if hw.bandwidth:
+        table.add_row("memory bandwidth", si(hw.bandwidth, "B/s"))
+    elif calibration is not None:
+        table.add_row("memory bandwidth (calibrated)", si(calibration.bandwidth, "B/s"))
+    else:
+        table.add_row("memory bandwidth", "unknown (run torchcost calibrate)")
     table.add_row("memory", si(hw.memory, "B") if hw.memory else "unknown")
     table.add_row("cores / SMs", str(hw.cores) if hw.cores else "unknown")
     ridge = hw.ridge_point()
-    table.add_row("ridge point (fp32)", f"{ridge:.1f} FLOP/byte" if ridge else "-")
+    matmul = calibration.matmul_flops.get("fp32") if calibration is not None else None
+    if ridge:
+        table.add_row("ridge point (fp32)", f"{ridge:.1f} FLOP/byte")
+    elif calibration is not None and matmul and calibration.bandwidth:
+        table.add_row("ridge point (fp32 matmul, calibrated)", f"{matmul / calibration.bandwidth:.1f} FLOP/byte")
+    else:
+        table.add_row("ridge point (fp32)", "-")
     table.add_row("source", hw.source)
     for note in hw.notes:
         table.add_row("note", note)
@@ -157,6 +171,6 @@ def guideline_table(experiment: Experiment) -> Table:
             seconds(row.predicted_s),
             seconds(row.measured_s),
             Text(f"{row.cv:.1%}", style="bold red" if row.cv > UNSTABLE_CV else ""),
-            f"{row.measured_s / first:.2f}x" if first else "-",
+            ratio(row.measured_s, first) if first else "-",
         )
     return table

@@ -118,7 +118,13 @@ def _pickled(spec: str, path: Path, trust_pickle: bool) -> LoadedModel:
                 f"{path} holds pickled Python objects (e.g. a whole model saved with torch.save(model)); "
                 f"loading it runs code from the file. If you trust the file, pass --trust-pickle, {PICKLE_HINT}"
             ) from None
-        content = torch.load(path, map_location="cpu", weights_only=False)
+        try:
+            content = torch.load(path, map_location="cpu", weights_only=False)
+        except (ModuleNotFoundError, AttributeError) as exc:
+            raise ModelSourceError(
+                f"{path} holds a model whose class cannot be imported here ({exc}); run from the directory that "
+                "holds its module, or add that directory to PYTHONPATH"
+            ) from None
     except Exception as exc:  # the weights-only unpickler fails in many ways on other files
         raise ModelSourceError(
             f"{path} is not a PyTorch file torchcost can read ({type(exc).__name__}: {exc})"
