@@ -16,13 +16,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
-from rich.progress import Progress
 from torch import nn
 
 from torchcost.errors import ProfilingError
 from torchcost.hardware.detect import cpu_model_name
 from torchcost.prepare import InputSize, ModelState, prepare, with_batch
-from torchcost.timing import timing_module
+from torchcost.timing import progress_bar, timing_module
 
 UNSTABLE_CV = 0.05  # a coefficient of variation above 5% makes a single number hard to trust
 
@@ -216,7 +215,7 @@ def measure(
         prepared.model.eval()
         with (
             measurement_conditions(threads, cudnn_benchmark, flush_denormal),
-            Progress(disable=not progress, transient=True) as bar,
+            progress_bar(progress) as bar,
         ):
             task = bar.add_task("measuring latency", total=len(sizes))
             for batch in sizes:

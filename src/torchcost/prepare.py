@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -66,7 +67,10 @@ def copy_to(model: nn.Module, device: torch.device, dtype: torch.dtype | None) -
         if isinstance(tensor, nn.Parameter):
             moved = nn.Parameter(moved, requires_grad=tensor.requires_grad)
         memo[id(tensor)] = moved
-    return copy.deepcopy(model, memo)
+    with warnings.catch_warnings():
+        # an exported program's graph keeps fake tensors in its node metadata, and copying one warns
+        warnings.filterwarnings("ignore", message="Accessing the data pointer of FakeTensor")
+        return copy.deepcopy(model, memo)
 
 
 def as_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections import Counter
 from typing import Any
 
@@ -98,7 +99,10 @@ def _forward(
     device: torch.device,
 ) -> Any:
     try:
-        return model(*inputs, **kwargs)
+        with warnings.catch_warnings():
+            # the module stack's hooks are global; a compiled module warns that they fire once more for it
+            warnings.filterwarnings("ignore", message=r"Using `torch.compile\(module\)` when there are global hooks")
+            return model(*inputs, **kwargs)
     except Exception as exc:
         raise _forward_failure(model, stack, exc, device) from exc
 

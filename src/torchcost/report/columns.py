@@ -20,6 +20,7 @@ class Column(Generic[Row]):
     cell: Callable[[Row], str]
     numeric: bool = True  # right-aligned, never wrapped
     drop: int = 0  # on a narrow terminal, columns with a higher number are dropped first; 0: always shown
+    style: Callable[[Row], str] | None = None  # a rich style for the cell (the terminal only)
 
 
 def _time(item: ModuleStats | OperatorStats) -> str:

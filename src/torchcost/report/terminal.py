@@ -3,25 +3,23 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
 
 from rich.cells import cell_len
-from rich.console import Console, Group, JustifyMethod, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 from torchcost.explain import compare_findings
-from torchcost.records import Profile
+from torchcost.records import ModuleStats, OperatorStats, Profile
 from torchcost.report import extras
-from torchcost.report.columns import Column, Row, module_columns, operator_columns
+from torchcost.report.columns import module_columns, operator_columns
+from torchcost.report.fitted import FittedTable
 from torchcost.report.measurements import latency_table, latency_warnings
 from torchcost.report.rows import check_sort, modules_shown, operators_shown
 from torchcost.report.summary import brief_line, compare_rows, summary_items
 from torchcost.units import UNIT_NOTE
 
 DEFAULT_DEPTH = 2
-NAME_WIDTH = 24  # on a narrow terminal a name may be cut to this many characters (ending in "…") ...
-# ... before more columns are dropped; numbers are never cut or wrapped
 
 
 def summary_table(profile: Profile) -> Table:
@@ -35,45 +33,17 @@ def summary_table(profile: Profile) -> Table:
 
 
 def module_table(
-    profile: Profile, depth: int, sort: str | None = None, top: int | None = None, width: int | None = None
-) -> Table:
-    """The module tree down to ``depth`` (or, with ``sort``, a flat list), fitted to ``width`` columns."""
+    profile: Profile, depth: int, sort: str | None = None, top: int | None = None
+) -> FittedTable[ModuleStats]:
+    """The module tree down to ``depth`` (or, with ``sort``, a flat list), with the columns that fit."""
     title = f"per module (depth {depth})" + (f", by {sort}" if sort else "")
     rows = modules_shown(profile, depth, sort, top)
-    return _table(title, module_columns(profile, flat=sort is not None), rows, width)
+    return FittedTable(module_columns(profile, flat=sort is not None), rows, title=title)
 
 
-def operator_table(
-    profile: Profile, top: int | None = None, sort: str | None = None, width: int | None = None
-) -> Table:
+def operator_table(profile: Profile, top: int | None = None, sort: str | None = None) -> FittedTable[OperatorStats]:
     title = "per operator" + (f", by {sort}" if sort else "")
-    return _table(title, operator_columns(profile), operators_shown(profile, sort, top), width)
-
-
-def _table(title: str, columns: Sequence[Column[Row]], rows: Sequence[Row | None], width: int | None) -> Table:
-    """A table of ``rows`` (``None`` prints as a ``...`` row: rows left out), with the columns that fit."""
-    cells = [["..."] + [""] * (len(columns) - 1) if row is None else [c.cell(row) for c in columns] for row in rows]
-    shown = fitted(columns, cells, width)
-    table = Table(title=title, title_justify="left")
-    for column in shown:
-        justify: JustifyMethod = "right" if column.numeric else "left"
-        table.add_column(column.header, justify=justify, no_wrap=column.numeric, overflow="ellipsis")
-    for row_cells in cells:
-        table.add_row(*(Text(row_cells[columns.index(column)]) for column in shown))
-    return table
-
-
-def fitted(columns: Sequence[Column[Row]], cells: Sequence[Sequence[str]], width: int | None) -> list[Column[Row]]:
-    """The columns to show in ``width`` terminal columns: drop the optional ones, most optional first, until the
-    table fits with names cut to ``NAME_WIDTH``."""
-    natural = [max([cell_len(c.header), *(cell_len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
-    needed = {id(c): n if c.numeric else min(n, NAME_WIDTH) for c, n in zip(columns, natural, strict=True)}
-    shown = list(columns)
-    for column in sorted((c for c in columns if c.drop), key=lambda c: -c.drop):
-        if width is None or 1 + sum(needed[id(c)] + 3 for c in shown) <= width:
-            break
-        shown.remove(column)
-    return shown
+    return FittedTable(operator_columns(profile), operators_shown(profile, sort, top), title=title)
 
 
 def uncounted_text(profile: Profile) -> Text:
@@ -95,9 +65,9 @@ def render(
     check_sort(profile, sort)
     parts: list[RenderableType] = [summary_table(profile)]
     if by in (None, "module"):
-        parts.append(module_table(profile, depth, sort, top, console.width))
+        parts.append(module_table(profile, depth, sort, top))
     if by in (None, "op"):
-        parts.append(operator_table(profile, top, sort, console.width))
+        parts.append(operator_table(profile, top, sort))
     parts += [uncounted_text(profile), *latency_parts(profile), *findings_text(profile), Text(UNIT_NOTE, style="dim")]
     console.print(Group(*parts))
 
@@ -123,12 +93,17 @@ def render_brief(profile: Profile, console: Console) -> None:
 
 def render_compare(profiles: list[Profile], console: Console) -> None:
     """Several models side by side, one column each."""
+    rows = compare_rows(profiles)
+    widths = [max(cell_len(p.model), *(cell_len(values[i]) for _, values in rows)) for i, p in enumerate(profiles)]
+    narrow = 1 + 23 + sum(w + 3 for w in widths) > console.width  # "quantity" takes 20 (+ 3)
     table = Table(title="torchcost compare", title_justify="left")
     table.add_column("quantity", style="bold")
     for profile in profiles:
-        table.add_column(profile.model, justify="right", overflow="fold")
-    for label, values in compare_rows(profiles):
-        table.add_row(label, *values)
+        # on a narrow terminal a spec prints as "source:" over "name", each whole
+        header = profile.model.replace(":", ":\n", 1) if narrow else profile.model
+        table.add_column(Text(header, justify="right"), justify="right", overflow="ellipsis")
+    for label, values in rows:
+        table.add_row(Text(label), *(Text(v) for v in values))
     why = [Text(line) for line in compare_findings(profiles)]
     for profile in profiles:
         why += [Text(f"{profile.model}: {finding.message}") for finding in profile.findings[:3]]
