@@ -168,6 +168,12 @@ def test_keyword_inputs_alone_are_enough_without_a_default_size():
     assert loaded.model(*args, **kwargs).shape == (2, 3)
 
 
+def test_keyword_inputs_replace_a_default_size_forward_cannot_take():
+    loaded = LoadedModel("m.py:build", KeywordOnly(), [(1, 3)])  # the file's INPUT_SIZE, but forward(*, x)
+    args, kwargs = example_inputs(loaded, InputOptions(kwargs={"x": {"shape": [2, 3]}}))
+    assert args == () and kwargs["x"].shape == (2, 3)
+
+
 def test_a_keyword_naming_a_default_input_replaces_it():
     loaded = LoadedModel("m.py:build", TwoInputs(), [(1, 4), (1, 4)])
     args, kwargs = example_inputs(loaded, InputOptions(kwargs={"x": {"shape": [5, 4]}}))

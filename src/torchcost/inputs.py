@@ -79,8 +79,8 @@ def parse_kwargs_json(text: str) -> dict[str, Any]:
 
 
 def _tensors(loaded: LoadedModel, options: InputOptions, generator: torch.Generator) -> Inputs:
-    """Random tensors of the given (or the source's) sizes, positional unless a keyword input names one of
-    them: the source's default inputs are then passed by name, each once."""
+    """Random tensors of the given (or the source's) sizes, positional; when a keyword input names one of the
+    source's default inputs (or forward takes them only by keyword), those defaults go by name, each once."""
     sizes = options.sizes or loaded.input_sizes
     if sizes is None:
         if options.kwargs:
@@ -96,29 +96,29 @@ def _tensors(loaded: LoadedModel, options: InputOptions, generator: torch.Genera
     for size, source_dtype in zip(sizes, dtypes, strict=True):
         shape = (options.batch, *size[1:]) if options.batch is not None and size else size
         tensors.append(_random(shape, _dtype(options.dtype) or source_dtype or torch.float32, generator))
-    names = positional_names(loaded.model)
-    taken = [name for name in names[: len(tensors)] if name in options.kwargs]
-    if not taken:
+    if not options.kwargs:
         return tuple(tensors), {}
-    if options.sizes is not None or len(names) < len(tensors):
+    names, open_ended = positional_parameters(loaded.model)
+    taken = [name for name in names[: len(tensors)] if name in options.kwargs]
+    if not taken and (open_ended or len(tensors) <= len(names) or options.sizes is not None):
+        return tuple(tensors), {}  # the keyword inputs add to the positional ones
+    if options.sizes is not None:
         twice = "{!r} is given twice: by {} and by the keyword inputs; give it once"
         raise InputError(twice.format(taken[0], "sizes"), cli=twice.format(taken[0], "--input-size"))
-    by_name = dict(zip(names, tensors, strict=False))  # names may run past the inputs given
+    # the source's default inputs, by name, but those the keyword inputs give (or forward cannot take)
+    by_name = dict(zip(names, tensors, strict=False))
     return (), {name: tensor for name, tensor in by_name.items() if name not in options.kwargs}
 
 
-def positional_names(model: nn.Module) -> list[str]:
-    """The names of the positional parameters of ``model.forward`` (up to a ``*args``)."""
+def positional_parameters(model: nn.Module) -> tuple[list[str], bool]:
+    """The names of the positional parameters of ``model.forward``, and whether it also takes ``*args``."""
     try:
         parameters = inspect.signature(model.forward).parameters.values()
     except (TypeError, ValueError):  # some compiled or scripted forwards have no signature
-        return []
-    names = []
-    for parameter in parameters:
-        if parameter.kind not in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD):
-            break
-        names.append(parameter.name)
-    return names
+        return [], True
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    names = [p.name for p in parameters if p.kind in kinds]
+    return names, any(p.kind == inspect.Parameter.VAR_POSITIONAL for p in parameters)
 
 
 def _images(loaded: LoadedModel, options: InputOptions, generator: torch.Generator) -> list[torch.Tensor]:
