@@ -213,4 +213,3 @@ def compare_findings(profiles: list[Profile]) -> list[str]:
 
 def _launch_count(profile: Profile) -> int:
     return sum(1 for r in profile.records if r.phase == "forward")
-

@@ -142,3 +142,18 @@ def test_measured_data_adds_latency_time_columns_and_findings():
     assert "% time" in text and "findings:" in text and "40% of measured time" in text
     slowest = max(profile.operators, key=lambda o: o.measured_s)
     assert op_lines(text, profile)[0] == slowest.op
+
+
+def test_brackets_in_names_are_printed_not_read_as_markup():
+    class Gate(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.add_module("proj[bold]", nn.Linear(4, 4))
+
+        def forward(self, x):
+            return getattr(self, "proj[bold]")(x)
+
+    profile = torchcost.profile(Gate(), input_size=(1, 4), device="meta")
+    profile.model = "hf:configs/[html]/config.json"
+    text = render_with(profile, depth=1, sort="flops")
+    assert "torchcost: hf:configs/[html]/config.json" in text and "│ proj[bold] " in text

@@ -22,15 +22,22 @@ GAP = "..."  # the first cell of a row that stands for rows left out
 class FittedTable(Generic[Row]):
     """``rows`` under ``columns``; a ``None`` row prints as ``...`` (rows left out)."""
 
-    def __init__(self, columns: Sequence[Column[Row]], rows: Sequence[Row | None], **table_options: str) -> None:
+    def __init__(
+        self, columns: Sequence[Column[Row]], rows: Sequence[Row | None], title: str, caption: str | None = None
+    ) -> None:
         self.columns = list(columns)
         self.cells = [[GAP] + [""] * (len(columns) - 1) if r is None else [c.cell(r) for c in columns] for r in rows]
         self.styles = [["" if r is None or c.style is None else c.style(r) for c in columns] for r in rows]
-        self.options = table_options
+        self.title, self.caption = title, caption
 
     def table(self, width: int | None) -> Table:
         shown = fitted(self.columns, self.cells, width)
-        table = Table(title_justify="left", caption_justify="left", **self.options)  # type: ignore[arg-type]
+        table = Table(
+            title=Text(self.title, style="table.title"),  # Text, not markup: a name may hold "[...]"
+            caption=None if self.caption is None else Text(self.caption, style="table.caption"),
+            title_justify="left",
+            caption_justify="left",
+        )
         for column in shown:
             justify: JustifyMethod = "right" if column.numeric else "left"
             table.add_column(column.header, justify=justify, no_wrap=column.numeric, overflow="ellipsis")

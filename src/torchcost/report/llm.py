@@ -33,7 +33,8 @@ SWEEP_COLUMNS: list[Column[SweepPoint]] = [
 
 
 def llm_tables(result: LLMProfile) -> RenderableType:
-    summary = Table(title=f"LLM cost: {result.model} on {result.hardware}", show_header=False, title_justify="left")
+    title = Text(f"LLM cost: {result.model} on {result.hardware}", style="table.title")
+    summary = Table(title=title, show_header=False, title_justify="left")
     summary.add_column("quantity", style="bold", no_wrap=True)
     summary.add_column("value", justify="right", no_wrap=True)
     summary.add_column("detail", style="dim")

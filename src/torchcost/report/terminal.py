@@ -23,7 +23,8 @@ DEFAULT_DEPTH = 2
 
 
 def summary_table(profile: Profile) -> Table:
-    table = Table(title=f"torchcost: {profile.model}", show_header=False, title_justify="left")
+    title = Text(f"torchcost: {profile.model}", style="table.title")  # Text, not markup: a spec may hold "[...]"
+    table = Table(title=title, show_header=False, title_justify="left")
     table.add_column("quantity", style="bold", no_wrap=True)
     table.add_column("value", justify="right", no_wrap=True)
     table.add_column("detail", style="dim")

@@ -114,10 +114,11 @@ def _pickled(spec: str, path: Path, trust_pickle: bool) -> LoadedModel:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         if not trust_pickle:
-            raise ModelSourceError(
+            said = (
                 f"{path} holds pickled Python objects (e.g. a whole model saved with torch.save(model)); "
-                f"loading it runs code from the file. If you trust the file, pass --trust-pickle, {PICKLE_HINT}"
-            ) from None
+                "loading it runs code from the file. If you trust the file, pass {}, " + PICKLE_HINT
+            )
+            raise ModelSourceError(said.format("trust_pickle=True"), cli=said.format("--trust-pickle")) from None
         try:
             content = torch.load(path, map_location="cpu", weights_only=False)
         except (ModuleNotFoundError, AttributeError) as exc:
@@ -133,9 +134,13 @@ def _pickled(spec: str, path: Path, trust_pickle: bool) -> LoadedModel:
         return LoadedModel(spec, content, None, input_hint="a pickled model keeps no example input")
     weights = state_dict_in(content)
     if weights is not None:
-        raise ModelSourceError(
+        said = (
             f"{path} is a state dict ({len(weights)} tensors) and holds no architecture; profile the code that "
-            f"builds the model and give it these weights: torchcost profile path/to/model.py:factory --weights {path}"
+            "builds the model and give it these weights: "
+        )
+        raise ModelSourceError(
+            said + f"profile_spec('path/to/model.py:factory', weights='{path}')",
+            cli=said + f"torchcost profile path/to/model.py:factory --weights {path}",
         )
     raise ModelSourceError(f"{path} holds a {type(content).__name__}, neither a model nor a state dict")
 
