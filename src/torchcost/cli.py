@@ -53,6 +53,7 @@ SPEC_HELP = (
     "or a TorchScript file. Nothing is downloaded; weights are random"
 )
 WEIGHTS_HELP = SPEC_HELP + " unless --weights is given"
+NEEDS_PREDICTION = "--roofline needs a prediction: add --hardware NAME (or --latency after calibrating)"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -276,7 +277,7 @@ def _explain(result: Profile, args: argparse.Namespace, console: Console) -> Non
     roofline = getattr(args, "roofline", None)
     if roofline:
         if result.prediction is None:
-            raise ValueError("--roofline needs a prediction: add --hardware NAME (or --latency after calibrating)")
+            raise ValueError(NEEDS_PREDICTION)
         _wrote(plot_roofline(result, result.prediction, roofline))
 
 
@@ -388,7 +389,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return _error("interrupted", 130)
     except Exception as exc:  # the model's own code (or a bug): one line, the traceback on request
-        if os.environ.get(DEBUG_VARIABLE):
+        if os.environ.get(DEBUG_VARIABLE, "0") != "0":
             raise
         return _error(f"{type(exc).__name__}: {exc} ({DEBUG_VARIABLE}=1 shows the traceback)", 1)
     return 0
@@ -427,7 +428,7 @@ def check_arguments(args: argparse.Namespace) -> None:
     if args.command == "llm":
         _check_installed("transformers", "llm")
     if getattr(args, "roofline", None) and not (args.hardware or args.latency):
-        raise ValueError("--roofline needs a prediction: add --hardware NAME (or --latency after calibrating)")
+        raise ValueError(NEEDS_PREDICTION)
 
 
 def _check_writable(option: str, path: Path) -> None:
@@ -448,7 +449,7 @@ def _check_installed(package: str, needed_by: str) -> None:
 
 
 def _profile(args: argparse.Namespace, console: Console, to_stdout: bool) -> None:
-    """Count, write the requested files, and print the report (unless a file goes to stdout)."""
+    """Count, print the report (unless a file goes to stdout), then write the requested files."""
     result = run_profile(args, console)
     options = ReportOptions(depth=args.depth, top=args.top, sort=args.sort, by=args.by)
     if not to_stdout:

@@ -11,6 +11,7 @@ from torch import nn
 
 from torchcost.errors import ProfilingError
 from torchcost.inputs import InputOptions, example_inputs
+from torchcost.prepare import as_dtype
 from torchcost.profiler import profile
 from torchcost.records import Profile
 from torchcost.sources import load_model
@@ -37,6 +38,7 @@ def profile_spec(
     unless its weights would take more than half of this machine's memory. ``on_retry`` hears why.
     """
     options = inputs or InputOptions()
+    as_dtype(dtype)  # an unknown dtype is refused before any model is built, not retried on the cpu
     devices = [device] if device else ["meta", "cpu"]
     for attempt, run_on in enumerate(devices):
         loaded = load_model(spec, run_on, trust_pickle=trust_pickle, weights=weights)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from torchcost.records import Profile
 from torchcost.report import extras
 from torchcost.report.columns import Column, Row, module_columns, operator_columns
+from torchcost.report.fitted import GAP
 from torchcost.report.rows import check_sort, modules_shown, operators_shown
 from torchcost.report.summary import compare_rows, summary_items
 from torchcost.units import UNIT_NOTE
@@ -59,7 +60,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], numeric: Sequen
 
 def _rows_table(columns: Sequence[Column[Row]], rows: Sequence[Row | None]) -> str:
     """``None`` rows (rows left out) print as ``...``."""
-    cells = [["..."] + [""] * (len(columns) - 1) if row is None else [c.cell(row) for c in columns] for row in rows]
+    cells = [[GAP] + [""] * (len(columns) - 1) if row is None else [c.cell(row) for c in columns] for row in rows]
     return table([c.header for c in columns], cells, [c.numeric for c in columns])
 
 

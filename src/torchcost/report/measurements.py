@@ -79,7 +79,8 @@ def hardware_list_table(devices: list[Hardware]) -> FittedTable[Hardware]:
 def hardware_table(hw: Hardware) -> Table:
     """Peaks, bandwidth, memory and the ridge point; measured ones (calibrated) where the spec has none."""
     about = ", ".join(dict.fromkeys([hw.key, hw.kind]))  # "l4, gpu"; this machine's CPU is "cpu", not "cpu, cpu"
-    table = Table(title=f"{hw.name} ({about})", show_header=False, title_justify="left")
+    title = Text(f"{hw.name} ({about})", style="table.title")  # Text, not markup: a CPU's name may hold "[...]"
+    table = Table(title=title, show_header=False, title_justify="left")
     table.add_column("quantity", style="bold", no_wrap=True)
     table.add_column("value", justify="right")
     for dtype, rate in hw.peak.items():
