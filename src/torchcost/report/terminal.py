@@ -82,9 +82,17 @@ def latency_parts(profile: Profile) -> list[RenderableType]:
     return [*parts, latency_warnings(latency)] if latency.warnings() else parts
 
 
-def findings_text(profile: Profile) -> list[Text]:
+def findings_text(profile: Profile) -> list[RenderableType]:
+    """The findings as a list; a long one wraps under its own first word, not under the dash."""
     found = extras.findings(profile)
-    return [Text("findings:", style="bold"), *(Text(f"  - {line}") for line in found)] if found else []
+    if not found:
+        return []
+    items = Table.grid(padding=(0, 1))
+    items.add_column(no_wrap=True)
+    items.add_column()
+    for line in found:
+        items.add_row("  -", Text(line))
+    return [Text("findings:", style="bold"), items]
 
 
 def render_brief(profile: Profile, console: Console) -> None:
