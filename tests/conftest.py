@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from torchcost.counting.mode import CountingMode, ModuleStack
 from torchcost.records import OpCost, OpRecord
 
@@ -30,3 +32,9 @@ def only(records: list[OpRecord], op: str) -> OpCost:
     assert len(matching) == 1, f"expected one {op}, got {[r.op for r in records]}"
     assert matching[0].counted
     return matching[0].cost
+
+
+@pytest.fixture(autouse=True)
+def _tracebacks_in_tests(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI turns an unexpected exception into one line; in tests it is raised, so a bug shows its traceback."""
+    monkeypatch.setenv("TORCHCOST_DEBUG", "1")

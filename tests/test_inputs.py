@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+import torchcost
 from torchcost.inputs import InputError, InputOptions, example_inputs, parse_kwargs_json
 from torchcost.sources import LoadedModel
 
@@ -60,10 +61,17 @@ def test_source_dtypes_are_kept_unless_sizes_are_given():
     assert example_inputs(loaded, InputOptions(sizes=[(1, 6)]))[0][0].dtype == torch.float32
 
 
-def test_missing_size_gives_the_source_hint():
+def test_missing_size_gives_the_source_hint_in_python_and_in_flags():
     loaded = LoadedModel("x.ts", nn.Identity(), None, input_hint="TorchScript files keep no example input")
-    with pytest.raises(InputError, match=r"x\.ts has no default input size; TorchScript files keep no example input"):
+    with pytest.raises(InputError, match=r"x\.ts has no default input size \(TorchScript files keep no example") as e:
         example_inputs(loaded, InputOptions())
+    assert "InputOptions(sizes=[(1, 3, 224, 224)])" in str(e.value) and "--" not in str(e.value)
+    assert "--input-size (e.g. 1,3,224,224)" in e.value.cli
+
+
+def test_input_errors_are_profiling_errors():
+    with pytest.raises(torchcost.ProfilingError, match=r"input size \(1, -3\) is not a shape of positive sizes"):
+        example_inputs(tensors_model(), InputOptions(sizes=[(1, -3)]))
 
 
 def test_unknown_dtype():
@@ -97,8 +105,8 @@ def test_input_size_replaces_the_main_input_of_other_models():
     ("options", "message"),
     [
         (InputOptions(sizes=[(2, 9)], seq_len=4), "not both"),
-        (InputOptions(sizes=[(1, 2, 3)]), "--input-size BATCH,SEQ_LEN"),
-        (InputOptions(sizes=[(1, 2), (1, 2)]), "give one --input-size"),
+        (InputOptions(sizes=[(1, 2, 3)]), r"one size \(BATCH, SEQ_LEN\)"),
+        (InputOptions(sizes=[(1, 2), (1, 2)]), "give one size"),
     ],
 )
 def test_token_option_conflicts(options, message):
@@ -107,8 +115,9 @@ def test_token_option_conflicts(options, message):
 
 
 def test_seq_len_only_for_token_models():
-    with pytest.raises(InputError, match="--seq-len applies to token models"):
+    with pytest.raises(InputError, match="seq_len applies to token models") as e:
         example_inputs(tensors_model(), InputOptions(seq_len=8))
+    assert "--seq-len applies to token models" in e.value.cli
 
 
 @pytest.mark.parametrize(
@@ -125,7 +134,7 @@ def test_detection_images(options, images):
 
 
 def test_detection_rejects_flat_sizes():
-    with pytest.raises(InputError, match="not 3,H,W or N,3,H,W"):
+    with pytest.raises(InputError, match=r"not \(3, H, W\) or \(N, 3, H, W\)"):
         example_inputs(image_model(), InputOptions(sizes=[(3, 40)]))
 
 
@@ -152,3 +161,46 @@ def test_inputs_are_the_same_on_every_run():
     first, _ = example_inputs(tensors_model(), InputOptions())
     again, _ = example_inputs(tensors_model(), InputOptions())
     assert torch.equal(first[0], again[0])
+
+
+class TwoInputs(nn.Module):
+    def forward(self, x, y=None):
+        return x if y is None else x + y
+
+
+class KeywordOnly(nn.Module):
+    def forward(self, *, x):
+        return x * 2
+
+
+def test_keyword_inputs_alone_are_enough_without_a_default_size():
+    loaded = LoadedModel("m.py:build", KeywordOnly(), None)
+    args, kwargs = example_inputs(loaded, InputOptions(kwargs={"x": {"shape": [2, 3]}}))
+    assert args == () and set(kwargs) == {"x"} and kwargs["x"].shape == (2, 3)
+    assert loaded.model(*args, **kwargs).shape == (2, 3)
+
+
+def test_keyword_inputs_replace_a_default_size_forward_cannot_take():
+    loaded = LoadedModel("m.py:build", KeywordOnly(), [(1, 3)])  # the file's INPUT_SIZE, but forward(*, x)
+    args, kwargs = example_inputs(loaded, InputOptions(kwargs={"x": {"shape": [2, 3]}}))
+    assert args == () and kwargs["x"].shape == (2, 3)
+
+
+def test_a_keyword_naming_a_default_input_replaces_it():
+    loaded = LoadedModel("m.py:build", TwoInputs(), [(1, 4), (1, 4)])
+    args, kwargs = example_inputs(loaded, InputOptions(kwargs={"x": {"shape": [5, 4]}}))
+    assert args == () and shapes([kwargs["x"], kwargs["y"]]) == [(5, 4), (1, 4)]  # y keeps its default size
+    assert loaded.model(*args, **kwargs).shape == (5, 4)
+
+
+def test_a_keyword_not_naming_a_positional_input_is_added():
+    loaded = LoadedModel("m.py:build", TwoInputs(), [(1, 4)])
+    args, kwargs = example_inputs(loaded, InputOptions(kwargs={"y": {"shape": [1, 4]}}))
+    assert shapes(args) == [(1, 4)] and set(kwargs) == {"y"}
+
+
+def test_an_input_given_by_size_and_by_keyword_is_refused():
+    loaded = LoadedModel("m.py:build", TwoInputs(), None)
+    with pytest.raises(InputError, match="'x' is given twice: by sizes and by the keyword inputs") as e:
+        example_inputs(loaded, InputOptions(sizes=[(1, 4)], kwargs={"x": 1.0}))
+    assert "by --input-size and" in e.value.cli

@@ -3,8 +3,9 @@
 import pytest
 import torch
 
+from torchcost.errors import ProfilingError
 from torchcost.hardware import Hardware
-from torchcost.llm import cache_tensors, llm_profile
+from torchcost.llm import build_llm, cache_tensors, llm_profile, presets
 
 transformers = pytest.importorskip("transformers")
 
@@ -59,7 +60,9 @@ def test_kv_cache_bytes_and_decode_bytes():
     step = result.decode[0]
     kv_read = per_token * 16
     assert weights + kv_read <= step.bytes <= 1.1 * (weights + kv_read)  # plus activations (stated margin)
-    assert step.bound == "memory" and result.prefill.intensity > step.intensity
+    assert step.memory_s > step.compute_s and result.prefill.intensity > step.intensity
+    # a toy model's step is mostly per-op overhead, and is said to be so (not memory-bound)
+    assert step.overhead_s > step.memory_s + step.compute_s and step.bound == "overhead"
 
 
 def test_quantised_weights_and_kv_shrink_memory_and_decode_bytes():
@@ -96,6 +99,12 @@ def test_mixture_of_experts_active_params():
     attention = L * (2 * E * E + 2 * E * KV * HD)
     assert result.params_active == attention + L * 2 * 3 * E * F + router + E * V  # two of four experts
     assert result.params_total > result.params_active
+    assert any(note.startswith("mixture of experts") for note in result.assumptions)
+
+
+def test_dense_models_have_no_mixture_of_experts_note():
+    result = llm_profile(llama(), 8, 2, 1, hardware_name=TOY, sweep=False)
+    assert not any("experts" in note for note in result.assumptions)
 
 
 def test_sliding_window_caps_the_cache():
@@ -196,3 +205,32 @@ def test_deepseek_v3_latent_attention_and_experts_match_the_analytic_count():
     assert result.kv_cache_bytes_per_token == result.latent_cache.latent == 2 * (KVL + ROPE) * 2
     assert result.latent_cache.expanded == 2 * H * (NOPE + ROPE + VD) * 2
     assert any("latent attention" in note for note in result.assumptions)
+
+
+def test_a_context_past_the_configs_positions_is_refused():
+    model = llama(max_position_embeddings=32)
+    refused = "prompt_len \\+ gen_len = 40 tokens, but LlamaForCausalLM takes at most 32"
+    with pytest.raises(ProfilingError, match=refused) as e:
+        llm_profile(model, 32, 8, 1, hardware_name=TOY, sweep=False)
+    assert "--prompt-len 24 --gen-len 8" in e.value.cli
+    assert llm_profile(model, 24, 8, 1, hardware_name=TOY, sweep=False).prompt_len == 24  # exactly full is fine
+
+
+def test_gpt2_takes_1024_positions():
+    model = build_llm("gpt2")
+    with pytest.raises(ProfilingError, match="at most 1,024 positions"):
+        llm_profile(model, 2000, 2, 1, hardware_name=TOY, sweep=False)
+
+
+def test_an_unknown_preset_lists_the_presets():
+    with pytest.raises(ProfilingError, match="did you mean llama-3-8b") as e:
+        build_llm("llama3-8b")
+    assert all(name in str(e.value) for name in presets())
+
+
+def test_a_model_that_is_not_a_causal_lm_is_refused():
+    config = transformers.BertConfig(hidden_size=E, intermediate_size=F, num_hidden_layers=1, num_attention_heads=H)
+    with torch.device("meta"):
+        model = transformers.BertForMaskedLM(config)
+    with pytest.raises(ProfilingError, match="not a causal LM"):
+        llm_profile(model, 8, 2, 1, hardware_name=TOY, sweep=False)

@@ -7,6 +7,7 @@
 """
 
 from torchcost.counting import DuplicateFormulaError, OpCall, register, register_module, registered_ops, unregister
+from torchcost.errors import ProfilingError
 from torchcost.explain import Finding, explain
 from torchcost.from_spec import profile_spec
 from torchcost.hardware import Hardware, hardware, known_hardware
@@ -17,7 +18,7 @@ from torchcost.llm import LLMProfile, llm_profile
 from torchcost.op_timing import measure_ops
 from torchcost.params import count_params, size_bytes, size_if
 from torchcost.prepare import copy_to
-from torchcost.profiler import ProfilingError, profile
+from torchcost.profiler import profile
 from torchcost.records import (
     MemoryAccess,
     ModuleStats,

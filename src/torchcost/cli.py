@@ -4,13 +4,19 @@ library, render."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
 import json
+import os
 import sys
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
 
 from rich.console import Console, RenderableType
+from rich.text import Text
 
+from torchcost.errors import ProfilingError
 from torchcost.explain import explain
 from torchcost.from_spec import profile_spec
 from torchcost.guidelines import Settings, run_guidelines
@@ -20,7 +26,8 @@ from torchcost.inputs import InputOptions, example_inputs, parse_kwargs_json
 from torchcost.latency import Latency, measure
 from torchcost.llm import llm_profile, presets
 from torchcost.op_timing import measure_ops
-from torchcost.profiler import ProfilingError, profile
+from torchcost.prepare import checked_device
+from torchcost.profiler import profile
 from torchcost.records import Profile
 from torchcost.report.exports import ReportOptions, write_compare, write_exports, write_text
 from torchcost.report.llm import llm_tables
@@ -34,27 +41,52 @@ from torchcost.report.measurements import (
 from torchcost.report.roofline_plot import plot_roofline
 from torchcost.report.terminal import DEFAULT_DEPTH, render, render_brief, render_compare
 from torchcost.roofline import predict
-from torchcost.sources import UnknownModelError, load_model
+from torchcost.sources import load_model
 
-REPORT_WIDTH = 140  # when the output is not a terminal (a pipe, a file, CI logs)
+REPORT_WIDTH = 140  # when the output is not a terminal (a pipe, a file, CI logs) and COLUMNS is not set
+DEBUG_VARIABLE = "TORCHCOST_DEBUG"  # set to 1 to see the traceback of an unexpected error
+OPTIONAL_PACKAGES = {"html": ("plotly", "the HTML report"), "roofline": ("matplotlib", "the roofline chart")}
+EXTRAS = {"plotly": "html", "matplotlib": "plot", "transformers": "transformers"}  # package -> torchcost[extra]
 SPEC_HELP = (
     "model spec: torchvision:NAME, timm:NAME, hf:MODEL_TYPE (e.g. hf:gpt2), hf:path/to/config.json, "
     "path/to/model.py:NAME (imports and runs that file: name only code you trust), model.pt2 (torch.export), "
-    "or a TorchScript file. Nothing is downloaded; weights are random unless --weights is given"
+    "or a TorchScript file. Nothing is downloaded; weights are random"
 )
+WEIGHTS_HELP = SPEC_HELP + " unless --weights is given"
+NEEDS_PREDICTION = "--roofline needs a prediction: add --hardware NAME (or --latency after calibrating)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error in one line (the usage itself is one ``--help`` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _shape(text: str) -> tuple[int, ...]:
     try:
-        return tuple(int(part) for part in text.replace("x", ",").split(",") if part.strip())
+        shape = tuple(int(part) for part in text.replace("x", ",").split(",") if part.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"input size {text!r} is not a comma-separated list of integers") from None
+        shape = ()
+    if not shape or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"input size {text!r} is not a list of positive sizes such as 1,3,224,224")
+    return shape
 
 
 def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
     return int(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
 
 
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -92,13 +124,15 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="torchcost", description="What a PyTorch model costs, and why.")
+    parser = _Parser(prog="torchcost", description="What a PyTorch model costs, and why.")
     commands = parser.add_subparsers(dest="command", required=True)
     prof = commands.add_parser("profile", help="params, size, MACs, FLOPs and memory access of a model")
-    prof.add_argument("spec", help=SPEC_HELP)
+    prof.add_argument("spec", help=WEIGHTS_HELP)
     _add_model_arguments(prof)
     prof.add_argument("--depth", type=int, default=DEFAULT_DEPTH, help="module tree depth shown (default 2)")
-    prof.add_argument("--top", type=int, default=None, help="show only the N costliest operators (or modules)")
+    prof.add_argument(
+        "--top", type=_positive, default=None, help="show only the N costliest operators and modules ('...': left out)"
+    )
     prof.add_argument(
         "--sort",
         choices=["flops", "macs", "memory", "time"],
@@ -122,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     prof.add_argument("--roofline", metavar="PNG", help="write the roofline chart (needs a prediction)")
     _add_timing_arguments(prof)
     comp = commands.add_parser("compare", help="several models side by side")
-    comp.add_argument("specs", nargs="+", metavar="SPEC", help=SPEC_HELP)
+    comp.add_argument("specs", nargs="+", metavar="SPEC", help=WEIGHTS_HELP)
     _add_model_arguments(comp)
     comp.add_argument("--json", metavar="PATH", help="write the profiles as a JSON list to PATH, or '-' for stdout")
     comp.add_argument("--markdown", metavar="PATH", help="write the side-by-side table as Markdown")
@@ -136,14 +170,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _batches(text: str) -> list[int]:
     try:
-        return [int(part) for part in text.split(",") if part.strip()]
+        batches = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"batch sizes {text!r} are not a comma-separated list of integers") from None
+        batches = []
+    if not batches or min(batches) < 1:
+        raise argparse.ArgumentTypeError(f"batch sizes {text!r} are not a list of positive integers such as 1,8,32")
+    return batches
 
 
 def _add_timing_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--threads", type=int, help="CPU threads for timing (default: torch's default, reported)")
-    parser.add_argument("--min-time", type=float, default=1.0, help="seconds of timed runs per batch size (default 1)")
+    parser.add_argument("--threads", type=_positive, help="CPU threads for timing (default: torch's default, reported)")
+    parser.add_argument(
+        "--min-time", type=_seconds, default=1.0, help="seconds of timed runs per batch size (default 1)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -209,7 +248,7 @@ def _count(args: argparse.Namespace, console: Console, spec: str | None) -> Prof
         backward=args.backward,
         trust_pickle=args.trust_pickle,
         weights=args.weights,
-        on_retry=lambda why: console.print(f"[yellow]{why}"),
+        on_retry=_note,
     )
 
 
@@ -233,27 +272,45 @@ def _explain(result: Profile, args: argparse.Namespace, console: Console) -> Non
         try:
             result.prediction = predict(result, device)
         except ValueError as exc:
-            console.print(f"[yellow]no prediction: {exc}")
+            _note(f"no prediction: {exc}")
     result.findings = explain(result, prediction=result.prediction, hardware=device)
     roofline = getattr(args, "roofline", None)
     if roofline:
         if result.prediction is None:
-            raise ValueError("--roofline needs a prediction: add --hardware NAME (or --latency after calibrating)")
-        plot_roofline(result, result.prediction, roofline)
+            raise ValueError(NEEDS_PREDICTION)
+        _wrote(plot_roofline(result, result.prediction, roofline))
 
 
 def _console(to_stdout: bool) -> Console:
+    """The report's console: the terminal's width, else $COLUMNS, else REPORT_WIDTH for pipes and files."""
     stream = sys.stderr if to_stdout else sys.stdout
-    return Console(stderr=to_stdout, width=None if stream.isatty() else REPORT_WIDTH, emoji=False)
+    width = None if stream.isatty() or os.environ.get("COLUMNS", "").isdigit() else REPORT_WIDTH
+    return Console(stderr=to_stdout, width=width, emoji=False)
+
+
+def _stderr(text: Text) -> None:
+    """One message on stderr, never wrapped, never read as markup (``torchcost[html]`` stays as it is)."""
+    Console(stderr=True, emoji=False, highlight=False).print(text, soft_wrap=True)
+
+
+def _note(message: str) -> None:
+    _stderr(Text(message, style="yellow"))
+
+
+def _wrote(*paths: str | Path | None) -> None:
+    for path in paths:
+        if path is not None and str(path) != "-":
+            _stderr(Text(f"wrote {path}", style="dim"))
 
 
 def _emit(args: argparse.Namespace, console: Console, to_stdout: bool, data: Any, *tables: RenderableType) -> None:
     """Write ``data`` as JSON when --json asks for it; print the tables unless the JSON went to stdout."""
-    if args.json:
-        write_text(args.json, json.dumps(data, indent=2) + "\n")
     if not to_stdout:
         for table in tables:
             console.print(table)
+    if args.json:
+        write_text(args.json, json.dumps(data, indent=2) + "\n")
+        _wrote(args.json)
 
 
 def _bench(args: argparse.Namespace, console: Console, to_stdout: bool) -> None:
@@ -320,33 +377,96 @@ def main(argv: Sequence[str] | None = None) -> int:
     to_stdout = "-" in (getattr(args, "json", None), getattr(args, "csv", None), getattr(args, "markdown", None))
     console = _console(to_stdout)
     if getattr(args, "trust_pickle", False):
-        Console(stderr=True).print("[bold yellow]warning:[/] --trust-pickle: unpickling a file runs any code in it")
+        _stderr(Text.assemble(("warning:", "bold yellow"), " --trust-pickle: unpickling a file runs any code in it"))
     try:
-        COMMANDS[args.command](args, console, to_stdout)
-    except (UnknownModelError, UnknownHardwareError, ProfilingError, ValueError) as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
-        return 2
+        with _current_directory_importable():
+            check_arguments(args)
+            COMMANDS[args.command](args, console, to_stdout)
+    except ProfilingError as exc:
+        return _error(exc.cli)
+    except (UnknownHardwareError, ValueError) as exc:
+        return _error(str(exc))
+    except KeyboardInterrupt:
+        return _error("interrupted", 130)
+    except Exception as exc:  # the model's own code (or a bug): one line, the traceback on request
+        if os.environ.get(DEBUG_VARIABLE, "0") != "0":
+            raise
+        return _error(f"{type(exc).__name__}: {exc} ({DEBUG_VARIABLE}=1 shows the traceback)", 1)
     return 0
 
 
+def _error(message: str, code: int = 2) -> int:
+    _stderr(Text.assemble(("error:", "bold red"), " ", message))
+    return code
+
+
+@contextlib.contextmanager
+def _current_directory_importable() -> Iterator[None]:
+    """The current directory on ``sys.path``, as ``python -c`` has it: a pickled model's class, or a module a
+    model file imports, is found where the user runs torchcost."""
+    added = "" not in sys.path and os.getcwd() not in sys.path
+    if added:
+        sys.path.insert(0, os.getcwd())
+    try:
+        yield
+    finally:
+        if added and os.getcwd() in sys.path:
+            sys.path.remove(os.getcwd())
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """What can be checked before a model is built or run: devices, output paths, optional packages."""
+    device = getattr(args, "device", None)
+    if device not in (None, "auto"):
+        checked_device(device)
+    for option in ("json", "csv", "markdown", "html", "roofline"):
+        path = getattr(args, option, None)
+        if path and path != "-":
+            _check_writable(f"--{option}", Path(path))
+        if path and option in OPTIONAL_PACKAGES:
+            _check_installed(*OPTIONAL_PACKAGES[option])
+    if args.command == "llm":
+        _check_installed("transformers", "llm")
+    if getattr(args, "roofline", None) and not (args.hardware or args.latency):
+        raise ValueError(NEEDS_PREDICTION)
+
+
+def _check_writable(option: str, path: Path) -> None:
+    folder = path.parent
+    if path.is_dir():
+        raise ValueError(f"{option} {path}: is a directory; give a file name")
+    if not folder.is_dir():
+        raise ValueError(f"{option} {path}: no such directory {folder}")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ValueError(f"{option} {path}: not writable")
+
+
+def _check_installed(package: str, needed_by: str) -> None:
+    if importlib.util.find_spec(package) is None:
+        raise ValueError(
+            f"{needed_by} needs {package}, which is not installed: pip install 'torchcost[{EXTRAS[package]}]'"
+        )
+
+
 def _profile(args: argparse.Namespace, console: Console, to_stdout: bool) -> None:
-    """Count, write the requested files, and print the report (unless a file goes to stdout)."""
+    """Count, print the report (unless a file goes to stdout), then write the requested files."""
     result = run_profile(args, console)
     options = ReportOptions(depth=args.depth, top=args.top, sort=args.sort, by=args.by)
+    if not to_stdout:
+        if args.brief:
+            render_brief(result, console)
+        else:
+            render(result, console, depth=args.depth, top=args.top, sort=args.sort, by=args.by)
     write_exports(result, options, json_path=args.json, csv_path=args.csv, markdown=args.markdown, html=args.html)
-    if to_stdout:
-        return
-    if args.brief:
-        render_brief(result, console)
-    else:
-        render(result, console, depth=args.depth, top=args.top, sort=args.sort, by=args.by)
+    _wrote(args.json, args.csv, args.markdown, args.html)
 
 
 def _compare(args: argparse.Namespace, console: Console, to_stdout: bool) -> None:
     profiles = [run_profile(args, console, spec) for spec in args.specs]
-    write_compare(profiles, json_path=args.json, markdown=args.markdown, html=args.html)
     if not to_stdout:
         render_compare(profiles, console)
+    write_compare(profiles, json_path=args.json, markdown=args.markdown, html=args.html)
+    _wrote(args.json, args.markdown, args.html)
 
 
 COMMANDS = {

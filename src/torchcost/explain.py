@@ -11,7 +11,7 @@ from torchcost.hardware import Hardware
 from torchcost.latency import Latency
 from torchcost.records import OpRecord, Profile
 from torchcost.roofline import Prediction, op_class
-from torchcost.units import duration, si
+from torchcost.units import duration, ratio, si
 
 # Work items one core (CPU: fp32 SIMD lanes of AVX-512) or one SM (GPU: resident threads) needs to be busy.
 FILL_PER_CPU_CORE = 16
@@ -200,20 +200,16 @@ def compare_findings(profiles: list[Profile]) -> list[str]:
     lines = []
     for other in profiles[1:]:
         parts = [
-            f"{other.model} has {_ratio(other.flops, base.flops)} the FLOPs of {base.model}",
-            f"{_ratio(other.memory_access.total, base.memory_access.total)} its memory access",
-            f"{_ratio(_launch_count(other), _launch_count(base))} its operator launches",
+            f"{other.model} has {ratio(other.flops, base.flops)} the FLOPs of {base.model}",
+            f"{ratio(other.memory_access.total, base.memory_access.total)} its memory access",
+            f"{ratio(_launch_count(other), _launch_count(base))} its operator launches",
         ]
         other_latency = _latency_of(other)
         if base_latency and other_latency and base_latency[1] == other_latency[1]:
-            parts.append(f"and {_ratio(other_latency[0], base_latency[0])} its {other_latency[1]} latency")
+            parts.append(f"and {ratio(other_latency[0], base_latency[0])} its {other_latency[1]} latency")
         lines.append(", ".join(parts))
     return lines
 
 
 def _launch_count(profile: Profile) -> int:
     return sum(1 for r in profile.records if r.phase == "forward")
-
-
-def _ratio(value: float, reference: float) -> str:
-    return f"{value / reference:.2f}x" if reference else "n/a"

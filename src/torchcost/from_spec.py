@@ -9,8 +9,10 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from torchcost.errors import ProfilingError
 from torchcost.inputs import InputOptions, example_inputs
-from torchcost.profiler import ProfilingError, profile
+from torchcost.prepare import as_dtype
+from torchcost.profiler import profile
 from torchcost.records import Profile
 from torchcost.sources import load_model
 from torchcost.units import si
@@ -36,6 +38,7 @@ def profile_spec(
     unless its weights would take more than half of this machine's memory. ``on_retry`` hears why.
     """
     options = inputs or InputOptions()
+    as_dtype(dtype)  # an unknown dtype is refused before any model is built, not retried on the cpu
     devices = [device] if device else ["meta", "cpu"]
     for attempt, run_on in enumerate(devices):
         loaded = load_model(spec, run_on, trust_pickle=trust_pickle, weights=weights)
@@ -69,7 +72,8 @@ def check_fits_in_memory(model: nn.Module, exc: ProfilingError) -> None:
     weights = sum(t.numel() * t.element_size() for t in itertools.chain(model.parameters(), model.buffers()))
     memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     if weights > memory * MEMORY_SHARE:
-        raise ProfilingError(
-            f"{exc.args[0]}\n  counting on meta failed, and on the cpu the weights alone would take "
-            f"{si(weights, 'B')} of this machine's {si(memory, 'B')}; pass --device cpu to try anyway"
-        ) from exc
+        why = (
+            f"\n  counting on meta failed, and on the cpu the weights alone would take {si(weights, 'B')} of this "
+            f"machine's {si(memory, 'B')}; to try anyway, pass "
+        )
+        raise ProfilingError(f"{exc}{why}device='cpu'", cli=f"{exc.cli}{why}--device cpu") from exc

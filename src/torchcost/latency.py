@@ -16,12 +16,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
-from rich.progress import Progress
 from torch import nn
 
+from torchcost.errors import ProfilingError
 from torchcost.hardware.detect import cpu_model_name
 from torchcost.prepare import InputSize, ModelState, prepare, with_batch
-from torchcost.timing import timing_module
+from torchcost.timing import progress_bar, timing_module
 
 UNSTABLE_CV = 0.05  # a coefficient of variation above 5% makes a single number hard to trust
 
@@ -110,6 +110,16 @@ class Latency:
                 )
         return notes
 
+    def __repr__(self) -> str:
+        from torchcost.report.notebook import latency_line
+
+        return latency_line(self)
+
+    def _repr_html_(self) -> str:
+        from torchcost.report.notebook import latency_html
+
+        return latency_html(self)
+
     def to_dict(self) -> dict[str, Any]:
         first = self._first()
         return {
@@ -184,7 +194,7 @@ def measure(
     """
     prepared = prepare(model, inputs, kwargs, input_size, dtype, device)
     if prepared.device.type == "meta":
-        raise ValueError("latency cannot be measured on the meta device; pass device='cpu' or 'cuda'")
+        raise ProfilingError("latency cannot be measured on the meta device; pass device='cpu' or 'cuda'")
     threads = threads or torch.get_num_threads()
     cudnn_benchmark = True if prepared.device.type == "cuda" else None
     latency = Latency(
@@ -205,7 +215,7 @@ def measure(
         prepared.model.eval()
         with (
             measurement_conditions(threads, cudnn_benchmark, flush_denormal),
-            Progress(disable=not progress, transient=True) as bar,
+            progress_bar(progress) as bar,
         ):
             task = bar.add_task("measuring latency", total=len(sizes))
             for batch in sizes:

@@ -7,6 +7,8 @@ mixture-of-experts routing are whatever the model code does. What is assumed is 
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import itertools
 import math
 import time
@@ -16,11 +18,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from torchcost.errors import ProfilingError
 from torchcost.hardware import Hardware, hardware
 from torchcost.prepare import copy_to
 from torchcost.profiler import profile
 from torchcost.records import Profile
 from torchcost.roofline import predict
+from torchcost.sources import MODEL_FILE_SUFFIXES, load_model
+from torchcost.sources.base import require
 from torchcost.units import si
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -29,18 +34,23 @@ MAX_SWEEP_BATCH = 1024
 
 
 # Published architecture numbers (weights are never loaded): config class, then
-# (hidden, MLP, layers, query heads, key/value heads, vocabulary), then anything else the model needs.
+# (hidden, MLP, layers, query heads, key/value heads, vocabulary), then anything else the model needs,
+# with the context length it was trained for (max_position_embeddings).
 PRESETS: dict[str, tuple[str, tuple[int, int, int, int, int, int], dict[str, Any]]] = {
-    "llama-3-8b": ("LlamaConfig", (4096, 14336, 32, 32, 8, 128256), {}),
-    "llama-3-70b": ("LlamaConfig", (8192, 28672, 80, 64, 8, 128256), {}),
-    "llama-3-405b": ("LlamaConfig", (16384, 53248, 126, 128, 8, 128256), {}),
-    "mistral-7b": ("MistralConfig", (4096, 14336, 32, 32, 8, 32000), {"sliding_window": 4096}),
+    "llama-3-8b": ("LlamaConfig", (4096, 14336, 32, 32, 8, 128256), {"max_position_embeddings": 8192}),
+    "llama-3-70b": ("LlamaConfig", (8192, 28672, 80, 64, 8, 128256), {"max_position_embeddings": 8192}),
+    "llama-3-405b": ("LlamaConfig", (16384, 53248, 126, 128, 8, 128256), {"max_position_embeddings": 131072}),
+    "mistral-7b": (
+        "MistralConfig",
+        (4096, 14336, 32, 32, 8, 32000),
+        {"sliding_window": 4096, "max_position_embeddings": 32768},
+    ),
     "mixtral-8x7b": (
         "MixtralConfig",
         (4096, 14336, 32, 32, 8, 32000),
-        {"num_local_experts": 8, "num_experts_per_tok": 2},
+        {"num_local_experts": 8, "num_experts_per_tok": 2, "max_position_embeddings": 32768},
     ),
-    "qwen2-7b": ("Qwen2Config", (3584, 18944, 28, 28, 4, 152064), {}),
+    "qwen2-7b": ("Qwen2Config", (3584, 18944, 28, 28, 4, 152064), {"max_position_embeddings": 32768}),
     # deepseek-ai/DeepSeek-V3's config.json: multi-head latent attention, 256 routed experts (8 per token) and 1
     # shared expert in all but the first 3 layers; 671 B parameters, 37 B active
     "deepseek-v3": (
@@ -59,16 +69,19 @@ PRESETS: dict[str, tuple[str, tuple[int, int, int, int, int, int], dict[str, Any
             "qk_nope_head_dim": 128,
             "qk_rope_head_dim": 64,
             "v_head_dim": 128,
+            "max_position_embeddings": 163840,
         },
     ),
-    "gemma-2b": ("GemmaConfig", (2048, 16384, 18, 8, 1, 256000), {"head_dim": 256}),
-    "gpt-neox-1b": ("GPTNeoXConfig", (2048, 8192, 16, 8, 8, 50304), {}),
+    "gemma-2b": ("GemmaConfig", (2048, 16384, 18, 8, 1, 256000), {"head_dim": 256, "max_position_embeddings": 8192}),
+    "gpt-neox-1b": ("GPTNeoXConfig", (2048, 8192, 16, 8, 8, 50304), {"max_position_embeddings": 2048}),
 }
+# Where configs keep the longest context the model takes (GPT-2: n_positions, most others: max_position_embeddings)
+MAX_POSITION_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length", "n_ctx")
 
 
 def preset_config(name: str) -> Any:
     """The transformers config of a preset (``gpt2`` is GPT2Config's own default)."""
-    import transformers
+    transformers = require("transformers", "transformers")
 
     if name == "gpt2":
         return transformers.GPT2Config()
@@ -94,15 +107,51 @@ def presets() -> list[str]:
 def build_llm(spec: str) -> nn.Module:
     """A preset name (``llama-3-70b``) or any model spec torchcost.sources knows, built on meta."""
     if spec in presets():
-        import transformers
-
+        transformers = require("transformers", "transformers")
         config = preset_config(spec)
         with torch.device("meta"):
-            built: nn.Module = transformers.AutoModelForCausalLM.from_config(config)  # type: ignore[no-untyped-call]
+            built: nn.Module = transformers.AutoModelForCausalLM.from_config(config)
         return built
-    from torchcost.sources import load_model
-
+    if ":" not in spec and not spec.endswith(MODEL_FILE_SUFFIXES):
+        close = difflib.get_close_matches(spec, presets(), n=3, cutoff=0.4)
+        maybe = f"did you mean {', '.join(close)}? " if close else ""
+        raise ProfilingError(
+            f"unknown LLM preset {spec!r}; {maybe}presets: {', '.join(presets())}; "
+            "or give a model spec such as hf:llama or hf:path/to/config.json"
+        )
     return load_model(spec, "meta").model
+
+
+def check_causal_lm(spec: str, model: nn.Module) -> None:
+    """Refuse, in one line, a model that is not a decoder taking a KV cache (``past_key_values``)."""
+    takes_cache = "past_key_values" in inspect.signature(model.forward).parameters
+    if not takes_cache or getattr(getattr(model, "config", None), "is_encoder_decoder", False):
+        raise ProfilingError(
+            f"{spec} is not a causal LM ({type(model).__name__} is not a decoder that takes past_key_values); "
+            "give one such as hf:gpt2, hf:llama or a preset"
+        )
+
+
+def max_positions(model: nn.Module) -> int | None:
+    """The longest context the model's config allows, when it says."""
+    config = getattr(model, "config", None)
+    found = (getattr(config, key, None) for key in MAX_POSITION_KEYS)
+    return next((value for value in found if isinstance(value, int) and value > 0), None)
+
+
+def check_context(spec: str, model: nn.Module, prompt_len: int, gen_len: int) -> None:
+    """Refuse a context longer than the model takes: past it, a learned position table (GPT-2) has no entry,
+    and a rotary model runs outside what it was trained for, so the counts would describe no real run."""
+    longest = max_positions(model)
+    if longest is None or prompt_len + gen_len <= longest:
+        return
+    gen = min(gen_len, longest // 2)
+    said = f"{{}} + {{}} = {prompt_len + gen_len:,} tokens, but {spec} takes at most {longest:,} positions (its config)"
+    fix = f"; e.g. {{}}{longest - gen} {{}}{gen}"
+    raise ProfilingError(
+        said.format("prompt_len", "gen_len") + fix.format("prompt_len=", "gen_len="),
+        cli=said.format("--prompt-len", "--gen-len") + fix.format("--prompt-len ", "--gen-len "),
+    )
 
 
 @dataclass(frozen=True)
@@ -121,6 +170,9 @@ class PhaseCost:
 
     @property
     def bound(self) -> str:
+        """overhead when the per-op overhead is most of the time, else the larger of compute and memory."""
+        if self.overhead_s > self.compute_s + self.memory_s:
+            return "overhead"
         return "compute" if self.compute_s >= self.memory_s else "memory"
 
     @property
@@ -365,6 +417,8 @@ def llm_profile(
     start = time.perf_counter()
     spec = model if isinstance(model, str) else type(model).__name__
     module = build_llm(model) if isinstance(model, str) else model
+    check_causal_lm(spec, module)
+    check_context(spec, module, prompt_len, gen_len)
     module = copy_to(module, torch.device("meta"), DTYPES[dtype]).eval()
     device = hardware(hardware_name) if isinstance(hardware_name, str) else hardware_name
     precision = _Precision(dtype, kv_dtype or dtype, weight_bits or BITS[dtype])
@@ -402,7 +456,7 @@ def llm_profile(
         prefill=prefill,
         decode=decode,
         device_memory=device.memory,
-        assumptions=_assumptions(precision, device),
+        assumptions=_assumptions(precision, device, experts=_has_experts(module)),
         latent_cache=_latent_cache(module, precision),
     )
     if result.latent_cache is not None:
@@ -462,15 +516,23 @@ def _sweep(
     return points
 
 
-def _assumptions(precision: _Precision, device: Hardware) -> list[str]:
+def _has_experts(model: nn.Module) -> bool:
+    """A mixture-of-experts model: some module is named for its experts (``mlp.experts``)."""
+    return any(name.rsplit(".", 1)[-1] == "experts" for name, _ in model.named_modules())
+
+
+def _assumptions(precision: _Precision, device: Hardware, experts: bool) -> list[str]:
     notes = [
         "counted on meta with the model's own forward and KV cache; eager execution, one kernel per ATen op "
         "(per-op overhead included; CUDA graphs or compilation remove most of it)",
         f"activations at {precision.dtype}; weight and KV-cache reads rescaled to {precision.weight_bits}-bit "
         f"weights and {precision.kv_dtype} KV cache",
         "memory = weights + KV cache at the full context; activations and framework buffers not included",
-        "mixture of experts: routing is unknown on meta; each token goes to its top-k experts and tokens are "
-        "spread evenly, so a step reads min(experts, routed tokens) experts' weights",
-        f"rates: {device.name}, {'calibrated' if device.calibration else 'spec peaks x default efficiency'}",
     ]
+    if experts:
+        notes.append(
+            "mixture of experts: routing is unknown on meta; each token goes to its top-k experts and tokens are "
+            "spread evenly, so a step reads min(experts, routed tokens) experts' weights"
+        )
+    notes.append(f"rates: {device.name}, {'calibrated' if device.calibration else 'spec peaks x default efficiency'}")
     return notes

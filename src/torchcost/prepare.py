@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,7 @@ from torch import nn
 from torch.nn.parameter import is_lazy
 from torch.utils._pytree import tree_map
 
+from torchcost.errors import ProfilingError
 from torchcost.params import unique_parameters
 
 InputSize = Sequence[int] | Sequence[Sequence[int]]
@@ -38,12 +40,12 @@ def prepare(
 ) -> Prepared:
     """Inputs and model on the run device and dtype; the user's model is copied, never moved."""
     if inputs and input_size is not None:
-        raise ValueError("give either example inputs or input_size, not both")
+        raise ProfilingError("give either example inputs or input_size=, not both")
     run_dtype = as_dtype(dtype)
     if has_lazy_parameters(model):
         model = initialized_copy(model, inputs, kwargs)
     model_device = device_of(model)
-    run_device = torch.device(device) if device is not None else model_device
+    run_device = checked_device(device) if device is not None else model_device
     needs_copy = run_device != model_device or (run_dtype is not None and _dtype_of(model) != run_dtype)
     run_model = copy_to(model, run_device, run_dtype) if needs_copy else model
     if input_size is not None:
@@ -64,7 +66,10 @@ def copy_to(model: nn.Module, device: torch.device, dtype: torch.dtype | None) -
         if isinstance(tensor, nn.Parameter):
             moved = nn.Parameter(moved, requires_grad=tensor.requires_grad)
         memo[id(tensor)] = moved
-    return copy.deepcopy(model, memo)
+    with warnings.catch_warnings():
+        # an exported program's graph keeps fake tensors in its node metadata, and copying one warns
+        warnings.filterwarnings("ignore", message="Accessing the data pointer of FakeTensor")
+        return copy.deepcopy(model, memo)
 
 
 def has_lazy_parameters(model: nn.Module) -> bool:
@@ -86,7 +91,23 @@ def as_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
         return dtype
     resolved = getattr(torch, dtype, None)
     if not isinstance(resolved, torch.dtype):
-        raise ValueError(f"unknown dtype {dtype!r}; use a torch dtype name such as float32, float16, bfloat16")
+        raise ProfilingError(f"unknown dtype {dtype!r}; use a torch dtype name such as float32, float16, bfloat16")
+    return resolved
+
+
+def checked_device(device: torch.device | str) -> torch.device:
+    """``device`` as a ``torch.device``, refused in one line when torch does not know it or it is not here."""
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise ProfilingError(f"unknown device {str(device)!r}; use meta, cpu or cuda") from None
+    missing = (resolved.type == "cuda" and not torch.cuda.is_available()) or (
+        resolved.type == "mps" and not torch.backends.mps.is_available()
+    )
+    if missing:
+        raise ProfilingError(f"device {str(device)!r}: no {resolved.type} device is available here; use meta or cpu")
+    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
+        raise ProfilingError(f"device {str(device)!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     return resolved
 
 
@@ -102,11 +123,13 @@ def _dtype_of(model: nn.Module) -> torch.dtype | None:
 def random_inputs(input_size: InputSize, dtype: torch.dtype, device: torch.device) -> tuple[Any, ...]:
     """Random tensors of these shapes (zeros for integer dtypes), the same on every run: drawn from their own
     generator, so that making them leaves the global random stream alone."""
-    sizes = [input_size] if isinstance(input_size[0], int) else list(input_size)
+    sizes = [input_size] if input_size and isinstance(input_size[0], int) else list(input_size)
     generator = torch.Generator().manual_seed(0)
     made = []
-    for size in sizes:
+    for size in sizes or [()]:
         shape = tuple(int(s) for s in size)  # type: ignore[attr-defined]
+        if not shape or min(shape) < 1:
+            raise ProfilingError(f"input_size {shape} is not a shape of positive sizes such as (1, 3, 224, 224)")
         if dtype.is_floating_point or dtype.is_complex:
             made.append(torch.randn(shape, dtype=dtype, generator=generator).to(device))
         else:

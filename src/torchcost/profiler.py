@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections import Counter
 from typing import Any
 
@@ -12,6 +13,7 @@ from torch import nn
 from torchcost.counting.meta_values import BUILT, MetaFunctions, MetaValues
 from torchcost.counting.mode import CountingMode, ModuleStack
 from torchcost.counting.registry import tensors_in
+from torchcost.errors import ProfilingError as ProfilingError  # re-exported: it was defined here
 from torchcost.params import count_params, params_per_module, size_bytes, size_if
 from torchcost.prepare import InputSize, ModelState, device_of, prepare, random_inputs
 from torchcost.records import (
@@ -23,10 +25,6 @@ from torchcost.records import (
     TensorSpec,
     UncountedOp,
 )
-
-
-class ProfilingError(RuntimeError):
-    """The model could not be run on the given inputs; the message names the module and the shapes."""
 
 
 def profile(
@@ -114,23 +112,35 @@ def _forward(
     device: torch.device,
 ) -> Any:
     try:
-        return model(*inputs, **kwargs)
+        with warnings.catch_warnings():
+            # the module stack's hooks are global; a compiled module warns that they fire once more for it
+            warnings.filterwarnings("ignore", message=r"Using `torch.compile\(module\)` when there are global hooks")
+            return model(*inputs, **kwargs)
     except Exception as exc:
-        raise ProfilingError(_forward_failure(model, stack, exc, device)) from exc
+        raise _forward_failure(model, stack, exc, device) from exc
 
 
-def _forward_failure(model: nn.Module, stack: ModuleStack, exc: Exception, device: torch.device) -> str:
+def _forward_failure(model: nn.Module, stack: ModuleStack, exc: Exception, device: torch.device) -> ProfilingError:
     where = f"the forward of {type(model).__name__}"
     if stack.forward and stack.forward[-1]:
         module = model.get_submodule(stack.forward[-1])
         shapes = ", ".join(str(list(s)) for s in stack.forward_inputs[-1]) or "(keyword inputs only)"
         where = f"module '{stack.forward[-1]}' ({type(module).__name__}) with input shapes {shapes}"
-    hint = "check the input shapes (--input-size) against what the model expects"
+    failed = f"{where} failed: {type(exc).__name__}: {exc}\n  hint: "
     if isinstance(exc, TypeError) and "forward() missing" in str(exc):
-        hint = "give the example inputs its forward takes, e.g. profile(model, torch.randn(1, 3, 224, 224))"
-    if device.type == "meta" and any(word in str(exc) for word in ("meta", "item", "data-dependent")):
-        hint = "this model needs real data (a value-dependent branch or shape); profile on device='cpu'"
-    return f"{where} failed: {type(exc).__name__}: {exc}\n  hint: {hint}"
+        give = "give the example inputs its forward takes, "
+        return ProfilingError(
+            failed + give + "e.g. profile(model, torch.randn(1, 3, 224, 224))",
+            cli=failed + give + "with --input-size or --kwargs-json",
+        )
+    meta_failure = isinstance(exc, RuntimeError | NotImplementedError)
+    if device.type == "meta" and meta_failure and any(word in str(exc) for word in ("meta", "item", "data-dependent")):
+        why = "this model needs real data (a value-dependent branch or shape); profile on "
+        return ProfilingError(failed + why + "device='cpu'", cli=failed + why + "--device cpu")
+    check = "check the input shapes ({}) against what the model expects"
+    return ProfilingError(
+        failed + check.format("the example inputs or input_size="), cli=failed + check.format("--input-size")
+    )
 
 
 def _backward(output: Any, mode: CountingMode) -> None:

@@ -219,3 +219,13 @@ class Profile:
         from torchcost.report.terminal import render_text
 
         return render_text(self)
+
+    def __repr__(self) -> str:
+        from torchcost.report.notebook import profile_line
+
+        return profile_line(self)
+
+    def _repr_html_(self) -> str:
+        from torchcost.report.notebook import profile_html
+
+        return profile_html(self)

@@ -144,6 +144,16 @@ class Prediction:
             totals[getattr(op, key)] += op.time_s
         return dict(totals)
 
+    def __repr__(self) -> str:
+        from torchcost.report.notebook import prediction_line
+
+        return prediction_line(self)
+
+    def _repr_html_(self) -> str:
+        from torchcost.report.notebook import prediction_html
+
+        return prediction_html(self)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "hardware": self.hardware,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 UNIT_NOTE = "units: decimal SI (1 k = 10^3, 1 M = 10^6, 1 G = 10^9; 1 MB = 10^6 bytes)"
 
 _PREFIXES = (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3))
@@ -25,3 +27,13 @@ def duration(seconds: float) -> str:
         if abs(seconds) >= scale:
             return f"{seconds / scale:.2f} {unit}"
     return f"{seconds / 1e-9:.0f} ns"
+
+
+def ratio(value: float, reference: float) -> str:
+    """``ratio(3, 100) == "0.03x"``; below 0.01, two significant digits: ``ratio(1, 8100) == "0.00012x"``."""
+    if not reference:
+        return "n/a"
+    r = value / reference
+    if r == 0 or abs(r) >= 0.01:
+        return f"{r:.2f}x"
+    return f"{r:.{1 - math.floor(math.log10(abs(r)))}f}x"

@@ -50,3 +50,16 @@ def test_missing_plotly_is_an_install_hint(monkeypatch):
     monkeypatch.setitem(sys.modules, "plotly", None)
     with pytest.raises(MissingPackageError, match=r"pip install 'torchcost\[html\]'"):
         render_html(small_profile())
+
+
+def test_chart_axes_use_si_prefixes_and_legends_clear_the_toolbar():
+    from torchcost.report import charts
+
+    first, second = small_profile(), small_profile()
+    compare = charts.compare_figure([first, second])
+    axes = [compare.layout[name] for name in ("yaxis", "yaxis2", "yaxis3", "yaxis4")]
+    assert [axis.exponentformat for axis in axes] == ["SI"] * 4  # 4G as the tool prints it, not plotly's 4B
+    assert axes[3].ticksuffix == "B"  # memory access in bytes
+    assert compare.layout.legend.y < 0  # below the charts: the toolbar and the subplot titles are above them
+    shares = charts.share_figure(*charts.operator_shares(first))
+    assert shares.layout.legend.y > 1 and shares.layout.margin.t >= 60  # a band above the legend for the toolbar

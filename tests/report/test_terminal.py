@@ -3,6 +3,7 @@
 
 import io
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,28 @@ def test_report_matches_golden_file():
     check_golden("small_net.txt", render_text(profile, depth=2))
 
 
+def test_report_at_80_columns_matches_golden_file():
+    profile = torchcost.profile(small_net(), input_size=(1, 3, 16, 16), device="meta")
+    text = render_text(profile, depth=2, width=80)
+    assert max(len(line) for line in text.splitlines()) <= 80
+    check_golden("small_net_80.txt", text)
+
+
+NUMBER = re.compile(r"^(-|\d[\d,]*(\.\d+)?( [kMGT]?(B|FLOP/s)?|%| [mµn]?s)?)$")
+
+
+def test_at_80_columns_numbers_stay_whole_and_the_measured_time_is_kept():
+    profile = with_measurements(small_profile())
+    text = render_with(profile, width=80, depth=2)
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    for line in lines:
+        if line.startswith("│") and line.count("│") > 4:  # a row of the module or operator table
+            cells = [cell.strip() for cell in line.strip("│").split("│")[1:]]
+            assert all(NUMBER.match(cell) or cell == "" for cell in cells), line
+    assert len(re.findall(r"┃ +time ┃", text)) == 2  # module and operator tables keep it (dropped last)
+
+
 def test_rows_sum_to_their_parent():
     profile = torchcost.profile(small_net(), input_size=(1, 3, 16, 16))
     rows = {m.name: m for m in profile.modules}
@@ -67,9 +90,9 @@ def op_lines(text: str, profile) -> list[str]:
     ]
 
 
-def render_with(profile, **options) -> str:
+def render_with(profile, width=200, **options) -> str:
     buffer = io.StringIO()
-    render(profile, Console(file=buffer, width=200, color_system=None), **options)
+    render(profile, Console(file=buffer, width=width, color_system=None), **options)
     return buffer.getvalue()
 
 
@@ -119,3 +142,18 @@ def test_measured_data_adds_latency_time_columns_and_findings():
     assert "% time" in text and "findings:" in text and "40% of measured time" in text
     slowest = max(profile.operators, key=lambda o: o.measured_s)
     assert op_lines(text, profile)[0] == slowest.op
+
+
+def test_brackets_in_names_are_printed_not_read_as_markup():
+    class Gate(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.add_module("proj[bold]", nn.Linear(4, 4))
+
+        def forward(self, x):
+            return getattr(self, "proj[bold]")(x)
+
+    profile = torchcost.profile(Gate(), input_size=(1, 4), device="meta")
+    profile.model = "hf:configs/[html]/config.json"
+    text = render_with(profile, depth=1, sort="flops")
+    assert "torchcost: hf:configs/[html]/config.json" in text and "│ proj[bold] " in text

@@ -21,10 +21,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from rich.progress import Progress
 
 from torchcost.hardware.detect import cpu_model_name
-from torchcost.timing import timing_module
+from torchcost.timing import progress_bar, timing_module
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -179,7 +178,7 @@ def calibrate(device: str = "cpu", quick: bool = False, progress: bool = True, s
     )
     dtypes = ["fp32", "bf16", "fp16"] if gpu else ["fp32", "bf16"]
     steps = len(dtypes) + 6
-    with Progress(disable=not progress, transient=True) as bar, torch.inference_mode():
+    with progress_bar(progress) as bar, torch.inference_mode():
         task = bar.add_task("calibrating", total=steps)
         for name in dtypes:
             a = torch.randn(n, n, device=dev, dtype=DTYPES[name])

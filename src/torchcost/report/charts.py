@@ -13,7 +13,8 @@ TOP_BARS = 12  # bars per share chart; the rest are summed into "other"
 COLORS = {"FLOPs": "#4c72b0", "memory access": "#dd8452", "measured time": "#55a868"}
 LAYOUT: dict[str, Any] = {
     "template": "plotly_white",
-    "margin": {"l": 10, "r": 10, "t": 30, "b": 40},
+    # the top margin leaves the toolbar (top right) a band of its own above the legend
+    "margin": {"l": 10, "r": 10, "t": 64, "b": 40},
     "legend": {"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0},
     "font": {"family": "system-ui, -apple-system, Segoe UI, sans-serif", "size": 12},
 }
@@ -146,18 +147,18 @@ def compare_figure(profiles: Sequence[Profile]) -> Any:
     from plotly.subplots import make_subplots
 
     go = _go()
-    quantities: list[tuple[str, Any]] = [
-        ("params", lambda p: p.params.total),
-        ("MACs", lambda p: p.macs),
-        ("FLOPs", lambda p: p.flops),
-        ("memory access (bytes)", lambda p: p.memory_access.total),
+    quantities: list[tuple[str, str, Any]] = [  # (title, unit, value)
+        ("params", "", lambda p: p.params.total),
+        ("MACs", "", lambda p: p.macs),
+        ("FLOPs", "", lambda p: p.flops),
+        ("memory access", "B", lambda p: p.memory_access.total),
     ]
     if all(p.latency is not None for p in profiles):
-        quantities.append(("latency (s)", lambda p: p.latency.median_s if p.latency else 0.0))
-    figure = make_subplots(rows=1, cols=len(quantities), subplot_titles=[q for q, _ in quantities])
+        quantities.append(("latency", "s", lambda p: p.latency.median_s if p.latency else 0.0))
+    figure = make_subplots(rows=1, cols=len(quantities), subplot_titles=[q for q, _, _ in quantities])
     palette = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c"]
     for index, profile in enumerate(profiles):
-        for column, (quantity, value) in enumerate(quantities, start=1):
+        for column, (quantity, unit, value) in enumerate(quantities, start=1):
             figure.add_trace(
                 go.Bar(
                     x=[profile.model],
@@ -166,11 +167,15 @@ def compare_figure(profiles: Sequence[Profile]) -> Any:
                     legendgroup=profile.model,
                     showlegend=column == 1,
                     marker_color=palette[index % len(palette)],
-                    hovertemplate=f"{profile.model}<br>{quantity}: %{{y:.4s}}<extra></extra>",
+                    hovertemplate=f"{profile.model}<br>{quantity}: %{{y:.4s}}{unit}<extra></extra>",
                 ),
                 row=1,
                 col=column,
             )
-    figure.update_layout(**LAYOUT, height=380, barmode="group")
+    # the legend below the charts: above them are the subplot titles
+    legend = {"orientation": "h", "x": 0, "y": -0.04, "yanchor": "top"}
+    figure.update_layout(**{**LAYOUT, "legend": legend}, height=400, barmode="group")
     figure.update_xaxes(showticklabels=False)
+    for column, (_, unit, _) in enumerate(quantities, start=1):
+        figure.update_yaxes(exponentformat="SI", ticksuffix=unit, row=1, col=column)  # 4G as printed, not 4B
     return figure

@@ -6,28 +6,37 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from torchcost.llm import LLMProfile, PhaseCost
+from torchcost.llm import LLMProfile, PhaseCost, SweepPoint
+from torchcost.report.columns import Column
+from torchcost.report.fitted import FittedTable
 from torchcost.report.measurements import seconds
 from torchcost.units import si
 
-
-def _phase_row(table: Table, label: str, phase: PhaseCost) -> None:
-    table.add_row(
-        label,
-        si(phase.macs),
-        si(phase.flops),
-        si(phase.bytes, "B"),
-        f"{phase.intensity:.1f}",
-        phase.bound,
-        seconds(phase.time_s),
-        seconds(phase.overhead_s),
-    )
+Pass = tuple[str, PhaseCost]
+PHASE_COLUMNS: list[Column[Pass]] = [
+    Column("pass", lambda p: p[0], numeric=False),
+    Column("MACs", lambda p: si(p[1].macs), drop=3),
+    Column("FLOPs", lambda p: si(p[1].flops)),
+    Column("memory access", lambda p: si(p[1].bytes, "B")),
+    Column("FLOP/byte", lambda p: f"{p[1].intensity:.1f}", drop=4),
+    Column("bound", lambda p: p[1].bound, numeric=False),
+    Column("time", lambda p: seconds(p[1].time_s)),
+    Column("of which overhead", lambda p: seconds(p[1].overhead_s), drop=2),
+]
+SWEEP_COLUMNS: list[Column[SweepPoint]] = [
+    Column("batch", lambda p: str(p.batch)),
+    Column("memory", lambda p: si(p.memory_bytes, "B")),
+    Column("fits", lambda p: "yes" if p.fits else "no"),
+    Column("time per token", lambda p: seconds(p.time_per_token_s)),
+    Column("tokens/s", lambda p: f"{p.tokens_per_s:,.0f}"),
+]
 
 
 def llm_tables(result: LLMProfile) -> RenderableType:
-    summary = Table(title=f"LLM cost: {result.model} on {result.hardware}", show_header=False, title_justify="left")
-    summary.add_column("quantity", style="bold")
-    summary.add_column("value", justify="right")
+    title = Text(f"LLM cost: {result.model} on {result.hardware}", style="table.title")
+    summary = Table(title=title, show_header=False, title_justify="left")
+    summary.add_column("quantity", style="bold", no_wrap=True)
+    summary.add_column("value", justify="right", no_wrap=True)
     summary.add_column("detail", style="dim")
     summary.add_row(
         "setting",
@@ -53,26 +62,11 @@ def llm_tables(result: LLMProfile) -> RenderableType:
     )
     summary.add_row("throughput", f"{result.tokens_per_s:,.1f} tokens/s", f"counted in {result.counting_s:.1f} s")
 
-    phases = Table(title="per pass (one decode step = one token for each sequence)", title_justify="left")
-    for header in ("pass", "MACs", "FLOPs", "memory access", "FLOP/byte", "bound", "time", "of which overhead"):
-        phases.add_column(header, justify="left" if header in ("pass", "bound") else "right")
-    _phase_row(phases, f"prefill ({result.prompt_len} tokens)", result.prefill)
-    for step in result.decode:
-        _phase_row(phases, f"decode at context {step.context}", step)
-
+    passes = [(f"prefill ({result.prompt_len} tokens)", result.prefill)]
+    passes += [(f"decode at context {step.context}", step) for step in result.decode]
+    phases = FittedTable(PHASE_COLUMNS, passes, title="per pass (one decode step = one token for each sequence)")
     parts: list[RenderableType] = [summary, phases]
     if result.sweep:
-        sweep = Table(title="batch sweep (decode at the middle context)", title_justify="left")
-        for header in ("batch", "memory", "fits", "time per token", "tokens/s"):
-            sweep.add_column(header, justify="right")
-        for point in result.sweep:
-            sweep.add_row(
-                str(point.batch),
-                si(point.memory_bytes, "B"),
-                "yes" if point.fits else "no",
-                seconds(point.time_per_token_s),
-                f"{point.tokens_per_s:,.0f}",
-            )
-        parts.append(sweep)
+        parts.append(FittedTable(SWEEP_COLUMNS, result.sweep, title="batch sweep (decode at the middle context)"))
     parts.append(Text("assumptions:\n" + "\n".join(f"- {a}" for a in result.assumptions), style="dim"))
     return Group(*parts)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from torchcost.records import Profile
 from torchcost.report import extras
 from torchcost.report.columns import Column, Row, module_columns, operator_columns
+from torchcost.report.fitted import GAP
 from torchcost.report.rows import check_sort, modules_shown, operators_shown
 from torchcost.report.summary import compare_rows, summary_items
 from torchcost.units import UNIT_NOTE
@@ -28,7 +29,7 @@ def render_markdown(
     if by in (None, "module"):
         title = f"### Per module (depth {depth}{', by ' + sort if sort else ''})"
         # Markdown collapses leading spaces, so modules are shown by their full dotted path
-        rows = modules_shown(profile, depth, sort, top if sort else None)
+        rows = modules_shown(profile, depth, sort, top)
         parts += [title, _rows_table(module_columns(profile, flat=True), rows)]
     if by in (None, "op"):
         title = f"### Per operator{' (by ' + sort + ')' if sort else ''}"
@@ -57,8 +58,9 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], numeric: Sequen
     return "\n".join(lines)
 
 
-def _rows_table(columns: Sequence[Column[Row]], rows: Sequence[Row]) -> str:
-    cells = [[column.cell(row) for column in columns] for row in rows]
+def _rows_table(columns: Sequence[Column[Row]], rows: Sequence[Row | None]) -> str:
+    """``None`` rows (rows left out) print as ``...``."""
+    cells = [[GAP] + [""] * (len(columns) - 1) if row is None else [c.cell(row) for c in columns] for row in rows]
     return table([c.header for c in columns], cells, [c.numeric for c in columns])
 
 

@@ -9,10 +9,13 @@ from rich.table import Table
 from rich.text import Text
 
 from torchcost.guidelines import Experiment
+from torchcost.guidelines import Row as GuidelineRow
 from torchcost.hardware import Hardware
 from torchcost.hardware.calibrate import Calibration
-from torchcost.latency import UNSTABLE_CV, Latency
-from torchcost.units import duration, si
+from torchcost.latency import UNSTABLE_CV, BatchLatency, Latency
+from torchcost.report.columns import Column
+from torchcost.report.fitted import FittedTable
+from torchcost.units import duration, ratio, si
 
 
 def seconds(value: float | None) -> str:
@@ -28,23 +31,20 @@ def conditions(latency: Latency) -> str:
     )
 
 
-def latency_table(latency: Latency, title: str = "latency") -> Table:
-    table = Table(title=title, caption=conditions(latency), title_justify="left", caption_justify="left")
-    table.add_column("batch", justify="right")
-    for header in ("median", "p90", "p99", "IQR", "CV", "runs", "samples/s"):
-        table.add_column(header, justify="right")
-    for b in latency.by_batch:
-        table.add_row(
-            "as given" if b.batch is None else str(b.batch),
-            seconds(b.median_s),
-            seconds(b.p90_s),
-            seconds(b.p99_s),
-            seconds(b.iqr_s),
-            Text(f"{b.cv:.1%}", style="bold red" if b.unstable else ""),
-            str(b.runs),
-            f"{b.samples_per_s:,.1f}" if b.samples_per_s else "-",
-        )
-    return table
+LATENCY_COLUMNS: list[Column[BatchLatency]] = [
+    Column("batch", lambda b: "as given" if b.batch is None else str(b.batch)),
+    Column("median", lambda b: seconds(b.median_s)),
+    Column("p90", lambda b: seconds(b.p90_s), drop=1),
+    Column("p99", lambda b: seconds(b.p99_s), drop=3),
+    Column("IQR", lambda b: seconds(b.iqr_s), drop=4),
+    Column("CV", lambda b: f"{b.cv:.1%}", style=lambda b: "bold red" if b.unstable else ""),
+    Column("runs", lambda b: str(b.runs), drop=5),
+    Column("samples/s", lambda b: f"{b.samples_per_s:,.1f}" if b.samples_per_s else "-", drop=2),
+]
+
+
+def latency_table(latency: Latency, title: str = "latency") -> FittedTable[BatchLatency]:
+    return FittedTable(LATENCY_COLUMNS, latency.by_batch, title=title, caption=conditions(latency))
 
 
 def latency_warnings(latency: Latency) -> Text:
@@ -60,34 +60,48 @@ def _rate(hw: Hardware, dtype: str) -> str:
     return si(value) if value else "-"
 
 
-def hardware_list_table(devices: list[Hardware]) -> Table:
-    table = Table(title="known hardware (peak, dense; FLOP/s, int8 in OP/s)", title_justify="left")
-    for header in ("key", "name"):
-        table.add_column(header)
-    for header in ("fp32", "fp16", "bf16", "int8", "bandwidth", "memory"):
-        table.add_column(header, justify="right")
-    for hw in devices:
-        table.add_row(
-            hw.key,
-            hw.name,
-            *(_rate(hw, dtype) for dtype in ("fp32", "fp16", "bf16", "int8")),
-            si(hw.bandwidth, "B/s") if hw.bandwidth else "-",
-            si(hw.memory, "B") if hw.memory else "-",
-        )
-    return table
+HARDWARE_COLUMNS: list[Column[Hardware]] = [
+    Column("key", lambda hw: hw.key, numeric=False),
+    Column("name", lambda hw: hw.name, numeric=False, drop=1),
+    Column("fp32", lambda hw: _rate(hw, "fp32")),
+    Column("fp16", lambda hw: _rate(hw, "fp16"), drop=2),
+    Column("bf16", lambda hw: _rate(hw, "bf16")),
+    Column("int8", lambda hw: _rate(hw, "int8"), drop=3),
+    Column("bandwidth", lambda hw: si(hw.bandwidth, "B/s") if hw.bandwidth else "-"),
+    Column("memory", lambda hw: si(hw.memory, "B") if hw.memory else "-"),
+]
+
+
+def hardware_list_table(devices: list[Hardware]) -> FittedTable[Hardware]:
+    return FittedTable(HARDWARE_COLUMNS, devices, title="known hardware (peak, dense; FLOP/s, int8 in OP/s)")
 
 
 def hardware_table(hw: Hardware) -> Table:
-    table = Table(title=f"{hw.name} ({hw.key}, {hw.kind})", show_header=False, title_justify="left")
-    table.add_column("quantity", style="bold")
+    """Peaks, bandwidth, memory and the ridge point; measured ones (calibrated) where the spec has none."""
+    about = ", ".join(dict.fromkeys([hw.key, hw.kind]))  # "l4, gpu"; this machine's CPU is "cpu", not "cpu, cpu"
+    title = Text(f"{hw.name} ({about})", style="table.title")  # Text, not markup: a CPU's name may hold "[...]"
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column("quantity", style="bold", no_wrap=True)
     table.add_column("value", justify="right")
     for dtype, rate in hw.peak.items():
         table.add_row(f"peak {dtype}", si(rate, "OP/s" if dtype.startswith("int") else "FLOP/s"))
-    table.add_row("memory bandwidth", si(hw.bandwidth, "B/s") if hw.bandwidth else "unknown")
+    calibration = hw.calibration
+    if hw.bandwidth:
+        table.add_row("memory bandwidth", si(hw.bandwidth, "B/s"))
+    elif calibration is not None:
+        table.add_row("memory bandwidth (calibrated)", si(calibration.bandwidth, "B/s"))
+    else:
+        table.add_row("memory bandwidth", "unknown (run torchcost calibrate)")
     table.add_row("memory", si(hw.memory, "B") if hw.memory else "unknown")
     table.add_row("cores / SMs", str(hw.cores) if hw.cores else "unknown")
     ridge = hw.ridge_point()
-    table.add_row("ridge point (fp32)", f"{ridge:.1f} FLOP/byte" if ridge else "-")
+    matmul = calibration.matmul_flops.get("fp32") if calibration is not None else None
+    if ridge:
+        table.add_row("ridge point (fp32)", f"{ridge:.1f} FLOP/byte")
+    elif calibration is not None and matmul and calibration.bandwidth:
+        table.add_row("ridge point (fp32 matmul, calibrated)", f"{matmul / calibration.bandwidth:.1f} FLOP/byte")
+    else:
+        table.add_row("ridge point (fp32)", "-")
     table.add_row("source", hw.source)
     for note in hw.notes:
         table.add_row("note", note)
@@ -137,26 +151,17 @@ def calibration_table(calibration: Calibration, path: Path) -> Table:
     return table
 
 
-def guideline_table(experiment: Experiment) -> Table:
+def guideline_table(experiment: Experiment) -> FittedTable[GuidelineRow]:
     """One ShuffleNet V2 experiment: each network's counts, predicted and measured latency, relative to the first."""
-    table = Table(
-        title=f"{experiment.key}: {experiment.title}",
-        caption=f"guideline: {experiment.guideline}",
-        title_justify="left",
-        caption_justify="left",
-    )
-    table.add_column("network")
-    for header in ("FLOPs", "memory access", "predicted", "measured", "CV", "measured vs first"):
-        table.add_column(header, justify="right")
     first = experiment.rows[0].measured_s if experiment.rows else 0.0
-    for row in experiment.rows:
-        table.add_row(
-            row.label,
-            si(row.flops),
-            si(row.memory_access, "B"),
-            seconds(row.predicted_s),
-            seconds(row.measured_s),
-            Text(f"{row.cv:.1%}", style="bold red" if row.cv > UNSTABLE_CV else ""),
-            f"{row.measured_s / first:.2f}x" if first else "-",
-        )
-    return table
+    columns: list[Column[GuidelineRow]] = [
+        Column("network", lambda row: row.label, numeric=False),
+        Column("FLOPs", lambda row: si(row.flops)),
+        Column("memory access", lambda row: si(row.memory_access, "B")),
+        Column("predicted", lambda row: seconds(row.predicted_s)),
+        Column("measured", lambda row: seconds(row.measured_s)),
+        Column("CV", lambda row: f"{row.cv:.1%}", drop=1, style=lambda row: "bold red" if row.cv > UNSTABLE_CV else ""),
+        Column("measured vs first", lambda row: ratio(row.measured_s, first) if first else "-"),
+    ]
+    title, caption = f"{experiment.key}: {experiment.title}", f"guideline: {experiment.guideline}"
+    return FittedTable(columns, experiment.rows, title=title, caption=caption)

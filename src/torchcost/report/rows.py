@@ -29,13 +29,32 @@ def check_sort(profile: Profile, sort: str | None) -> None:
 
 def modules_shown(
     profile: Profile, depth: int | None, sort: str | None = None, top: int | None = None
-) -> list[ModuleStats]:
-    """Modules down to ``depth`` in tree order; with ``sort``, a flat list without the root, costliest first."""
+) -> list[ModuleStats | None]:
+    """Modules down to ``depth`` in tree order; with ``sort``, a flat list without the root, costliest first.
+
+    ``top`` keeps the N costliest modules (by ``sort``, else by FLOPs then memory access). In tree order they
+    keep the root and their parents, and ``None`` stands where rows were left out (printed as ``...``).
+    """
     rows = [m for m in profile.modules if depth is None or m.depth <= depth]
-    if sort is None:
-        return rows
-    ranked = sorted((m for m in rows if m.name), key=SORT_KEYS[sort], reverse=True)
-    return ranked[:top]
+    ranked = sorted((m for m in rows if m.name), key=SORT_KEYS[sort] if sort else _cost, reverse=True)
+    if sort is not None:
+        return list(ranked[:top])
+    if top is None:
+        return list(rows)
+    kept = {""} | {m.name for m in ranked[:top]}
+    kept |= {name.rsplit(".", i)[0] for name in list(kept) for i in range(1, name.count(".") + 1)}
+    shown: list[ModuleStats | None] = []
+    for module in rows:
+        if module.name in kept:
+            shown.append(module)
+        elif shown and shown[-1] is not None:
+            shown.append(None)
+    return shown
+
+
+def _cost(row: CostTotals) -> tuple[int, int]:
+    """The default order of the costliest rows, as operators are counted: FLOPs, then memory access."""
+    return row.flops, row.memory_access.total
 
 
 def operators_shown(profile: Profile, sort: str | None = None, top: int | None = None) -> list[OperatorStats]:

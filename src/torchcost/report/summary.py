@@ -26,10 +26,20 @@ def intensity(profile: Profile) -> float:
     return profile.flops / total if total else 0.0
 
 
+def what_if(profile: Profile) -> str:
+    """``"; if stored as fp16/bf16 51.22 MB, int8 25.61 MB"``: the other dtypes' sizes that differ from the
+    real size, dtypes of equal size together."""
+    sizes: dict[int, list[str]] = {}
+    for name, size in profile.size_if.items():
+        if size != profile.size_bytes:
+            sizes.setdefault(size, []).append(name)
+    listed = ", ".join(f"{'/'.join(names)} {si(size, 'B')}" for size, names in sizes.items())
+    return f"; if stored as {listed}" if listed else ""
+
+
 def summary_items(profile: Profile) -> list[Item]:
     """inputs, params, size, MACs, FLOPs, memory access, arithmetic intensity, and latency when measured."""
     params, access = profile.params, profile.memory_access
-    what_if = ", ".join(f"{name} {si(size, 'B')}" for name, size in profile.size_if.items())
     items = [
         Item(
             "inputs",
@@ -42,7 +52,7 @@ def summary_items(profile: Profile) -> list[Item]:
             si(params.total),
             f"{params.total:,} ({params.trainable:,} trainable, {params.frozen:,} frozen); buffers {params.buffers:,}",
         ),
-        Item("size", si(profile.size_bytes, "B"), f"{profile.size_bytes:,} bytes; if stored as {what_if}"),
+        Item("size", si(profile.size_bytes, "B"), f"{profile.size_bytes:,} bytes" + what_if(profile)),
         Item("MACs", si(profile.macs), f"{profile.macs:,} multiply-accumulates"),
         Item("FLOPs", si(profile.flops), f"{profile.flops:,} (2 per MAC + other ops)"),
         Item("memory access", si(access.total, "B"), f"read {si(access.read, 'B')}, written {si(access.write, 'B')}"),

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
 
+from rich.cells import cell_len
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 from torchcost.explain import compare_findings
-from torchcost.records import Profile
+from torchcost.records import ModuleStats, OperatorStats, Profile
 from torchcost.report import extras
-from torchcost.report.columns import Column, Row, module_columns, operator_columns
+from torchcost.report.columns import module_columns, operator_columns
+from torchcost.report.fitted import FittedTable
 from torchcost.report.measurements import latency_table, latency_warnings
 from torchcost.report.rows import check_sort, modules_shown, operators_shown
 from torchcost.report.summary import brief_line, compare_rows, summary_items
@@ -22,32 +23,28 @@ DEFAULT_DEPTH = 2
 
 
 def summary_table(profile: Profile) -> Table:
-    table = Table(title=f"torchcost: {profile.model}", show_header=False, title_justify="left")
-    table.add_column("quantity", style="bold")
-    table.add_column("value", justify="right")
+    title = Text(f"torchcost: {profile.model}", style="table.title")  # Text, not markup: a spec may hold "[...]"
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column("quantity", style="bold", no_wrap=True)
+    table.add_column("value", justify="right", no_wrap=True)
     table.add_column("detail", style="dim")
     for item in summary_items(profile):
-        table.add_row(item.label, item.value, item.detail)
+        table.add_row(Text(item.label), Text(item.value), Text(item.detail))
     return table
 
 
-def module_table(profile: Profile, depth: int, sort: str | None = None, top: int | None = None) -> Table:
+def module_table(
+    profile: Profile, depth: int, sort: str | None = None, top: int | None = None
+) -> FittedTable[ModuleStats]:
+    """The module tree down to ``depth`` (or, with ``sort``, a flat list), with the columns that fit."""
     title = f"per module (depth {depth})" + (f", by {sort}" if sort else "")
-    return _table(title, module_columns(profile, flat=sort is not None), modules_shown(profile, depth, sort, top))
+    rows = modules_shown(profile, depth, sort, top)
+    return FittedTable(module_columns(profile, flat=sort is not None), rows, title=title)
 
 
-def operator_table(profile: Profile, top: int | None = None, sort: str | None = None) -> Table:
+def operator_table(profile: Profile, top: int | None = None, sort: str | None = None) -> FittedTable[OperatorStats]:
     title = "per operator" + (f", by {sort}" if sort else "")
-    return _table(title, operator_columns(profile), operators_shown(profile, sort, top))
-
-
-def _table(title: str, columns: Sequence[Column[Row]], rows: Sequence[Row]) -> Table:
-    table = Table(title=title, title_justify="left")
-    for column in columns:
-        table.add_column(column.header, justify="right" if column.numeric else "left", overflow="fold")
-    for row in rows:
-        table.add_row(*(column.cell(row) for column in columns))
-    return table
+    return FittedTable(operator_columns(profile), operators_shown(profile, sort, top), title=title)
 
 
 def uncounted_text(profile: Profile) -> Text:
@@ -69,7 +66,7 @@ def render(
     check_sort(profile, sort)
     parts: list[RenderableType] = [summary_table(profile)]
     if by in (None, "module"):
-        parts.append(module_table(profile, depth, sort, top if sort else None))
+        parts.append(module_table(profile, depth, sort, top))
     if by in (None, "op"):
         parts.append(operator_table(profile, top, sort))
     parts += [uncounted_text(profile), *latency_parts(profile), *findings_text(profile), Text(UNIT_NOTE, style="dim")]
@@ -85,9 +82,17 @@ def latency_parts(profile: Profile) -> list[RenderableType]:
     return [*parts, latency_warnings(latency)] if latency.warnings() else parts
 
 
-def findings_text(profile: Profile) -> list[Text]:
+def findings_text(profile: Profile) -> list[RenderableType]:
+    """The findings as a list; a long one wraps under its own first word, not under the dash."""
     found = extras.findings(profile)
-    return [Text("findings:", style="bold"), *(Text(f"  - {line}") for line in found)] if found else []
+    if not found:
+        return []
+    items = Table.grid(padding=(0, 1))
+    items.add_column(no_wrap=True)
+    items.add_column()
+    for line in found:
+        items.add_row("  -", Text(line))
+    return [Text("findings:", style="bold"), items]
 
 
 def render_brief(profile: Profile, console: Console) -> None:
@@ -97,12 +102,17 @@ def render_brief(profile: Profile, console: Console) -> None:
 
 def render_compare(profiles: list[Profile], console: Console) -> None:
     """Several models side by side, one column each."""
+    rows = compare_rows(profiles)
+    widths = [max(cell_len(p.model), *(cell_len(values[i]) for _, values in rows)) for i, p in enumerate(profiles)]
+    narrow = 1 + 23 + sum(w + 3 for w in widths) > console.width  # "quantity" takes 20 (+ 3)
     table = Table(title="torchcost compare", title_justify="left")
     table.add_column("quantity", style="bold")
     for profile in profiles:
-        table.add_column(profile.model, justify="right", overflow="fold")
-    for label, values in compare_rows(profiles):
-        table.add_row(label, *values)
+        # on a narrow terminal a spec prints as "source:" over "name", each whole
+        header = profile.model.replace(":", ":\n", 1) if narrow else profile.model
+        table.add_column(Text(header, justify="right"), justify="right", overflow="ellipsis")
+    for label, values in rows:
+        table.add_row(Text(label), *(Text(v) for v in values))
     why = [Text(line) for line in compare_findings(profiles)]
     for profile in profiles:
         why += [Text(f"{profile.model}: {finding.message}") for finding in profile.findings[:3]]

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from torchcost.prepare import checked_device
 from torchcost.sources import files, hf, timm_models, vision
 from torchcost.sources.base import (
     LoadedModel,
@@ -31,6 +32,7 @@ from torchcost.sources.base import (
 )
 
 SOURCES = ("torchvision", "timm", "hf")
+MODEL_FILE_SUFFIXES = (".pt2", ".pt", ".pth", ".ts", ".jit", ".pkl", ".bin", ".ckpt")  # a spec ending so is a file
 _PYTHON_SPEC = re.compile(r"^(?P<path>.+\.py):(?P<name>[A-Za-z_]\w*)$")
 
 __all__ = [
@@ -59,7 +61,7 @@ def load_model(
         trust_pickle: allow unpickling a whole model from a file (this runs code from the file).
         weights: a state dict or checkpoint file to load into the model (``weights_only=True``).
     """
-    run_on = torch.device(device)
+    run_on = checked_device(device)
     loaded = _load(spec, run_on, trust_pickle)
     if weights is not None:
         files.load_weights(loaded, Path(weights), run_on)
@@ -78,6 +80,8 @@ def _load(spec: str, device: torch.device, trust_pickle: bool) -> LoadedModel:
         raise ModelSourceError(f"{spec}: name the class or function that builds the model, e.g. {spec}:build_model")
     if Path(spec).is_file():
         return files.load_file(spec, Path(spec), device, trust_pickle)
+    if Path(spec).suffix in MODEL_FILE_SUFFIXES or "/" in spec:
+        raise ModelSourceError(f"no such file: {spec}")
     raise UnknownModelError(
         f"cannot read model spec {spec!r}: write torchvision:NAME, timm:NAME, hf:MODEL_TYPE, "
         "hf:path/to/config.json, path/to/model.py:NAME, or the path of a .pt2 or TorchScript file"

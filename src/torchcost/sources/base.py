@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from torchcost.counting.meta_values import values_while_building
+from torchcost.errors import ProfilingError
 
 Shape = tuple[int, ...]
 InputKind = Literal["tensors", "images", "keywords"]
@@ -28,11 +29,11 @@ class KeywordMaker(Protocol):
     def __call__(self, batch: int, seq_len: int | None, generator: torch.Generator) -> dict[str, Any]: ...
 
 
-class UnknownModelError(LookupError):
+class UnknownModelError(ProfilingError, LookupError):
     """The spec names no model this source knows; the message lists the closest names."""
 
 
-class ModelSourceError(ValueError):
+class ModelSourceError(ProfilingError):
     """The spec names something that cannot be profiled as it is; the message says what would work."""
 
 
@@ -49,7 +50,7 @@ class LoadedModel:
     input_sizes: list[Shape] | None  # the source's default example input shapes, if it has them
     input_kind: InputKind = "tensors"  # images: a list of (C, H, W); keywords: made by keyword_inputs
     input_dtypes: list[torch.dtype] | None = None  # per input, when the source records them (an exported program)
-    input_hint: str = "pass --input-size, e.g. 1,3,224,224"  # said when input_sizes is None
+    input_hint: str = ""  # why there is no default input, said when input_sizes is None
     keyword_inputs: KeywordMaker | None = None  # keywords: makes the model's keyword inputs
     note: str = ""  # what the source set or assumed that the counts depend on
 

@@ -87,7 +87,7 @@ def _exported(spec: str, path: Path) -> LoadedModel:
     values = {node.name: node.meta.get("val") for node in program.graph.nodes if node.op == "placeholder"}
     inputs = [values.get(name) for name in program.graph_signature.user_inputs]
     if not all(isinstance(v, torch.Tensor) and all(isinstance(d, int) for d in v.shape) for v in inputs):
-        hint = "this program has non-tensor or dynamic-shape inputs: pass --input-size"
+        hint = "this program has non-tensor or dynamic-shape inputs"
         return LoadedModel(spec, model, None, input_hint=hint)
     tensors: list[torch.Tensor] = inputs  # type: ignore[assignment]
     return LoadedModel(spec, model, [tuple(t.shape) for t in tensors], input_dtypes=[t.dtype for t in tensors])
@@ -106,7 +106,7 @@ def _scripted(spec: str, path: Path) -> LoadedModel:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated, but files of it abound
         model = torch.jit.load(str(path), map_location="cpu")  # type: ignore[no-untyped-call]
-    return LoadedModel(spec, model, None, input_hint="TorchScript files keep no example input: pass --input-size")
+    return LoadedModel(spec, model, None, input_hint="TorchScript files keep no example input")
 
 
 def _pickled(spec: str, path: Path, trust_pickle: bool) -> LoadedModel:
@@ -114,22 +114,33 @@ def _pickled(spec: str, path: Path, trust_pickle: bool) -> LoadedModel:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         if not trust_pickle:
-            raise ModelSourceError(
+            said = (
                 f"{path} holds pickled Python objects (e.g. a whole model saved with torch.save(model)); "
-                f"loading it runs code from the file. If you trust the file, pass --trust-pickle, {PICKLE_HINT}"
+                "loading it runs code from the file. If you trust the file, pass {}, " + PICKLE_HINT
+            )
+            raise ModelSourceError(said.format("trust_pickle=True"), cli=said.format("--trust-pickle")) from None
+        try:
+            content = torch.load(path, map_location="cpu", weights_only=False)
+        except (ModuleNotFoundError, AttributeError) as exc:
+            raise ModelSourceError(
+                f"{path} holds a model whose class cannot be imported here ({exc}); run from the directory that "
+                "holds its module, or add that directory to PYTHONPATH"
             ) from None
-        content = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # the weights-only unpickler fails in many ways on other files
         raise ModelSourceError(
             f"{path} is not a PyTorch file torchcost can read ({type(exc).__name__}: {exc})"
         ) from None
     if isinstance(content, nn.Module):
-        return LoadedModel(spec, content, None, input_hint="a pickled model keeps no example input: pass --input-size")
+        return LoadedModel(spec, content, None, input_hint="a pickled model keeps no example input")
     weights = state_dict_in(content)
     if weights is not None:
-        raise ModelSourceError(
+        said = (
             f"{path} is a state dict ({len(weights)} tensors) and holds no architecture; profile the code that "
-            f"builds the model and give it these weights: torchcost profile path/to/model.py:factory --weights {path}"
+            "builds the model and give it these weights: "
+        )
+        raise ModelSourceError(
+            said + f"profile_spec('path/to/model.py:factory', weights='{path}')",
+            cli=said + f"torchcost profile path/to/model.py:factory --weights {path}",
         )
     raise ModelSourceError(f"{path} holds a {type(content).__name__}, neither a model nor a state dict")
 

@@ -24,9 +24,9 @@ def load(spec: str, name: str, device: torch.device) -> LoadedModel:
     model = build_on(device, lambda: builder(weights=None, **options))
     if name in torchvision.models.list_models(module=torchvision.models.detection):
         return _detection(spec, model)
-    hint = "pass --input-size"
+    hint = ""
     if name in torchvision.models.list_models(module=torchvision.models.optical_flow):
-        hint = "optical flow models take two frames: pass --input-size twice, e.g. 1,3,368,496 (H, W divisible by 8)"
+        hint = "optical flow models take two frames, e.g. two of 1,3,368,496 (H, W divisible by 8)"
     return LoadedModel(spec, model, input_sizes, input_hint=hint)
 
 

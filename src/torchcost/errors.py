@@ -1,0 +1,16 @@
+"""The error torchcost raises when a model, its inputs or the options given cannot be profiled as they are."""
+
+from __future__ import annotations
+
+
+class ProfilingError(RuntimeError, ValueError):
+    """What is wrong and how to fix it, in one line (a forward failure adds a hint line).
+
+    ``str(error)`` speaks Python (``input_size=(1, 3, 224, 224)``); ``error.cli`` says the same with the command
+    line's flags (``--input-size 1,3,224,224``). It is a ``ValueError`` for bad arguments and a ``RuntimeError``
+    for a model that fails to run, so code catching either keeps working.
+    """
+
+    def __init__(self, message: str, *, cli: str | None = None) -> None:
+        super().__init__(message)
+        self.cli = message if cli is None else cli

@@ -1,0 +1,40 @@
+"""The Python API raises ProfilingError for what it cannot profile as given, in Python's words (the command
+line says the same in flags)."""
+
+import pytest
+import torch
+from torch import nn
+
+import torchcost
+from torchcost import ProfilingError
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda m: torchcost.profile(m, torch.randn(1, 4), input_size=(1, 4)),
+            "example inputs or input_size=, not both",
+        ),
+        (lambda m: torchcost.profile(m), r"forward takes, e.g. profile\(model, torch.randn\(1, 3, 224, 224\)\)"),
+        (lambda m: torchcost.profile(m, input_size=(1, -4)), r"input_size \(1, -4\) is not a shape of positive sizes"),
+        (lambda m: torchcost.profile(m, torch.randn(1, 4), device="tpu"), "unknown device 'tpu'"),
+        (lambda m: torchcost.profile(m, torch.randn(1, 4), dtype="float13"), "unknown dtype 'float13'"),
+        (lambda m: torchcost.profile_spec("nothing_like_a_spec"), "cannot read model spec"),
+        (lambda m: torchcost.profile_spec("missing/model.pt2"), "no such file: missing/model.pt2"),
+        (lambda m: torchcost.measure(m, torch.randn(1, 4), device="meta"), "cannot be measured on the meta device"),
+    ],
+)
+def test_bad_arguments_raise_profiling_error(call, message):
+    with pytest.raises(ProfilingError, match=message) as e:
+        call(nn.Linear(4, 2))
+    assert "--" not in str(e.value)  # Python's words, not flags
+    assert isinstance(e.value, ValueError) and isinstance(e.value, RuntimeError)  # what callers caught before
+
+
+def test_a_failing_forward_hints_in_python_and_in_flags():
+    with pytest.raises(
+        ProfilingError, match=r"hint: check the input shapes \(the example inputs or input_size=\)"
+    ) as e:
+        torchcost.profile(nn.Linear(4, 2), torch.randn(1, 5))
+    assert "(--input-size)" in e.value.cli
