@@ -30,6 +30,7 @@ from torchcost.records import (
     UncountedOp,
 )
 from torchcost.roofline import OpPrediction, Prediction, predict
+from torchcost.sweep import SweepResult, sweep
 
 __version__ = "0.1.0"
 
@@ -53,6 +54,7 @@ __all__ = [
     "Prediction",
     "Profile",
     "ProfilingError",
+    "SweepResult",
     "TensorSpec",
     "UncountedOp",
     "__version__",
@@ -72,5 +74,6 @@ __all__ = [
     "registered_ops",
     "size_bytes",
     "size_if",
+    "sweep",
     "unregister",
 ]
