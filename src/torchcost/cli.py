@@ -406,18 +406,19 @@ def _sweep(args: argparse.Namespace, console: Console, to_stdout: bool) -> int:
         )
     except KeyboardInterrupt:
         where = f"; the finished rows are in {args.out}: add --resume to go on" if args.out else ""
-        Console(stderr=True).print(f"[yellow]interrupted{where}", highlight=False)
+        Console(stderr=True).print(f"[yellow]interrupted{where}", highlight=False, soft_wrap=True)
         return 130
     write_sweep_reports(result, markdown=args.markdown, html=args.html, sort=args.sort, top=args.top)
     if not to_stdout:
         console.print(sweep_table(result.rows, result.hardware, args.sort, args.top))
         for line in failures_text(result.rows):
-            console.print(f"[yellow]failed:[/] {line}", highlight=False)
+            console.print(f"[yellow]failed:[/] {line}", highlight=False, soft_wrap=True)
     saved = f" -> {args.out}" if args.out else ""
     Console(stderr=True).print(
         f"swept in {result.seconds:.1f} s: {result.done} done ({result.failed} failed), {result.skipped} skipped"
         f"{saved}",
         highlight=False,
+        soft_wrap=True,
     )
     return 1 if result.done and result.failed == result.done else 0
 

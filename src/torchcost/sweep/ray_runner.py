@@ -17,7 +17,7 @@ from typing import Any
 
 from torchcost.sweep.output import SweepError
 from torchcost.sweep.rows import Row, Task
-from torchcost.sweep.worker import Settings, family, run_task
+from torchcost.sweep.worker import Settings, family, run_task, start_worker
 
 
 class SweepActor:
@@ -25,6 +25,7 @@ class SweepActor:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        start_worker(settings)
 
     def ready(self) -> bool:
         return True
@@ -93,7 +94,7 @@ def _receive(ray: Any, slots: list[_Slot], index: int, start: Any) -> Row | None
         value = ray.get(slot.call)
     except ray.exceptions.RayError as exc:  # the actor died: a crash, or Ray's memory monitor
         slots[index] = start()
-        reason = " ".join(str(exc).split())[:300]
+        reason = " ".join(str(exc).split()).split(". ")[0]  # the rest is ids, pids and addresses
         if slot.task is None:
             raise SweepError(f"a Ray worker could not start ({type(exc).__name__}: {reason})") from None
         error = f"the Ray worker died while running this model ({type(exc).__name__}: {reason}); it was replaced"

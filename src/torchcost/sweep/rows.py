@@ -71,7 +71,7 @@ class Row:
     flops: int | None = None
     memory_access_bytes: int | None = None
     uncounted_calls: int | None = None  # calls of ops with no formula (their FLOPs are unknown, not zero)
-    predicted_s: dict[str, float | None] = field(default_factory=dict)  # hardware name -> roofline latency
+    predicted_s: dict[str, float] = field(default_factory=dict)  # hardware name -> roofline latency, when known
     seconds: float | None = None  # wall time of the task in its worker: build, count, predict
     worker: str = ""  # host:pid of the worker process
     worker_peak_rss_bytes: int | None = None  # the worker process's peak resident memory so far
@@ -105,9 +105,8 @@ class Row:
         values: dict[str, Any] = {}
         for item in dataclasses.fields(cls):
             if item.name == "predicted_s":
-                values[item.name] = {
-                    k.removeprefix(PREDICTED): _number(v, float) for k, v in record.items() if k.startswith(PREDICTED)
-                }
+                predicted = {k.removeprefix(PREDICTED): v for k, v in record.items() if k.startswith(PREDICTED)}
+                values[item.name] = {k: float(v) for k, v in predicted.items() if v not in (None, "")}
             elif item.name in record:
                 values[item.name] = _convert(str(item.type), record[item.name])
         return cls(**values)

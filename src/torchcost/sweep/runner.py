@@ -23,6 +23,7 @@ from torchcost.sweep.rows import Row, Shape, Task, columns
 from torchcost.sweep.worker import Settings
 
 DEFAULT_TIMEOUT_S = 300.0  # per model; the slowest timm model counts on meta in seconds
+PACKAGES = {"timm": "timm", "torchvision": "torchvision", "hf": "transformers"}  # what each source imports
 MEMORY_SHARE = 0.8  # by default the workers may together take this share of the machine's memory
 
 
@@ -79,12 +80,13 @@ def sweep(
     if resume and path is None:
         raise SweepError("--resume needs --out: the rows to resume from")
     workers = workers or os.cpu_count() or 1
-    settings = Settings(_hardware(hardware), device, _memory_limit(max_memory, workers, device), trust_pickle)
     for dtype in dtypes or []:
         as_dtype(dtype)  # an unknown name fails here, before anything runs
     todo = spec_lists.tasks(spec_lists.expand(specs), input_sizes, batches, dtypes)
     if not todo:
         raise SweepError("no models to sweep: the specs name none")
+    limit = _memory_limit(max_memory, workers, device)
+    settings = Settings(_hardware(hardware), device, limit, trust_pickle, _packages(todo))
     names = list(settings.hardware)
     kept = _kept_rows(path, names) if resume and path is not None else []
     done_keys = {row.key for row in kept}
@@ -126,6 +128,12 @@ def _hardware(names: Sequence[str]) -> dict[str, Hardware]:
             raise SweepError(f"--hardware {name}: {exc}") from None
         resolved[name] = device
     return resolved
+
+
+def _packages(tasks: list[Task]) -> tuple[str, ...]:
+    """The model packages the tasks' sources need (``hf:`` is transformers)."""
+    sources = {task.spec.partition(":")[0] for task in tasks if task.entry is None}
+    return tuple(PACKAGES[source] for source in sorted(sources) if source in PACKAGES)
 
 
 def _memory_limit(max_memory: int | None, workers: int, device: str | None) -> int | None:

@@ -11,12 +11,13 @@ import signal
 import sys
 from multiprocessing.connection import Connection
 
-from torchcost.sweep.worker import run_task
+from torchcost.sweep.worker import run_task, start_worker
 
 
 def serve(tasks: Connection, rows: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the parent, which stops the workers
     settings = tasks.recv()
+    start_worker(settings)
     rows.send(("ready", None))
     while True:
         try:

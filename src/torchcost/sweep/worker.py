@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import importlib
 import inspect
 import os
 import resource
@@ -45,12 +46,23 @@ class Settings:
     device: str | None = None  # None: meta, and cpu when the model needs real data
     max_memory: int | None = None  # bytes of address space one task may add to its worker
     trust_pickle: bool = False
+    preload: tuple[str, ...] = ()  # the model packages the tasks need, imported before the first task
+
+
+def start_worker(settings: Settings) -> None:
+    """Ready a worker process: one thread (the pool or Ray runs one worker per core), the model packages
+    imported and a first count done (it imports much of torch lazily: seconds), so that neither a task's time
+    nor its time limit includes them."""
+    torch.set_num_threads(1)
+    for package in settings.preload:
+        with contextlib.suppress(ImportError):  # a task that needs it says so in its row
+            importlib.import_module(package)
+    profile(nn.Linear(1, 1), torch.zeros(1, 1), device="meta")
 
 
 def run_task(task: Task, settings: Settings) -> Row:
     """The row of one task; never raises for a failure of the model."""
     start = time.perf_counter()
-    torch.set_num_threads(1)  # one core per worker: the pool (or Ray) runs one worker per core
     try:
         with memory_limit(settings.max_memory), warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -76,10 +88,8 @@ def _row(task: Task, result: Profile, settings: Settings) -> Row:
     row.device = result.device
     costs(row, result)
     for name, device in settings.hardware.items():
-        try:
+        with contextlib.suppress(ValueError):  # no peak for this dtype on this device: the cell stays empty
             row.predicted_s[name] = predict(result, device).latency_s
-        except ValueError:  # no peak for this dtype on this device
-            row.predicted_s[name] = None
     return row
 
 
