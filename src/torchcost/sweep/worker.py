@@ -7,7 +7,6 @@ Every failure of the model becomes the row's ``error``; only a crash of the proc
 from __future__ import annotations
 
 import contextlib
-import gc
 import importlib
 import inspect
 import os
@@ -70,7 +69,6 @@ def run_task(task: Task, settings: Settings) -> Row:
             row = _row(task, result, settings)
     except (Exception, SystemExit) as exc:  # a model's code may call sys.exit too
         row = Row.failed(task, describe(exc, settings), family=family(task.spec))
-    gc.collect()
     row.seconds = time.perf_counter() - start
     row.worker = worker_name()
     row.worker_peak_rss_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
