@@ -28,8 +28,9 @@ class Column:
     text: Callable[[float], str]
 
 
-def columns(hardware: Sequence[str]) -> list[Column]:
-    """The numeric columns of the tables: counts, then one predicted latency per device, then the task time."""
+def columns(hardware: Sequence[str], timing: bool = False) -> list[Column]:
+    """The numeric columns of the tables: counts, one predicted latency per device, and (``timing``) the
+    seconds each task took, which differ from run to run."""
     found = [
         Column("params", lambda r: r.params, si),
         Column("MACs", lambda r: r.macs, si),
@@ -38,7 +39,8 @@ def columns(hardware: Sequence[str]) -> list[Column]:
     ]
     for name in hardware:
         found.append(Column(f"predicted ({name})", _predicted(name), duration))
-    found.append(Column("seconds", lambda r: r.seconds, lambda v: f"{v:.2f}"))
+    if timing:
+        found.append(Column("seconds", lambda r: r.seconds, lambda v: f"{v:.2f}"))
     return found
 
 
@@ -64,7 +66,7 @@ def sort_value(sort: str, hardware: Sequence[str]) -> Callable[[Row], float | No
 def ranked(rows: Sequence[Row], hardware: Sequence[str], sort: str, top: int | None) -> list[Row]:
     """The counted rows, costliest first by ``sort``; the first ``top`` of them."""
     value = sort_value(sort, hardware)
-    counted = sorted((r for r in rows if r.ok), key=lambda r: -(value(r) or 0.0))
+    counted = sorted((r for r in rows if r.ok), key=lambda r: (-(value(r) or 0.0), r.spec))
     return counted[:top] if top is not None else counted
 
 
@@ -215,7 +217,7 @@ def _hover(row: Row, label: str, cost: float) -> str:
 
 def _table_section(rows: Sequence[Row], hardware: Sequence[str], sort: str, top: int | None) -> str:
     shown = ranked(rows, hardware, sort, top)
-    numeric = columns(hardware)
+    numeric = columns(hardware, timing=True)
     head = "".join(_th(name, numeric=False) for name in ("spec", "family", "inputs"))
     head += "".join(_th(c.header, numeric=True) for c in numeric)
     body = []
