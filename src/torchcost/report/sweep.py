@@ -153,7 +153,7 @@ def render_sweep_html(rows: Sequence[Row], hardware: Sequence[str], sort: str, t
 
 def _cost_axis(hardware: Sequence[str]) -> tuple[str, Callable[[Row], float | None]]:
     if hardware:
-        return f"predicted latency on {hardware[0]} (s)", _predicted(hardware[0])
+        return f"predicted latency on {hardware[0]}", _predicted(hardware[0])
     return "MACs", lambda r: r.macs
 
 
@@ -203,7 +203,7 @@ def _pareto_figure(rows: Sequence[Row], points: Sequence[tuple[float, float]], f
     )
     figure.update_layout(**LAYOUT, height=560, xaxis_title="parameters", yaxis_title=label)
     figure.update_xaxes(type="log", exponentformat="SI")
-    figure.update_yaxes(type="log", exponentformat="SI")
+    figure.update_yaxes(type="log", exponentformat="SI", ticksuffix="s" if label.startswith("predicted") else "")
     return _figure(figure, "chart-pareto")
 
 
