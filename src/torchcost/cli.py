@@ -240,7 +240,9 @@ def _add_sweep_command(commands: Any) -> None:
         metavar="ADDRESS",
         help="run on Ray: a local Ray, or the cluster at ADDRESS (auto, ray://HOST:10001); put it after the specs",
     )
-    sweep.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds per model (default 300)")
+    sweep.add_argument(
+        "--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds per model (default 300; 0: none)"
+    )
     sweep.add_argument(
         "--max-memory",
         type=float,

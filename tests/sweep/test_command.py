@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from torchcost import cli
 from torchcost.cli import main
+from torchcost.sweep import Row, SweepResult
 from torchcost.sweep.output import read_rows
 
 pytest.importorskip("torchvision")
@@ -56,9 +58,12 @@ def test_resume_after_an_interrupted_sweep(tmp_path, space_file, capsys):
     assert "Plotly.newPlot" in page and page.count("<tr class='sweep-row'>") == 7
 
 
-def test_every_model_failing_exits_1(capsys):
-    assert main(["sweep", "torchvision:resnet5", "--quiet"]) == 1
-    assert "1 done (1 failed)" in capsys.readouterr().err
+@pytest.mark.parametrize(("failed", "status"), [(2, 1), (1, 0)])
+def test_exit_status_is_1_only_when_every_model_failed(monkeypatch, capsys, failed, status):
+    rows = [Row("a:x", error="failed" if failed == 2 else ""), Row("a:y", error="failed")]
+    monkeypatch.setattr(cli, "sweep", lambda *args, **kwargs: SweepResult(rows, [], 2, failed, 0, 1.0))
+    assert main(["sweep", "a:x", "a:y", "--quiet"]) == status
+    assert f"2 done ({failed} failed), 0 skipped" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

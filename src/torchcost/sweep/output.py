@@ -83,6 +83,7 @@ class RowWriter:
             _drop_partial_line(target)
         else:
             target.unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
         fresh = not target.exists() or target.stat().st_size == 0
         self.file: IO[str] = target.open("a", newline="", encoding="utf-8")
         self.csv = csv.DictWriter(self.file, columns, lineterminator="\n") if path.suffix == ".csv" else None

@@ -8,6 +8,7 @@ the reason, and a fresh worker takes its place. Workers are started with ``subpr
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -24,6 +25,7 @@ from torchcost.sweep.rows import Row, Task
 from torchcost.sweep.worker import Settings, family
 
 STOP_WAIT_S = 5.0  # how long a killed worker may take to go
+FAILED_STARTS = 3  # workers that die while starting, in a row, before the sweep gives up
 
 
 class _Worker:
@@ -42,14 +44,16 @@ class _Worker:
         os.close(row_write)
         self.tasks = Connection(task_write, readable=False)
         self.rows = Connection(row_read, writable=False)
-        self.tasks.send(settings)
+        with contextlib.suppress(BrokenPipeError):  # it died at once: its end of the pipe says so
+            self.tasks.send(settings)
         self.ready = False
         self.task: Task | None = None
         self.given = 0.0  # when the task was handed over (time.monotonic)
 
     def give(self, task: Task) -> None:
-        self.tasks.send(task)
         self.task, self.given = task, time.monotonic()
+        with contextlib.suppress(BrokenPipeError):  # it just died: its end of the pipe says so
+            self.tasks.send(task)
 
     def failed(self, error: str) -> Row:
         """The row of the task this worker was running when it had to go."""
@@ -79,6 +83,7 @@ def run_pool(
     """Rows of ``tasks`` as they finish, on ``workers`` processes."""
     todo = deque(tasks)
     pool = [_Worker(settings) for _ in range(max(1, min(workers, len(todo))))]
+    starts = _Starts()
     try:
         while todo or any(w.task is not None for w in pool):
             for worker in pool:
@@ -88,7 +93,7 @@ def run_pool(
             wait_s = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
             for conn in wait([w.rows for w in pool], wait_s):
                 index = next(i for i, w in enumerate(pool) if w.rows is conn)
-                row = _receive(pool, index, settings)
+                row = _receive(pool, index, settings, starts)
                 if row is not None:
                     yield row
             for index, worker in enumerate(pool):
@@ -101,7 +106,24 @@ def run_pool(
             worker.stop()
 
 
-def _receive(pool: list[_Worker], index: int, settings: Settings) -> Row | None:
+class _Starts:
+    """Whether any worker came up, and how many died while starting since one last did."""
+
+    def __init__(self) -> None:
+        self.any_ready = False
+        self.failed_in_a_row = 0
+
+    def failed(self, how: str) -> None:
+        self.failed_in_a_row += 1
+        if not self.any_ready or self.failed_in_a_row >= FAILED_STARTS:
+            why = "python -c 'import torchcost.sweep.serve' shows why"
+            raise SweepError(f"worker processes die while starting ({how}); {why}")
+
+    def ready(self) -> None:
+        self.any_ready, self.failed_in_a_row = True, 0
+
+
+def _receive(pool: list[_Worker], index: int, settings: Settings, starts: _Starts) -> Row | None:
     """Read one message from ``pool[index]``; replace the worker if it died."""
     worker = pool[index]
     try:
@@ -109,12 +131,14 @@ def _receive(pool: list[_Worker], index: int, settings: Settings) -> Row | None:
     except (EOFError, OSError):
         how = worker.stop()
         if worker.task is None:
-            why = "python -c 'import torchcost.sweep.serve' shows why"
-            raise SweepError(f"a worker process died while starting ({how}); {why}") from None
+            starts.failed(how)
         pool[index] = _Worker(settings)
+        if worker.task is None:
+            return None
         return worker.failed(f"the worker process died ({how}) while running this model; it was replaced")
     if kind == "ready":
         worker.ready = True
+        starts.ready()
         return None
     worker.task = None
     row: Row = value

@@ -46,7 +46,7 @@ def run_ray(
     tasks: Sequence[Task], settings: Settings, address: str | None, workers: int, timeout: float | None
 ) -> Generator[Row, None, None]:
     """Rows of ``tasks`` as they finish on Ray; a local Ray (``workers`` CPUs) when ``address`` is None."""
-    ray = _ray()
+    ray = require_ray()
     started_here = not ray.is_initialized()
     if started_here:
         options: dict[str, Any] = {"address": address} if address else {"num_cpus": workers}
@@ -59,7 +59,8 @@ def run_ray(
         return _Slot(actor, actor.ready.remote())
 
     todo = deque(tasks)
-    slots = [start() for _ in range(max(1, min(int(ray.cluster_resources().get("CPU", 1)), len(todo))))]
+    free = int(ray.available_resources().get("CPU", 1))  # an actor per free CPU: each can start at once
+    slots = [start() for _ in range(max(1, min(free, len(todo))))]
     try:
         while todo or any(s.task is not None for s in slots):
             for slot in slots:
@@ -103,7 +104,7 @@ def _receive(ray: Any, slots: list[_Slot], index: int, start: Any) -> Row | None
     return value if isinstance(value, Row) else None
 
 
-def _ray() -> Any:
+def require_ray() -> Any:
     try:
         import ray
     except ImportError:

@@ -41,13 +41,17 @@ class Task:
 
     @property
     def key(self) -> Key:
-        return (self.spec, self.input_size, "" if self.batch is None else str(self.batch), self.dtype)
+        return key(self.spec, self.input_size, self.batch, self.dtype)
 
     @property
     def shapes(self) -> list[Shape] | None:
         if not self.input_size:
             return None
         return [tuple(int(d) for d in part.split("x")) for part in self.input_size.split()]
+
+
+def key(spec: str, input_size: str, batch: int | None, dtype: str) -> Key:
+    return (spec, input_size, "" if batch is None else str(batch), dtype)
 
 
 def shapes_text(shapes: list[Shape]) -> str:
@@ -83,7 +87,7 @@ class Row:
 
     @property
     def key(self) -> Key:
-        return (self.spec, self.input_size, "" if self.batch is None else str(self.batch), self.dtype)
+        return key(self.spec, self.input_size, self.batch, self.dtype)
 
     @property
     def ok(self) -> bool:

@@ -18,7 +18,7 @@ from torchcost.roofline import rates_for
 from torchcost.sweep import specs as spec_lists
 from torchcost.sweep.output import RowWriter, SweepError, check_path, read_rows
 from torchcost.sweep.pool import run_pool
-from torchcost.sweep.ray_runner import run_ray
+from torchcost.sweep.ray_runner import require_ray, run_ray
 from torchcost.sweep.rows import Row, Shape, Task, columns
 from torchcost.sweep.worker import Settings
 
@@ -79,6 +79,8 @@ def sweep(
         check_path(path)
     if resume and path is None:
         raise SweepError("--resume needs --out: the rows to resume from")
+    if ray is not False:
+        require_ray()
     workers = workers or os.cpu_count() or 1
     for dtype in dtypes or []:
         as_dtype(dtype)  # an unknown name fails here, before anything runs
