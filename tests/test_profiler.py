@@ -260,3 +260,23 @@ def test_meta_replay_gives_the_same_records(monkeypatch, backward):
     monkeypatch.setattr(mode, "META_SHORTCUTS", {})
     monkeypatch.setattr(mode, "pointwise_on_meta_key", lambda op, args, kwargs: None)
     assert run() == replayed
+
+
+class ScalarGate(nn.Module):
+    """Pointwise ops on 0-dim tensors, repeated (as timm's DiffAttention computes its lambda): on meta the second
+    call replays the first one's 0-dim output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Parameter(torch.tensor(0.5)), nn.Parameter(torch.tensor(0.25))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for _ in range(2):
+            x = x * torch.exp(self.a * self.b)
+        return x
+
+
+def test_zero_dim_outputs_replay_on_meta():
+    model = ScalarGate()
+    on_meta = torchcost.profile(model, torch.randn(2, 3), device="meta")
+    assert on_meta.records == torchcost.profile(model, torch.randn(2, 3)).records

@@ -66,7 +66,7 @@ def sort_value(sort: str, hardware: Sequence[str]) -> Callable[[Row], float | No
 def ranked(rows: Sequence[Row], hardware: Sequence[str], sort: str, top: int | None) -> list[Row]:
     """The counted rows, costliest first by ``sort``; the first ``top`` of them."""
     value = sort_value(sort, hardware)
-    counted = sorted((r for r in rows if r.ok), key=lambda r: (-(value(r) or 0.0), r.spec))
+    counted = sorted((r for r in rows if r.ok), key=lambda r: (-(value(r) or 0.0), r.key))
     return counted[:top] if top is not None else counted
 
 
