@@ -114,7 +114,7 @@ def family(spec: str) -> str:
             import torchvision
 
             return str(torchvision.models.get_model_builder(name).__module__).rsplit(".", 1)[-1]
-        if source == "hf" and not name.endswith(".json"):
+        if source == "hf" and "/" not in name and not name.endswith(".json"):  # a type, not a config's path
             return name
     return ""
 
