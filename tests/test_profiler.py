@@ -337,3 +337,23 @@ def test_lazy_modules_are_initialised_on_a_copy():
         # conv: 8 x 3 x 3 x 3 weights at 6 x 6 positions = 7,776 MACs; linear: 8*6*6 = 288 -> 10 = 2,880 MACs
         assert p.macs == 7_776 + 2_880 and p.params.total == 8 * 27 + 8 + 288 * 10 + 10
     assert all(isinstance(p, nn.parameter.UninitializedParameter) for p in model.parameters())
+
+
+class ScalarGate(nn.Module):
+    """Pointwise ops on 0-dim tensors, repeated (as timm's DiffAttention computes its lambda): on meta the second
+    call replays the first one's 0-dim output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Parameter(torch.tensor(0.5)), nn.Parameter(torch.tensor(0.25))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for _ in range(2):
+            x = x * torch.exp(self.a * self.b)
+        return x
+
+
+def test_zero_dim_outputs_replay_on_meta():
+    model = ScalarGate()
+    on_meta = torchcost.profile(model, torch.randn(2, 3), device="meta")
+    assert on_meta.records == torchcost.profile(model, torch.randn(2, 3)).records

@@ -31,6 +31,7 @@ from torchcost.records import (
     UncountedOp,
 )
 from torchcost.roofline import OpPrediction, Prediction, predict
+from torchcost.sweep import SweepResult, sweep
 
 __version__ = "0.1.0"
 
@@ -54,6 +55,7 @@ __all__ = [
     "Prediction",
     "Profile",
     "ProfilingError",
+    "SweepResult",
     "TensorSpec",
     "UncountedOp",
     "__version__",
@@ -74,5 +76,6 @@ __all__ = [
     "registered_ops",
     "size_bytes",
     "size_if",
+    "sweep",
     "unregister",
 ]

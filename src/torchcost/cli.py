@@ -1,5 +1,5 @@
-"""Command line: ``torchcost profile SPEC`` and ``torchcost compare SPEC SPEC...``. Thin: parse, call the
-library, render."""
+"""Command line: ``torchcost profile SPEC``, ``torchcost compare SPEC SPEC...``, ``torchcost sweep SPEC...``
+and the measuring commands. Thin: parse, call the library, render."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from torchcost.op_timing import measure_ops
 from torchcost.prepare import checked_device
 from torchcost.profiler import profile
 from torchcost.records import Profile
-from torchcost.report.exports import ReportOptions, write_compare, write_exports, write_text
+from torchcost.report.exports import ReportOptions, write_compare, write_exports, write_sweep_reports, write_text
 from torchcost.report.llm import llm_tables
 from torchcost.report.measurements import (
     calibration_table,
@@ -39,9 +39,12 @@ from torchcost.report.measurements import (
     latency_report,
 )
 from torchcost.report.roofline_plot import plot_roofline
+from torchcost.report.sweep import SORTS, failures_text, sweep_table
 from torchcost.report.terminal import DEFAULT_DEPTH, render, render_brief, render_compare
 from torchcost.roofline import predict
-from torchcost.sources import load_model
+from torchcost.sources import SOURCES, load_model
+from torchcost.sweep import SweepError, sweep
+from torchcost.sweep.runner import DEFAULT_TIMEOUT_S
 
 REPORT_WIDTH = 140  # when the output is not a terminal (a pipe, a file, CI logs) and COLUMNS is not set
 DEBUG_VARIABLE = "TORCHCOST_DEBUG"  # set to 1 to see the traceback of an unexpected error
@@ -165,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--hardware", metavar="NAME", help="predict each model's latency on this hardware")
     _add_timing_arguments(comp)
     _add_measure_commands(commands)
+    _add_sweep_command(commands)
     return parser
 
 
@@ -225,6 +229,72 @@ def _add_measure_commands(commands: Any) -> None:
     cal.add_argument("--quick", action="store_true", help="smaller and shorter benchmarks")
     cal.add_argument("--json", metavar="PATH", help="write as JSON to PATH, or '-' for stdout only")
     cal.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+SWEEP_SPEC_HELP = (
+    "what to sweep: any model spec; a pattern (timm:*, timm:convnext*, torchvision:*, hf:llama*); @list.txt "
+    "(one spec or pattern per line); or space.py:NAME, a generator function yielding (name, model or "
+    "zero-argument builder, example inputs) (this imports and runs that file)"
+)
+
+
+def _grid_point(text: str) -> list[tuple[int, ...]]:
+    """One point of the input-size grid: a shape, or several (one per input) separated by ';'."""
+    return [_shape(part) for part in text.split(";") if part.strip()]
+
+
+def _names(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _add_sweep_command(commands: Any) -> None:
+    sweep = commands.add_parser(
+        "sweep",
+        help="one table for many models (hubs, lists, search spaces), in worker processes or on Ray",
+        description="Profile every model the specs name at every grid point, one row each, in worker processes "
+        "(or on Ray). A model that fails, crashes its worker or passes --timeout is a row with its error, and "
+        "the sweep goes on. Exit status: 0 when a row was counted (or --resume found nothing left to do), "
+        "1 when every model failed, 2 when the sweep could not run.",
+    )
+    sweep.add_argument("specs", nargs="+", metavar="SPEC", help=SWEEP_SPEC_HELP)
+    sweep.add_argument("--out", metavar="PATH", help="write the rows as they finish: .csv, .jsonl or .parquet")
+    sweep.add_argument("--resume", action="store_true", help="keep the rows already in --out; run only the rest")
+    sweep.add_argument(
+        "--input-size",
+        type=_grid_point,
+        action="append",
+        metavar="1,3,224,224",
+        help="a point of the grid (repeat for more); several inputs: 1,3,224,224;1,10. Default: each model's own",
+    )
+    sweep.add_argument("--batch", type=_batches, metavar="1,8", help="batch sizes of the grid (replace dim 0)")
+    sweep.add_argument("--dtype", type=_names, metavar="float32,bfloat16", help="dtypes of the grid")
+    sweep.add_argument("--hardware", type=_names, metavar="h100,l4,local", help="add predicted latency on each")
+    sweep.add_argument("--device", help="count on this device (default: meta, and cpu when a model needs real data)")
+    sweep.add_argument("--workers", type=_positive, help="worker processes, or a local Ray's CPUs (default: CPUs)")
+    sweep.add_argument(
+        "--ray",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="ADDRESS",
+        help="run on Ray: a local Ray, or the cluster at ADDRESS (auto, ray://HOST:10001); put it after the specs",
+    )
+    sweep.add_argument(
+        "--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds per model (default 300; 0: none)"
+    )
+    sweep.add_argument(
+        "--max-memory",
+        type=float,
+        metavar="GiB",
+        help="memory one model may add to its worker (default: 80%% of this machine's, shared by the workers; 0: "
+        "no limit)",
+    )
+    sweep.add_argument("--trust-pickle", action="store_true", help="allow whole pickled models (runs their code)")
+    sweep.add_argument("--markdown", metavar="PATH", help="write the top rows as Markdown ('-': stdout)")
+    sweep.add_argument("--html", metavar="PATH", help="write a self-contained page: Pareto chart, table, failures")
+    sweep.add_argument("--top", type=_positive, default=20, help="rows in the tables (default 20)")
+    sweep.add_argument("--sort", choices=SORTS, default="macs", help="rank the tables by this (default macs)")
+    sweep.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def input_options(args: argparse.Namespace) -> InputOptions:
@@ -372,6 +442,46 @@ def _llm(args: argparse.Namespace, console: Console, to_stdout: bool) -> None:
     _emit(args, console, to_stdout, result.to_dict(), llm_tables(result))
 
 
+def _sweep(args: argparse.Namespace, console: Console, to_stdout: bool) -> int:
+    if isinstance(args.ray, str) and (args.ray.startswith("@") or args.ray.partition(":")[0] in SOURCES):
+        raise SweepError(f"--ray took {args.ray!r} as its address: put --ray after the specs, or write --ray=ADDRESS")
+    max_memory = None if args.max_memory is None else int(args.max_memory * 2**30)
+    try:
+        result = sweep(
+            args.specs,
+            args.out,
+            input_sizes=args.input_size,
+            batches=args.batch,
+            dtypes=args.dtype,
+            hardware=args.hardware or [],
+            device=args.device,
+            workers=args.workers,
+            ray=args.ray,
+            timeout=args.timeout or None,
+            max_memory=max_memory,
+            resume=args.resume,
+            trust_pickle=args.trust_pickle,
+            progress=not args.quiet,
+        )
+    except KeyboardInterrupt:
+        where = f"; the finished rows are in {args.out}: add --resume to go on" if args.out else ""
+        Console(stderr=True).print(f"[yellow]interrupted{where}", highlight=False, soft_wrap=True)
+        return 130
+    write_sweep_reports(result, markdown=args.markdown, html=args.html, sort=args.sort, top=args.top)
+    if not to_stdout:
+        console.print(sweep_table(result.rows, result.hardware, args.sort, args.top))
+        for line in failures_text(result.rows):
+            console.print(f"[yellow]failed:[/] {line}", highlight=False, soft_wrap=True)
+    saved = f" -> {args.out}" if args.out else ""
+    Console(stderr=True).print(
+        f"swept in {result.seconds:.1f} s: {result.done} done ({result.failed} failed), {result.skipped} skipped"
+        f"{saved}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    return 1 if result.done and result.failed == result.done else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     to_stdout = "-" in (getattr(args, "json", None), getattr(args, "csv", None), getattr(args, "markdown", None))
@@ -381,6 +491,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with _current_directory_importable():
             check_arguments(args)
+            if args.command == "sweep":
+                return _sweep(args, console, to_stdout)
             COMMANDS[args.command](args, console, to_stdout)
     except ProfilingError as exc:
         return _error(exc.cli)

@@ -3,7 +3,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import torchcost
 from tests.conftest import count, only, total
+from torchcost.profiler import ProfilingError
 
 
 def test_batch_norm_eval_and_train():
@@ -87,3 +89,20 @@ def test_layer_norm_and_addmm_meta_shortcuts_match_pytorchs_meta_kernels(dtype, 
         fast = META_SHORTCUTS[aten.addmm.default]((bias, m1, m2), {})
         reference = aten.addmm.default(bias, m1, m2)
         assert (fast.shape, fast.stride(), fast.dtype) == (reference.shape, reference.stride(), reference.dtype)
+
+
+@pytest.mark.parametrize(
+    ("model", "x"),
+    [
+        (nn.Linear(5, 5), torch.randn(1, 3)),  # addmm: (1, 3) @ (3 != 5, 5)
+        (nn.BatchNorm2d(4), torch.randn(1, 3, 8, 8)),  # 3 channels, 4 running means
+        (nn.LayerNorm(6), torch.randn(2, 5)),  # normalises over 6, the input ends in 5
+    ],
+)
+def test_meta_shortcuts_refuse_shapes_that_do_not_fit_as_pytorch_does(model, x):
+    """A model that fails on the cpu fails on meta too, rather than being counted."""
+    with pytest.raises(ProfilingError) as on_cpu:
+        torchcost.profile(model, x)
+    with pytest.raises(ProfilingError) as on_meta:
+        torchcost.profile(model, x, device="meta")
+    assert type(on_meta.value.__cause__) is type(on_cpu.value.__cause__)

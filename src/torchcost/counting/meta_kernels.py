@@ -24,6 +24,8 @@ def _batch_norm_on_meta(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     x, running_mean, training = args[0], args[3], args[5]
     if kwargs or x.dtype not in (torch.float32, torch.float64) or x.dim() < 2:
         return NotImplemented
+    if any(t is not None and tuple(t.shape) != (x.shape[1],) for t in args[1:5]):
+        return NotImplemented  # PyTorch's kernel says what does not fit
     channels = x.shape[1] if training or running_mean is None else 0
     stats = torch.empty((channels,), dtype=x.dtype, device="meta")
     return torch.empty_like(x), stats, torch.empty_like(stats)
@@ -33,7 +35,13 @@ def _layer_norm_on_meta(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """``native_layer_norm`` on meta: the output as the input, the mean and 1/std with the normalised
     dimensions kept as 1 (float32 for 16-bit inputs)."""
     x, normalized = args[0], args[1]
-    if kwargs or not x.is_contiguous() or x.dtype not in _FLOATS:
+    if (
+        kwargs
+        or not x.is_contiguous()
+        or x.dtype not in _FLOATS
+        or tuple(x.shape[x.dim() - len(normalized) :]) != tuple(normalized)
+        or any(t is not None and tuple(t.shape) != tuple(normalized) for t in args[2:4])
+    ):
         return NotImplemented
     kept = tuple(x.shape[: x.dim() - len(normalized)]) + (1,) * len(normalized)
     stats_dtype = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
@@ -46,7 +54,15 @@ def _addmm_on_meta(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     bias, m1, m2 = args[:3]
     if set(kwargs) - {"beta", "alpha"} or m1.dim() != 2 or m2.dim() != 2 or not m1.dtype == m2.dtype == bias.dtype:
         return NotImplemented
-    return torch.empty((m1.shape[0], m2.shape[1]), dtype=m1.dtype, device="meta")
+    shape = (m1.shape[0], m2.shape[1])
+    if m1.shape[1] != m2.shape[0] or not _broadcasts(tuple(bias.shape), shape):
+        return NotImplemented  # PyTorch's kernel says what does not fit
+    return torch.empty(shape, dtype=m1.dtype, device="meta")
+
+
+def _broadcasts(shape: tuple[int, ...], to: tuple[int, ...]) -> bool:
+    """``shape`` broadcasts to ``to`` without growing it."""
+    return len(shape) <= len(to) and all(s in (1, t) for s, t in zip(shape[::-1], to[::-1], strict=False))
 
 
 def _grouped_mm_on_meta(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

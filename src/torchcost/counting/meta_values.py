@@ -26,6 +26,7 @@ from torch.utils.weak import WeakTensorKeyDictionary
 
 from torchcost.counting.meta_kernels import sdpa_on_meta
 from torchcost.counting.registry import tensors_in
+from torchcost.counting.schema import updates_self
 
 MAX_ELEMENTS = 1 << 22  # outputs larger than this (16 MB of fp32) are not computed: their values stay unknown
 BUILD_MAX_ELEMENTS = 1 << 16  # while a model is built on meta: its buffers, not its weights
@@ -145,6 +146,7 @@ class MetaFunctions:
         self._saved: list[tuple[Any, str, Any]] = []  # (owner, name, the value before)
 
     def __enter__(self) -> MetaFunctions:
+        _cache_function_sets()  # before replacing: PyTorch caches sets of its functions on first use
         sdpa, tensor, as_tensor = F.scaled_dot_product_attention, torch.tensor, torch.as_tensor
         replaced: list[tuple[Any, str, Any]] = [
             (F, "scaled_dot_product_attention", lambda *a, **k: _first(sdpa_on_meta(a, k), sdpa, a, k)),
@@ -175,6 +177,18 @@ class MetaFunctions:
         return meta
 
 
+def _cache_function_sets() -> None:
+    """Compute the sets of PyTorch functions that PyTorch builds once and caches (the constructors that
+    ``torch.device("meta")`` gives a device, the functions torch.overrides knows), so that none is built while
+    ``torch.tensor`` and the rest are replaced and holds a replacement forever."""
+    from torch import overrides
+    from torch.utils import _device
+
+    for cached in ("get_ignored_functions", "get_overridable_functions", "get_testing_overrides"):
+        getattr(overrides, cached, lambda: None)()
+    getattr(_device, "_device_constructors", lambda: None)()
+
+
 def _first(out: Any, function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """``out``, unless it is NotImplemented: then ``function(*args, **kwargs)``."""
     return function(*args, **kwargs) if out is NotImplemented else out
@@ -186,10 +200,16 @@ BUILT = MetaValues(BUILD_MAX_ELEMENTS)
 
 
 class _FollowValues(TorchDispatchMode):  # type: ignore[no-untyped-call]
+    """Keeps ``BUILT`` up to date while a model is built, and skips the in-place initialisation of tensors whose
+    values are not kept (the weights: ``normal_``, ``uniform_`` change only data, which meta tensors do not have,
+    and PyTorch's meta kernels for them are Python, about 40% of building timm's models on meta)."""
+
     def __torch_dispatch__(
         self, func: OpOverload, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
     ) -> Any:
         kwargs = kwargs or {}
+        if args and _on_meta(args[0]) and updates_self(func) and BUILT.get(args[0]) is None:
+            return args[0]
         try:
             out = func(*args, **kwargs)
         except (RuntimeError, NotImplementedError):

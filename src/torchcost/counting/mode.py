@@ -17,6 +17,7 @@ from torchcost.counting import formulas
 from torchcost.counting.meta_kernels import META_SHORTCUTS
 from torchcost.counting.meta_values import MetaValues
 from torchcost.counting.registry import OpCall, find_formula, find_module_formula, tensors_in
+from torchcost.counting.schema import returns_new_tensors, updates_self
 from torchcost.records import OpCost, OpRecord, Shape
 
 Rule = Callable[[OpCall], OpCost]
@@ -46,28 +47,6 @@ def signature(tree: Any, strides: bool = False) -> Hashable:
 TensorMeta = tuple[tuple[int, ...], tuple[int, ...], torch.dtype]
 
 
-def returns_new_tensors(op: OpOverload) -> bool:
-    """The op returns only new tensors: no views, no in-place or ``out=`` writes, no lists or scalars."""
-    schema = op._schema
-    if op.is_view or any(a.alias_info is not None for a in schema.arguments):
-        return False
-    return bool(schema.returns) and all(r.alias_info is None and str(r.type) == "Tensor" for r in schema.returns)
-
-
-def updates_self(op: OpOverload) -> bool:
-    """An in-place op that writes its first argument and returns it, leaving its shape alone (``relu_``,
-    ``hardswish_``, ``add_``; not ``resize_``, ``set_`` or ``transpose_``)."""
-    schema = op._schema
-    if torch.Tag.inplace_view in op.tags or op.overloadpacket.__name__ in ("resize_", "resize_as_", "set_"):
-        return False
-    args, returns = schema.arguments, schema.returns
-    if not args or len(returns) != 1 or returns[0].alias_info is None or args[0].alias_info is None:
-        return False
-    if not args[0].alias_info.is_write or any(a.alias_info is not None for a in args[1:]):
-        return False
-    return set(returns[0].alias_info.before_set) == set(args[0].alias_info.before_set)
-
-
 def _tensor_meta(out: Any) -> TensorMeta | tuple[TensorMeta, ...] | None:
     if isinstance(out, torch.Tensor):
         return (tuple(out.shape), out.stride(), out.dtype) if out.layout == torch.strided else None
@@ -93,7 +72,7 @@ def pointwise_on_meta_key(op: OpOverload, args: tuple[Any, ...], kwargs: dict[st
 
 
 def _empty_meta(spec: TensorMeta | tuple[TensorMeta, ...]) -> Any:
-    if not isinstance(spec[-1], torch.dtype):  # several outputs
+    if not isinstance(spec[-1], torch.dtype):  # several outputs (a 0-dim output's shape is the empty tuple)
         return tuple(_empty_meta(part) for part in spec)
     shape, stride, dtype = spec
     return torch.empty_strided(shape, stride, dtype=dtype, device="meta")

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from torchcost.records import Profile
 from torchcost.report.csvfile import render_csv
 from torchcost.report.markdown import DEFAULT_DEPTH, render_compare_markdown, render_markdown
+from torchcost.sweep.runner import SweepResult
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,18 @@ def write_compare(
         from torchcost.report.html import render_compare_html
 
         write_text(html, render_compare_html(profiles))
+
+
+def write_sweep_reports(
+    result: SweepResult, markdown: str | None = None, html: str | None = None, sort: str = "macs", top: int = 20
+) -> None:
+    """The top rows of a sweep as Markdown, and its HTML page (Pareto chart, table, failures)."""
+    from torchcost.report.sweep import render_sweep_html, render_sweep_markdown
+
+    if markdown:
+        write_text(markdown, render_sweep_markdown(result.rows, result.hardware, sort, top))
+    if html:
+        write_text(html, render_sweep_html(result.rows, result.hardware, sort, top))
 
 
 def write_text(path: str, text: str) -> None:

@@ -83,7 +83,7 @@ def build_on(device: torch.device, factory: Callable[[], nn.Module]) -> nn.Modul
     except (NotImplementedError, RuntimeError):
         if device.type != "meta":
             raise
-    with _registered_tensors_on_meta():
+    with _registered_tensors_on_meta(), values_while_building():
         return factory()
 
 

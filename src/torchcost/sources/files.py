@@ -29,7 +29,7 @@ def load_python(spec: str, path: Path, attribute: str, device: torch.device) -> 
 
     A module-level ``INPUT_SIZE`` (one shape or a list of shapes) gives the default example input.
     """
-    module = _import_file(path)
+    module = import_file(path)
     factory = getattr(module, attribute, None)
     if not callable(factory):
         names = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_"))
@@ -45,7 +45,7 @@ def load_python(spec: str, path: Path, attribute: str, device: torch.device) -> 
     return LoadedModel(spec, model, _sizes(getattr(module, "INPUT_SIZE", None)))
 
 
-def _import_file(path: Path) -> Any:
+def import_file(path: Path) -> Any:
     if not path.is_file():
         raise ModelSourceError(f"no such file: {path}")
     name = f"torchcost_user_model_{abs(hash(path.resolve()))}"
