@@ -326,7 +326,7 @@ def _profile_with_latency(args: argparse.Namespace, spec: str) -> Profile:
     device = args.device or "cpu"
     loaded = load_model(spec, device, trust_pickle=args.trust_pickle, weights=args.weights)
     inputs, kwargs = example_inputs(loaded, input_options(args), device)
-    result = profile(loaded.model, *inputs, dtype=args.dtype, backward=args.backward, **kwargs)
+    result = profile(loaded.model, *inputs, dtype=args.dtype, device=device, backward=args.backward, **kwargs)
     result.model = spec
     timing = {"dtype": args.dtype, "threads": args.threads}
     result.latency = measure(loaded.model, *inputs, min_time=args.min_time, progress=not args.quiet, **timing, **kwargs)

@@ -18,8 +18,10 @@ import torch
 from torch import nn
 from torch.autograd.profiler_util import FunctionEvent
 
+from torchcost.errors import ProfilingError
 from torchcost.latency import measurement_conditions
 from torchcost.prepare import InputSize, ModelState, prepare
+from torchcost.profiler import profile as count
 from torchcost.records import CostTotals, OpRecord, Profile
 
 ITERATION = "torchcost::iteration"
@@ -39,15 +41,17 @@ def measure_ops(
 ) -> Profile:
     """Fill ``measured_s`` on the profile's forward records, modules and operators (median over iterations).
 
-    ``profile`` must come from ``torchcost.profile`` with the same model, inputs, device and dtype.
-    Returns the same profile object.
+    ``profile`` must come from ``torchcost.profile`` with the same model, inputs and dtype. Each measured op is
+    matched to the record of the run on its device: a profile counted elsewhere (on meta, the default) is counted
+    again on the measuring device first, in place. Returns the same profile object.
     """
     prepared = prepare(model, inputs, kwargs, input_size, dtype, device)
-    if prepared.device.type == "meta" or str(prepared.device) != profile.device:
-        raise ValueError(
-            f"per-op times need the profile counted on the device they are measured on (profile: {profile.device}, "
-            f"measuring on: {prepared.device}, which must not be meta)"
-        )
+    if prepared.device.type == "meta":
+        raise ProfilingError("per-op times are measured on a device with data: give device='cpu' or 'cuda'")
+    if str(prepared.device) != profile.device:
+        recounted = count(model, *inputs, input_size=input_size, dtype=dtype, device=prepared.device, **kwargs)
+        for name in ("device", "records", "modules", "operators", "uncounted", "memory_access", "flops", "macs"):
+            setattr(profile, name, getattr(recounted, name))
     per_iteration = _profiled_iterations(prepared.model, prepared.inputs, prepared.kwargs, iterations, warmup, threads)
     forward = [i for i, r in enumerate(profile.records) if r.phase == "forward"]
     samples: list[list[float]] = [[] for _ in forward]

@@ -138,10 +138,16 @@ def random_inputs(input_size: InputSize, dtype: torch.dtype, device: torch.devic
 
 
 def move(tree: Any, device: torch.device, dtype: torch.dtype | None) -> Any:
+    """Tensors on ``device`` (floating-point ones cast to ``dtype``); on meta with the same strides, so that a
+    slice or a transposed input is counted as the CPU counts it (``.to("meta")`` makes gapped layouts dense)."""
+
     def move_leaf(leaf: Any) -> Any:
         if not isinstance(leaf, torch.Tensor):
             return leaf
         cast = dtype if dtype is not None and leaf.is_floating_point() else None
+        if device.type == "meta" and leaf.device.type != "meta" and leaf.layout == torch.strided:
+            moved = torch.empty_strided(leaf.shape, leaf.stride(), dtype=cast or leaf.dtype, device="meta")
+            return moved.requires_grad_(leaf.requires_grad)
         return leaf.to(device=device, dtype=cast)
 
     return tree_map(move_leaf, tree)

@@ -32,7 +32,7 @@ def profile(
     *inputs: Any,
     input_size: InputSize | None = None,
     dtype: torch.dtype | str | None = None,
-    device: torch.device | str | None = None,
+    device: torch.device | str | None = "auto",
     backward: bool = False,
     **kwargs: Any,
 ) -> Profile:
@@ -45,10 +45,10 @@ def profile(
         input_size: instead of ``inputs``, one shape ``(1, 3, 224, 224)`` or a list of shapes; random
             tensors of that shape are made (of ``dtype``, float32 by default).
         dtype: run in this dtype: a copy of the model and the floating-point inputs are cast to it.
-        device: run on this device (``"meta"`` counts without allocating any weights). A copy of the model
-            is moved there; the user's model never is. By default the model's own device. ``"auto"``:
-            count on a meta copy (counts depend only on shapes, and no kernel runs), and on the model's own
-            device only if the forward fails on meta (it needs real values); ``Profile.device`` says which.
+        device: ``"auto"`` (the default): count on a meta copy (no weight memory, no kernel runs; the counts are
+            the CPU's), and on the model's own device only if the forward needs values meta cannot know;
+            ``Profile.device`` says which. ``None``: the model's own device. Any other device: a copy of the
+            model is moved there; the user's model never is.
         backward: also run and count the backward pass, in training mode, as autograd runs it.
             Otherwise the forward runs in eval mode under ``torch.no_grad()``.
         kwargs: keyword inputs of the model's forward.

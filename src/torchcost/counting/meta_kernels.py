@@ -88,6 +88,7 @@ _FLOATS = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 # tests/counting. Each returns NotImplemented for the cases it does not cover, which then run PyTorch's meta kernel.
 META_SHORTCUTS: dict[OpOverload, Callable[[tuple[Any, ...], dict[str, Any]], Any]] = {
     torch.ops.aten.native_batch_norm.default: _batch_norm_on_meta,
+    torch.ops.aten._native_batch_norm_legit.default: _batch_norm_on_meta,  # the same arguments and outputs
     torch.ops.aten.native_layer_norm.default: _layer_norm_on_meta,
     torch.ops.aten.addmm.default: _addmm_on_meta,
     **({torch.ops.aten._grouped_mm.default: _grouped_mm_on_meta} if hasattr(torch.ops.aten, "_grouped_mm") else {}),
@@ -138,14 +139,17 @@ class _SdpaCall:
         return bool(choice == SDPBackend.FLASH_ATTENTION.value)
 
     def flash_on_meta(self) -> torch.Tensor:
+        """The CPU's path: a boolean mask made additive, 3-D (unbatched) inputs given a batch of one."""
         mask = self.attn_mask
         if mask is not None and mask.dtype == torch.bool:  # as PyTorch converts it: 0 where kept, -inf where not
             blocked = torch.scalar_tensor(float("-inf"), dtype=self.query.dtype, device=mask.device)
             mask = torch.where(mask, 0.0, blocked)
+        unbatched = self.query.dim() == 3
+        query, key, value = (t.unsqueeze(0) if unbatched else t for t in (self.query, self.key, self.value))
         out = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
-            self.query, self.key, self.value, self.dropout_p, self.is_causal, attn_mask=mask, scale=self.scale
+            query, key, value, self.dropout_p, self.is_causal, attn_mask=mask, scale=self.scale
         )
-        return out[0]  # type: ignore[no-any-return]
+        return out[0].squeeze(0) if unbatched else out[0]  # type: ignore[no-any-return]
 
 
 def _cpu_stand_in(tensor: torch.Tensor) -> torch.Tensor:

@@ -78,12 +78,17 @@ def _empty_meta(spec: TensorMeta | tuple[TensorMeta, ...]) -> Any:
     return torch.empty_strided(shape, stride, dtype=dtype, device="meta")
 
 
-def _leaves_meta(args: tuple[Any, ...], out: Any) -> bool:
-    return isinstance(out, torch.Tensor) and out.device.type != "meta" and bool(args) and _is_meta(args[0])
+def _crosses_meta(func: OpOverload, args: tuple[Any, ...], out: Any) -> bool:
+    """A copy between meta and a device with data."""
+    if func.overloadpacket not in _COPIES or not isinstance(out, torch.Tensor) or not args:
+        return False
+    source = args[1] if func.overloadpacket is torch.ops.aten.copy_ and len(args) > 1 else args[0]  # copy_(dst, src)
+    if not isinstance(source, torch.Tensor) or source.dtype != out.dtype:  # a cast is work a CPU does too
+        return False
+    return (out.device.type == "meta") != (source.device.type == "meta")
 
 
-def _is_meta(value: Any) -> bool:
-    return isinstance(value, torch.Tensor) and value.device.type == "meta"
+_COPIES = (torch.ops.aten._to_copy, torch.ops.aten.copy_)
 
 
 def _free(call: OpCall) -> OpCost:
@@ -237,7 +242,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
                 self._on_meta[meta_key] = (spec, cost)
         if self.values is not None and self._value_runs == value_runs:
             self.values.follow(func, args, kwargs, out)
-        if _leaves_meta(args, out):  # tolist() on meta: a copy a CPU run never makes
+        if _crosses_meta(func, args, out):  # tolist(), or x[[0, 2]]'s index, on meta: a copy a CPU never makes
             return out
         if self._decomposing:
             self._decomposing[-1].append(cost)

@@ -58,22 +58,26 @@ class KeywordInputs:
         self.main = main if isinstance(main, str) else (main[0] if main else None)
         self.note = ""
 
-    def wants(self, name: str) -> bool:
-        return name in self.required or name == self.main
+    def wants(self, name: str, modality: str = "") -> bool:
+        """The model needs ``name``: its main or a required input, or (for a model with a ``{modality}_config``,
+        CLIP's vision tower, CLAP's audio encoder) an input of that modality."""
+        needed = name in self.required or name == self.main
+        multimodal = bool(modality) and getattr(self.config, f"{modality}_config", None) is not None
+        return needed or (multimodal and name in self.accepts)
 
     def __call__(self, batch: int, seq_len: int | None, generator: torch.Generator) -> dict[str, Any]:
         made: dict[str, Any] = {}
         notes: list[str] = []
         vision_language = _image_token(self.config) is not None and "pixel_values" in self.accepts
-        if self.wants("pixel_values") or vision_language or self._dual_encoder():
+        if self.wants("pixel_values", "vision") or vision_language:
             made.update(self._images(batch, generator, notes))
         if self.wants("pixel_values_videos"):
             made.update(self._videos(batch, generator, notes))
         for name in ("input_values", "input_features", "audio_mel"):
-            if self.wants(name):
+            if self.wants(name, "audio") and not any(n in made for n in ("input_values", "input_features")):
                 made.update(self._audio(name, batch, generator, notes))
         decoder = getattr(self.config, "is_encoder_decoder", False) and "decoder_input_ids" in self.accepts
-        if any(self.wants(n) for n in TEXT_IDS) or decoder or vision_language or self._dual_encoder():
+        if any(n in self.accepts for n in TEXT_IDS) or decoder:
             image_tokens = self._image_tokens(made, batch, notes) if vision_language else 0
             made.update(self._text(batch, seq_len, image_tokens, generator))
         made = self._renamed(made)
@@ -85,10 +89,6 @@ class KeywordInputs:
             )
         self.note = "; ".join(notes)
         return {name: value for name, value in made.items() if name in self.accepts}
-
-    def _dual_encoder(self) -> bool:
-        """CLIP-like models encode an image and a text: both are needed."""
-        return "pixel_values" in self.accepts and "input_ids" in self.accepts and self.main in ("input_ids", None)
 
     def _renamed(self, made: dict[str, Any]) -> dict[str, Any]:
         """Vision towers of Qwen-like models call the patches ``hidden_states`` and the grid ``grid_thw``."""

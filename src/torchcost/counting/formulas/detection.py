@@ -62,4 +62,5 @@ def embedding_bag(call: OpCall) -> OpCost:
     flops += bags * weight.shape[1] if call.arg(4) == MODE_MEAN else 0
     read = looked_up * weight.element_size() + sum(tensor_bytes(t) for t in (indices, offsets) if t is not None)
     read += tensor_bytes(weights) if weights is not None else 0
-    return call.cost(flops=flops, bytes_read=read)
+    # written: the bags; the other outputs are bookkeeping for backward, sized differently on each device
+    return call.cost(flops=flops, bytes_read=read, bytes_written=tensor_bytes(call.output))

@@ -1,0 +1,87 @@
+"""Every transformers model type that the installed transformers maps to an AutoModel class (any task's), profiled
+on meta with its default inputs (``hf:TYPE``: the library's default config, inputs made by the model's own
+processors), through the sweep's worker pool. Records success, time and the reason of each failure, grouped;
+bench/report.py puts the summary in docs/benchmarks.md.
+
+    .venv/bin/python bench/hf_zoo.py                          # every type (about 30 min on 2 cores)
+    .venv/bin/python bench/hf_zoo.py --types llava qwen2_vl   # a few, to check
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "hf_zoo.json"
+TIMEOUT_S = 300.0  # per model type
+EXAMPLES = 8  # model types kept per failure reason
+
+
+def auto_model_types() -> list[str]:
+    """Model types some AutoModel class (bare model or any task head) maps to a model class."""
+    from transformers.models.auto import modeling_auto
+
+    types: set[str] = set()
+    for name, mapping in vars(modeling_auto).items():
+        if name.startswith("MODEL") and name.endswith("MAPPING_NAMES") and isinstance(mapping, dict):
+            types |= set(mapping)
+    return sorted(types)
+
+
+def run(types: list[str], rows_path: Path, workers: int) -> dict[str, Any]:
+    import torchcost
+    from torchcost.sweep.failures import group_failures
+
+    begin = time.perf_counter()
+    specs = [f"hf:{name}" for name in types]
+    result = torchcost.sweep(specs, rows_path, device="meta", workers=workers, timeout=TIMEOUT_S, progress=True)
+    wall_s = time.perf_counter() - begin
+    rows = result.rows
+    seconds = [row.seconds for row in rows if row.ok and row.seconds is not None]
+    return {
+        "types": len(rows),
+        "profiled": sum(row.ok for row in rows),
+        "failed": sum(not row.ok for row in rows),
+        "with_uncounted_ops": sorted(row.spec for row in rows if row.ok and row.uncounted_calls),
+        "wall_s": wall_s,
+        "seconds_median": statistics.median(seconds) if seconds else None,
+        "seconds_max": max(seconds) if seconds else None,
+        "failures": [
+            {"reason": g.reason, "count": len(g.specs), "types": [s.removeprefix("hf:") for s in g.specs]}
+            for g in group_failures(rows)
+        ],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--types", nargs="+", help="only these model types")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--results", type=Path, default=RESULTS, help=f"summary JSON (default {RESULTS})")
+    parser.add_argument("--rows", type=Path, default=HERE / "results" / "hf_zoo_rows.jsonl", help="one row per type")
+    args = parser.parse_args()
+    types = args.types or auto_model_types()
+    args.rows.unlink(missing_ok=True)
+    summary = run(types, args.rows, args.workers)
+    summary["environment"] = {
+        "date": time.strftime("%Y-%m-%d"),
+        "transformers": metadata.version("transformers"),
+        "torch": metadata.version("torch"),
+        "workers": args.workers,
+        "load_average_at_start": os.getloadavg()[0],
+    }
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps(summary, indent=2) + "\n")
+    share = summary["profiled"] / summary["types"]
+    print(f"{summary['profiled']} of {summary['types']} types profiled on meta ({share:.0%}); wrote {args.results}")
+
+
+if __name__ == "__main__":
+    main()
