@@ -21,7 +21,7 @@ from torch._ops import OpOverload
 from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils import backend_registration
 from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
-from torch.utils._pytree import tree_map
+from torch.utils._pytree import tree_leaves, tree_map
 from torch.utils.weak import WeakTensorKeyDictionary
 
 from torchcost.counting.meta_kernels import sdpa_on_meta
@@ -98,10 +98,14 @@ class MetaValues:
         """An op whose result depends on values (``item``, ``nonzero``, a copy to the CPU for ``tolist``):
         computed on the values, its tensors returned as meta tensors with those values (or as they are when
         the op leaves meta); NotImplemented if a value is unknown."""
+        if _mixes_devices(args, kwargs):
+            return self._on_meta_only(func, args, kwargs)
         computed = self.compute(func, args, kwargs)
+        if computed is NotImplemented:
+            return self._shaped_by_known(func, args, kwargs)
         leaves_meta = "device" in kwargs and torch.device(kwargs["device"]).type != "meta"
-        if computed is NotImplemented or leaves_meta or not isinstance(computed, torch.Tensor | tuple | list):
-            return computed  # a Python number from item(), a tensor copied off meta, or NotImplemented
+        if leaves_meta or not isinstance(computed, torch.Tensor | tuple | list):
+            return computed  # a Python number from item(), or a tensor copied off meta
 
         def to_meta(leaf: Any) -> Any:
             if not isinstance(leaf, torch.Tensor) or leaf.device.type != "cpu":
@@ -111,6 +115,72 @@ class MetaValues:
             return meta
 
         return tree_map(to_meta, computed)
+
+    def _on_meta_only(self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """A tensor the model made on the CPU (no device given) meeting meta activations: on a CPU run both are on
+        the CPU, so here both are on meta, the CPU one with its value."""
+
+        def to_meta(leaf: Any) -> Any:
+            if not isinstance(leaf, torch.Tensor) or _on_meta(leaf) or leaf.dim() == 0:
+                return leaf
+            meta = torch.empty_strided(leaf.shape, leaf.stride(), dtype=leaf.dtype, device="meta")
+            self.seed(meta, leaf)
+            return meta
+
+        with _disable_current_modes():
+            moved_args, moved_kwargs = tree_map(to_meta, (args, kwargs))
+        try:
+            return func(*moved_args, **moved_kwargs)
+        except (RuntimeError, NotImplementedError):
+            return self.run(func, moved_args, moved_kwargs)
+
+    def _shaped_by_known(self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """An op whose output shape depends only on values that are known (``hidden[mask]`` with the mask made
+        from the token ids): meta tensors of that shape, without values; NotImplemented otherwise.
+
+        Out of place, the op runs on the CPU with each unknown tensor standing in as zeros of its shape (that
+        take no memory); in place, its first argument keeps its shape."""
+        shaped_by = SHAPED_BY.get(func.overloadpacket)
+        if shaped_by is None or len(args) <= shaped_by:
+            return NotImplemented
+        if any(self.get(t) is None for t in tensors_in(args[shaped_by])):
+            return NotImplemented
+        if updates_self(func):
+            return args[0]
+
+        def stand_in(leaf: Any) -> Any:
+            if not _on_meta(leaf):
+                return leaf
+            value = self.get(leaf)
+            return value if value is not None else torch.zeros((), dtype=leaf.dtype).expand(leaf.shape)
+
+        try:
+            with _disable_current_modes():
+                out = func(*tree_map(stand_in, args), **tree_map(stand_in, kwargs))
+        except Exception:
+            return NotImplemented
+        return tree_map(lambda t: torch.empty_like(t, device="meta") if isinstance(t, torch.Tensor) else t, out)
+
+
+# Ops whose output shape depends on the values of one argument only (its position): a boolean mask, the
+# repeats; the other tensors may be unknown.
+_ATEN = torch.ops.aten
+SHAPED_BY: dict[Any, int] = {
+    _ATEN.index: 1,
+    _ATEN.index_put: 1,
+    _ATEN.index_put_: 1,
+    _ATEN._index_put_impl_: 1,
+    _ATEN.masked_select: 1,
+    _ATEN.masked_scatter: 1,
+    _ATEN.masked_scatter_: 1,
+    _ATEN.repeat_interleave: 1,
+}
+
+
+def _mixes_devices(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Meta tensors and tensors with data of more than one element among the arguments."""
+    tensors = tensors_in((args, kwargs))
+    return any(_on_meta(t) for t in tensors) and any(not _on_meta(t) and t.dim() > 0 for t in tensors)
 
 
 def _storage(tensor: torch.Tensor) -> StorageWeakRef:
@@ -170,8 +240,11 @@ class MetaFunctions:
         device = kwargs.get("device") or make([]).device  # the default device (torch.device("meta") as a context)
         if torch.device(device).type != "meta" or not args or isinstance(args[0], torch.Tensor):
             return NotImplemented
+        data = tree_map(lambda leaf: self.values.get(leaf) if _on_meta(leaf) else leaf, args[0])  # a list of scalars
+        if any(leaf is None for leaf in tree_leaves(data)):
+            return NotImplemented
         with _disable_current_modes():
-            value = make(args[0], dtype=kwargs.get("dtype"), device="cpu")
+            value = make(data, dtype=kwargs.get("dtype"), device="cpu")
             meta = torch.empty_like(value, device="meta").requires_grad_(bool(kwargs.get("requires_grad")))
         self.values.seed(meta, value)
         return meta

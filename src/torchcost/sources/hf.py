@@ -28,6 +28,7 @@ def load(spec: str, name: str, device: torch.device) -> LoadedModel:
     transformers' ``from_config`` does."""
     transformers = require("transformers", "transformers")
     config = _config(transformers, name)
+    derived = _derive_unset(config)
     named = [getattr(transformers, n, None) for n in getattr(config, "architectures", None) or []]
     model_class = next((c for c in named if c is not None), None) or _model_class(transformers, config)
     build = model_class.from_config if hasattr(model_class, "from_config") else model_class._from_config
@@ -35,7 +36,26 @@ def load(spec: str, name: str, device: torch.device) -> LoadedModel:
         model = build_on(device, lambda: build(config))
     except (TypeError, AttributeError, KeyError, ValueError, IndexError) as exc:
         raise ModelSourceError(_config_failure(spec, config, exc)) from exc
-    return _with_inputs(spec, model, config)
+    loaded = _with_inputs(spec, model, config)
+    loaded.note = (
+        f"the config leaves {', '.join(derived)} unset: taken as {'; '.join(derived.values())}" if derived else ""
+    )
+    return loaded
+
+
+def _derive_unset(config: Any) -> dict[str, str]:
+    """Fields that a config leaves unset and that every architecture derives the same way, set on it (the
+    default configs of some types leave them to the checkpoint's config.json): field -> how it was derived."""
+    derived: dict[str, str] = {}
+    for sub in _configs(config):
+        heads, width = getattr(sub, "num_attention_heads", None), getattr(sub, "hidden_size", None)
+        if hasattr(sub, "head_dim") and sub.head_dim is None and heads and width:
+            sub.head_dim = width // heads
+            derived["head_dim"] = f"hidden_size // num_attention_heads = {sub.head_dim}"
+        if hasattr(sub, "num_key_value_heads") and sub.num_key_value_heads is None and heads:
+            sub.num_key_value_heads = heads
+            derived["num_key_value_heads"] = f"num_attention_heads = {heads} (no grouped-query attention)"
+    return derived
 
 
 CONFIG_FIELD = re.compile(r"""config\.(\w+)|getattr\(\w*config, ["'](\w+)["']""")

@@ -69,7 +69,8 @@ class KeywordInputs:
         made: dict[str, Any] = {}
         notes: list[str] = []
         vision_language = _image_token(self.config) is not None and "pixel_values" in self.accepts
-        if self.wants("pixel_values", "vision") or vision_language:
+        patches = "grid_thw" in self.required or "image_grid_thw" in self.required  # a Qwen-like vision tower
+        if self.wants("pixel_values", "vision") or vision_language or patches:
             made.update(self._images(batch, generator, notes))
         if self.wants("pixel_values_videos"):
             made.update(self._videos(batch, generator, notes))
@@ -134,7 +135,8 @@ class KeywordInputs:
     # audio
 
     def _audio(self, name: str, batch: int, generator: torch.Generator, notes: list[str]) -> dict[str, Any]:
-        extractor = _processor("feature", self.config)
+        mel_bins = _find(self.config, "num_mel_bins")  # the model's, where its extractor's default may differ
+        extractor = _processor("feature", self.config, **({"feature_size": mel_bins} if mel_bins else {}))
         rate = int(getattr(extractor, "sampling_rate", 16000) or 16000)
         samples = int(rate * AUDIO_SECONDS)
         waves = [torch.randn(samples, generator=generator).numpy() for _ in range(batch)]
@@ -144,13 +146,16 @@ class KeywordInputs:
                 processed = dict(extractor(waves, sampling_rate=rate, return_tensors="pt"))
         if processed is not None and isinstance(processed.get(name), torch.Tensor):
             notes.append(f"{AUDIO_SECONDS:g} s of noise at {rate} Hz through the model's feature extractor")
-            if "attention_mask" in processed and name != "input_ids":
-                processed[f"{name}_mask" if f"{name}_mask" in self.accepts else "attention_mask"] = processed.pop(
-                    "attention_mask"
-                )
+            mask = processed.pop("attention_mask", None)
+            if mask is not None or f"{name}_mask" in self.required:
+                mask = mask if mask is not None else torch.ones(processed[name].shape[:2], dtype=torch.long)
+                processed[f"{name}_mask" if f"{name}_mask" in self.accepts else "attention_mask"] = mask
             return processed
         notes.append(f"{AUDIO_SECONDS:g} s of noise at {rate} Hz")
-        return {name: torch.randn(batch, samples, generator=generator)}
+        made = {name: torch.randn(batch, samples, generator=generator)}
+        return made | (
+            {f"{name}_mask": torch.ones(batch, samples, dtype=torch.long)} if f"{name}_mask" in self.required else {}
+        )
 
     # text
 
@@ -171,6 +176,8 @@ class KeywordInputs:
             ids_name = name.replace("attention_mask", "input_ids")
             if name in self.accepts and ids_name in made and ids_name in self.accepts:
                 made[name] = torch.ones_like(made[ids_name])
+        if "mm_token_type_ids" in self.accepts:  # text 0, image 1 (multimodal rotary positions)
+            made["mm_token_type_ids"] = (ids == (_image_token(self.config) or -1)).int()
         return made
 
 
@@ -290,8 +297,9 @@ def _decoder_positions(config: Any) -> int:
     return int(value) if isinstance(value, int) and value > 0 else DEFAULT_SEQ_LEN
 
 
-def _processor(kind: str, config: Any) -> Any:
-    """The model type's image processor or feature extractor with its defaults (no files are read)."""
+def _processor(kind: str, config: Any, **options: Any) -> Any:
+    """The model type's image processor or feature extractor with its defaults (no files are read), with
+    ``options`` where it takes them."""
     from transformers.models.auto import feature_extraction_auto, image_processing_auto
 
     names = (
@@ -309,7 +317,11 @@ def _processor(kind: str, config: Any) -> Any:
                     if kind == "image"
                     else feature_extraction_auto.feature_extractor_class_from_name
                 )
-                return get(class_name)()
+                made = get(class_name)
+                try:
+                    return made(**options)
+                except TypeError:
+                    return made()
     return None
 
 

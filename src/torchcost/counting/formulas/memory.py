@@ -26,6 +26,7 @@ _DATA_MOVEMENT = [
     "replication_pad2d",
     "replication_pad3d",
     "repeat",
+    "repeat_interleave",
     "roll",
     "flip",
     "tril",
