@@ -29,6 +29,7 @@ def profile_spec(
     trust_pickle: bool = False,
     weights: str | None = None,
     on_retry: Callable[[str], None] | None = None,
+    optimizer: str | None = None,
 ) -> Profile:
     """Profile ``spec`` (see ``torchcost.sources``) with its default or the given example input.
 
@@ -42,7 +43,9 @@ def profile_spec(
         args, kwargs = example_inputs(loaded, options, run_on)
         run_dtype = dtype or floating_dtype(loaded.model)  # e.g. an fp16 checkpoint takes fp16 inputs
         try:
-            result = profile(loaded.model, *args, dtype=run_dtype, device=run_on, backward=backward, **kwargs)
+            result = profile(
+                loaded.model, *args, dtype=run_dtype, device=run_on, backward=backward, optimizer=optimizer, **kwargs
+            )
         except ProfilingError as exc:
             if attempt + 1 == len(devices):
                 raise

@@ -22,6 +22,8 @@ from torchcost.records import (
     TensorSpec,
     UncountedOp,
 )
+from torchcost.step import OptimizerSpec, optimizer_name, training_copy
+from torchcost.training import counted_step, steady_optimizer, training_step
 
 
 class ProfilingError(RuntimeError):
@@ -35,6 +37,7 @@ def profile(
     dtype: torch.dtype | str | None = None,
     device: torch.device | str | None = None,
     backward: bool = False,
+    optimizer: OptimizerSpec | None = None,
     **kwargs: Any,
 ) -> Profile:
     """Count the parameters, size, MACs, FLOPs and memory access of ``model(*inputs, **kwargs)``.
@@ -52,12 +55,18 @@ def profile(
             device only if the forward fails on meta (it needs real values); ``Profile.device`` says which.
         backward: also run and count the backward pass, in training mode, as autograd runs it.
             Otherwise the forward runs in eval mode under ``torch.no_grad()``.
+        optimizer: also count a steady-state ``optimizer.step()`` (implies ``backward``; on a copy of the
+            model): ``"sgd"``, ``"sgd-momentum"``, ``"adam"``, ``"adamw"`` or a factory; ``Profile.training``.
         kwargs: keyword inputs of the model's forward.
     """
     if device == "auto":
-        return _profile_auto(model, inputs, input_size, dtype, backward, kwargs)
+        return _profile_auto(model, inputs, input_size, dtype, backward, kwargs, optimizer)
     prepared = prepare(model, inputs, kwargs, input_size, dtype, device)
     run_model, run_device = prepared.model, prepared.device
+    backward = backward or optimizer is not None
+    if optimizer is not None and run_model is model:
+        run_model = training_copy(model)
+    step = steady_optimizer(run_model, optimizer) if optimizer is not None else None
     inputs, kwargs = prepared.inputs, prepared.kwargs
 
     names = {id(module): name for name, module in run_model.named_modules()}
@@ -71,9 +80,13 @@ def profile(
                 output = _forward(run_model, stack, inputs, kwargs, run_device)
             if backward:
                 _backward(output, mode)
+            if step is not None:
+                counted_step(step, mode)
     finally:
         state.restore()
-    return _build_profile(run_model, inputs, kwargs, run_device, backward, mode.records, stack)
+    result = _build_profile(run_model, inputs, kwargs, run_device, backward, mode.records, stack)
+    result.training = training_step(result, optimizer_name(optimizer)) if optimizer is not None else None
+    return result
 
 
 def _profile_auto(
@@ -83,14 +96,33 @@ def _profile_auto(
     dtype: torch.dtype | str | None,
     backward: bool,
     kwargs: dict[str, Any],
+    optimizer: OptimizerSpec | None = None,
 ) -> Profile:
     """Meta first; the model's own device when the forward needs real data."""
     try:
-        return profile(model, *inputs, input_size=input_size, dtype=dtype, device="meta", backward=backward, **kwargs)
+        return profile(
+            model,
+            *inputs,
+            input_size=input_size,
+            dtype=dtype,
+            device="meta",
+            backward=backward,
+            optimizer=optimizer,
+            **kwargs,
+        )
     except ProfilingError:
         if device_of(model).type == "meta":
             raise
-    return profile(model, *inputs, input_size=input_size, dtype=dtype, device=None, backward=backward, **kwargs)
+    return profile(
+        model,
+        *inputs,
+        input_size=input_size,
+        dtype=dtype,
+        device=None,
+        backward=backward,
+        optimizer=optimizer,
+        **kwargs,
+    )
 
 
 def _forward(

@@ -9,6 +9,7 @@ if TYPE_CHECKING:
     from torchcost.explain import Finding
     from torchcost.latency import Latency
     from torchcost.roofline import Prediction
+    from torchcost.training import TrainingStep
 
 Shape = tuple[int, ...]
 
@@ -188,6 +189,7 @@ class Profile:
     latency: Latency | None = None  # measured end-to-end latency, when measured
     prediction: Prediction | None = None  # roofline prediction on some hardware, when asked for
     findings: list[Finding] = field(default_factory=list)  # why it costs what it costs, ranked
+    training: TrainingStep | None = None  # counted with an optimizer: the training step's cost
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict; the per-call ``records`` are left out (they are for programmatic use)."""
@@ -208,6 +210,7 @@ class Profile:
             **({"latency": self.latency.to_dict()} if self.latency is not None else {}),
             **({"prediction": self.prediction.to_dict()} if self.prediction is not None else {}),
             **({"findings": [f.to_dict() for f in self.findings]} if self.findings else {}),
+            **({"training": self.training.to_dict()} if self.training is not None else {}),
         }
 
     def __str__(self) -> str:

@@ -236,6 +236,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self.modules = modules
         self.records: list[OpRecord] = []
         self.recording = True
+        self.phase: str | None = None  # a phase the caller names ("optimizer"); else forward or backward
         self._rules: dict[OpOverload, Rule | None] = {}
         self._decomposing: list[list[OpCost | None]] = []
         # (op, signature) -> (FLOPs, MACs) of a decomposition, or None when it had uncounted parts
@@ -264,7 +265,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
                 self._on_meta[meta_key] = (spec, cost)
         if self._decomposing:
             self._decomposing[-1].append(cost)
-        elif self.recording:
+        elif self.recording and func.namespace != "profiler":  # record_function markers are not ops
             self._record(func, args, kwargs, out, cost)
         return out
 
@@ -366,7 +367,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self.records.append(
             OpRecord(
                 op=str(func.overloadpacket),
-                phase="backward" if in_backward else "forward",
+                phase=self.phase or ("backward" if in_backward else "forward"),
                 modules=self.modules.current,
                 cost=cost,
                 input_shapes=shapes_of((args, kwargs)),

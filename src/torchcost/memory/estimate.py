@@ -19,7 +19,11 @@ from torchcost.counting.mode import ModuleStack
 from torchcost.counting.registry import tensors_in
 from torchcost.memory.build import build, categories, peak_at
 from torchcost.memory.profile import MemoryProfile
-from torchcost.memory.step import (
+from torchcost.memory.tracker import CUDA_BLOCK, LifetimeTracker
+from torchcost.prepare import ModelState, as_dtype, device_of, prepare
+from torchcost.profiler import ProfilingError
+from torchcost.records import TensorSpec
+from torchcost.step import (
     LossFn,
     OptimizerSpec,
     autocast_dtype,
@@ -31,11 +35,8 @@ from torchcost.memory.step import (
     optimizer_name,
     steady_state,
     trainable,
+    training_copy,
 )
-from torchcost.memory.tracker import CUDA_BLOCK, LifetimeTracker
-from torchcost.prepare import ModelState, as_dtype, device_of, prepare
-from torchcost.profiler import ProfilingError
-from torchcost.records import TensorSpec
 
 Labels = Mapping[str, Callable[[], list[torch.Tensor]]]  # extra category -> the tensors in it, read after the run
 
@@ -90,7 +91,7 @@ def memory(
         target: the device kind the figures are for, ``"cpu"`` or ``"cuda"`` (allocations rounded up to
             512 bytes, multi-tensor optimizer kernels); by default the kind of the device run on or the model's.
     """
-    settings = _settings(train, optimizer, loss, dtype, autocast, checkpoint)
+    settings = settings_for(train, optimizer, loss, dtype, autocast, checkpoint)
     if device == "auto":
         try:
             return estimate(model, inputs, kwargs, settings, "meta", target)
@@ -101,7 +102,7 @@ def memory(
     return estimate(model, inputs, kwargs, settings, device, target)
 
 
-def _settings(
+def settings_for(
     train: bool,
     optimizer: OptimizerSpec | None,
     loss: LossFn | None,
@@ -144,9 +145,8 @@ def estimate(
         else:
             prepared = prepare(model, inputs, kwargs, None, settings.dtype, device)
             run_model, inputs, kwargs = prepared.model, prepared.inputs, prepared.kwargs
-            if settings.train and run_model is model:  # a step changes the weights: train a copy
-                run_model = copy.deepcopy(model)
-                run_model.zero_grad(set_to_none=True)
+            if settings.train and run_model is model:
+                run_model = training_copy(model)
             if run_model is model:
                 state = ModelState(model)
                 scope.callback(state.restore)
@@ -159,7 +159,7 @@ def estimate(
         device="meta" if abstract else str(run_on),
         target=kind,
         train=settings.train,
-        optimizer=optimizer_name(settings.optimizer),
+        optimizer=None if settings.optimizer is None else optimizer_name(settings.optimizer),
         dtype=None if settings.dtype is None else str(settings.dtype).removeprefix("torch."),
         autocast=None if settings.autocast is None else str(settings.autocast).removeprefix("torch."),
         checkpoint=settings.checkpoint,

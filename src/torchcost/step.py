@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import fnmatch
 import functools
 import inspect
@@ -30,6 +31,13 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
 
 
+def training_copy(model: nn.Module) -> nn.Module:
+    """A deep copy to train (a step changes the weights), without gradients."""
+    trained = copy.deepcopy(model)
+    trained.zero_grad(set_to_none=True)
+    return trained
+
+
 def trainable(model: nn.Module) -> list[nn.Parameter]:
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
@@ -40,8 +48,8 @@ def trainable(model: nn.Module) -> list[nn.Parameter]:
     return params
 
 
-def optimizer_name(spec: OptimizerSpec | None) -> str | None:
-    if spec is None or isinstance(spec, str):
+def optimizer_name(spec: OptimizerSpec) -> str:
+    if isinstance(spec, str):
         return spec
     if isinstance(spec, torch.optim.Optimizer):
         return type(spec).__name__
