@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from torchcost.hardware import Hardware, hardware
+from torchcost.memory.prefill import prefill_activation_bytes
 from torchcost.prepare import copy_to
 from torchcost.profiler import profile
 from torchcost.records import Profile
@@ -137,6 +138,7 @@ class LLMProfile:
     device_memory: float | None = None  # bytes the hardware has, when known
     counting_s: float = 0.0
     assumptions: list[str] = field(default_factory=list)
+    prefill_activation_bytes: int | None = None  # prefill peak beyond weights, token ids and KV cache (memory())
 
     @property
     def memory_bytes(self) -> int:
@@ -204,6 +206,7 @@ class LLMProfile:
             "sweep": [asdict(point) for point in self.sweep],
             "counting_s": self.counting_s,
             "assumptions": list(self.assumptions),
+            "prefill_activation_bytes": self.prefill_activation_bytes,
         }
 
 
@@ -371,6 +374,11 @@ def llm_profile(
         decode=decode,
         device_memory=device.memory,
         assumptions=_assumptions(precision, device),
+    )
+    target = "cuda" if device.kind == "gpu" else "cpu"
+    tokens = _tokens(batch, prompt_len)
+    result.prefill_activation_bytes = prefill_activation_bytes(
+        module, tokens, _new_cache(module), cache_tensors, target
     )
     if sweep:
         result.sweep = _sweep(module, device, precision, weights, prompt_len + gen_len // 2, result)

@@ -209,9 +209,9 @@ def _run(
             if optimizer is not None:
                 tracker.phase = "optimizer"
                 optimizer.step()
-        tracker.label(reachable_tensors((output, loss)), "inputs_outputs")
         for category, tensors in labels.items():
             tracker.label(tensors(), category)
+        tracker.label(reachable_tensors((output, loss)), "inputs_outputs")
         tracker.stop()
     return tracker
 
@@ -303,6 +303,8 @@ def _notes(settings: Settings, abstract: bool, target: str) -> list[str]:
     if abstract:
         notes.append("counted on meta: fake CPU tensors, no memory allocated and no kernel run")
     if target == "cuda":
-        notes.append("for CUDA: each allocation rounded up to 512 bytes; optimizers use multi-tensor kernels")
+        notes.append("for CUDA: each allocation rounded up to 512 bytes (the caching allocator's smallest block)")
+    if target == "cuda" and abstract and isinstance(settings.optimizer, str):
+        notes.append("the optimizer runs its multi-tensor (foreach) kernels, as PyTorch picks on CUDA")
     notes.append(NOT_COUNTED)
     return notes

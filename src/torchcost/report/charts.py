@@ -187,6 +187,7 @@ MEMORY_COLORS = {
     "temporaries": "#55a868",
     "inputs_outputs": "#8c8c8c",
 }
+PHASE_SHADES = {"backward": "#f4ecec", "optimizer": "#ebf0f5"}  # forward stays white
 TIMELINE_POINTS = 3000  # longer timelines keep, per stretch of ops, the point with the most live memory
 
 
@@ -227,15 +228,24 @@ def memory_timeline_figure(result: MemoryProfile) -> Any:
             )
         )
     for phase, first, last in _phase_spans(result.timeline):
-        if phase != "forward":
-            figure.add_vrect(x0=first, x1=last, fillcolor="#eeeeee", opacity=0.5, line_width=0, layer="below")
-            figure.add_annotation(x=(first + last) / 2, y=1, yref="paper", text=phase, showarrow=False)
+        shade = PHASE_SHADES.get(phase)
+        if shade:
+            figure.add_vrect(x0=first, x1=last, fillcolor=shade, opacity=0.6, line_width=0, layer="below")
+        figure.add_annotation(x=(first + last) / 2, y=1, yref="paper", yanchor="bottom", text=phase, showarrow=False)
     peak = result.peak_at
     figure.add_vline(x=peak.step, line_dash="dot", line_color="#333")
     figure.add_annotation(
-        x=peak.step, y=result.peak_bytes, text=f"peak {si(result.peak_bytes, 'B')}: {peak.op}", showarrow=True
+        x=peak.step,
+        y=result.peak_bytes,
+        text=f"peak {si(result.peak_bytes, 'B')} after {peak.op}",
+        showarrow=True,
+        ax=40,
+        ay=-30,
+        xanchor="left",
+        bgcolor="rgba(255,255,255,0.8)",
     )
-    figure.update_layout(**LAYOUT, height=420, xaxis_title="op call", yaxis_title="live bytes", hovermode="closest")
+    layout = {**LAYOUT, "legend": {"orientation": "h", "y": -0.2, "yanchor": "top", "x": 0}}
+    figure.update_layout(**layout, height=460, xaxis_title="op call", yaxis_title="live bytes", hovermode="closest")
     figure.update_yaxes(exponentformat="SI", ticksuffix="B")
     return figure
 

@@ -88,17 +88,18 @@ def module_table(result: MemoryProfile, depth: int) -> Table:
     return table
 
 
-def fit_table(fit: BatchFit) -> Table:
-    table = Table(title=f"largest batch that fits {fit.hardware} ({si(fit.memory_bytes, 'B')})", title_justify="left")
-    table.add_column("batch", justify="right")
-    table.add_column("peak", justify="right")
-    table.add_column("fits", justify="right")
+def fit_report(fit: BatchFit) -> Group:
+    largest = f"{fit.batch}" if fit.batch else "none (one sample does not fit)"
+    title = Text(
+        f"largest batch: {largest} (batches tried on meta against {fit.hardware}'s {si(fit.memory_bytes, 'B')})"
+    )
+    table = Table()
+    for header in ("batch", "peak", "exact bytes", "fits"):
+        table.add_column(header, justify="right")
     for batch, peak in sorted(fit.tried.items()):
-        style = "bold" if batch == fit.batch else ""
-        table.add_row(str(batch), si(peak, "B"), "yes" if peak <= fit.memory_bytes else "no", style=style)
-    table.caption = f"largest: {fit.batch}" + ("" if fit.batch else " (one sample does not fit)")
-    table.caption_justify = "left"
-    return table
+        fits = "yes" if peak <= fit.memory_bytes else "no"
+        table.add_row(str(batch), si(peak, "B"), f"{peak:,}", fits, style="bold" if batch == fit.batch else "")
+    return Group(title, table)
 
 
 def memory_report(
@@ -112,7 +113,7 @@ def memory_report(
         module_table(result, depth),
     ]
     if fit is not None:
-        parts.append(fit_table(fit))
+        parts.append(fit_report(fit))
     notes = "\n".join(f"- {note}" for note in result.notes)
     parts += [Text(f"notes:\n{notes}", style="dim"), Text(UNIT_NOTE, style="dim")]
     return Group(*parts)
