@@ -34,6 +34,7 @@ def test_linear_chain_inference_by_hand(device):
         "activations": 0,
         "temporaries": 192,  # h1 and r
         "inputs_outputs": 48,  # x; y does not exist yet
+        "workspace": 0,  # addmm and relu hold no buffer of their own
     }
     assert (p.peak_at.op, p.peak_at.module, p.peak_at.phase) == ("aten.relu", "1", "forward")
     assert p.timeline[-1].bytes["inputs_outputs"] == 48 + 24  # x and the output y

@@ -57,6 +57,7 @@ def live_bytes(seen: Lifetimes, kinds: list[str], order: list[str]) -> list[list
 def build(seen: Lifetimes, kinds: list[str], model: nn.Module) -> Built:
     order = [*CATEGORIES, *dict.fromkeys(k for k in kinds if k not in CATEGORIES)]
     series = live_bytes(seen, kinds, order)
+    series[order.index("workspace")] = [0] + [call.workspace for call in seen.steps]
     timeline = [TimelinePoint(0, "(start)", "start", OUTSIDE, {c: series[i][0] for i, c in enumerate(order)})]
     for step, call in enumerate(seen.steps, start=1):
         point_bytes = {category: series[i][step] for i, category in enumerate(order)}

@@ -41,8 +41,8 @@ from torchcost.step import (
 Labels = Mapping[str, Callable[[], list[torch.Tensor]]]  # extra category -> the tensors in it, read after the run
 
 NOT_COUNTED = (
-    "not counted: the allocator's cached and fragmented memory, kernel workspaces (cuBLAS, cuDNN, oneDNN) "
-    "and the CUDA context"
+    "not counted: the allocator's cached and fragmented memory, kernel workspaces other than CPU convolutions' "
+    "(cuBLAS, cuDNN, oneDNN in backward) and the CUDA context"
 )
 
 
@@ -195,7 +195,8 @@ def _run(
     model.train(settings.train)
     names = {id(module): name for name, module in model.named_modules()}
     stack = ModuleStack(names)
-    tracker = LifetimeTracker(stack, CUDA_BLOCK if target == "cuda" else 1, None if abstract else device_type)
+    block = CUDA_BLOCK if target == "cuda" else 1
+    tracker = LifetimeTracker(stack, block, None if abstract else device_type, workspaces=target == "cpu")
     _track_state(tracker, model, inputs, kwargs, optimizer)
     with stack, tracker:
         with torch.set_grad_enabled(settings.train), autocast_to(settings.autocast, device_type):

@@ -18,6 +18,7 @@ CATEGORIES: dict[str, str] = {
     "activations": "activations saved for backward",
     "temporaries": "temporaries",
     "inputs_outputs": "inputs and outputs",
+    "workspace": "kernel workspace",  # held by a kernel only while it runs (modelled for CPU convolutions)
 }
 
 
@@ -27,7 +28,8 @@ def label(category: str) -> str:
 
 @dataclass(frozen=True)
 class TimelinePoint:
-    """Live bytes per category after one op call (step 0: before the first op)."""
+    """Live bytes per category as one op call ends, its outputs made and its inputs not yet freed, with the
+    workspace its kernel held while it ran (step 0: before the first op)."""
 
     step: int
     op: str

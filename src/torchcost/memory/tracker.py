@@ -20,6 +20,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from torchcost.counting.mode import ModuleStack
 from torchcost.counting.registry import tensors_in
+from torchcost.memory.workspace import workspace_bytes
 
 UNRECORDED = ("prim", "profiler")  # metadata queries (a fake tensor's device) and profiler markers: not ops
 CUDA_BLOCK = 512  # the CUDA caching allocator rounds every allocation up to this many bytes (kMinBlockSize)
@@ -40,11 +41,13 @@ class Life:
 
 @dataclass(frozen=True)
 class Step:
-    """One op call: its name, the phase and the enclosing module paths (outermost first)."""
+    """One op call: its name, the phase, the enclosing module paths (outermost first), and the bytes its kernel
+    held only while it ran (a modelled workspace)."""
 
     op: str
     phase: str
     modules: tuple[str, ...]
+    workspace: int = 0
 
 
 @dataclass
@@ -70,10 +73,13 @@ class LifetimeTracker(TorchDispatchMode):  # type: ignore[no-untyped-call]
     "backward" even while the caller still says "forward".
     """
 
-    def __init__(self, modules: ModuleStack, block: int = 1, device_type: str | None = None) -> None:
+    def __init__(
+        self, modules: ModuleStack, block: int = 1, device_type: str | None = None, workspaces: bool = False
+    ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.modules = modules
         self.block = block
+        self.workspaces = workspaces  # model the transient buffers of CPU kernels (memory/workspace.py)
         self.device_type = device_type  # count only storages on this kind of device (None: all)
         self.phase = "forward"
         self.seen = Lifetimes()
@@ -99,7 +105,8 @@ class LifetimeTracker(TorchDispatchMode):  # type: ignore[no-untyped-call]
             return out
         in_backward = torch._C._current_graph_task_id() != -1
         phase = "backward" if in_backward and self.phase == "forward" else self.phase
-        self.seen.steps.append(Step(str(func.overloadpacket), phase, self.modules.current))
+        workspace = workspace_bytes(func, args, out) if self.workspaces else 0
+        self.seen.steps.append(Step(str(func.overloadpacket), phase, self.modules.current, workspace))
         step = len(self.seen.steps)
         for tensor in tensors_in(out):
             self._see(tensor, step, None)
