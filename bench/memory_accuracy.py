@@ -189,7 +189,7 @@ def measured_cuda(step: Step) -> tuple[int, int]:
 def one_model(name: str) -> list[dict[str, Any]]:
     import torch
 
-    from torchcost.memory import memory
+    from torchcost.peak_memory import memory
 
     torch.set_num_threads(1)
     model, inputs = build(name)
@@ -221,7 +221,7 @@ def llama_70b() -> list[dict[str, Any]]:
     import torch
     import transformers
 
-    from torchcost.memory import memory
+    from torchcost.peak_memory import memory
 
     config = transformers.LlamaConfig(
         hidden_size=8192,

@@ -19,10 +19,10 @@ from torchcost.hardware.calibrate import cache_path, calibrate
 from torchcost.inputs import InputOptions, example_inputs, parse_kwargs_json
 from torchcost.latency import Latency, measure
 from torchcost.llm import llm_profile, presets
-from torchcost.memory.estimate import settings_for
-from torchcost.memory.fit import fit_batch
-from torchcost.memory.from_spec import memory_spec
 from torchcost.op_timing import measure_ops
+from torchcost.peak_memory.estimate import settings_for
+from torchcost.peak_memory.fit import fit_batch
+from torchcost.peak_memory.from_spec import memory_spec
 from torchcost.profiler import ProfilingError, profile
 from torchcost.records import Profile
 from torchcost.report.exports import ReportOptions, write_compare, write_exports, write_text

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from torchcost.hardware import Hardware, hardware
-from torchcost.memory.prefill import prefill_activation_bytes
+from torchcost.peak_memory.prefill import prefill_activation_bytes
 from torchcost.prepare import copy_to
 from torchcost.profiler import profile
 from torchcost.records import Profile

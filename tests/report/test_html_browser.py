@@ -82,7 +82,7 @@ def test_measured_data_draws_time_bars_and_the_roofline(tmp_path):
 
 def test_memory_report_draws_its_timeline_offline(tmp_path):
     pytest.importorskip("torchvision")
-    from torchcost.memory import memory
+    from torchcost.peak_memory import memory
     from torchcost.report.html import render_memory_html
 
     result = memory(load_model("torchvision:resnet18", "meta").model, torch.randn(2, 3, 64, 64), optimizer="adamw")

@@ -8,8 +8,8 @@ import torch
 from rich.console import Console
 from torch import nn
 
-from torchcost.memory import memory
-from torchcost.memory.profile import TimelinePoint
+from torchcost.peak_memory import memory
+from torchcost.peak_memory.profile import TimelinePoint
 from torchcost.report.charts import timeline_points
 from torchcost.report.memory import memory_report
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from torchcost.memory.profile import MemoryProfile, TimelinePoint
-from torchcost.memory.profile import label as memory_label
+from torchcost.peak_memory.profile import MemoryProfile, TimelinePoint
+from torchcost.peak_memory.profile import label as memory_label
 from torchcost.records import ModuleStats, OpRecord, Profile
 from torchcost.report import extras
 from torchcost.units import si

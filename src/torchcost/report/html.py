@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
 
-from torchcost.memory.profile import MemoryProfile
-from torchcost.memory.profile import label as memory_label
+from torchcost.peak_memory.profile import MemoryProfile
+from torchcost.peak_memory.profile import label as memory_label
 from torchcost.records import ModuleStats, OperatorStats, Profile
 from torchcost.report import charts, extras
 from torchcost.report.columns import output_shapes

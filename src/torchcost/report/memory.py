@@ -7,8 +7,8 @@ from rich.table import Table
 from rich.text import Text
 
 from torchcost.hardware import Hardware
-from torchcost.memory.fit import BatchFit
-from torchcost.memory.profile import MemoryProfile, label
+from torchcost.peak_memory.fit import BatchFit
+from torchcost.peak_memory.profile import MemoryProfile, label
 from torchcost.report.exports import write_text
 from torchcost.units import UNIT_NOTE, percent, si
 

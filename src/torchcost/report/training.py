@@ -31,8 +31,7 @@ def training_table(step: TrainingStep) -> Table:
             "6·N·tokens",
             si(rule),
             f"N = {step.trainable_params:,} trainable parameters, {step.tokens:,} tokens; "
-            f"the count is {step.model_flops / rule:.2f}x the rule (it leaves out attention, counts every "
-            "weight as a matmul)",
+            f"model FLOPs are {step.model_flops / rule:.2f}x the rule",
         )
     if step.step_s is not None:
         table.add_row("step time", seconds(step.step_s), step.step_source or "")

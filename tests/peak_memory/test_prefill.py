@@ -5,8 +5,8 @@ import torch
 
 from tests.test_llm import TOY, V, llama
 from torchcost.llm import cache_bytes, cache_tensors, llm_profile
-from torchcost.memory.estimate import Settings, estimate
-from torchcost.memory.prefill import KV_CACHE, prefill_activation_bytes
+from torchcost.peak_memory.estimate import Settings, estimate
+from torchcost.peak_memory.prefill import KV_CACHE, prefill_activation_bytes
 
 transformers = pytest.importorskip("transformers")
 

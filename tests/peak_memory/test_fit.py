@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from torchcost.hardware import Hardware
-from torchcost.memory.fit import max_batch
+from torchcost.peak_memory.fit import max_batch
 
 
 def device(memory: float | None) -> Hardware:
@@ -37,7 +37,7 @@ def test_nothing_fits():
 
 
 def test_the_search_stops_at_the_limit(monkeypatch):
-    monkeypatch.setattr("torchcost.memory.fit.LIMIT", 64)
+    monkeypatch.setattr("torchcost.peak_memory.fit.LIMIT", 64)
 
     class Constant(nn.Module):
         def __init__(self) -> None:

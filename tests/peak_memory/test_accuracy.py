@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
-from torchcost.memory import memory
+from torchcost.peak_memory import memory
 
 
 def allocator_peak(model: nn.Module, x: torch.Tensor, optimizer: str | None) -> int:

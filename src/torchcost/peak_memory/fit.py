@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from torchcost.hardware import Hardware, hardware
-from torchcost.memory.estimate import Settings, estimate, settings_for
+from torchcost.peak_memory.estimate import Settings, estimate, settings_for
 from torchcost.prepare import move, with_batch
 from torchcost.step import LossFn, OptimizerSpec
 

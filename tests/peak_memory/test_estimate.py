@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from torchcost.memory import memory
+from torchcost.peak_memory import memory
 
 
 def chain() -> nn.Sequential:

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from torchcost.memory.estimate import Settings, estimate
+from torchcost.peak_memory.estimate import Settings, estimate
 
 KV_CACHE = "kv_cache"
 

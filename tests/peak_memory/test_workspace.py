@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from torchcost.memory import memory
-from torchcost.memory.workspace import workspace_bytes
+from torchcost.peak_memory import memory
+from torchcost.peak_memory.workspace import workspace_bytes
 
 
 @pytest.fixture(autouse=True)

@@ -20,7 +20,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from torchcost.counting.mode import ModuleStack
 from torchcost.counting.registry import tensors_in
-from torchcost.memory.workspace import workspace_bytes
+from torchcost.peak_memory.workspace import workspace_bytes
 
 UNRECORDED = ("prim", "profiler")  # metadata queries (a fake tensor's device) and profiler markers: not ops
 CUDA_BLOCK = 512  # the CUDA caching allocator rounds every allocation up to this many bytes (kMinBlockSize)
@@ -106,7 +106,9 @@ class LifetimeTracker(TorchDispatchMode):  # type: ignore[no-untyped-call]
         in_backward = torch._C._current_graph_task_id() != -1
         phase = "backward" if in_backward and self.phase == "forward" else self.phase
         workspace = workspace_bytes(func, args, out) if self.workspaces else 0
-        self.seen.steps.append(Step(str(func.overloadpacket), phase, self.modules.current, workspace))
+        modules = self.modules.current if phase != "optimizer" else ()  # (a recomputation stopped early in
+        # backward leaves its modules entered)
+        self.seen.steps.append(Step(str(func.overloadpacket), phase, modules, workspace))
         step = len(self.seen.steps)
         for tensor in tensors_in(out):
             self._see(tensor, step, None)

@@ -17,9 +17,9 @@ from torch.utils._pytree import tree_map
 
 from torchcost.counting.mode import ModuleStack
 from torchcost.counting.registry import tensors_in
-from torchcost.memory.build import build, categories, peak_at
-from torchcost.memory.profile import MemoryProfile
-from torchcost.memory.tracker import CUDA_BLOCK, LifetimeTracker
+from torchcost.peak_memory.build import build, categories, peak_at
+from torchcost.peak_memory.profile import MemoryProfile
+from torchcost.peak_memory.tracker import CUDA_BLOCK, LifetimeTracker
 from torchcost.prepare import ModelState, as_dtype, device_of, prepare
 from torchcost.profiler import ProfilingError
 from torchcost.records import TensorSpec

@@ -11,8 +11,8 @@ from torch import nn
 
 from torchcost.from_spec import RETRY_REASON_CHARS, check_fits_in_memory, floating_dtype
 from torchcost.inputs import InputOptions, example_inputs
-from torchcost.memory.estimate import Settings, estimate
-from torchcost.memory.profile import MemoryProfile
+from torchcost.peak_memory.estimate import Settings, estimate
+from torchcost.peak_memory.profile import MemoryProfile
 from torchcost.profiler import ProfilingError
 from torchcost.sources import load_model
 
