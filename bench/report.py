@@ -229,6 +229,12 @@ def memory_tables() -> str:
     header = ["model", "step", "batch", "allocator peak", "meta estimate", "error (meta)", "error (cpu)", "peak at"]
     failed = [f"{r['case']}: {' '.join(r['error'])[:80]}" for r in data["results"] if "error" in r]
     parts = [
+        "Reference: PyTorch's CPU allocator itself, its allocation and free events over one real step"
+        " (`torch.profiler`, `profile_memory=True`), plus the bytes alive before the step; measured by code that"
+        " shares nothing with the estimator. Estimates: `torchcost.memory()` on meta (fake tensors, nothing"
+        " allocated) and on the CPU (the real step, tracked). Training steps are steady-state ones (sum of the"
+        " outputs as the loss); one thread per process.",
+        "",
         f"{len(rows)} cases, {sum(e <= 0.05 for e in errors)}/{len(errors)} estimates within 5% of the allocator's "
         f"peak; largest error {percent(max(errors, default=0.0)).lstrip('+')}.",
         "",

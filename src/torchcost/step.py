@@ -53,7 +53,8 @@ def optimizer_name(spec: OptimizerSpec) -> str:
         return spec
     if isinstance(spec, torch.optim.Optimizer):
         return type(spec).__name__
-    return getattr(spec, "__name__", type(spec).__name__)
+    name = getattr(spec, "__name__", type(spec).__name__)
+    return "custom" if name == "<lambda>" else str(name)
 
 
 def check_optimizer(spec: OptimizerSpec | None) -> None:

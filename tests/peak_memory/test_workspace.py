@@ -1,4 +1,4 @@
-"""The modelled workspace of CPU convolutions, by hand and against the CPU allocator."""
+"""The modelled kernel workspaces (BLAS operand copies, CPU convolutions), by hand."""
 
 import pytest
 import torch
@@ -42,4 +42,23 @@ def test_no_workspace_for_cuda_figures_or_other_ops():
     x = torch.randn(8, 16, 28, 28)
     p = memory(nn.Conv2d(16, 32, 3, padding=1), x, device="meta", target="cuda")
     assert all(point.bytes["workspace"] == 0 for point in p.timeline)
-    assert workspace_bytes(torch.ops.aten.relu.default, (x,), torch.relu(x)) == 0
+    assert workspace_bytes(torch.ops.aten.relu.default, (x,), torch.relu(x), "cpu") == 0
+
+
+@pytest.mark.parametrize("target", ["cpu", "cuda"])
+def test_blas_copies_an_expanded_gradient(target):
+    linear = nn.Linear(16, 32, bias=False)
+    p = memory(linear, torch.randn(8, 16), train=True, device="meta", target=target)
+    # backward of the sum: an (8, 32) gradient expanded from a scalar (strides 0, 0); the weight's gradient
+    # x.t().mm(grad) copies it to a contiguous (8, 32) fp32 matrix first: 1,024 bytes (512-byte blocks: 1,024)
+    products = [point for point in p.timeline if point.op == "aten.mm"]
+    assert [point.phase for point in products] == ["forward", "backward"]
+    assert [point.bytes["workspace"] for point in products] == [0, 1_024]
+
+
+def test_blas_takes_transposed_operands_as_they_are():
+    a, b = torch.randn(8, 4), torch.randn(6, 4)
+    mm = torch.ops.aten.mm.default
+    assert workspace_bytes(mm, (a, b.t()), a @ b.t(), "cpu") == 0  # column-major b: no copy
+    expanded = torch.ones(()).expand(8, 4)
+    assert workspace_bytes(mm, (expanded, b.t()), expanded @ b.t(), "cuda") == 8 * 4 * 4

@@ -41,13 +41,15 @@ from torchcost.step import (
 Labels = Mapping[str, Callable[[], list[torch.Tensor]]]  # extra category -> the tensors in it, read after the run
 
 NOT_COUNTED = (
-    "not counted: the allocator's cached and fragmented memory, kernel workspaces other than CPU convolutions' "
-    "(cuBLAS, cuDNN, oneDNN in backward) and the CUDA context"
+    "not counted: the allocator's cached and fragmented memory, kernel workspaces beyond those modelled (BLAS "
+    "operand copies, CPU convolutions' buffers): cuBLAS's and cuDNN's, oneDNN's in backward; the CUDA context"
 )
 
 
 @dataclass(frozen=True)
 class Settings:
+    """What to run: inference or a training step, and the what-ifs."""
+
     train: bool
     optimizer: OptimizerSpec | None
     loss: LossFn | None
@@ -132,10 +134,9 @@ def estimate(
     (``torchcost llm`` keeps the KV cache apart this way)."""
     abstract = device is not None and torch.device(device).type == "meta"
     run_on = torch.device("cpu") if abstract else torch.device(device) if device is not None else device_of(model)
-    kind = target or ("cuda" if run_on.type == "cuda" else "cpu")
+    kind = target or ("cuda" if (device_of(model) if abstract else run_on).type == "cuda" else "cpu")
     if kind not in ("cpu", "cuda"):
         raise ValueError(f"unknown target {kind!r}; use cpu or cuda")
-    state = None
     with contextlib.ExitStack() as scope:
         if abstract:
             fake = FakeTensorMode(allow_non_fake_inputs=True)
@@ -148,8 +149,7 @@ def estimate(
             if settings.train and run_model is model:
                 run_model = training_copy(model)
             if run_model is model:
-                state = ModelState(model)
-                scope.callback(state.restore)
+                scope.callback(ModelState(model).restore)
         tracker = _run(run_model, inputs, kwargs, settings, abstract, run_on.type, kind, labels or {})
     kinds = categories(tracker.seen)
     built = build(tracker.seen, kinds, run_model)
@@ -196,7 +196,7 @@ def _run(
     names = {id(module): name for name, module in model.named_modules()}
     stack = ModuleStack(names)
     block = CUDA_BLOCK if target == "cuda" else 1
-    tracker = LifetimeTracker(stack, block, None if abstract else device_type, workspaces=target == "cpu")
+    tracker = LifetimeTracker(stack, block, None if abstract else device_type, workspaces=target)
     _track_state(tracker, model, inputs, kwargs, optimizer)
     with stack, tracker:
         with torch.set_grad_enabled(settings.train), autocast_to(settings.autocast, device_type):

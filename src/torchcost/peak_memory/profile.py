@@ -18,7 +18,7 @@ CATEGORIES: dict[str, str] = {
     "activations": "activations saved for backward",
     "temporaries": "temporaries",
     "inputs_outputs": "inputs and outputs",
-    "workspace": "kernel workspace",  # held by a kernel only while it runs (modelled for CPU convolutions)
+    "workspace": "kernel workspace",  # held by a kernel only while it runs (modelled: peak_memory/workspace.py)
 }
 
 
@@ -108,11 +108,6 @@ class MemoryProfile:
     timeline: list[TimelinePoint] = field(repr=False)
     modules: list[ModuleMemory] = field(repr=False)
     notes: list[str] = field(default_factory=list)
-
-    @property
-    def activation_bytes(self) -> int:
-        """Bytes held for backward at the peak (training), or temporaries at the peak (inference)."""
-        return self.breakdown.get("activations", 0) if self.train else self.breakdown.get("temporaries", 0)
 
     def to_dict(self, timeline: bool = True) -> dict[str, Any]:
         """JSON-ready dict; ``timeline=False`` leaves out the per-op timeline (one entry per op call)."""

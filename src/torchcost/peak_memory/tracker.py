@@ -61,9 +61,9 @@ class Lifetimes:
     backward_from: int | None = None
 
 
-def allocated_bytes(storage: torch.UntypedStorage, block: int) -> int:
-    """Bytes an allocator hands out for ``storage``: its size, rounded up to ``block`` bytes."""
-    return math.ceil(storage.nbytes() / block) * block if block > 1 else storage.nbytes()
+def allocated(nbytes: int, block: int) -> int:
+    """Bytes an allocator hands out for ``nbytes``: rounded up to ``block`` bytes."""
+    return math.ceil(nbytes / block) * block if block > 1 else nbytes
 
 
 class LifetimeTracker(TorchDispatchMode):  # type: ignore[no-untyped-call]
@@ -74,12 +74,12 @@ class LifetimeTracker(TorchDispatchMode):  # type: ignore[no-untyped-call]
     """
 
     def __init__(
-        self, modules: ModuleStack, block: int = 1, device_type: str | None = None, workspaces: bool = False
+        self, modules: ModuleStack, block: int = 1, device_type: str | None = None, workspaces: str | None = None
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.modules = modules
         self.block = block
-        self.workspaces = workspaces  # model the transient buffers of CPU kernels (memory/workspace.py)
+        self.workspaces = workspaces  # model kernels' transient buffers on this device kind (peak_memory/workspace.py)
         self.device_type = device_type  # count only storages on this kind of device (None: all)
         self.phase = "forward"
         self.seen = Lifetimes()
@@ -93,6 +93,8 @@ class LifetimeTracker(TorchDispatchMode):  # type: ignore[no-untyped-call]
     def label(self, tensors: list[torch.Tensor], category: str) -> None:
         """Put the storages of these (live) tensors in ``category``, unless they already have one."""
         for tensor in tensors:
+            if tensor.layout != torch.strided:
+                continue
             found = self._alive.get(id(tensor.untyped_storage()))
             if found is not None:
                 self.seen.labelled.setdefault(found[0], category)
@@ -105,9 +107,9 @@ class LifetimeTracker(TorchDispatchMode):  # type: ignore[no-untyped-call]
             return out
         in_backward = torch._C._current_graph_task_id() != -1
         phase = "backward" if in_backward and self.phase == "forward" else self.phase
-        workspace = workspace_bytes(func, args, out) if self.workspaces else 0
-        modules = self.modules.current if phase != "optimizer" else ()  # (a recomputation stopped early in
-        # backward leaves its modules entered)
+        workspace = allocated(workspace_bytes(func, args, out, self.workspaces), self.block) if self.workspaces else 0
+        # no module runs in the optimizer (a recomputation stopped early in backward leaves its modules entered)
+        modules = () if phase == "optimizer" else self.modules.current
         self.seen.steps.append(Step(str(func.overloadpacket), phase, modules, workspace))
         step = len(self.seen.steps)
         for tensor in tensors_in(out):
@@ -120,13 +122,14 @@ class LifetimeTracker(TorchDispatchMode):  # type: ignore[no-untyped-call]
         storage = tensor.untyped_storage()
         key = id(storage)
         known = self._alive.get(key)
-        nbytes = allocated_bytes(storage, self.block)
+        nbytes = allocated(storage.nbytes(), self.block)
         if known is not None:
             life = self.seen.lives[known[0]]
             if life.nbytes == nbytes:
                 return
             life.died = step  # resized in place (resize_, set_): the old size ends, the new one starts here
             self._alive.pop(key)
+            category = category or life.category
         index = len(self.seen.lives)
         phase = self.seen.steps[-1].phase if step else "start"
         modules = self.seen.steps[-1].modules if step else ()
