@@ -375,10 +375,8 @@ def llm_profile(
         device_memory=device.memory,
         assumptions=_assumptions(precision, device),
     )
-    target = "cuda" if device.kind == "gpu" else "cpu"
-    tokens = _tokens(batch, prompt_len)
     result.prefill_activation_bytes = prefill_activation_bytes(
-        module, tokens, _new_cache(module), cache_tensors, target
+        module, _tokens(batch, prompt_len), _new_cache(module), device
     )
     if sweep:
         result.sweep = _sweep(module, device, precision, weights, prompt_len + gen_len // 2, result)

@@ -4,11 +4,13 @@ import pytest
 import torch
 
 from tests.test_llm import TOY, V, llama
+from torchcost.hardware import Hardware
 from torchcost.llm import cache_bytes, cache_tensors, llm_profile
 from torchcost.peak_memory.estimate import Settings, estimate
 from torchcost.peak_memory.prefill import KV_CACHE, prefill_activation_bytes
 
 transformers = pytest.importorskip("transformers")
+TOY_CPU = Hardware("toy-cpu", "toy CPU", "cpu", {"fp32": 1e12}, 1e11, 1e10, 4, "test")
 
 
 def test_the_kv_cache_is_its_own_category():
@@ -27,7 +29,7 @@ def test_prefill_activations_hold_at_least_the_logits():
     model = llama()
     tokens = torch.zeros(batch, prompt, dtype=torch.long, device="meta")
     cache = transformers.DynamicCache(config=model.config)
-    activations = prefill_activation_bytes(model, tokens, cache, cache_tensors, "cpu")
+    activations = prefill_activation_bytes(model, tokens, cache, TOY_CPU)
     logits = batch * prompt * V * 4  # fp32: the toy model is not cast
     assert logits <= activations < 10 * logits
     result = llm_profile(llama(), prompt, 4, batch, hardware_name=TOY, sweep=False)

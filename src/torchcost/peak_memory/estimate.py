@@ -41,8 +41,8 @@ from torchcost.step import (
 Labels = Mapping[str, Callable[[], list[torch.Tensor]]]  # extra category -> the tensors in it, read after the run
 
 NOT_COUNTED = (
-    "not counted: the allocator's cached and fragmented memory, kernel workspaces beyond those modelled (BLAS "
-    "operand copies, CPU convolutions' buffers): cuBLAS's and cuDNN's, oneDNN's in backward; the CUDA context"
+    "not counted: memory the allocator caches but does not hand out, fragmentation, the CUDA context, and kernel "
+    "workspaces other than BLAS operand copies and CPU convolutions' buffers (cuBLAS's, cuDNN's, oneDNN's in backward)"
 )
 
 
