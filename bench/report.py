@@ -56,7 +56,7 @@ def percent(value: float) -> str:
 
 def si(value: float, unit: str = "") -> str:
     for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= factor:
+        if float(f"{abs(value):.3g}") >= factor:  # 999.8 M shows as 1 G, not 1e+03 M
             return f"{value / factor:.3g} {prefix}{unit}"
     return f"{value:.3g} {unit}".strip()
 
@@ -269,7 +269,10 @@ def memory_tables() -> str:
         ]
     for r in data["results"]:
         if r["case"] == "llama-3-70b" and "error" not in r:
-            breakdown = ", ".join(f"{k.replace('_', ' ')} {si(v, 'B')}" for k, v in r["breakdown"].items() if v)
+            names = {"inputs_outputs": "inputs and outputs", "activations": "activations saved for backward"}
+            breakdown = ", ".join(
+                f"{names.get(k, k.replace('_', ' '))} {si(v, 'B')}" for k, v in r["breakdown"].items() if v
+            )
             parts += [
                 "",
                 f"Llama-3-70B-sized ({si(r['params'])} parameters), one training step on meta: bf16 weights, AdamW"
