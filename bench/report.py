@@ -1,4 +1,4 @@
-"""Write docs/benchmarks.md from bench/results/peers*.json, bench/results/scale.json and bench/results/sweep.json.
+"""Write docs/benchmarks.md from bench/results/peers*.json, scale.json, sweep.json, memory.json and hf_zoo.json.
 
 .venv/bin/python bench/report.py
 """
@@ -56,7 +56,7 @@ def percent(value: float) -> str:
 
 def si(value: float, unit: str = "") -> str:
     for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= factor:
+        if float(f"{abs(value):.3g}") >= factor:  # 999.8 M shows as 1 G, not 1e+03 M
             return f"{value / factor:.3g} {prefix}{unit}"
     return f"{value:.3g} {unit}".strip()
 
@@ -273,6 +273,92 @@ def sweep_section() -> str:
     return "\n".join(parts)
 
 
+def memory_tables() -> str:
+    """Peak memory: torchcost.memory() on meta and on the CPU against the CPU allocator (and CUDA's, when run)."""
+    path = HERE / "results" / "memory.json"
+    if not path.exists():
+        return "(run `bench/memory_accuracy.py`)"
+    data = json.loads(path.read_text())
+    rows = [r for r in data["results"] if "measured_bytes" in r]
+    lines, errors = [], []
+    for r in rows:
+        meta, cpu = (r[key] / r["measured_bytes"] - 1 for key in ("meta_bytes", "cpu_bytes"))
+        errors += [abs(meta), abs(cpu)]
+        at = r["peak_at"]
+        lines.append(
+            [
+                r["case"],
+                r["mode"],
+                str(r["batch"]),
+                si(r["measured_bytes"], "B"),
+                si(r["meta_bytes"], "B"),
+                percent(meta),
+                percent(cpu),
+                f"{at['op']} ({at['phase']})",
+            ]
+        )
+    header = ["model", "step", "batch", "allocator peak", "meta estimate", "error (meta)", "error (cpu)", "peak at"]
+    failed = [f"{r['case']}: {' '.join(r['error'])[:80]}" for r in data["results"] if "error" in r]
+    parts = [
+        "Reference: PyTorch's CPU allocator itself, its allocation and free events over one real step"
+        " (`torch.profiler`, `profile_memory=True`), plus the bytes alive before the step; measured by code that"
+        " shares nothing with the estimator. Estimates: `torchcost.memory()` on meta (fake tensors, nothing"
+        " allocated) and on the CPU (the real step, tracked). Training steps are steady-state ones (sum of the"
+        " outputs as the loss); one thread per process.",
+        "",
+        f"{len(rows)} cases, {sum(e <= 0.05 for e in errors)}/{len(errors)} estimates within 5% of the allocator's "
+        f"peak; largest error {percent(max(errors, default=0.0)).lstrip('+')}.",
+        "",
+        table(header, lines),
+    ]
+    cuda = [r for r in rows if "cuda_measured_bytes" in r]
+    if cuda:
+        cuda_lines = []
+        for r in cuda:
+            held = r["cuda_held_before_bytes"]
+            error = r["cuda_meta_bytes"] / (r["cuda_measured_bytes"] - held) - 1
+            cuda_lines.append(
+                [
+                    r["case"],
+                    r["mode"],
+                    str(r["batch"]),
+                    si(r["cuda_measured_bytes"], "B"),
+                    si(held, "B"),
+                    si(r["cuda_meta_bytes"], "B"),
+                    percent(error),
+                ]
+            )
+        parts += [
+            "",
+            f"On {data['environment'].get('gpu')}: `torch.cuda.max_memory_allocated()` over one step; *held before*"
+            " is what the allocator held before the step beyond the step's tensors (cuBLAS workspaces), left out"
+            " of the comparison.",
+            "",
+            table(
+                ["model", "step", "batch", "max allocated", "held before", "meta estimate (cuda)", "error"], cuda_lines
+            ),
+        ]
+    for r in data["results"]:
+        if r["case"] == "llama-3-70b" and "error" not in r:
+            names = {"inputs_outputs": "inputs and outputs", "activations": "activations saved for backward"}
+            breakdown = ", ".join(
+                f"{names.get(k, k.replace('_', ' '))} {si(v, 'B')}" for k, v in r["breakdown"].items() if v
+            )
+            parts += [
+                "",
+                f"Llama-3-70B-sized ({si(r['params'])} parameters), one training step on meta: bf16 weights, AdamW"
+                f" (multi-tensor, as on CUDA), {r['tokens']} tokens: peak {si(r['meta_bytes'], 'B')} after"
+                f" {r['peak_at']['op']} ({r['peak_at']['phase']}): {breakdown}. {r['ops']:,} ops tracked in"
+                f" {r['meta_s']:.1f} s (load average {r['load_average']:.1f} on this shared machine), peak RSS"
+                f" {r['peak_rss_bytes'] / 2**30:.2f} GiB.",
+            ]
+    if failed:
+        parts += ["", "Failed: " + "; ".join(failed)]
+    env = data["environment"]
+    parts += ["", f"torch {env.get('torch')}, {env.get('threads')} thread per process, date: {env.get('date')}"]
+    return "\n".join(parts)
+
+
 def render() -> str:
     rows, env = load_peers()
     versions = ", ".join(f"{name} {version}" for name, version in env.get("versions", {}).items())
@@ -321,6 +407,7 @@ def render() -> str:
             ]
     parts += ["## Scale (meta device) and counting overhead on real tensors", "", scale_tables(), ""]
     parts += ["## Sweeping the timm zoo (`bench/sweep.py`)", "", sweep_section(), ""]
+    parts += ["## Peak memory against the allocator (bench/memory_accuracy.py)", "", memory_tables(), ""]
     if NOTES.exists():
         parts += [NOTES.read_text().strip(), ""]
     return "\n".join(parts)

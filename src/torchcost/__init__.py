@@ -17,6 +17,8 @@ from torchcost.latency import BatchLatency, Latency, measure
 from torchcost.llm import LLMProfile, llm_profile
 from torchcost.op_timing import measure_ops
 from torchcost.params import count_params, size_bytes, size_if
+from torchcost.peak_memory import MemoryProfile, memory
+from torchcost.peak_memory.fit import BatchFit, max_batch
 from torchcost.prepare import copy_to
 from torchcost.profiler import profile
 from torchcost.records import (
@@ -32,10 +34,12 @@ from torchcost.records import (
 )
 from torchcost.roofline import OpPrediction, Prediction, predict
 from torchcost.sweep import SweepResult, sweep
+from torchcost.training import TrainingStep
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BatchFit",
     "BatchLatency",
     "Calibration",
     "DuplicateFormulaError",
@@ -45,6 +49,7 @@ __all__ = [
     "LLMProfile",
     "Latency",
     "MemoryAccess",
+    "MemoryProfile",
     "ModuleStats",
     "OpCall",
     "OpCost",
@@ -57,6 +62,7 @@ __all__ = [
     "ProfilingError",
     "SweepResult",
     "TensorSpec",
+    "TrainingStep",
     "UncountedOp",
     "__version__",
     "calibrate",
@@ -66,8 +72,10 @@ __all__ = [
     "hardware",
     "known_hardware",
     "llm_profile",
+    "max_batch",
     "measure",
     "measure_ops",
+    "memory",
     "predict",
     "profile",
     "profile_spec",

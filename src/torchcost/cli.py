@@ -26,6 +26,9 @@ from torchcost.inputs import InputOptions, example_inputs, parse_kwargs_json
 from torchcost.latency import Latency, measure
 from torchcost.llm import llm_profile, presets
 from torchcost.op_timing import measure_ops
+from torchcost.peak_memory.estimate import settings_for
+from torchcost.peak_memory.fit import fit_batch
+from torchcost.peak_memory.from_spec import memory_spec
 from torchcost.prepare import checked_device
 from torchcost.profiler import profile
 from torchcost.records import Profile
@@ -38,13 +41,16 @@ from torchcost.report.measurements import (
     hardware_table,
     latency_report,
 )
+from torchcost.report.memory import memory_report, write_memory_html
 from torchcost.report.roofline_plot import plot_roofline
 from torchcost.report.sweep import SORTS, failures_text, sweep_table
 from torchcost.report.terminal import DEFAULT_DEPTH, render, render_brief, render_compare
-from torchcost.roofline import predict
+from torchcost.report.training import training_table
+from torchcost.roofline import predict, profile_dtype
 from torchcost.sources import SOURCES, load_model
 from torchcost.sweep import SweepError, sweep
 from torchcost.sweep.runner import DEFAULT_TIMEOUT_S
+from torchcost.training import measure_step, timed
 
 REPORT_WIDTH = 140  # when the output is not a terminal (a pipe, a file, CI logs) and COLUMNS is not set
 DEBUG_VARIABLE = "TORCHCOST_DEBUG"  # set to 1 to see the traceback of an unexpected error
@@ -157,6 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="predict latency on this hardware (h100, l4, cpu, local, ...); with --latency the default is local",
     )
     prof.add_argument("--roofline", metavar="PNG", help="write the roofline chart (needs a prediction)")
+    prof.add_argument(
+        "--optimizer",
+        help="count a training step: forward, backward and this optimizer's step (sgd, sgd-momentum, adam, adamw); "
+        "with --latency or --hardware, its time and MFU",
+    )
     _add_timing_arguments(prof)
     comp = commands.add_parser("compare", help="several models side by side")
     comp.add_argument("specs", nargs="+", metavar="SPEC", help=WEIGHTS_HELP)
@@ -169,7 +180,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_timing_arguments(comp)
     _add_measure_commands(commands)
     _add_sweep_command(commands)
+    _add_memory_command(commands)
     return parser
+
+
+def _add_memory_command(commands: Any) -> None:
+    mem = commands.add_parser("memory", help="peak memory of inference or of a training step, and what it is made of")
+    mem.add_argument("spec", help=SPEC_HELP)
+    _add_model_arguments(mem)  # its --backward is a training step without optimizer
+    mem.add_argument("--train", action="store_true", help="a training step: forward, backward (and --optimizer)")
+    mem.add_argument("--optimizer", help="sgd, sgd-momentum, adam or adamw (implies --train; steady-state step)")
+    mem.add_argument("--amp", metavar="DTYPE", help="mixed precision with torch.autocast: bf16 or fp16")
+    mem.add_argument("--checkpoint", metavar="PATTERN", help="recompute matching blocks in backward, e.g. layers.*")
+    mem.add_argument("--hardware", metavar="NAME", help="say whether it fits this device (h100, l4, ...); GPUs: CUDA")
+    mem.add_argument("--max-batch", action="store_true", help="find the largest batch that fits --hardware (on meta)")
+    mem.add_argument("--depth", type=int, default=1, help="module depth shown (default 1)")
+    mem.add_argument("--json", metavar="PATH", help="write as JSON to PATH, or '-' for stdout only")
+    mem.add_argument("--html", metavar="PATH", help="write a self-contained HTML report with the memory timeline")
 
 
 def _batches(text: str) -> list[int]:
@@ -319,6 +346,7 @@ def _count(args: argparse.Namespace, console: Console, spec: str | None) -> Prof
         trust_pickle=args.trust_pickle,
         weights=args.weights,
         on_retry=_note,
+        optimizer=getattr(args, "optimizer", None),
     )
 
 
@@ -326,8 +354,14 @@ def _profile_with_latency(args: argparse.Namespace, spec: str) -> Profile:
     device = args.device or "cpu"
     loaded = load_model(spec, device, trust_pickle=args.trust_pickle, weights=args.weights)
     inputs, kwargs = example_inputs(loaded, input_options(args), device)
-    result = profile(loaded.model, *inputs, dtype=args.dtype, device=device, backward=args.backward, **kwargs)
+    optimizer = getattr(args, "optimizer", None)
+    result = profile(
+        loaded.model, *inputs, dtype=args.dtype, device=device, backward=args.backward, optimizer=optimizer, **kwargs
+    )
     result.model = spec
+    if result.training is not None and optimizer is not None:
+        step_s = measure_step(loaded.model, inputs, kwargs, optimizer, args.dtype, device)
+        result.training.step_s, result.training.step_source = step_s, "measured"
     timing = {"dtype": args.dtype, "threads": args.threads}
     result.latency = measure(loaded.model, *inputs, min_time=args.min_time, progress=not args.quiet, **timing, **kwargs)
     measure_ops(result, loaded.model, *inputs, **timing, **kwargs)
@@ -343,6 +377,8 @@ def _explain(result: Profile, args: argparse.Namespace, console: Console) -> Non
             result.prediction = predict(result, device)
         except ValueError as exc:
             _note(f"no prediction: {exc}")
+        if result.training is not None:
+            timed(result.training, device, profile_dtype(result), result.prediction)
     result.findings = explain(result, prediction=result.prediction, hardware=device)
     roofline = getattr(args, "roofline", None)
     if roofline:
@@ -569,6 +605,8 @@ def _profile(args: argparse.Namespace, console: Console, to_stdout: bool) -> Non
             render_brief(result, console)
         else:
             render(result, console, depth=args.depth, top=args.top, sort=args.sort, by=args.by)
+        if result.training is not None:
+            console.print(training_table(result.training))
     write_exports(result, options, json_path=args.json, csv_path=args.csv, markdown=args.markdown, html=args.html)
     _wrote(args.json, args.csv, args.markdown, args.html)
 
@@ -581,6 +619,31 @@ def _compare(args: argparse.Namespace, console: Console, to_stdout: bool) -> Non
     _wrote(args.json, args.markdown, args.html)
 
 
+def _memory(args: argparse.Namespace, console: Console, to_stdout: bool) -> None:
+    device = hardware(args.hardware) if args.hardware else None
+    if args.max_batch and (device is None or device.memory is None):
+        raise ValueError("--max-batch needs a device with known memory: add --hardware NAME (e.g. h100)")
+    settings = settings_for(args.train or args.backward, args.optimizer, None, args.dtype, args.amp, args.checkpoint)
+    target = None if device is None else "cuda" if device.kind == "gpu" else "cpu"
+    result, loaded = memory_spec(
+        args.spec,
+        input_options(args),
+        settings,
+        device=args.device,
+        target=target,
+        trust_pickle=args.trust_pickle,
+        weights=args.weights,
+        on_retry=_note,
+    )
+    fit = None
+    if args.max_batch and device is not None:
+        fit = fit_batch(loaded.model, loaded.inputs, loaded.kwargs, settings, device)
+    data = {**result.to_dict(), **({"max_batch": fit.to_dict()} if fit else {})}
+    if args.html:
+        write_memory_html(result, args.html)
+    _emit(args, console, to_stdout, data, memory_report(result, args.depth, device, fit))
+
+
 COMMANDS = {
     "profile": _profile,
     "compare": _compare,
@@ -589,6 +652,7 @@ COMMANDS = {
     "calibrate": _calibrate,
     "guidelines": _guidelines,
     "llm": _llm,
+    "memory": _memory,
 }
 
 

@@ -31,6 +31,7 @@ def profile_spec(
     trust_pickle: bool = False,
     weights: str | None = None,
     on_retry: Callable[[str], None] | None = None,
+    optimizer: str | None = None,
 ) -> Profile:
     """Profile ``spec`` (see ``torchcost.sources``) with its default or the given example input.
 
@@ -45,7 +46,9 @@ def profile_spec(
         args, kwargs = example_inputs(loaded, options)  # on the CPU: on meta, the model may look at their values
         run_dtype = dtype or floating_dtype(loaded.model)  # e.g. an fp16 checkpoint takes fp16 inputs
         try:
-            result = profile(loaded.model, *args, dtype=run_dtype, device=run_on, backward=backward, **kwargs)
+            result = profile(
+                loaded.model, *args, dtype=run_dtype, device=run_on, backward=backward, optimizer=optimizer, **kwargs
+            )
         except ProfilingError as exc:
             if attempt + 1 == len(devices):
                 raise

@@ -20,6 +20,7 @@ from torch import nn
 
 from torchcost.errors import ProfilingError
 from torchcost.hardware import Hardware, hardware
+from torchcost.peak_memory.prefill import prefill_activation_bytes
 from torchcost.prepare import copy_to
 from torchcost.profiler import profile
 from torchcost.records import Profile
@@ -220,6 +221,7 @@ class LLMProfile:
     counting_s: float = 0.0
     assumptions: list[str] = field(default_factory=list)
     latent_cache: LatentCache | None = None  # multi-head latent attention: the cache in its two forms
+    prefill_activation_bytes: int | None = None  # prefill peak beyond weights, token ids and KV cache (memory())
 
     @property
     def memory_bytes(self) -> int:
@@ -287,6 +289,7 @@ class LLMProfile:
             "sweep": [asdict(point) for point in self.sweep],
             "counting_s": self.counting_s,
             "assumptions": list(self.assumptions),
+            "prefill_activation_bytes": self.prefill_activation_bytes,
             **({"latent_cache_bytes_per_token": asdict(self.latent_cache)} if self.latent_cache else {}),
         }
 
@@ -461,6 +464,9 @@ def llm_profile(
     )
     if result.latent_cache is not None:
         result.assumptions.append(_latent_note(result, result.latent_cache))
+    result.prefill_activation_bytes = prefill_activation_bytes(
+        module, _tokens(batch, prompt_len), _new_cache(module), device
+    )
     if sweep:
         result.sweep = _sweep(module, device, precision, weights, prompt_len + gen_len // 2, result)
     result.counting_s = time.perf_counter() - start

@@ -25,6 +25,8 @@ from torchcost.records import (
     TensorSpec,
     UncountedOp,
 )
+from torchcost.step import OptimizerSpec, optimizer_name, training_copy
+from torchcost.training import counted_step, steady_optimizer, training_step
 
 
 def profile(
@@ -34,6 +36,7 @@ def profile(
     dtype: torch.dtype | str | None = None,
     device: torch.device | str | None = "auto",
     backward: bool = False,
+    optimizer: OptimizerSpec | None = None,
     **kwargs: Any,
 ) -> Profile:
     """Count the parameters, size, MACs, FLOPs and memory access of ``model(*inputs, **kwargs)``.
@@ -51,15 +54,21 @@ def profile(
             model is moved there; the user's model never is.
         backward: also run and count the backward pass, in training mode, as autograd runs it.
             Otherwise the forward runs in eval mode under ``torch.no_grad()``.
+        optimizer: also count a steady-state ``optimizer.step()`` (implies ``backward``; on a copy of the
+            model): ``"sgd"``, ``"sgd-momentum"``, ``"adam"``, ``"adamw"`` or a factory; ``Profile.training``.
         kwargs: keyword inputs of the model's forward.
     """
     if device == "auto":
-        return _profile_auto(model, inputs, input_size, dtype, backward, kwargs)
+        return _profile_auto(model, inputs, input_size, dtype, backward, kwargs, optimizer)
     if input_size is not None and not inputs:  # made on the CPU, so that on meta their values are known
         inputs, input_size = random_inputs(input_size, torch.float32, torch.device("cpu")), None
     prepared = prepare(model, inputs, kwargs, input_size, dtype, device)
     run_model, run_device = prepared.model, prepared.device
     values = _input_values((inputs, kwargs), (prepared.inputs, prepared.kwargs)) if run_device.type == "meta" else None
+    backward = backward or optimizer is not None
+    if optimizer is not None and run_model is model:
+        run_model = training_copy(model)
+    step = steady_optimizer(run_model, optimizer) if optimizer is not None else None
     inputs, kwargs = prepared.inputs, prepared.kwargs
 
     names = {id(module): name for name, module in run_model.named_modules()}
@@ -73,9 +82,13 @@ def profile(
                 output = _forward(run_model, stack, inputs, kwargs, run_device)
             if backward:
                 _backward(output, mode)
+            if step is not None:
+                counted_step(step, mode)
     finally:
         state.restore()
-    return _build_profile(run_model, inputs, kwargs, run_device, backward, mode.records, stack)
+    result = _build_profile(run_model, inputs, kwargs, run_device, backward, mode.records, stack)
+    result.training = training_step(result, optimizer_name(optimizer)) if optimizer is not None else None
+    return result
 
 
 def _input_values(given: Any, moved: Any) -> MetaValues:
@@ -94,14 +107,33 @@ def _profile_auto(
     dtype: torch.dtype | str | None,
     backward: bool,
     kwargs: dict[str, Any],
+    optimizer: OptimizerSpec | None = None,
 ) -> Profile:
     """Meta first; the model's own device when the forward needs real data."""
     try:
-        return profile(model, *inputs, input_size=input_size, dtype=dtype, device="meta", backward=backward, **kwargs)
+        return profile(
+            model,
+            *inputs,
+            input_size=input_size,
+            dtype=dtype,
+            device="meta",
+            backward=backward,
+            optimizer=optimizer,
+            **kwargs,
+        )
     except ProfilingError:
         if device_of(model).type == "meta":
             raise
-    return profile(model, *inputs, input_size=input_size, dtype=dtype, device=None, backward=backward, **kwargs)
+    return profile(
+        model,
+        *inputs,
+        input_size=input_size,
+        dtype=dtype,
+        device=None,
+        backward=backward,
+        optimizer=optimizer,
+        **kwargs,
+    )
 
 
 def _forward(

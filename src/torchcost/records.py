@@ -9,6 +9,7 @@ if TYPE_CHECKING:
     from torchcost.explain import Finding
     from torchcost.latency import Latency
     from torchcost.roofline import Prediction
+    from torchcost.training import TrainingStep
 
 Shape = tuple[int, ...]
 
@@ -192,6 +193,7 @@ class Profile:
     prediction: Prediction | None = None  # roofline prediction on some hardware, when asked for
     findings: list[Finding] = field(default_factory=list)  # why it costs what it costs, ranked
     notes: list[str] = field(default_factory=list)  # what was assumed or made (e.g. how the inputs were made)
+    training: TrainingStep | None = None  # counted with an optimizer: the training step's cost
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict; the per-call ``records`` are left out (they are for programmatic use)."""
@@ -213,6 +215,7 @@ class Profile:
             **({"prediction": self.prediction.to_dict()} if self.prediction is not None else {}),
             **({"findings": [f.to_dict() for f in self.findings]} if self.findings else {}),
             **({"notes": list(self.notes)} if self.notes else {}),
+            **({"training": self.training.to_dict()} if self.training is not None else {}),
         }
 
     def __str__(self) -> str:

@@ -58,14 +58,19 @@ def test_interpolate():
 
 @pytest.mark.parametrize("training", [False, True])
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_batch_norm_meta_shortcut_matches_the_cpu_kernel(training, channels_last):
-    # in eval mode the CPU kernel saves no statistics (empty tensors); PyTorch's own meta kernel returns them full
+@pytest.mark.parametrize(
+    ("dtype", "parameters"),
+    [(torch.float32, torch.float32), (torch.bfloat16, torch.bfloat16), (torch.bfloat16, torch.float32)],
+)
+def test_batch_norm_meta_shortcut_matches_the_cpu_kernel(training, channels_last, dtype, parameters):
+    # in eval mode the CPU kernel saves no statistics (empty tensors), and it keeps them in the parameters' dtype;
+    # PyTorch's own meta kernel returns them full, and in fp32 for 16-bit inputs
     from torchcost.counting.mode import META_SHORTCUTS
 
-    x = torch.randn(2, 8, 5, 5)
+    x = torch.randn(2, 8, 5, 5, dtype=dtype)
     if channels_last:
         x = x.to(memory_format=torch.channels_last)
-    w, b, mean, var = torch.ones(8), torch.zeros(8), torch.zeros(8), torch.ones(8)
+    w, b, mean, var = (torch.full((8,), value, dtype=parameters) for value in (1.0, 0.0, 0.0, 1.0))
     op = torch.ops.aten.native_batch_norm.default
     reference = op(x, w, b, mean, var, training, 0.1, 1e-5)
     on_meta = [t.to("meta") for t in (x, w, b, mean, var)]
@@ -75,15 +80,21 @@ def test_batch_norm_meta_shortcut_matches_the_cpu_kernel(training, channels_last
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64])
 @pytest.mark.parametrize("normalized", [[8], [5, 8]])
-def test_layer_norm_and_addmm_meta_shortcuts_match_pytorchs_meta_kernels(dtype, normalized):
+def test_layer_norm_and_addmm_meta_shortcuts_match_the_cpu_kernels(dtype, normalized):
+    # layer norm's statistics are in the weight's dtype on a CPU (PyTorch's meta kernel: fp32 for 16-bit inputs)
     from torchcost.counting.mode import META_SHORTCUTS
 
     aten = torch.ops.aten
-    x = torch.empty(2, 5, 8, dtype=dtype, device="meta")
-    args = (x, normalized, None, None, 1e-5)
-    fast = META_SHORTCUTS[aten.native_layer_norm.default](args, {})
-    reference = aten.native_layer_norm.default(*args)
-    assert [(t.shape, t.stride(), t.dtype) for t in fast] == [(t.shape, t.stride(), t.dtype) for t in reference]
+    x = torch.randn(2, 5, 8, dtype=dtype)
+    for weight in (None, torch.ones(normalized, dtype=dtype), torch.ones(normalized)):
+        if weight is not None and weight.dtype != dtype and dtype != torch.bfloat16:
+            continue  # the CPU kernel mixes only bf16 inputs with fp32 weights
+        reference = aten.native_layer_norm.default(x, normalized, weight, weight, 1e-5)
+        meta_weight = None if weight is None else weight.to("meta")
+        fast = META_SHORTCUTS[aten.native_layer_norm.default](
+            (x.to("meta"), normalized, meta_weight, meta_weight, 1e-5), {}
+        )
+        assert [(t.shape, t.stride(), t.dtype) for t in fast] == [(t.shape, t.stride(), t.dtype) for t in reference]
     bias, m1 = torch.empty(8, dtype=dtype, device="meta"), torch.empty(3, 4, dtype=dtype, device="meta")
     for m2 in (torch.empty(4, 8, dtype=dtype, device="meta"), torch.empty(8, 4, dtype=dtype, device="meta").t()):
         fast = META_SHORTCUTS[aten.addmm.default]((bias, m1, m2), {})

@@ -4,6 +4,7 @@ chromium when it is missing). Offline: any request other than the file itself is
 import os
 
 import pytest
+import torch
 
 import torchcost
 from torchcost.report.html import render_html
@@ -77,3 +78,21 @@ def test_measured_data_draws_time_bars_and_the_roofline(tmp_path):
         )
         legend = page.locator("#chart-ops .legendtext").all_text_contents()
         assert legend == ["% FLOPs", "% memory access", "% measured time"]
+
+
+def test_memory_report_draws_its_timeline_offline(tmp_path):
+    pytest.importorskip("torchvision")
+    from torchcost.peak_memory import memory
+    from torchcost.report.html import render_memory_html
+
+    result = memory(load_model("torchvision:resnet18", "meta").model, torch.randn(2, 3, 64, 64), optimizer="adamw")
+    path = tmp_path / "memory.html"
+    path.write_text(render_memory_html(result), encoding="utf-8")
+    with open_report(path) as opened:
+        page = opened.page
+        assert opened.errors == []
+        assert opened.requests == [path.resolve().as_uri()]
+        assert page.locator("#chart-memory .main-svg").count() > 0
+        drawn = sum(1 for category in result.breakdown if any(p.bytes[category] for p in result.timeline))
+        assert page.locator("#chart-memory .scatterlayer .trace").count() == drawn  # one filled area per category
+        assert page.locator("tr.module-row").count() == len(result.modules)

@@ -19,21 +19,35 @@ from torch.utils._python_dispatch import _disable_current_modes
 
 def _batch_norm_on_meta(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """``native_batch_norm`` on meta, as the CPU kernel returns it: the output shaped and strided as the input,
-    plus the per-channel mean and inverse std it saves for backward, empty in eval mode with running statistics
-    (PyTorch's meta kernel is its Python decomposition, about 2 ms a call, and always returns them full)."""
+    plus the per-channel mean and inverse std it saves for backward, empty in eval mode with running statistics,
+    in the parameters' dtype (PyTorch's meta kernel is its Python decomposition, about 2 ms a call, and always
+    returns them full and in fp32 for 16-bit inputs)."""
     x, running_mean, training = args[0], args[3], args[5]
-    if kwargs or x.dtype not in (torch.float32, torch.float64) or x.dim() < 2:
+    if kwargs or x.dtype not in _FLOATS or x.dim() < 2:
         return NotImplemented
     if any(t is not None and tuple(t.shape) != (x.shape[1],) for t in args[1:5]):
         return NotImplemented  # PyTorch's kernel says what does not fit
     channels = x.shape[1] if training or running_mean is None else 0
-    stats = torch.empty((channels,), dtype=x.dtype, device="meta")
+    parameter = next((t for t in args[1:5] if t is not None), x)  # 16-bit inputs keep fp32 statistics in fp32
+    stats = torch.empty((channels,), dtype=parameter.dtype, device="meta")
     return torch.empty_like(x), stats, torch.empty_like(stats)
 
 
+def _batch_norm_with_update_on_meta(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``_batch_norm_with_update(input, weight, bias, running_mean, running_var, momentum, eps)``: batch norm in
+    training mode, plus an empty reserve (the CPU kernel's)."""
+    if kwargs or len(args) != 7:
+        return NotImplemented
+    out = _batch_norm_on_meta((*args[:5], True, *args[5:]), {})
+    if out is NotImplemented:
+        return out
+    return (*out, torch.empty((0,), dtype=torch.uint8, device="meta"))
+
+
 def _layer_norm_on_meta(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """``native_layer_norm`` on meta: the output as the input, the mean and 1/std with the normalised
-    dimensions kept as 1 (float32 for 16-bit inputs)."""
+    """``native_layer_norm`` on meta, as the CPU kernel returns it: the output as the input, the mean and 1/std
+    with the normalised dimensions kept as 1, in the weight's dtype (the input's without one; PyTorch's meta
+    kernel keeps them in fp32 for 16-bit inputs)."""
     x, normalized = args[0], args[1]
     if (
         kwargs
@@ -44,7 +58,7 @@ def _layer_norm_on_meta(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     ):
         return NotImplemented
     kept = tuple(x.shape[: x.dim() - len(normalized)]) + (1,) * len(normalized)
-    stats_dtype = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
+    stats_dtype = args[2].dtype if len(args) > 2 and args[2] is not None else x.dtype  # the weight's, as on a CPU
     stats = torch.empty(kept, dtype=stats_dtype, device="meta")
     return torch.empty(x.shape, dtype=x.dtype, device="meta"), stats, torch.empty_like(stats)
 
@@ -89,6 +103,7 @@ _FLOATS = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 META_SHORTCUTS: dict[OpOverload, Callable[[tuple[Any, ...], dict[str, Any]], Any]] = {
     torch.ops.aten.native_batch_norm.default: _batch_norm_on_meta,
     torch.ops.aten._native_batch_norm_legit.default: _batch_norm_on_meta,  # the same arguments and outputs
+    torch.ops.aten._batch_norm_with_update.default: _batch_norm_with_update_on_meta,
     torch.ops.aten.native_layer_norm.default: _layer_norm_on_meta,
     torch.ops.aten.addmm.default: _addmm_on_meta,
     **({torch.ops.aten._grouped_mm.default: _grouped_mm_on_meta} if hasattr(torch.ops.aten, "_grouped_mm") else {}),

@@ -98,8 +98,6 @@ class MetaValues:
         """An op whose result depends on values (``item``, ``nonzero``, a copy to the CPU for ``tolist``):
         computed on the values, its tensors returned as meta tensors with those values (or as they are when
         the op leaves meta); NotImplemented if a value is unknown."""
-        if _mixes_devices(args, kwargs):
-            return self._on_meta_only(func, args, kwargs)
         computed = self.compute(func, args, kwargs)
         if computed is NotImplemented:
             return self._shaped_by_known(func, args, kwargs)
@@ -116,9 +114,11 @@ class MetaValues:
 
         return tree_map(to_meta, computed)
 
-    def _on_meta_only(self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """A tensor the model made on the CPU (no device given) meeting meta activations: on a CPU run both are on
-        the CPU, so here both are on meta, the CPU one with its value."""
+    def on_meta(self, tree: Any) -> Any:
+        """Tensors the model made on the CPU (no device given) that meet meta activations, moved to meta with their
+        values: on a CPU run both are on the CPU. One-element tensors stay: PyTorch mixes those with any device."""
+        if not _mixes_devices(tree):
+            return tree
 
         def to_meta(leaf: Any) -> Any:
             if not isinstance(leaf, torch.Tensor) or _on_meta(leaf) or leaf.dim() == 0:
@@ -128,11 +128,7 @@ class MetaValues:
             return meta
 
         with _disable_current_modes():
-            moved_args, moved_kwargs = tree_map(to_meta, (args, kwargs))
-        try:
-            return func(*moved_args, **moved_kwargs)
-        except (RuntimeError, NotImplementedError):
-            return self.run(func, moved_args, moved_kwargs)
+            return tree_map(to_meta, tree)
 
     def _shaped_by_known(self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """An op whose output shape depends only on values that are known (``hidden[mask]`` with the mask made
@@ -177,9 +173,9 @@ SHAPED_BY: dict[Any, int] = {
 }
 
 
-def _mixes_devices(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
-    """Meta tensors and tensors with data of more than one element among the arguments."""
-    tensors = tensors_in((args, kwargs))
+def _mixes_devices(tree: Any) -> bool:
+    """Meta tensors and tensors with data of more than one dimension among the arguments."""
+    tensors = tensors_in(tree)
     return any(_on_meta(t) for t in tensors) and any(not _on_meta(t) and t.dim() > 0 for t in tensors)
 
 

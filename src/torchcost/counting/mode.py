@@ -213,6 +213,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self._value_runs = 0  # ops run on those values because their result depends on them
         self.records: list[OpRecord] = []
         self.recording = True
+        self.phase: str | None = None  # a phase the caller names ("optimizer"); else forward or backward
         self._rules: dict[OpOverload, Rule | None] = {}
         self._decomposing: list[list[OpCost | None]] = []
         # (op, signature) -> (FLOPs, MACs) of a decomposition, or None when it had uncounted parts
@@ -226,6 +227,8 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self, func: OpOverload, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
     ) -> Any:
         kwargs = kwargs or {}
+        if self.values is not None:
+            args, kwargs = self.values.on_meta((args, kwargs))
         if func not in self._rules:
             self._rules[func] = rule_for(func)
             self._replayable[func] = "new" if returns_new_tensors(func) else "self" if updates_self(func) else None
@@ -246,7 +249,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             return out
         if self._decomposing:
             self._decomposing[-1].append(cost)
-        elif self.recording and not self.modules.opaque:
+        elif self.recording and not self.modules.opaque and func.namespace != "profiler":  # markers are not ops
             self._record(func, args, kwargs, out, cost)
         return out
 
@@ -364,7 +367,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self.records.append(
             OpRecord(
                 op=str(func.overloadpacket),
-                phase="backward" if in_backward else "forward",
+                phase=self.phase or ("backward" if in_backward else "forward"),
                 modules=self.modules.current,
                 cost=cost,
                 input_shapes=shapes_of((args, kwargs)),

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from torchcost.peak_memory.profile import MemoryProfile, TimelinePoint
+from torchcost.peak_memory.profile import label as memory_label
 from torchcost.records import ModuleStats, OpRecord, Profile
 from torchcost.report import extras
 from torchcost.units import si
@@ -179,3 +181,85 @@ def compare_figure(profiles: Sequence[Profile]) -> Any:
     for column, (_, unit, _) in enumerate(quantities, start=1):
         figure.update_yaxes(exponentformat="SI", ticksuffix=unit, row=1, col=column)  # 4G as printed, not 4B
     return figure
+
+
+MEMORY_COLORS = {
+    "parameters": "#4c72b0",
+    "buffers": "#8172b3",
+    "gradients": "#dd8452",
+    "optimizer_state": "#937860",
+    "activations": "#c44e52",
+    "temporaries": "#55a868",
+    "inputs_outputs": "#8c8c8c",
+}
+PHASE_SHADES = {"backward": "#f4ecec", "optimizer": "#ebf0f5"}  # forward stays white
+TIMELINE_POINTS = 3000  # longer timelines keep, per stretch of ops, the point with the most live memory
+
+
+def timeline_points(points: Sequence[TimelinePoint], most: int = TIMELINE_POINTS) -> list[TimelinePoint]:
+    """At most ``most`` points: every point of a short timeline; of a long one, the highest of each stretch
+    (the peak is always kept)."""
+    if len(points) <= most:
+        return list(points)
+    stretch = -(-len(points) // most)
+    return [max(points[i : i + stretch], key=lambda p: p.total) for i in range(0, len(points), stretch)]
+
+
+def memory_timeline_figure(result: MemoryProfile) -> Any:
+    """Live bytes after every op, stacked by category, with the phases shaded and the peak marked."""
+    go = _go()
+    points = timeline_points(result.timeline)
+    steps = [p.step for p in points]
+    hover = [
+        f"op {p.step}: {p.op}<br>{p.module if p.module != '-' else 'outside the model'} ({p.phase})<br>"
+        f"total {si(p.total, 'B')}"
+        for p in points
+    ]
+    figure = go.Figure()
+    for category in result.breakdown:
+        values = [p.bytes.get(category, 0) for p in points]
+        if not any(values):
+            continue
+        figure.add_trace(
+            go.Scatter(
+                x=steps,
+                y=values,
+                name=memory_label(category),
+                stackgroup="live",
+                mode="none",
+                fillcolor=MEMORY_COLORS.get(category, "#da8bc3"),
+                text=hover,
+                hovertemplate="%{text}<br>" + memory_label(category) + ": %{y:.4s}B<extra></extra>",
+            )
+        )
+    for phase, first, last in _phase_spans(result.timeline):
+        shade = PHASE_SHADES.get(phase)
+        if shade:
+            figure.add_vrect(x0=first, x1=last, fillcolor=shade, opacity=0.6, line_width=0, layer="below")
+        figure.add_annotation(x=(first + last) / 2, y=1, yref="paper", yanchor="bottom", text=phase, showarrow=False)
+    peak = result.peak_at
+    figure.add_vline(x=peak.step, line_dash="dot", line_color="#333")
+    figure.add_annotation(
+        x=peak.step,
+        y=result.peak_bytes,
+        text=f"peak {si(result.peak_bytes, 'B')} after {peak.op}",
+        showarrow=True,
+        ax=40,
+        ay=-30,
+        xanchor="left",
+        bgcolor="rgba(255,255,255,0.8)",
+    )
+    layout = {**LAYOUT, "legend": {"orientation": "h", "y": -0.2, "yanchor": "top", "x": 0}}
+    figure.update_layout(**layout, height=460, xaxis_title="op call", yaxis_title="live bytes", hovermode="closest")
+    figure.update_yaxes(exponentformat="SI", ticksuffix="B")
+    return figure
+
+
+def _phase_spans(points: Sequence[TimelinePoint]) -> list[tuple[str, int, int]]:
+    spans: list[tuple[str, int, int]] = []
+    for point in points[1:]:
+        if spans and spans[-1][0] == point.phase:
+            spans[-1] = (point.phase, spans[-1][1], point.step)
+        else:
+            spans.append((point.phase, point.step, point.step))
+    return spans

@@ -12,9 +12,12 @@ from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
 
+from torchcost.peak_memory.profile import MemoryProfile
+from torchcost.peak_memory.profile import label as memory_label
 from torchcost.records import ModuleStats, OperatorStats, Profile
 from torchcost.report import charts, extras
 from torchcost.report.columns import output_shapes
+from torchcost.report.memory import run_line
 from torchcost.report.summary import compare_rows, inputs_text, summary_items
 from torchcost.sources.base import MissingPackageError
 from torchcost.units import UNIT_NOTE, duration, percent, si
@@ -55,6 +58,62 @@ def render_compare_html(profiles: Sequence[Profile]) -> str:
         f"<section><h2>Compared</h2>{_figure(charts.compare_figure(profiles), 'chart-compare')}</section>",
     ]
     return _page("torchcost compare", sections)
+
+
+def render_memory_html(result: MemoryProfile) -> str:
+    """Peak memory: the breakdown as cards, the timeline stacked by category, each module's activations."""
+    _require_plotly()
+    cards = [("peak", result.peak_bytes, f"after {result.peak_at.op} ({result.peak_at.phase})")]
+    cards += [
+        (memory_label(c), v, percent(v, result.peak_bytes) + " of the peak") for c, v in result.breakdown.items() if v
+    ]
+    card_html = "".join(
+        f"<div class='card'><div class='label'>{_e(name)}</div><div class='value'>{_e(si(value, 'B'))}</div>"
+        f"<div class='detail'>{_e(detail)}</div></div>"
+        for name, value, detail in cards
+    )
+    note = "Live bytes after every op call, stacked by category; hover for the op and its module."
+    timeline = _figure(charts.memory_timeline_figure(result), "chart-memory")
+    notes = "".join(f"<li>{_e(line)}</li>" for line in result.notes)
+    sections = [
+        _header(f"torchcost memory: {result.model}", _e(run_line(result))),
+        f"<section class='cards' id='summary'>{card_html}</section>",
+        f"<section id='timeline'><h2>Memory over the run</h2><p class='note'>{note}</p>{timeline}</section>",
+        _memory_modules(result),
+        f"<section id='notes'><h2>Notes</h2><ul class='findings'>{notes}</ul></section>",
+    ]
+    return _page(f"torchcost memory: {result.model}", sections)
+
+
+def _memory_modules(result: MemoryProfile) -> str:
+    names = ["type", "activations", "peak in forward", "peak in backward"]
+    head = "<th>module</th>" + "".join(_th(name, numeric=name != "type") for name in names)
+    rows = []
+    for module in result.modules:
+        parent = "" if module.depth == 1 else module.name.rsplit(".", 1)[0]
+        parent_attr = f" data-parent='{_e(parent)}'" if module.name else ""
+        label = module.name.rsplit(".", 1)[-1] if module.name else "(root)"
+        cells: list[Cell] = [(module.type, None), (si(module.activation_bytes, "B"), float(module.activation_bytes))]
+        cells += [
+            ("-", -1.0) if v is None else (si(v, "B"), float(v))
+            for v in (module.forward_peak_bytes, module.backward_peak_bytes)
+        ]
+        rows.append(
+            f"<tr class='module-row' data-name='{_e(module.name)}' data-depth='{module.depth}'{parent_attr}>"
+            f"<td class='name' title='{_e(module.name or '(root)')}'>"
+            f"<span style='padding-left:{1.2 * module.depth:.1f}em'></span>"
+            f"<button class='toggle' type='button' aria-label='expand or collapse'></button>{_e(label)}</td>"
+            f"{''.join(_td(*cell) for cell in cells)}</tr>"
+        )
+    table = (
+        f"<div class='scroll'><table class='data tree' id='module-tree' data-open-depth='{OPEN_DEPTH}'>"
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+    )
+    note = (
+        "Activations: bytes a module made (children included) that are held for backward. Peaks: the highest "
+        "live memory of the whole run while the module ran."
+    )
+    return f"<section id='modules'><h2>Modules ({len(result.modules)})</h2><p class='note'>{note}</p>{table}</section>"
 
 
 def _require_plotly() -> None:

@@ -54,6 +54,12 @@ def llm_tables(result: LLMProfile) -> RenderableType:
     capacity = si(result.device_memory, "B") if result.device_memory else ""
     fits = {None: "device memory unknown", True: f"fits in {capacity}", False: f"does NOT fit in {capacity}"}
     summary.add_row("memory", si(result.memory_bytes, "B"), f"weights + KV cache; {fits[result.fits]}")
+    if result.prefill_activation_bytes is not None:
+        summary.add_row(
+            "prefill activations",
+            si(result.prefill_activation_bytes, "B"),
+            "the prefill's peak beyond weights and KV cache (its intermediates and logits)",
+        )
     summary.add_row(
         "time to first token", seconds(result.time_to_first_token_s), f"prefill is {result.prefill.bound}-bound"
     )

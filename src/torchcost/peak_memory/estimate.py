@@ -1,0 +1,311 @@
+"""``memory()``: run one inference or one training step with every storage's lifetime tracked, on an abstract
+copy of the model (no memory allocated) or on a real device, and gather a ``MemoryProfile``."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import itertools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.utils._pytree import tree_map
+
+from torchcost.counting.mode import ModuleStack
+from torchcost.counting.registry import tensors_in
+from torchcost.peak_memory.build import build, categories, peak_at
+from torchcost.peak_memory.profile import MemoryProfile
+from torchcost.peak_memory.tracker import CUDA_BLOCK, LifetimeTracker
+from torchcost.prepare import ModelState, as_dtype, device_of, prepare
+from torchcost.profiler import ProfilingError
+from torchcost.records import TensorSpec
+from torchcost.step import (
+    LossFn,
+    OptimizerSpec,
+    autocast_dtype,
+    autocast_to,
+    check_optimizer,
+    checkpoint_blocks,
+    compute_loss,
+    make_optimizer,
+    optimizer_name,
+    steady_state,
+    trainable,
+    training_copy,
+)
+
+Labels = Mapping[str, Callable[[], list[torch.Tensor]]]  # extra category -> the tensors in it, read after the run
+
+NOT_COUNTED = (
+    "not counted: memory the allocator caches but does not hand out, fragmentation, the CUDA context, and kernel "
+    "workspaces other than BLAS operand copies and CPU convolutions' buffers (cuBLAS's, cuDNN's, oneDNN's in backward)"
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What to run: inference or a training step, and the what-ifs."""
+
+    train: bool
+    optimizer: OptimizerSpec | None
+    loss: LossFn | None
+    dtype: torch.dtype | None
+    autocast: torch.dtype | None
+    checkpoint: str | None
+
+
+def memory(
+    model: nn.Module,
+    *inputs: Any,
+    train: bool = False,
+    optimizer: OptimizerSpec | None = None,
+    loss: LossFn | None = None,
+    dtype: torch.dtype | str | None = None,
+    autocast: torch.dtype | str | None = None,
+    checkpoint: str | None = None,
+    device: torch.device | str | None = "auto",
+    target: str | None = None,
+    **kwargs: Any,
+) -> MemoryProfile:
+    """Peak memory of ``model(*inputs, **kwargs)``, or of one training step, tracked storage by storage.
+
+    Args:
+        model: any ``nn.Module``; left exactly as it was found (weights, grads, buffers, ``training`` flags).
+        inputs, kwargs: example inputs, as the model takes them.
+        train: run a training step: forward (training mode), ``loss(output)``, backward, and
+            ``optimizer.step()`` when an optimizer is given. Otherwise one forward in eval mode under
+            ``torch.no_grad()``.
+        optimizer: ``"sgd"``, ``"sgd-momentum"``, ``"adam"``, ``"adamw"``, a factory taking the parameters, or an
+            optimizer whose class and settings are used (on a copy). Implies ``train``. The step measured is a
+            steady-state one: the optimizer state exists before it.
+        loss: a function of the output returning a scalar; by default the sum of the outputs.
+        dtype: run a copy of the model and the floating-point inputs in this dtype.
+        autocast: mixed precision: ``"bf16"`` or ``"fp16"`` (``torch.autocast``) around forward and loss.
+        checkpoint: recompute the blocks whose path matches this pattern in backward
+            (``torch.utils.checkpoint``); e.g. ``"layers.*"``. Training only.
+        device: ``"meta"``: an abstract copy (no memory allocated, no kernel run; tensors behave as CPU ones);
+            ``"cpu"``/``"cuda"``: a real run on that device (training on a copy of the model); ``None``: the
+            model's own device. ``"auto"``: meta, and the model's own device if the forward needs real values.
+        target: the device kind the figures are for, ``"cpu"`` or ``"cuda"`` (allocations rounded up to
+            512 bytes, multi-tensor optimizer kernels); by default the kind of the device run on or the model's.
+    """
+    settings = settings_for(train, optimizer, loss, dtype, autocast, checkpoint)
+    if device == "auto":
+        try:
+            return estimate(model, inputs, kwargs, settings, "meta", target)
+        except ProfilingError:
+            if device_of(model).type == "meta":
+                raise
+        return estimate(model, inputs, kwargs, settings, None, target)
+    return estimate(model, inputs, kwargs, settings, device, target)
+
+
+def settings_for(
+    train: bool,
+    optimizer: OptimizerSpec | None,
+    loss: LossFn | None,
+    dtype: torch.dtype | str | None,
+    autocast: torch.dtype | str | None,
+    checkpoint: str | None,
+) -> Settings:
+    check_optimizer(optimizer)
+    train = train or optimizer is not None
+    if checkpoint is not None and not train:
+        raise ValueError("checkpoint= applies to a training step: pass train=True (--train)")
+    if loss is not None and not train:
+        raise ValueError("loss= applies to a training step: pass train=True (--train)")
+    return Settings(train, optimizer, loss, as_dtype(dtype), autocast_dtype(autocast), checkpoint)
+
+
+def estimate(
+    model: nn.Module,
+    inputs: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    settings: Settings,
+    device: torch.device | str | None,
+    target: str | None = None,
+    labels: Labels | None = None,
+) -> MemoryProfile:
+    """One tracked run; ``labels`` puts the storages of some tensors alive after the run in their own category
+    (``torchcost llm`` keeps the KV cache apart this way)."""
+    abstract = device is not None and torch.device(device).type == "meta"
+    run_on = torch.device("cpu") if abstract else torch.device(device) if device is not None else device_of(model)
+    kind = target or ("cuda" if (device_of(model) if abstract else run_on).type == "cuda" else "cpu")
+    if kind not in ("cpu", "cuda"):
+        raise ValueError(f"unknown target {kind!r}; use cpu or cuda")
+    with contextlib.ExitStack() as scope:
+        if abstract:
+            fake = FakeTensorMode(allow_non_fake_inputs=True)
+            run_model = fake_copy(model, fake, settings.dtype)
+            inputs, kwargs = to_fake((inputs, kwargs), fake, settings.dtype)
+            scope.enter_context(fake)
+        else:
+            prepared = prepare(model, inputs, kwargs, None, settings.dtype, device)
+            run_model, inputs, kwargs = prepared.model, prepared.inputs, prepared.kwargs
+            if settings.train and run_model is model:
+                run_model = training_copy(model)
+            if run_model is model:
+                scope.callback(ModelState(model).restore)
+        tracker = _run(run_model, inputs, kwargs, settings, abstract, run_on.type, kind, labels or {})
+    kinds = categories(tracker.seen)
+    built = build(tracker.seen, kinds, run_model)
+    return MemoryProfile(
+        model=type(model).__name__,
+        inputs=[TensorSpec(tuple(t.shape), str(t.dtype).removeprefix("torch.")) for t in tensors_in((inputs, kwargs))],
+        device="meta" if abstract else str(run_on),
+        target=kind,
+        train=settings.train,
+        optimizer=None if settings.optimizer is None else optimizer_name(settings.optimizer),
+        dtype=None if settings.dtype is None else str(settings.dtype).removeprefix("torch."),
+        autocast=None if settings.autocast is None else str(settings.autocast).removeprefix("torch."),
+        checkpoint=settings.checkpoint,
+        peak_bytes=built.peak.total,
+        breakdown=dict(built.peak.bytes),
+        peak_at=peak_at(built.peak),
+        phase_peaks=built.phase_peaks,
+        timeline=built.timeline,
+        modules=built.modules,
+        notes=_notes(settings, abstract, kind),
+    )
+
+
+def _run(
+    model: nn.Module,
+    inputs: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    settings: Settings,
+    abstract: bool,
+    device_type: str,
+    target: str,
+    labels: Labels,
+) -> LifetimeTracker:
+    optimizer = None
+    if settings.train:
+        trainable(model)
+        if settings.checkpoint is not None:
+            checkpoint_blocks(model, settings.checkpoint, preserve_rng_state=not abstract)
+        if settings.optimizer is not None:
+            foreach = abstract and target == "cuda"  # PyTorch's choice on CUDA, which a fake CPU tensor would not get
+            optimizer = make_optimizer(settings.optimizer, model, foreach=foreach)
+            steady_state(optimizer)
+    model.train(settings.train)
+    names = {id(module): name for name, module in model.named_modules()}
+    stack = ModuleStack(names)
+    block = CUDA_BLOCK if target == "cuda" else 1
+    tracker = LifetimeTracker(stack, block, None if abstract else device_type, workspaces=target)
+    _track_state(tracker, model, inputs, kwargs, optimizer)
+    with stack, tracker:
+        with torch.set_grad_enabled(settings.train), autocast_to(settings.autocast, device_type):
+            output = _forward(model, stack, inputs, kwargs, abstract)
+            loss = compute_loss(settings.loss, output) if settings.train else None
+        if loss is not None:
+            tracker.seen.backward_from = len(tracker.seen.steps) + 1
+            tracker.phase = "backward"  # the seed gradient too
+            torch.autograd.backward([loss])
+            tracker.label([p.grad for p in model.parameters() if p.grad is not None], "gradients")
+            if optimizer is not None:
+                tracker.phase = "optimizer"
+                optimizer.step()
+        for category, tensors in labels.items():
+            tracker.label(tensors(), category)
+        tracker.label(reachable_tensors((output, loss)), "inputs_outputs")
+        tracker.stop()
+    return tracker
+
+
+def _track_state(
+    tracker: LifetimeTracker,
+    model: nn.Module,
+    inputs: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    optimizer: torch.optim.Optimizer | None,
+) -> None:
+    """What exists before the run: parameters, buffers (and other tensors the modules hold), the inputs, the
+    optimizer state."""
+    tracker.track(list(model.parameters()), "parameters")
+    held = [value for module in model.modules() for value in vars(module).values() if isinstance(value, torch.Tensor)]
+    tracker.track([*model.buffers(), *held], "buffers")
+    tracker.track(tensors_in((inputs, kwargs)), "inputs_outputs")
+    if optimizer is not None:
+        tracker.track(
+            [v for s in optimizer.state.values() for v in s.values() if isinstance(v, torch.Tensor)], "optimizer_state"
+        )
+
+
+def _forward(
+    model: nn.Module, stack: ModuleStack, inputs: tuple[Any, ...], kwargs: dict[str, Any], abstract: bool
+) -> Any:
+    try:
+        return model(*inputs, **kwargs)
+    except Exception as exc:
+        where = f"the forward of {type(model).__name__}"
+        if stack.forward and stack.forward[-1]:
+            where = f"module '{stack.forward[-1]}' ({type(model.get_submodule(stack.forward[-1])).__name__})"
+        hint = "check the input shapes against what the model expects"
+        if abstract:
+            hint = "if the model needs real values (a data-dependent branch or shape), use device='cpu'"
+        raise ProfilingError(f"{where} failed: {type(exc).__name__}: {exc}\n  hint: {hint}") from exc
+
+
+def reachable_tensors(tree: Any, depth: int = 6) -> list[torch.Tensor]:
+    """Every tensor reachable from ``tree`` through containers and object attributes (a KV cache object in
+    a model's output, for one)."""
+    if isinstance(tree, torch.Tensor):
+        return [tree]
+    if depth == 0 or tree is None or isinstance(tree, str | int | float | bool | nn.Module):
+        return []
+    if isinstance(tree, dict):
+        children: list[Any] = list(tree.values())
+    elif isinstance(tree, list | tuple | set):
+        children = list(tree)
+    elif hasattr(tree, "__dict__"):
+        children = list(vars(tree).values())
+    else:
+        return []
+    return [t for child in children for t in reachable_tensors(child, depth - 1)]
+
+
+def fake_copy(model: nn.Module, mode: FakeTensorMode, dtype: torch.dtype | None) -> nn.Module:
+    """A deep copy of ``model`` whose parameters and buffers are fake CPU tensors (shapes, strides and dtypes
+    only), tied weights still tied."""
+    memo: dict[int, Any] = {}
+    for tensor in itertools.chain(model.parameters(), model.buffers()):
+        fake = _fake(tensor, mode, dtype)
+        memo[id(tensor)] = nn.Parameter(fake, tensor.requires_grad) if isinstance(tensor, nn.Parameter) else fake
+    return copy.deepcopy(model, memo)
+
+
+def to_fake(tree: Any, mode: FakeTensorMode, dtype: torch.dtype | None) -> Any:
+    return tree_map(lambda leaf: _fake(leaf, mode, dtype) if isinstance(leaf, torch.Tensor) else leaf, tree)
+
+
+def _fake(tensor: torch.Tensor, mode: FakeTensorMode, dtype: torch.dtype | None) -> torch.Tensor:
+    cast = dtype if dtype is not None and tensor.is_floating_point() else tensor.dtype
+    with mode:
+        fake = torch.empty_strided(tuple(tensor.shape), tensor.stride(), dtype=cast, device="cpu")
+    return fake.requires_grad_(tensor.requires_grad) if tensor.is_floating_point() else fake
+
+
+def _notes(settings: Settings, abstract: bool, target: str) -> list[str]:
+    notes = []
+    if settings.train and settings.optimizer is not None:
+        notes.append(
+            "steady-state training step: the optimizer state exists before it (as from the second step on); "
+            "gradients start empty (zero_grad(set_to_none=True))"
+        )
+    elif settings.train:
+        notes.append("forward and backward only: no optimizer step (give an optimizer to add one)")
+    if settings.train:
+        notes.append("the output and the loss stay referenced until the step ends, as in a usual training loop")
+    if abstract:
+        notes.append("counted on meta: fake CPU tensors, no memory allocated and no kernel run")
+    if target == "cuda":
+        notes.append("for CUDA: each allocation rounded up to 512 bytes (the caching allocator's smallest block)")
+    if target == "cuda" and abstract and isinstance(settings.optimizer, str):
+        notes.append("the optimizer runs its multi-tensor (foreach) kernels, as PyTorch picks on CUDA")
+    notes.append(NOT_COUNTED)
+    return notes

@@ -1,0 +1,62 @@
+"""``memory_spec``: load the model a spec names, build its example input, and track its memory (on meta when it
+can, as ``profile_spec`` counts)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from torch import nn
+
+from torchcost.from_spec import RETRY_REASON_CHARS, check_fits_in_memory, floating_dtype
+from torchcost.inputs import InputOptions, example_inputs
+from torchcost.peak_memory.estimate import Settings, estimate
+from torchcost.peak_memory.profile import MemoryProfile
+from torchcost.profiler import ProfilingError
+from torchcost.sources import load_model
+
+
+@dataclass
+class Loaded:
+    """A model built from a spec, on the device it was tracked on, with its example inputs."""
+
+    model: nn.Module
+    inputs: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    device: str
+
+
+def memory_spec(
+    spec: str,
+    inputs: InputOptions,
+    settings: Settings,
+    *,
+    device: str | None = None,
+    target: str | None = None,
+    trust_pickle: bool = False,
+    weights: str | None = None,
+    on_retry: Callable[[str], None] | None = None,
+) -> tuple[MemoryProfile, Loaded]:
+    """The ``MemoryProfile`` of ``spec`` and the model and inputs it ran. Without ``device``: on meta, and on
+    the CPU when the model needs real values (unless its weights would not fit in this machine's memory)."""
+    devices = [device] if device else ["meta", "cpu"]
+    for attempt, run_on in enumerate(devices):
+        source = load_model(spec, run_on, trust_pickle=trust_pickle, weights=weights)
+        model = source.model
+        args, kwargs = example_inputs(source, inputs, run_on)
+        run_settings = replace(settings, dtype=settings.dtype or floating_dtype(model))  # an fp16 checkpoint: fp16
+        try:
+            result = estimate(model, args, kwargs, run_settings, run_on, target)
+        except ProfilingError as exc:
+            if attempt + 1 == len(devices):
+                raise
+            check_fits_in_memory(model, exc)
+            if on_retry is not None:
+                why = exc.args[0].splitlines()[0]
+                why = why if len(why) <= RETRY_REASON_CHARS else why[: RETRY_REASON_CHARS - 3] + "..."
+                on_retry(f"tracking on meta failed ({why}); retrying on cpu")
+            continue
+        result.model = spec
+        return result, Loaded(model, args, kwargs, run_on)
+    raise AssertionError("unreachable")

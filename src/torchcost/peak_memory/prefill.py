@@ -1,0 +1,27 @@
+"""Prefill activations of a causal LM, for ``torchcost llm``: one tracked prefill on meta with the model's own
+KV cache, which is kept apart from the activations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from torchcost.hardware import Hardware
+from torchcost.peak_memory.estimate import Settings, estimate, reachable_tensors
+
+KV_CACHE = "kv_cache"
+
+
+def prefill_activation_bytes(model: nn.Module, tokens: torch.Tensor, cache: Any, device: Hardware) -> int:
+    """Peak bytes of a prefill on ``device`` beyond the weights, buffers, token ids and the KV cache written so
+    far: hidden states, attention and MLP intermediates and the logits alive at the peak. ``cache`` is an empty
+    KV cache object (every tensor it holds after the run is the cache)."""
+    settings = Settings(False, None, None, None, None, None)
+    kwargs = {"past_key_values": cache, "use_cache": True}
+    target = "cuda" if device.kind == "gpu" else "cpu"
+    result = estimate(model, (tokens,), kwargs, settings, "meta", target, {KV_CACHE: lambda: reachable_tensors(cache)})
+    kept = ("parameters", "buffers", KV_CACHE)
+    inputs = result.timeline[0].bytes["inputs_outputs"]  # the token ids, alive from the start
+    return result.peak_bytes - sum(result.breakdown.get(k, 0) for k in kept) - inputs

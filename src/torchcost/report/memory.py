@@ -1,0 +1,129 @@
+"""Terminal tables for peak memory: what the peak is made of, where it is, and each module's activations."""
+
+from __future__ import annotations
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from torchcost.hardware import Hardware
+from torchcost.peak_memory.fit import BatchFit
+from torchcost.peak_memory.profile import MemoryProfile, label
+from torchcost.report.exports import write_text
+from torchcost.units import UNIT_NOTE, percent, si
+
+PHASES = ("forward", "backward", "optimizer")
+
+
+def run_line(result: MemoryProfile) -> str:
+    """What ran: inference or which training step, on which inputs, where, for which device kind."""
+    if result.train:
+        step = f"{result.optimizer} step" if result.optimizer else "forward + backward (no optimizer step)"
+        kind = f"training: {step}" + (", steady state" if result.optimizer else "")
+    else:
+        kind = "inference: one forward, eval mode, no grad"
+    extras = [f"{name} {value}" for name, value in (("dtype", result.dtype), ("autocast", result.autocast)) if value]
+    extras += [f"checkpointing {result.checkpoint}"] if result.checkpoint else []
+    inputs = ", ".join(f"{list(spec.shape)} {spec.dtype}" for spec in result.inputs)
+    where = f"counted on {result.device} for {result.target}"
+    return " · ".join([kind, *extras, f"inputs {inputs}", where])
+
+
+def breakdown_table(result: MemoryProfile) -> Table:
+    table = Table(title="alive at the peak", title_justify="left")
+    table.add_column("category")
+    table.add_column("bytes", justify="right")
+    table.add_column("share", justify="right")
+    table.add_column("exact bytes", justify="right", style="dim")
+    for category, value in result.breakdown.items():
+        if value or category in ("parameters", "activations", "temporaries"):
+            table.add_row(label(category), si(value, "B"), percent(value, result.peak_bytes), f"{value:,}")
+    table.add_section()
+    table.add_row("peak", si(result.peak_bytes, "B"), "100%", f"{result.peak_bytes:,}", style="bold")
+    return table
+
+
+def peak_text(result: MemoryProfile, device: Hardware | None = None) -> Text:
+    at = result.peak_at
+    where = at.module if at.module not in ("", "-") else "(root)" if at.module == "" else "outside the model"
+    lines = [f"peak after {at.op} (op {at.step:,} of {len(result.timeline) - 1:,}) in {where}, {at.phase}"]
+    phases = [f"{phase} {si(result.phase_peaks[phase], 'B')}" for phase in PHASES if phase in result.phase_peaks]
+    lines.append("highest live memory per phase: " + " · ".join(phases))
+    if device is not None and device.memory:
+        fits = result.peak_bytes <= device.memory
+        verdict = "fits" if fits else "does NOT fit"
+        lines.append(
+            f"{verdict} in {device.name}: {percent(result.peak_bytes, device.memory)} of its {si(device.memory, 'B')}"
+        )
+    return Text("\n".join(lines))
+
+
+def module_table(result: MemoryProfile, depth: int) -> Table:
+    training = result.train
+    caption = "peak: the highest live memory while the module ran" + (
+        "; activations: bytes made in the module (children included) and held for backward" if training else ""
+    )
+    table = Table(title=f"per module (depth {depth})", caption=caption, title_justify="left")
+    table.caption_justify = "left"
+    table.add_column("module")
+    table.add_column("type")
+    if training:
+        table.add_column("activations", justify="right")
+        table.add_column("% of activations", justify="right")
+    table.add_column("peak in forward", justify="right")
+    if training:
+        table.add_column("peak in backward", justify="right")
+    total = next((m.activation_bytes for m in result.modules if m.name == ""), 0)
+    for module in result.modules:
+        if module.depth > depth:
+            continue
+        name = "  " * module.depth + (module.name.rsplit(".", 1)[-1] if module.name else "(root)")
+        cells = [name, module.type]
+        if training:
+            cells += [si(module.activation_bytes, "B"), percent(module.activation_bytes, total)]
+        cells.append(_bytes(module.forward_peak_bytes))
+        if training:
+            cells.append(_bytes(module.backward_peak_bytes))
+        table.add_row(*cells)
+    return table
+
+
+def fit_report(fit: BatchFit) -> Group:
+    largest = f"{fit.batch}" if fit.batch else "none (one sample does not fit)"
+    title = Text(
+        f"largest batch: {largest} (batches tried on meta against {fit.hardware}'s {si(fit.memory_bytes, 'B')})"
+    )
+    table = Table()
+    for header in ("batch", "peak", "exact bytes", "fits"):
+        table.add_column(header, justify="right")
+    for batch, peak in sorted(fit.tried.items()):
+        fits = "yes" if peak <= fit.memory_bytes else "no"
+        table.add_row(str(batch), si(peak, "B"), f"{peak:,}", fits, style="bold" if batch == fit.batch else "")
+    return Group(title, table)
+
+
+def memory_report(
+    result: MemoryProfile, depth: int = 1, device: Hardware | None = None, fit: BatchFit | None = None
+) -> RenderableType:
+    parts: list[RenderableType] = [
+        Text(f"torchcost memory: {result.model}", style="bold"),
+        Text(run_line(result)),
+        breakdown_table(result),
+        peak_text(result, device),
+        module_table(result, depth),
+    ]
+    if fit is not None:
+        parts.append(fit_report(fit))
+    notes = "\n".join(f"- {note}" for note in result.notes)
+    parts += [Text(f"notes:\n{notes}", style="dim"), Text(UNIT_NOTE, style="dim")]
+    return Group(*parts)
+
+
+def _bytes(value: int | None) -> str:
+    return "-" if value is None else si(value, "B")
+
+
+def write_memory_html(result: MemoryProfile, path: str) -> None:
+    from torchcost.report.html import render_memory_html  # plotly is an optional dependency
+
+    write_text(path, render_memory_html(result))
