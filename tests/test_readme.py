@@ -115,8 +115,9 @@ def namespace(tmp_path_factory):
 
 
 @pytest.mark.parametrize("index", range(len(blocks("python"))))
-def test_python_block(index, namespace, monkeypatch):
+def test_python_block(index, namespace, monkeypatch, tmp_path):
     _, text = blocks("python")[index]
+    monkeypatch.chdir(tmp_path)  # the files the examples write (a sweep's CSV) land here
     # no result of a timing is compared: time for as short as torch.utils.benchmark allows
     monkeypatch.setattr(torchcost, "measure", functools.partial(torchcost.measure, min_time=0.01, max_time=0.05))
     if "timm:" in text:
