@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import statistics
+import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
@@ -65,7 +66,8 @@ def main() -> None:
     parser.add_argument("--types", nargs="+", help="only these model types")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--results", type=Path, default=RESULTS, help=f"summary JSON (default {RESULTS})")
-    parser.add_argument("--rows", type=Path, default=HERE / "results" / "hf_zoo_rows.jsonl", help="one row per type")
+    rows = Path(tempfile.gettempdir()) / "hf_zoo_rows.jsonl"
+    parser.add_argument("--rows", type=Path, default=rows, help=f"one row per type (default {rows})")
     args = parser.parse_args()
     types = args.types or auto_model_types()
     args.rows.unlink(missing_ok=True)

@@ -102,7 +102,7 @@ def test_hw_list_one_and_unknown(capsys):
 
 def test_calibrate_quick(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("TORCHCOST_CACHE_DIR", str(tmp_path))
-    assert main(["calibrate", "--quick", "--quiet", "--json", "-"]) == 0
+    assert main(["calibrate", "--quick", "--force", "--quiet", "--json", "-"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["matmul_flops"]["fp32"] > 0 and data["cache"].startswith(str(tmp_path))
 

@@ -254,6 +254,7 @@ def _add_measure_commands(commands: Any) -> None:
     cal = commands.add_parser("calibrate", help="measure this machine's achievable rates and cache them")
     cal.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     cal.add_argument("--quick", action="store_true", help="smaller and shorter benchmarks")
+    cal.add_argument("--force", action="store_true", help="keep the result even if the machine was busy")
     cal.add_argument("--json", metavar="PATH", help="write as JSON to PATH, or '-' for stdout only")
     cal.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -447,7 +448,7 @@ def _hw(args: argparse.Namespace, console: Console, to_stdout: bool) -> None:
 
 
 def _calibrate(args: argparse.Namespace, console: Console, to_stdout: bool) -> None:
-    result = calibrate(args.device, quick=args.quick, progress=not args.quiet)
+    result = calibrate(args.device, quick=args.quick, progress=not args.quiet, force=args.force)
     path = cache_path(result.device)
     _emit(args, console, to_stdout, {**result.to_dict(), "cache": str(path)}, calibration_table(result, path))
 

@@ -9,10 +9,11 @@ memory-bound below it, and overhead-bound when the fixed per-op cost is larger t
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from torchcost.hardware import Hardware
+from torchcost.hardware import Hardware, predictors
+from torchcost.hardware.predictors.features import is_matmul
 from torchcost.records import OpRecord, Profile
 
 # Share of a spec-table peak that eager PyTorch typically reaches, per op class, when no calibration exists.
@@ -33,30 +34,7 @@ def op_class(record: OpRecord) -> str:
     if "convolution" in name and len(record.input_shapes) >= 2 and len(record.input_shapes[1]) >= 3:
         x, w = record.input_shapes[0], record.input_shapes[1]
         return "depthwise_conv" if w[1] == 1 and x[1] > 1 else "conv"  # weight (C_out, C_in / groups, ...)
-    if name in {
-        "mm",
-        "addmm",
-        "bmm",
-        "baddbmm",
-        "mv",
-        "addmv",
-        "dot",
-        "vdot",
-        "addbmm",
-        "_addmm_activation",
-        "_int_mm",
-        "_scaled_mm",
-        "_grouped_mm",
-        "_weight_int8pack_mm",
-        "_weight_int4pack_mm",
-        "_weight_int4pack_mm_for_cpu",
-        "_weight_int4pack_mm_with_scales_and_zeros",
-        "bitsandbytes.gemm_4bit",
-        "bitsandbytes.int8_linear_matmul",
-        "bitsandbytes.int8_scaled_mm",
-        "mkldnn_rnn_layer",
-        "_cudnn_rnn",
-    }:
+    if is_matmul(name):
         return "matmul"
     return "other"
 
@@ -115,10 +93,11 @@ class OpPrediction:
     memory_s: float
     overhead_s: float
     bound: str  # compute, memory or overhead
+    learned_s: float | None = None  # the calibrated machine's learned model of this op's time, when it has one
 
     @property
     def time_s(self) -> float:
-        return max(self.compute_s, self.memory_s) + self.overhead_s
+        return self.learned_s if self.learned_s is not None else max(self.compute_s, self.memory_s) + self.overhead_s
 
     @property
     def intensity(self) -> float:
@@ -132,10 +111,16 @@ class Prediction:
     rates: Rates
     ops: list[OpPrediction] = field(default_factory=list)
     by_module: dict[str, float] = field(default_factory=dict)
+    module_calls_s: float = 0.0  # eager overhead of calling the model's modules, beyond their ops
 
     @property
     def latency_s(self) -> float:
-        return sum(op.time_s for op in self.ops)
+        return sum(op.time_s for op in self.ops) + self.module_calls_s
+
+    @property
+    def overhead_s(self) -> float:
+        """The eager framework's share: module calls, and the dispatch of ops too cheap to be anything else."""
+        return self.module_calls_s + sum(op.time_s for op in self.ops if op.bound == "overhead")
 
     def time_by(self, key: str) -> dict[str, float]:
         """Predicted seconds grouped by ``bound``, ``op_class`` or ``op``."""
@@ -165,6 +150,8 @@ class Prediction:
                 "source": self.rates.source,
             },
             "latency_s": self.latency_s,
+            "module_calls_s": self.module_calls_s,
+            "overhead_s": self.overhead_s,
             "time_by_bound": self.time_by("bound"),
             "time_by_class": self.time_by("op_class"),
             "by_module": self.by_module,
@@ -181,14 +168,37 @@ def predict(profile: Profile, hardware: Hardware, dtype: str | None = None) -> P
     dtype = dtype or profile_dtype(profile)
     rates = rates_for(hardware, dtype)
     prediction = Prediction(hardware.name, dtype, rates)
+    learned = _learned(hardware, dtype)
     for index, record in enumerate(profile.records):
         if not profile.backward and record.phase != "forward":
             continue
         op = _predict_op(index, record, rates)
+        if learned is not None:
+            model, cache = learned
+            seconds = model.seconds(predictors.op_class(record), predictors.features(record, cache))
+            op = replace(op, learned_s=seconds, bound=_bound(op.compute_s, op.memory_s, seconds or 0.0))
         prediction.ops.append(op)
         for name in record.modules:
             prediction.by_module[name] = prediction.by_module.get(name, 0.0) + op.time_s
+    if learned is not None and hardware.calibration is not None:
+        calls = sum(m.calls for m in profile.modules)
+        prediction.module_calls_s = calls * hardware.calibration.module_call_s
+        prediction.rates = replace(rates, source="calibrated, learned op-time models")
     return prediction
+
+
+def _learned(hardware: Hardware, dtype: str) -> tuple[predictors.OpTimeModel, int] | None:
+    """This machine's learned op-time models, for the dtype they were measured in (fp32)."""
+    calibration = hardware.calibration
+    model = calibration.time_model() if calibration is not None and dtype == "fp32" else None
+    return None if model is None or calibration is None else (model, calibration.cache_bytes)
+
+
+def _bound(compute_s: float, memory_s: float, time_s: float) -> str:
+    """Which limit an op's (learned) time is closest to: compute, memory, or the fixed cost of running it."""
+    if time_s > 2 * max(compute_s, memory_s):
+        return "overhead"
+    return "compute" if compute_s >= memory_s else "memory"
 
 
 def _predict_op(index: int, record: OpRecord, rates: Rates) -> OpPrediction:

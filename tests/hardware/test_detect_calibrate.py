@@ -27,7 +27,7 @@ def cache_dir(tmp_path, monkeypatch):
 
 def test_calibration_is_cached_and_used_by_local(cache_dir):
     assert hardware("local").calibration is None
-    result = calibrate("cpu", quick=True, progress=False)
+    result = calibrate("cpu", quick=True, progress=False, force=True)
     assert cache_path("cpu").parent == cache_dir and cache_path("cpu").exists()
     assert result.matmul_flops["fp32"] > 0 and result.bandwidth > 0 and result.op_overhead_s > 0
     assert result.depthwise_conv_flops > 0 and result.conv_flops > 0

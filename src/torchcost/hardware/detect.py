@@ -49,6 +49,21 @@ def _cpuinfo() -> dict[str, str]:
     return info
 
 
+DEFAULT_CACHE_BYTES = 32 << 20  # when the machine does not say
+
+
+def last_level_cache_bytes() -> int:
+    """The largest cache of CPU 0 (the last level), from sysfs: ``32K``, ``1024K`` or ``32M``."""
+    sizes = []
+    for path in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size"):
+        text = path.read_text().strip()
+        scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+        digits = text.rstrip("KMG")
+        if digits.isdigit():
+            sizes.append(int(digits) * scale)
+    return max(sizes, default=DEFAULT_CACHE_BYTES)
+
+
 def cpu_model_name() -> str:
     return _cpuinfo().get("model name") or platform.processor() or platform.machine()
 

@@ -1,0 +1,143 @@
+"""What an op's time is learned from: its class and a vector of features, both read from its ``OpRecord`` alone
+(so that predicting needs only a profile, counted on any device, meta included).
+
+Features (logarithms base 2 of sizes, so that a regressor sees ratios): FLOPs, bytes read, bytes written,
+output elements, first input's elements, and the working set (bytes read + written) over the last-level
+cache; then per class the shape that decides how a kernel tiles its work: a convolution's channels, kernel
+area, stride and groups; a matrix product's M, N and K.
+"""
+
+from __future__ import annotations
+
+import math
+
+from torchcost.records import OpRecord, Shape
+
+CLASSES = (
+    "conv",
+    "depthwise_conv",
+    "matmul",
+    "attention",
+    "norm",
+    "pointwise",
+    "pooling",
+    "reduction",
+    "movement",
+    "view",
+)
+MATMUL_OPS = {
+    "mm",
+    "addmm",
+    "bmm",
+    "baddbmm",
+    "addbmm",
+    "mv",
+    "addmv",
+    "dot",
+    "vdot",
+    "_addmm_activation",
+    "_grouped_mm",
+    "_int_mm",
+    "_scaled_mm",
+    "_weight_int8pack_mm",
+    "_weight_int4pack_mm",
+    "_weight_int4pack_mm_for_cpu",
+    "_weight_int4pack_mm_with_scales_and_zeros",
+}
+MATMUL_PREFIXES = ("bitsandbytes.", "mkldnn_rnn", "_cudnn_rnn")
+NORM_WORDS = ("batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm")
+POOLING_WORDS = ("pool", "upsample", "interpolate", "grid_sampler")
+REDUCTIONS = {
+    "sum",
+    "mean",
+    "amax",
+    "amin",
+    "max",
+    "min",
+    "argmax",
+    "argmin",
+    "prod",
+    "var",
+    "std",
+    "norm",
+    "linalg_vector_norm",
+    "logsumexp",
+    "cumsum",
+    "softmax",
+    "_softmax",
+    "_log_softmax",
+    "_safe_softmax",
+    "topk",
+    "sort",
+    "any",
+    "all",
+}
+
+
+def op_class(record: OpRecord) -> str:
+    """The class an op's time is learned for."""
+    name = record.op.removeprefix("aten.")
+    if "attention" in name:
+        return "attention"
+    if "convolution" in name and len(record.input_shapes) >= 2 and len(record.input_shapes[1]) >= 3:
+        x, w = record.input_shapes[0], record.input_shapes[1]
+        return "depthwise_conv" if w[1] * 4 <= x[1] else "conv"  # a group of at most a quarter of the channels
+    if is_matmul(name):
+        return "matmul"
+    if any(word in name for word in NORM_WORDS):
+        return "norm"
+    if any(word in name for word in POOLING_WORDS):
+        return "pooling"
+    if name in REDUCTIONS:
+        return "reduction"
+    if record.cost.memory_access == 0:
+        return "view"  # views, reshapes, metadata: the dispatch alone
+    if record.cost.flops == 0:
+        return "movement"  # copies, cat, padding, gathers
+    return "pointwise"
+
+
+def is_matmul(name: str) -> bool:
+    """Whether an op (``aten.`` dropped) is a matrix product: dense, batched, quantized or an RNN's gates."""
+    return name in MATMUL_OPS or name.startswith(MATMUL_PREFIXES)
+
+
+def _log(value: float) -> float:
+    return math.log2(value + 1)
+
+
+def _numel(shape: Shape) -> int:
+    return math.prod(shape)
+
+
+def features(record: OpRecord, cache_bytes: int) -> list[float]:
+    """The feature vector of one op (the same length for every class)."""
+    cost = record.cost
+    output = _numel(record.output_shapes[0]) if record.output_shapes else 0
+    first = _numel(record.input_shapes[0]) if record.input_shapes else 0
+    working_set = cost.bytes_read + cost.bytes_written
+    common = [
+        _log(cost.flops),
+        _log(cost.bytes_read),
+        _log(cost.bytes_written),
+        _log(output),
+        _log(first),
+        math.log2((working_set + 1) / max(cache_bytes, 1)),
+    ]
+    return common + _shape_features(record)
+
+
+def _shape_features(record: OpRecord) -> list[float]:
+    """Four numbers that say how a kernel splits the work: conv (in channels per group, out channels, kernel area,
+    stride); matmul (M, N, K, batch); otherwise the output's last dimension, its rank and the number of inputs."""
+    shapes, out = record.input_shapes, record.output_shapes[0] if record.output_shapes else ()
+    cls = op_class(record)
+    if cls in ("conv", "depthwise_conv") and len(shapes) >= 2 and len(out) >= 3:
+        x, w = shapes[0], shapes[1]
+        stride = x[-1] / out[-1] if out[-1] else 1.0
+        return [_log(w[1]), _log(w[0]), _log(_numel(w[2:])), stride]
+    if cls == "matmul" and len(shapes) >= 2 and len(out) >= 2:
+        a = shapes[-2] if len(shapes) >= 3 else shapes[0]  # addmm(bias, a, b): the last two
+        k = a[-1] if a else 1
+        return [_log(out[-2]), _log(out[-1]), _log(k), _log(_numel(out[:-2]))]
+    return [_log(out[-1] if out else 1), float(len(out)), float(len(shapes)), 0.0]

@@ -1,0 +1,157 @@
+"""Per-class models of an op's time, fitted on measured samples in log space: ``log(seconds)`` from the features.
+
+scikit-learn's gradient boosting where it is installed (``pip install 'torchcost[predict]'``), else a closed form:
+least squares of ``log(seconds)`` on the features, which captures the power laws (time ~ FLOPs^a bytes^b) that
+dominate the smaller classes. Each class falls back to the closed form when it has too few samples to boost.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+MIN_BOOSTED = 24  # fewer samples in a class: the closed form (boosting would follow the noise)
+HELD_OUT_SHARE = 0.2
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One measured sample: its class, its features (see features.py) and its median time."""
+
+    op_class: str
+    features: tuple[float, ...]
+    seconds: float
+    label: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "op_class": self.op_class,
+            "features": list(self.features),
+            "seconds": self.seconds,
+            "label": self.label,
+        }
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> Observation:
+        return Observation(data["op_class"], tuple(data["features"]), data["seconds"], data.get("label", ""))
+
+
+class Regressor(Protocol):
+    def predict(self, rows: Any) -> Any: ...
+
+
+CLOSED_FORM_FEATURES = 4  # log FLOPs, log bytes read, log bytes written, log output elements
+RIDGE = 1.0  # keeps the closed form's weights small where a class has few samples
+
+
+class _LeastSquares:
+    """log(seconds) = w . [the first features, 1], by ridge least squares (numpy): the power laws of time in
+    FLOPs and bytes, and no more, which a handful of samples can pin down."""
+
+    def __init__(self, rows: np.ndarray, targets: np.ndarray) -> None:
+        design = self._design(rows)
+        penalty = RIDGE * np.eye(design.shape[1])
+        penalty[-1, -1] = 0.0  # the intercept is free
+        self.weights = np.linalg.solve(design.T @ design + penalty, design.T @ targets)
+
+    @staticmethod
+    def _design(rows: Any) -> np.ndarray:
+        rows = np.asarray(rows, dtype=float)[:, :CLOSED_FORM_FEATURES]
+        return np.hstack([rows, np.ones((len(rows), 1))])
+
+    def predict(self, rows: Any) -> Any:
+        return self._design(rows) @ self.weights
+
+
+def _fit(observations: Sequence[Observation]) -> Regressor:
+    rows = np.array([o.features for o in observations], dtype=float)
+    targets = np.log(np.array([o.seconds for o in observations]))
+    if len(observations) >= MIN_BOOSTED:
+        try:
+            from sklearn.ensemble import GradientBoostingRegressor
+        except ImportError:
+            pass
+        else:
+            model = GradientBoostingRegressor(
+                n_estimators=300, max_depth=3, learning_rate=0.05, subsample=0.8, random_state=0
+            )
+            model.fit(rows, targets)
+            boosted: Regressor = model
+            return boosted
+    return _LeastSquares(rows, targets)
+
+
+class OpTimeModel:
+    """Predicts the time of an op of a class from its features; one regressor per class."""
+
+    def __init__(self, observations: Sequence[Observation]) -> None:
+        by_class: dict[str, list[Observation]] = {}
+        for observation in observations:
+            by_class.setdefault(observation.op_class, []).append(observation)
+        self.classes = sorted(by_class)
+        self._models = {name: _fit(group) for name, group in by_class.items()}
+
+    def seconds(self, op_class: str, features: Sequence[float]) -> float | None:
+        """The predicted time; None for a class with no samples."""
+        model = self._models.get(op_class)
+        if model is None:
+            return None
+        return float(math.exp(model.predict(np.array([features], dtype=float))[0]))
+
+
+@dataclass(frozen=True)
+class Check:
+    """How a model fitted on most samples predicts the held-out rest: relative errors (predicted / measured - 1)."""
+
+    errors: dict[str, list[float]]  # per class
+
+    @property
+    def all_errors(self) -> list[float]:
+        return [e for group in self.errors.values() for e in group]
+
+    @property
+    def median_error(self) -> float:
+        absolute = sorted(abs(e) for e in self.all_errors)
+        return absolute[len(absolute) // 2] if absolute else 0.0
+
+    def share_within(self, tolerance: float) -> float:
+        errors = self.all_errors
+        return sum(abs(e) <= tolerance for e in errors) / len(errors) if errors else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "median_abs_error": self.median_error,
+            "within_10": self.share_within(0.10),
+            "within_20": self.share_within(0.20),
+            "per_class_median": {
+                name: sorted(abs(e) for e in group)[len(group) // 2] for name, group in self.errors.items() if group
+            },
+            "samples": len(self.all_errors),
+        }
+
+
+def held_out_check(observations: Sequence[Observation], seed: int = 0) -> Check:
+    """Fit on a random 80% of each class's samples and predict the other 20%."""
+    rng = random.Random(seed)
+    by_class: dict[str, list[Observation]] = {}
+    for observation in observations:
+        by_class.setdefault(observation.op_class, []).append(observation)
+    train: list[Observation] = []
+    held: list[Observation] = []
+    for group in by_class.values():
+        shuffled = rng.sample(group, len(group))
+        cut = max(1, round(len(shuffled) * HELD_OUT_SHARE)) if len(shuffled) > 2 else 0
+        held += shuffled[:cut]
+        train += shuffled[cut:]
+    model = OpTimeModel(train)
+    errors: dict[str, list[float]] = {}
+    for observation in held:
+        predicted = model.seconds(observation.op_class, observation.features)
+        if predicted is not None:
+            errors.setdefault(observation.op_class, []).append(predicted / observation.seconds - 1)
+    return Check(errors)
