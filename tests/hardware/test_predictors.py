@@ -142,24 +142,27 @@ def test_calibration_with_learned_models_persists(cache_dir):
     assert loaded.time_model().seconds("matmul", row) == calibration.time_model().seconds("matmul", row)
 
 
-def test_each_calibration_extends_the_samples_of_the_last(cache_dir, monkeypatch):
+def test_each_calibration_extends_the_samples_of_the_last_and_resamples_the_worst_class(cache_dir, monkeypatch):
     monkeypatch.setattr(calibration_module, "last_level_cache_bytes", lambda: 1 << 20)
     save_calibration(learned_calibration(power_law(30, seed=4)))
-    fresh = power_law(5, seed=5, op_class_="pointwise")
-    seeds = []
+    noisy = [Observation("pointwise", (float(i),) * 10, 1e-6 * (1 + 9 * (i % 2))) for i in range(10)]  # 1 or 10 us
+    calls = []
 
-    def observe(seconds, effort, cache_bytes, seed, advance):
-        seeds.append(seed)
-        return fresh
+    def observe(seconds, effort, cache_bytes, seed, advance, classes=None, per_class=None):
+        calls.append((seed, classes, per_class))
+        return noisy if classes is None else power_law(per_class, seed, "pointwise")
 
     monkeypatch.setattr(calibration_module, "observe", observe)
     monkeypatch.setattr(calibration_module, "module_call_seconds", lambda seconds, min_time: 2e-6)
     result = learned_calibration([])
-    calibration_module._learn(result, "quick", 0.01, lambda: None)
-    assert seeds == [30]  # new configurations: the seed moves on by the samples kept
-    assert len(result.observations) == 35 and result.module_call_s == 2e-6
-    assert {o["op_class"] for o in result.observations} == {"matmul", "pointwise"}
-    assert "held-out median error" in result.details["learned"]
+    advanced = []
+    calibration_module._learn(result, "quick", 0.01, lambda: advanced.append(1))
+    half = calibration_module.SAMPLES_PER_CLASS["quick"] // 2
+    # new configurations (the seed moves on by the samples kept); then more of the class missed by far the most
+    assert calls == [(30, None, None), (31, ["pointwise"], half)]
+    assert len(result.observations) == 30 + 10 + half and result.module_call_s == 2e-6
+    assert len(advanced) == 2 * half  # the re-sampling budget of the two classes that needed none
+    assert "more of pointwise" in result.details["learned"]
 
 
 def test_a_busy_machine_is_refused_and_nothing_is_saved(cache_dir, monkeypatch):
