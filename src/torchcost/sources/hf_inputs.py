@@ -346,9 +346,11 @@ def _qwen_like_processor(config: Any) -> Any:
         return None
     from transformers import Qwen2VLImageProcessor
 
-    sizes = {"patch_size": getattr(vision, "patch_size", 14), "merge_size": merge}
+    sizes: dict[str, Any] = {"patch_size": getattr(vision, "patch_size", 14), "merge_size": merge}
     temporal = getattr(vision, "temporal_patch_size", None)
-    return Qwen2VLImageProcessor(**sizes, **({"temporal_patch_size": temporal} if isinstance(temporal, int) else {}))
+    if isinstance(temporal, int):
+        sizes["temporal_patch_size"] = temporal
+    return Qwen2VLImageProcessor(**sizes)
 
 
 def _run_processor(kind: str, config: Any, **data: Any) -> dict[str, Any] | None:

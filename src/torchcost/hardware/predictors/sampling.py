@@ -145,10 +145,9 @@ def _pooling(rng: random.Random) -> Sample:
 def _reduction(rng: random.Random) -> Sample:
     x = torch.randn(_elements(rng))
     kind = rng.choice(["sum", "mean", "softmax", "amax", "global pool"])
-    if kind == "global pool":  # adaptive_avg_pool2d(x, 1) runs as a mean over the last two dimensions
-        call = _call(torch.mean, x, (-2, -1), True)
-    else:
-        call = _call(getattr(torch, kind), x, -1)
+    # adaptive_avg_pool2d(x, 1) runs as a mean over the last two dimensions
+    pooled = kind == "global pool"
+    call = _call(torch.mean, x, (-2, -1), True) if pooled else _call(getattr(torch, kind), x, -1)
     return Sample("reduction", call, f"{kind} {tuple(x.shape)}")
 
 
