@@ -72,3 +72,40 @@ def test_unknown_name_lists_closest():
 )
 def test_cuda_device_names_match_spec_entries(device_name, key):
     assert match_gpu(device_name) == key
+
+
+# FP32 lanes per SM, from each architecture's whitepaper: Volta GV100, Turing TU104 and Ampere GA100 have 64;
+# Ampere GA102, Ada, Hopper GH100 and Blackwell GB202 have 128.
+FP32_LANES_PER_SM = {
+    "h200": 128,
+    "h100-sxm": 128,
+    "h100-pcie": 128,
+    "a100-40gb": 64,
+    "a100-80gb": 64,
+    "l40s": 128,
+    "l4": 128,
+    "a10g": 128,
+    "t4": 64,
+    "v100": 64,
+    "rtx-4090": 128,
+    "rtx-5090": 128,
+    "rtx-3090": 128,
+}
+
+
+def test_every_gpu_entry_gives_sms_clock_and_l2():
+    gpus = {key for key, hw in known_hardware().items() if hw.kind == "gpu"}
+    assert gpus == set(FP32_LANES_PER_SM)
+    for key in sorted(gpus):
+        hw = known_hardware()[key]
+        assert hw.cores and hw.clock_hz and hw.l2_bytes, key
+        assert 1e9 <= hw.clock_hz <= 3e9 and 1 << 20 <= hw.l2_bytes <= 128 << 20, key
+
+
+@pytest.mark.parametrize(("key", "lanes"), sorted(FP32_LANES_PER_SM.items()))
+def test_fp32_peak_is_sms_x_lanes_x_2_x_boost_clock(key, lanes):
+    # an independent check of the SM count and clock against the sheet's FP32 rate, e.g. the RTX 3090:
+    # 82 SMs x 128 lanes x 2 FLOPs (FMA) x 1.695 GHz = 35.58 TFLOP/s; its sheet says 35.6
+    hw = known_hardware()[key]
+    assert hw.cores and hw.clock_hz
+    assert hw.cores * lanes * 2 * hw.clock_hz == pytest.approx(hw.peak["fp32"], rel=0.01)

@@ -35,6 +35,8 @@ class Hardware:
     source: str
     notes: list[str] = field(default_factory=list)
     calibration: Calibration | None = None
+    clock_hz: float | None = None  # boost clock (GPUs), base clock (CPUs)
+    l2_bytes: int | None = None  # L2 cache (GPUs)
 
     def ridge_point(self, dtype: str = "fp32") -> float | None:
         """Arithmetic intensity (FLOP/byte) above which an op is compute-bound on the peak roofs."""
@@ -50,6 +52,8 @@ class Hardware:
             "bandwidth_bytes_per_s": self.bandwidth,
             "memory_bytes": self.memory,
             "cores": self.cores,
+            "clock_hz": self.clock_hz,
+            "l2_bytes": self.l2_bytes,
             "ridge_point_flop_per_byte": self.ridge_point(),
             "source": self.source,
             "notes": list(self.notes),
@@ -80,6 +84,8 @@ def _from_entry(key: str, entry: dict[str, Any]) -> Hardware:
         cores=entry.get("cores"),
         source=entry["source"],
         notes=notes,
+        clock_hz=float(entry["clock_hz"]) if "clock_hz" in entry else None,
+        l2_bytes=entry.get("l2_bytes"),
     )
 
 
@@ -107,6 +113,7 @@ def this_cpu() -> Hardware:
         cores=cpu.cores,
         source="detected from /proc/cpuinfo (theoretical peak; bandwidth needs calibration)",
         notes=[*cpu.arithmetic, f"ISA {cpu.isa}; flags {' '.join(cpu.flags)}"],
+        clock_hz=cpu.clock_hz,
     )
 
 

@@ -94,6 +94,10 @@ def hardware_table(hw: Hardware) -> Table:
         table.add_row("memory bandwidth", "unknown (run torchcost calibrate)")
     table.add_row("memory", si(hw.memory, "B") if hw.memory else "unknown")
     table.add_row("cores / SMs", str(hw.cores) if hw.cores else "unknown")
+    if hw.kind == "gpu" and hw.clock_hz:
+        table.add_row("boost clock", si(hw.clock_hz, "Hz"))
+    if hw.l2_bytes:
+        table.add_row("L2 cache", si(hw.l2_bytes, "B"))
     ridge = hw.ridge_point()
     matmul = calibration.matmul_flops.get("fp32") if calibration is not None else None
     if ridge:
