@@ -1,4 +1,5 @@
-"""Write docs/benchmarks.md from bench/results/peers*.json, scale.json, sweep.json, memory.json and hf_zoo.json.
+"""Write docs/benchmarks.md from bench/results/peers*.json, scale.json, sweep.json, memory.json, hf_zoo.json and
+gpu_spec.json.
 
 .venv/bin/python bench/report.py
 """
@@ -414,6 +415,45 @@ def hf_zoo_section() -> str:
     )
 
 
+def gpu_spec_section() -> str:
+    """GPU throughput predicted from the spec sheet, wave model against plain roofline, against timm's published
+    tables, from bench/results/gpu_spec.json (bench/gpu_spec_accuracy.py)."""
+    path = HERE / "results" / "gpu_spec.json"
+    if not path.exists():
+        return "(run `bench/gpu_spec_accuracy.py`)"
+    data = json.loads(path.read_text())
+    env, fitted_on = data["environment"], data["fitted_on"]
+    lines = []
+    for gpu, wave in data["summary"]["wave"].items():
+        plain = data["summary"]["roofline"][gpu]
+        role = "fitted on" if gpu == fitted_on else "held out"
+        lines.append(
+            [f"{gpu} ({role})", str(wave["cases"])]
+            + [f"{s['median_abs_error']:.1%} / {s['within_25']:.0%} / {s['within_10']:.0%}" for s in (wave, plain)]
+        )
+    held = data["held_out"]
+    ratio = held["roofline"]["median_abs_error"] / held["wave"]["median_abs_error"]
+    worst = sorted((c for c in data["cases"] if c["gpu"] != fitted_on), key=lambda c: abs(c["wave_error"]))[-6:]
+    misses = ", ".join(f"{c['model']} on {c['gpu']} {c['wave_error']:+.0%}" for c in reversed(worst))
+    return "\n".join(
+        [
+            f"timm {env['timm']}, torch {env['torch']}, {env['date']}: {data['models']} timm models counted on meta "
+            f"(AMP approximated by fp16), their throughput predicted from the spec table and compared with timm's "
+            f"published `infer_samples_per_sec` (AMP, batch 1024 for most). Both methods' constants are fitted on "
+            f"the {fitted_on} table only; {len(data['skipped'])} models skipped. Cells: median abs. error / within "
+            "±25% / within ±10%.",
+            "",
+            table(["GPU", "models", "wave model", "plain roofline"], lines),
+            "",
+            f"On the held-out GPUs the plain roofline's median error is {ratio:.2f}x the wave model's "
+            f"({held['roofline']['median_abs_error']:.1%} against {held['wave']['median_abs_error']:.1%}). "
+            f"Largest wave-model misses there: {misses}.",
+            "",
+            "![GPU predicted vs measured](gpu-prediction-accuracy.png)",
+        ]
+    )
+
+
 def render() -> str:
     rows, env = load_peers()
     versions = ", ".join(f"{name} {version}" for name, version in env.get("versions", {}).items())
@@ -464,6 +504,7 @@ def render() -> str:
     parts += ["## Sweeping the timm zoo (`bench/sweep.py`)", "", sweep_section(), ""]
     parts += ["## Peak memory against the allocator (bench/memory_accuracy.py)", "", memory_tables(), ""]
     parts += ["## CPU latency prediction (bench/prediction_accuracy.py)", "", prediction_section(), ""]
+    parts += ["## GPU prediction from the spec sheet (bench/gpu_spec_accuracy.py)", "", gpu_spec_section(), ""]
     parts += ["## Every transformers architecture on meta (bench/hf_zoo.py)", "", hf_zoo_section(), ""]
     if NOTES.exists():
         parts += [NOTES.read_text().strip(), ""]

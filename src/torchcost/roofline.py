@@ -1,9 +1,11 @@
 """Roofline prediction: per op, time = max(FLOPs / compute rate, bytes / bandwidth) + per-op overhead.
 
 Rates come from the hardware: its calibration when it has one (each op class at the rate measured for that
-class on this machine), otherwise its peaks scaled by the default efficiencies below. An op is compute-bound
-when its arithmetic intensity (FLOPs / bytes) is above the ridge point (compute rate / bandwidth) of its class,
-memory-bound below it, and overhead-bound when the fixed per-op cost is larger than both.
+class on this machine); for a GPU from the spec table, the wave model of ``hardware.gpu_model`` (tiles and waves
+over the SMs, utilisation by waves, bandwidth by size); otherwise its peaks scaled by the default efficiencies
+below. An op is compute-bound when its arithmetic intensity (FLOPs / bytes) is above the ridge point (compute
+rate / bandwidth) of its class, memory-bound below it, and overhead-bound when the fixed per-op cost is larger
+than both.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from torchcost.hardware import Hardware, predictors
+from torchcost.hardware import Hardware, gpu_model, predictors
 from torchcost.hardware.predictors.features import is_matmul
 from torchcost.records import OpRecord, Profile
 
@@ -21,6 +23,7 @@ from torchcost.records import OpRecord, Profile
 SPEC_EFFICIENCY = {"matmul": 0.7, "attention": 0.5, "conv": 0.6, "depthwise_conv": 0.1, "other": 0.5}
 BANDWIDTH_EFFICIENCY = 0.8
 SPEC_OVERHEAD_S = {"gpu": 5e-6, "soc": 10e-6, "cpu": 2e-6}  # eager dispatch + launch per op, typical
+WAVE_MODEL = "spec sheet, wave model (constants fitted on the RTX 3090)"
 
 DTYPE_NAMES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16", "int8": "int8", "float8_e4m3fn": "fp8"}
 
@@ -71,6 +74,8 @@ def rates_for(hardware: Hardware, dtype: str = "fp32") -> Rates:
         }
         overheads = {**cal.class_overhead_s, "attention": cal.class_overhead_s.get("matmul", cal.op_overhead_s)}
         return Rates(compute, cal.bandwidth, cal.op_overhead_s, "calibrated", overheads)
+    if gpu_model.applies(hardware):
+        return _wave_rates(hardware, dtype)
     peak = hardware.peak.get(dtype) or hardware.peak.get("fp32")
     if not peak or not hardware.bandwidth:
         raise ValueError(
@@ -80,6 +85,18 @@ def rates_for(hardware: Hardware, dtype: str = "fp32") -> Rates:
     compute = {cls: peak * eff for cls, eff in SPEC_EFFICIENCY.items()}
     overhead = SPEC_OVERHEAD_S.get(hardware.kind, 5e-6)
     return Rates(compute, hardware.bandwidth * BANDWIDTH_EFFICIENCY, overhead, "spec peaks x efficiency")
+
+
+def _wave_rates(hardware: Hardware, dtype: str) -> Rates:
+    """The wave model's rates with many waves: each class's peak x its fitted utilisation (for ridge points and
+    reports; the per-op times come from ``gpu_model.op_times``)."""
+    constants = gpu_model.FITTED
+    compute = {}
+    for cls in SPEC_EFFICIENCY:
+        rate = gpu_model.peak(hardware, gpu_model.math_dtype(dtype, cls))
+        compute[cls] = rate * constants.curve(cls)[0] if cls in gpu_model.GEMM_CLASSES else rate
+    bandwidth = float(hardware.bandwidth or 0.0) * constants.bandwidth["memory"]
+    return Rates(compute, bandwidth, constants.launch_s, WAVE_MODEL)
 
 
 @dataclass(frozen=True)
@@ -169,10 +186,11 @@ def predict(profile: Profile, hardware: Hardware, dtype: str | None = None) -> P
     rates = rates_for(hardware, dtype)
     prediction = Prediction(hardware.name, dtype, rates)
     learned = _learned(hardware, dtype)
+    waves = rates.source == WAVE_MODEL
     for index, record in enumerate(profile.records):
         if not profile.backward and record.phase != "forward":
             continue
-        op = _predict_op(index, record, rates)
+        op = _predict_gpu_op(index, record, hardware, dtype, rates) if waves else _predict_op(index, record, rates)
         if learned is not None:
             model, cache = learned
             seconds = model.seconds(predictors.op_class(record), predictors.features(record, cache))
@@ -203,10 +221,21 @@ def _bound(compute_s: float, memory_s: float, time_s: float) -> str:
 
 def _predict_op(index: int, record: OpRecord, rates: Rates) -> OpPrediction:
     cls = op_class(record)
-    cost = record.cost
-    compute_s = cost.flops / rates.compute[cls]
-    memory_s = cost.memory_access / rates.bandwidth
-    overhead_s = rates.overhead(cls)
+    compute_s = record.cost.flops / rates.compute[cls]
+    memory_s = record.cost.memory_access / rates.bandwidth
+    return _op_prediction(index, record, cls, compute_s, memory_s, rates.overhead(cls))
+
+
+def _predict_gpu_op(index: int, record: OpRecord, hardware: Hardware, dtype: str, rates: Rates) -> OpPrediction:
+    cls = op_class(record)
+    times = gpu_model.op_times(record, cls, hardware, dtype)
+    return _op_prediction(index, record, cls, times.compute_s, times.memory_s, rates.overhead(cls))
+
+
+def _op_prediction(
+    index: int, record: OpRecord, cls: str, compute_s: float, memory_s: float, overhead_s: float
+) -> OpPrediction:
     bound = "compute" if compute_s >= memory_s else "memory"
     bound = "overhead" if max(compute_s, memory_s) < overhead_s else bound
+    cost = record.cost
     return OpPrediction(index, record.op, cls, cost.flops, cost.memory_access, compute_s, memory_s, overhead_s, bound)
