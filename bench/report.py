@@ -359,6 +359,61 @@ def memory_tables() -> str:
     return "\n".join(parts)
 
 
+def prediction_section() -> str:
+    """CPU latency predicted from a meta profile and this machine's calibration, against measured, from
+    bench/results/prediction.json (bench/prediction_accuracy.py)."""
+    path = HERE / "results" / "prediction.json"
+    if not path.exists():
+        return "(run `bench/prediction_accuracy.py`)"
+    data = json.loads(path.read_text())
+    env, groups = data["environment"], data["summary"]
+    lines = [
+        [name, str(g["cases"]), f"{g['within_10']:.0%}", f"{g['within_20']:.0%}", f"{g['median_abs_error']:.1%}"]
+        for name, g in groups.items()
+    ]
+    check = env.get("calibration_check") or {}
+    worst = sorted(data["cases"], key=lambda c: abs(c["error"]), reverse=True)[:8]
+    misses = ", ".join(f"{c['spec']} b{c['batch']} {c['error']:+.0%}" for c in worst)
+    return "\n".join(
+        [
+            f"Measured {env['date']} on {env['cpu']}, {env['threads']} threads, torch {env['torch']}; load average "
+            f"{env['load_average_at_start']:.2f} at the start (nothing else ran). Each case: profile on meta, "
+            "predict with `hardware(\"local\")` (the learned op-time models of `torchcost calibrate`, fitted on "
+            "sampled ops, never on these models), then `torchcost.measure` at the same thread count.",
+            f"The calibration's own held-out check: median error {check.get('median_abs_error', 0):.1%} "
+            f"over {check.get('samples', 0)} sampled ops ({env.get('calibration_samples', 0)} kept).",
+            "",
+            table(["group", "cases", "within ±10%", "within ±20%", "median abs. error"], lines),
+            "",
+            f"Largest misses: {misses}.",
+            "",
+            "![predicted vs measured](prediction-accuracy.png)",
+        ]
+    )
+
+
+def hf_zoo_section() -> str:
+    """Every AutoModel-mapped transformers type profiled on meta with default inputs (bench/hf_zoo.py)."""
+    path = HERE / "results" / "hf_zoo.json"
+    if not path.exists():
+        return "(run `bench/hf_zoo.py`)"
+    data = json.loads(path.read_text())
+    env = data["environment"]
+    lines = [[str(f["count"]), f["reason"], ", ".join(f["types"])] for f in data["failures"]]
+    share = data["profiled"] / data["types"]
+    return "\n".join(
+        [
+            f"transformers {env['transformers']}, torch {env['torch']}, {env['date']}: **{data['profiled']} of "
+            f"{data['types']} model types ({share:.0%}) profile on meta** with the default config and default "
+            f"inputs (`torchcost profile hf:TYPE --device meta`); median {data['seconds_median']:.1f} s per type, "
+            f"{env['workers']} workers on a shared 2-core machine. {len(data['with_uncounted_ops'])} of those list "
+            "uncounted ops. Every failure, grouped by reason:",
+            "",
+            table(["types", "reason", "which"], lines),
+        ]
+    )
+
+
 def render() -> str:
     rows, env = load_peers()
     versions = ", ".join(f"{name} {version}" for name, version in env.get("versions", {}).items())
@@ -408,6 +463,8 @@ def render() -> str:
     parts += ["## Scale (meta device) and counting overhead on real tensors", "", scale_tables(), ""]
     parts += ["## Sweeping the timm zoo (`bench/sweep.py`)", "", sweep_section(), ""]
     parts += ["## Peak memory against the allocator (bench/memory_accuracy.py)", "", memory_tables(), ""]
+    parts += ["## CPU latency prediction (bench/prediction_accuracy.py)", "", prediction_section(), ""]
+    parts += ["## Every transformers architecture on meta (bench/hf_zoo.py)", "", hf_zoo_section(), ""]
     if NOTES.exists():
         parts += [NOTES.read_text().strip(), ""]
     return "\n".join(parts)

@@ -77,3 +77,23 @@ def test_compare_findings_relate_models_to_the_first():
     (line,) = compare_findings([small, large])
     assert line.startswith("large has 2.00x the FLOPs of small")
     assert compare_findings([small]) == []
+
+
+def test_overhead_finding_says_what_would_help_when_it_dominates():
+    from torchcost.hardware.calibrate import Calibration
+    from torchcost.hardware.predictors import Observation
+
+    # every op learned at 1 us (too cheap to be anything but dispatch) and 50 us per module call
+    samples = [Observation(c, (float(i),) * 10, 1e-6) for c in ("matmul", "pointwise", "view") for i in range(8)]
+    calibration = Calibration(
+        "cpu", "toy", 1, "", "", {"fp32": 1e12}, copy_bandwidth=1e11, add_bandwidth=1e11,
+        observations=[o.to_dict() for o in samples], module_call_s=50e-6,
+    )  # fmt: skip
+    device = dataclasses.replace(TOY, calibration=calibration)
+    p = torchcost.profile(elementwise_heavy(), torch.randn(4, 64))
+    prediction = predict(p, device)
+    found = kinds(explain(p, prediction=prediction, hardware=device))["launches"]
+    calls = sum(m.calls for m in p.modules)  # the Sequential, the Linear and six ReLUs
+    assert calls == 8 and prediction.module_calls_s == 8 * 50e-6
+    assert "8 module calls" in found.message and "torch.compile" in found.message
+    assert found.score > 0.5

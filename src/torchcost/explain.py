@@ -121,19 +121,30 @@ def _memory_bound(
     return [Finding("memory_bound", message, share, {"time_share": share, "ridge_point": ridge})]
 
 
+OVERHEAD_DOMINATES = 0.5  # share of the run above which the eager framework's own cost is the thing to fix
+
+
 def _launches(
     profile: Profile, times: dict[int, float], latency: Latency | None, prediction: Prediction | None
 ) -> list[Finding]:
     if prediction is None:
         return []
     launches = _launch_count(profile)
-    overhead = launches * prediction.rates.overhead_s
     total = latency.median_s if latency is not None else prediction.latency_s
+    if prediction.module_calls_s:  # learned models: module calls, and ops too cheap to be more than dispatch
+        overhead = prediction.overhead_s
+        calls = sum(m.calls for m in profile.modules)
+        what = f"{calls} module calls and {launches} operator launches: eager overhead is"
+    else:
+        overhead = launches * prediction.rates.overhead_s
+        what = f"{launches} operator launches; at ~{duration(prediction.rates.overhead_s)} overhead each that is"
     share = _share(overhead, total)
-    message = (
-        f"{launches} operator launches; at ~{duration(prediction.rates.overhead_s)} overhead each that is "
-        f"{duration(overhead)} of {duration(total)} ({_pct(share)})"
-    )
+    message = f"{what} {duration(overhead)} of {duration(total)} ({_pct(share)})"
+    if share >= OVERHEAD_DOMINATES:
+        message += (
+            "; the framework, not the arithmetic, sets the time: a larger batch spreads it over more samples, "
+            "torch.compile (or CUDA graphs) removes most of it, fewer and larger modules cut it"
+        )
     return [Finding("launches", message, share, {"launches": launches, "overhead_s": overhead})]
 
 

@@ -227,7 +227,8 @@ def calibrate(
     )
     dtypes = ["fp32", "bf16", "fp16"] if gpu else ["fp32", "bf16"]
     effort = "quick" if quick else "default"
-    learned = 0 if gpu else len(SAMPLERS) * SAMPLES_PER_CLASS[effort]
+    per_class = SAMPLES_PER_CLASS[effort]
+    learned = 0 if gpu else len(SAMPLERS) * per_class + RESAMPLED_CLASSES * (per_class // 2)
     with progress_bar(progress) as bar:
         task = bar.add_task("calibrating", total=len(dtypes) + 6 + learned)
         probe = reference_seconds(lambda fn, t: _seconds(fn, t, dev.type), min_time) if not gpu else 0.0
@@ -292,19 +293,31 @@ def _rates(
     advance()
 
 
+RESAMPLED_CLASSES = 3  # the classes whose held-out error is worst get more samples...
+RESAMPLE_ERROR = 0.10  # ...where it is above this
+
+
 def _learn(result: Calibration, effort: str, min_time: float, advance: Callable[[], None]) -> None:
-    """Sample, time and check the learned op-time models; extend the cached calibration's samples."""
+    """Sample, time and check the learned op-time models, then sample more of the classes they predict worst;
+    extend the cached calibration's samples."""
     result.cache_bytes = last_level_cache_bytes()
     timed = functools.partial(_seconds, device="cpu")
     earlier = load_calibration("cpu")
-    seed = len(earlier.observations) if earlier is not None else 0  # new configurations each time
+    kept = earlier.observations if earlier is not None and earlier.cache_bytes == result.cache_bytes else []
+    seed = len(kept)  # new configurations each time
     fresh = observe(lambda fn, t: timed(fn, t), effort, result.cache_bytes, seed, advance)
-    kept = [*(earlier.observations if earlier is not None and earlier.cache_bytes == result.cache_bytes else [])]
+    check = held_out_check([*map(Observation.from_dict, kept), *fresh]).to_dict()["per_class_median"]
+    worst = sorted((c for c in check if check[c] > RESAMPLE_ERROR), key=check.__getitem__)[-RESAMPLED_CLASSES:]
+    extra = SAMPLES_PER_CLASS[effort] // 2
+    fresh += observe(lambda fn, t: timed(fn, t), effort, result.cache_bytes, seed + 1, advance, worst, extra)
+    for _ in range((RESAMPLED_CLASSES - len(worst)) * extra):
+        advance()
     result.observations = _capped([*kept, *(o.to_dict() for o in fresh)])
     result.module_call_s = module_call_seconds(lambda fn, t: timed(fn, t), min_time)
     result.check = held_out_check([Observation.from_dict(o) for o in result.observations]).to_dict()
+    resampled = f", more of {', '.join(worst)}" if worst else ""
     result.details["learned"] = (
-        f"{len(fresh)} sampled ops timed ({len(result.observations)} kept); held-out median error "
+        f"{len(fresh)} sampled ops timed{resampled} ({len(result.observations)} kept); held-out median error "
         f"{result.check['median_abs_error']:.1%}, {result.check['within_10']:.0%} within 10%"
     )
 

@@ -48,14 +48,22 @@ def _derive_unset(config: Any) -> dict[str, str]:
     default configs of some types leave them to the checkpoint's config.json): field -> how it was derived."""
     derived: dict[str, str] = {}
     for sub in _configs(config):
-        heads, width = getattr(sub, "num_attention_heads", None), getattr(sub, "hidden_size", None)
-        if hasattr(sub, "head_dim") and sub.head_dim is None and heads and width:
+        heads, width = _field(sub, "num_attention_heads"), _field(sub, "hidden_size")
+        if _field(sub, "head_dim", False) is None and heads and width:
             sub.head_dim = width // heads
             derived["head_dim"] = f"hidden_size // num_attention_heads = {sub.head_dim}"
-        if hasattr(sub, "num_key_value_heads") and sub.num_key_value_heads is None and heads:
+        if _field(sub, "num_key_value_heads", False) is None and heads:
             sub.num_key_value_heads = heads
             derived["num_key_value_heads"] = f"num_attention_heads = {heads} (no grouped-query attention)"
     return derived
+
+
+def _field(config: Any, name: str, missing: Any = None) -> Any:
+    """A config field, ``missing`` where the config has none or holds it per layer (and refuses a global read)."""
+    try:
+        return getattr(config, name, missing)
+    except Exception:  # transformers' AmbiguousGlobalPerLayerAttributeError, and other guarded reads
+        return missing
 
 
 CONFIG_FIELD = re.compile(r"""config\.(\w+)|getattr\(\w*config, ["'](\w+)["']""")

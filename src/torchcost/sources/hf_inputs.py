@@ -43,7 +43,7 @@ IMAGE_EXTRAS = (
     "pixel_position_ids",
     "grid_thw",
 )
-SUFFIXES = ("_vision_model", "_vision_encoder", "_vision", "_text_model", "_text", "_encoder", "_model")
+SUFFIXES = ("_vision_model", "_vision_encoder", "_vision", "_text_model", "_text", "_encoder", "_model", "_thinker")
 
 
 class KeywordInputs:
@@ -68,7 +68,9 @@ class KeywordInputs:
     def __call__(self, batch: int, seq_len: int | None, generator: torch.Generator) -> dict[str, Any]:
         made: dict[str, Any] = {}
         notes: list[str] = []
-        vision_language = _image_token(self.config) is not None and "pixel_values" in self.accepts
+        vision_language = (
+            _image_token(self.config) is not None and "pixel_values" in self.accepts and self._has_vision_tower()
+        )
         patches = "grid_thw" in self.required or "image_grid_thw" in self.required  # a Qwen-like vision tower
         if self.wants("pixel_values", "vision") or vision_language or patches:
             made.update(self._images(batch, generator, notes))
@@ -91,6 +93,13 @@ class KeywordInputs:
         self.note = "; ".join(notes)
         return {name: value for name, value in made.items() if name in self.accepts}
 
+    def _has_vision_tower(self) -> bool:
+        """A config may name an image token and leave the vision tower out (a text-only variant)."""
+        has_config = any(getattr(self.config, n, None) is not None for n in ("vision_config", "visual"))
+        towers = [getattr(self.model, n, None) for n in ("vision_tower", "visual", "vision_model")]
+        towers += [getattr(getattr(self.model, "model", None), n, None) for n in ("vision_tower", "visual")]
+        return has_config or any(isinstance(t, nn.Module) for t in towers)
+
     def _renamed(self, made: dict[str, Any]) -> dict[str, Any]:
         """Vision towers of Qwen-like models call the patches ``hidden_states`` and the grid ``grid_thw``."""
         if "hidden_states" in self.required and "pixel_values" in made:
@@ -106,7 +115,8 @@ class KeywordInputs:
         images = [torch.randint(0, 256, (3, side, side), dtype=torch.uint8, generator=generator) for _ in range(batch)]
         processed = _run_processor("image", self.config, images=images)
         if processed is not None and isinstance(processed.get("pixel_values"), torch.Tensor):
-            pixels = _at_config_size(processed["pixel_values"], self.config)
+            patches = "image_grid_thw" in processed  # patches and their grid: the processor's sizes are the model's
+            pixels = processed["pixel_values"] if patches else _at_config_size(processed["pixel_values"], self.config)
             size = "x".join(str(d) for d in pixels.shape[-2:]) if pixels.dim() >= 4 else f"{len(pixels)} patches"
             notes.append(f"{batch} random image(s) through the model's image processor ({size})")
             extras = {k: v for k, v in processed.items() if k in IMAGE_EXTRAS and pixels is processed["pixel_values"]}
@@ -147,9 +157,11 @@ class KeywordInputs:
         if processed is not None and isinstance(processed.get(name), torch.Tensor):
             notes.append(f"{AUDIO_SECONDS:g} s of noise at {rate} Hz through the model's feature extractor")
             mask = processed.pop("attention_mask", None)
-            if mask is not None or f"{name}_mask" in self.required:
-                mask = mask if mask is not None else torch.ones(processed[name].shape[:2], dtype=torch.long)
-                processed[f"{name}_mask" if f"{name}_mask" in self.accepts else "attention_mask"] = mask
+            names = (f"{name}_mask", "feature_attention_mask")
+            if mask is not None or f"{name}_mask" in self.required or names[1] in self.accepts:
+                features = processed[name]  # (batch, samples) or (batch, mel bins, frames): one per frame
+                mask = mask if mask is not None else torch.ones(features.shape[0], features.shape[-1], dtype=torch.long)
+                processed[next((n for n in names if n in self.accepts), "attention_mask")] = mask
             return processed
         notes.append(f"{AUDIO_SECONDS:g} s of noise at {rate} Hz")
         made = {name: torch.randn(batch, samples, generator=generator)}
@@ -322,7 +334,23 @@ def _processor(kind: str, config: Any, **options: Any) -> Any:
                     return made(**options)
                 except TypeError:
                     return made()
-    return None
+    return _qwen_like_processor(config) if kind == "image" else None
+
+
+def _qwen_like_processor(config: Any) -> Any:
+    """Qwen2-VL's image processor at the vision config's patch, temporal patch and merge sizes, for a Qwen-like
+    vision tower (one with ``spatial_merge_size``) of a model type that maps no processor of its own."""
+    vision = _vision_config(config)
+    merge = getattr(vision, "spatial_merge_size", None)
+    if not isinstance(merge, int):
+        return None
+    from transformers import Qwen2VLImageProcessor
+
+    sizes: dict[str, Any] = {"patch_size": getattr(vision, "patch_size", 14), "merge_size": merge}
+    temporal = getattr(vision, "temporal_patch_size", None)
+    if isinstance(temporal, int):
+        sizes["temporal_patch_size"] = temporal
+    return Qwen2VLImageProcessor(**sizes)
 
 
 def _run_processor(kind: str, config: Any, **data: Any) -> dict[str, Any] | None:

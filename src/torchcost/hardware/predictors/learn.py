@@ -8,7 +8,7 @@ and after, and a calibration taken while other work ran is refused (see ``calibr
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -40,12 +40,15 @@ def observe(
     cache_bytes: int,
     seed: int = 0,
     advance: Callable[[], None] = lambda: None,
+    classes: Sequence[str] = tuple(SAMPLERS),
+    per_class: int | None = None,
 ) -> list[Observation]:
-    """Sample, count and time ``SAMPLES_PER_CLASS[effort]`` ops of every class."""
+    """Sample, count and time ``per_class`` (by default ``SAMPLES_PER_CLASS[effort]``) ops of each class."""
     rng = random.Random(seed)
     observations = []
-    for name, sampler in SAMPLERS.items():
-        for _ in range(SAMPLES_PER_CLASS[effort]):
+    for name in classes:
+        sampler = SAMPLERS[name]
+        for _ in range(per_class or SAMPLES_PER_CLASS[effort]):
             sample = sampler(rng)
             record = main_record(sample)
             if record is not None:

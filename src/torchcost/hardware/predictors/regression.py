@@ -1,8 +1,9 @@
 """Per-class models of an op's time, fitted on measured samples in log space: ``log(seconds)`` from the features.
 
-scikit-learn's gradient boosting where it is installed (``pip install 'torchcost[predict]'``), else a closed form:
-least squares of ``log(seconds)`` on the features, which captures the power laws (time ~ FLOPs^a bytes^b) that
-dominate the smaller classes. Each class falls back to the closed form when it has too few samples to boost.
+A closed form first: least squares of ``log(seconds)`` on log FLOPs, bytes and output size, which captures the
+power laws (time ~ FLOPs^a bytes^b) that dominate every class. Then, where scikit-learn is installed
+(``pip install 'torchcost[predict]'``) and a class has enough samples, gradient boosting on the closed form's
+residuals, with every feature (shapes, working set against the cache).
 """
 
 from __future__ import annotations
@@ -68,6 +69,18 @@ class _LeastSquares:
         return self._design(rows) @ self.weights
 
 
+class _Boosted:
+    """The closed form, plus gradient-boosted trees on what it leaves (in log space): the power laws stay exact
+    between samples, and the trees learn the steps a power law misses (tiling, caches, a kernel's switch)."""
+
+    def __init__(self, rows: np.ndarray, targets: np.ndarray, trees: Any) -> None:
+        self.line = _LeastSquares(rows, targets)
+        self.trees = trees.fit(rows, targets - self.line.predict(rows))
+
+    def predict(self, rows: Any) -> Any:
+        return self.line.predict(rows) + self.trees.predict(np.asarray(rows, dtype=float))
+
+
 def _fit(observations: Sequence[Observation]) -> Regressor:
     rows = np.array([o.features for o in observations], dtype=float)
     targets = np.log(np.array([o.seconds for o in observations]))
@@ -77,12 +90,10 @@ def _fit(observations: Sequence[Observation]) -> Regressor:
         except ImportError:
             pass
         else:
-            model = GradientBoostingRegressor(
-                n_estimators=300, max_depth=3, learning_rate=0.05, subsample=0.8, random_state=0
+            trees = GradientBoostingRegressor(
+                n_estimators=200, max_depth=3, learning_rate=0.05, subsample=0.8, random_state=0
             )
-            model.fit(rows, targets)
-            boosted: Regressor = model
-            return boosted
+            return _Boosted(rows, targets, trees)
     return _LeastSquares(rows, targets)
 
 

@@ -38,7 +38,7 @@ def _conv(rng: random.Random, depthwise: bool) -> Sample:
     kernel, stride = rng.choice([1, 3, 3, 5, 7]), rng.choice([1, 1, 2])
     if depthwise:
         per_group = rng.choice([1, 1, 1, 2, 4, 8, 16])
-        channels = per_group * max(1, _log_uniform(rng, 8, 960) // per_group)
+        channels = per_group * max(4, _log_uniform(rng, 8, 960) // per_group)  # at least 4 groups
         groups, out_channels, kernel = channels // per_group, channels, rng.choice([3, 3, 5, 7])
     else:
         channels, out_channels, groups = _log_uniform(rng, 3, 1024), _log_uniform(rng, 8, 1024), 1
@@ -135,8 +135,8 @@ def _pooling(rng: random.Random) -> Sample:
         call = _call(F.max_pool2d, x, 3, 2, 1)
     elif kind == "avg":
         call = _call(F.avg_pool2d, x, 2)
-    elif kind == "adaptive":
-        call = _call(F.adaptive_avg_pool2d, x, 1)
+    elif kind == "adaptive":  # to a grid: a global pool (to 1) is a mean, sampled with the reductions
+        call = _call(F.adaptive_avg_pool2d, x, max(2, side // 4))
     else:
         call = _call(F.interpolate, x, scale_factor=2, mode=rng.choice(["nearest", "bilinear"]))
     return Sample("pooling", call, f"{kind} pool {tuple(x.shape)}")
@@ -144,8 +144,10 @@ def _pooling(rng: random.Random) -> Sample:
 
 def _reduction(rng: random.Random) -> Sample:
     x = torch.randn(_elements(rng))
-    kind = rng.choice(["sum", "mean", "softmax", "amax"])
-    call = _call(getattr(torch, kind), x, -1)
+    kind = rng.choice(["sum", "mean", "softmax", "amax", "global pool"])
+    # adaptive_avg_pool2d(x, 1) runs as a mean over the last two dimensions
+    pooled = kind == "global pool"
+    call = _call(torch.mean, x, (-2, -1), True) if pooled else _call(getattr(torch, kind), x, -1)
     return Sample("reduction", call, f"{kind} {tuple(x.shape)}")
 
 
@@ -153,6 +155,8 @@ def _movement(rng: random.Random) -> Sample:
     shape = _elements(rng)
     x = torch.randn(shape)
     kind = rng.choice(["cat", "contiguous", "clone", "pad", "index_select"])
+    if kind == "contiguous" and x.transpose(-1, -2).is_contiguous():  # a shape with ones: nothing to copy
+        kind = "clone"
     if kind == "cat":
         call = _call(torch.cat, [x, torch.randn(shape)], 1)
     elif kind == "contiguous":

@@ -1,0 +1,218 @@
+import math
+import random
+
+import pytest
+import torch
+from torch import nn
+
+import torchcost
+from torchcost.hardware import Hardware
+from torchcost.hardware import calibrate as calibration_module
+from torchcost.hardware.calibrate import Calibration, CalibrationError, load_calibration, save_calibration
+from torchcost.hardware.predictors import Check, Observation, OpTimeModel, features, held_out_check, op_class
+from torchcost.hardware.predictors.learn import main_record
+from torchcost.hardware.predictors.sampling import SAMPLERS
+from torchcost.records import OpCost, OpRecord
+from torchcost.roofline import predict
+
+
+def conv_record() -> OpRecord:
+    # conv 1x16x8x8 -> 32 channels, 3x3, stride 2, padding 1: output 1x32x4x4
+    # FLOPs 2 x (32 x 4 x 4) x (16 x 9) = 147_456; reads 4 x (1024 + 4608) = 22_528 bytes; writes 4 x 512 = 2048
+    cost = OpCost(147_456, 73_728, 22_528, 2_048)
+    return OpRecord("aten.convolution", "forward", ("",), cost, ((1, 16, 8, 8), (32, 16, 3, 3)), ((1, 32, 4, 4),))
+
+
+def test_features_of_a_conv_are_its_sizes_and_tiling_shape():
+    cache = 1 << 20
+    got = features(conv_record(), cache)
+    expected = [
+        math.log2(147_456 + 1),
+        math.log2(22_528 + 1),
+        math.log2(2_048 + 1),
+        math.log2(512 + 1),  # output elements
+        math.log2(1024 + 1),  # first input's elements
+        math.log2((22_528 + 2_048 + 1) / cache),  # working set over the cache
+        math.log2(16 + 1),  # input channels per group
+        math.log2(32 + 1),  # output channels
+        math.log2(9 + 1),  # kernel area
+        2.0,  # stride: 8 / 4
+    ]
+    assert got == pytest.approx(expected)
+
+
+def record(op: str, inputs, outputs, flops: int = 0, bytes_: int = 0) -> OpRecord:
+    return OpRecord(op, "forward", ("",), OpCost(flops, 0, bytes_, 0), inputs, outputs)
+
+
+@pytest.mark.parametrize(
+    ("op", "inputs", "flops", "bytes_", "expected"),
+    [
+        ("aten.convolution", ((1, 32, 8, 8), (32, 1, 3, 3)), 10, 10, "depthwise_conv"),
+        ("aten.convolution", ((1, 128, 8, 8), (128, 4, 3, 3)), 10, 10, "depthwise_conv"),  # 4 channels per group
+        ("aten.convolution", ((1, 8, 8, 8), (8, 4, 3, 3)), 10, 10, "conv"),  # 2 groups of 4: half the channels
+        ("aten.addmm", ((4,), (2, 3), (3, 4)), 10, 10, "matmul"),
+        ("bitsandbytes.gemm_4bit", ((2, 3), (3, 4)), 10, 10, "matmul"),
+        ("aten._scaled_dot_product_flash_attention_for_cpu", ((1, 2, 4, 8),) * 3, 10, 10, "attention"),
+        ("aten.native_layer_norm", ((4, 8),), 10, 10, "norm"),
+        ("aten.max_pool2d_with_indices", ((1, 2, 4, 4),), 10, 10, "pooling"),
+        ("aten._softmax", ((4, 8),), 10, 10, "reduction"),
+        ("aten.view", ((4, 8),), 0, 0, "view"),
+        ("aten.cat", ((4, 8), (4, 8)), 0, 256, "movement"),
+        ("aten.gelu", ((4, 8),), 10, 256, "pointwise"),
+    ],
+)
+def test_op_classes(op, inputs, flops, bytes_, expected):
+    assert op_class(record(op, inputs, ((4, 4),), flops, bytes_)) == expected
+
+
+@pytest.mark.parametrize("name", list(SAMPLERS))
+def test_every_sampler_makes_a_countable_op_of_its_class(name):
+    sample = SAMPLERS[name](random.Random(0))
+    found = main_record(sample)
+    assert found is not None and op_class(found) == name == sample.op_class
+    assert found.cost.memory_access > 0 or name == "view"
+
+
+def power_law(n: int, seed: int, op_class_: str = "matmul") -> list[Observation]:
+    """Synthetic samples timed by a power law, 1 ns x FLOPs^0.8 x bytes read^0.2, the other features random."""
+    rng = random.Random(seed)
+    samples = []
+    for _ in range(n):
+        flops, read = 2 ** rng.uniform(10, 30), 2 ** rng.uniform(10, 26)
+        row = (math.log2(flops + 1), math.log2(read + 1), *(rng.uniform(0, 20) for _ in range(8)))
+        samples.append(Observation(op_class_, row, law(flops, read)))
+    return samples
+
+
+def law(flops: float, read: float) -> float:
+    return 1e-9 * flops**0.8 * read**0.2
+
+
+@pytest.mark.parametrize("n", [12, 120])  # the closed form (few samples), gradient boosting (many)
+def test_learned_models_predict_held_out_samples_of_a_known_law(n):
+    pytest.importorskip("sklearn")
+    check = held_out_check(power_law(n, seed=1))
+    assert check.median_error < 0.25  # noiseless; a model that missed the law would be off by orders of magnitude
+    model = OpTimeModel(power_law(n, seed=2))
+    assert model.seconds("conv", [0.0] * 10) is None  # no samples of that class: no guess
+    flops, read = 2.0**20, 2.0**18
+    predicted = model.seconds("matmul", [math.log2(flops + 1), math.log2(read + 1)] + [10.0] * 8)
+    assert predicted == pytest.approx(law(flops, read), rel=0.25)
+
+
+def test_check_summarises_relative_errors():
+    # errors +5%, -15%, +30%: |errors| sorted 0.05, 0.15, 0.30, median 0.15; one of three within 10%
+    check = Check({"matmul": [0.05, -0.15, 0.30]})
+    assert check.median_error == pytest.approx(0.15)
+    assert check.share_within(0.10) == pytest.approx(1 / 3)
+    assert check.to_dict()["per_class_median"] == {"matmul": pytest.approx(0.15)}
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCHCOST_CACHE_DIR", str(tmp_path))
+    return tmp_path
+
+
+def learned_calibration(observations: list[Observation]) -> Calibration:
+    return Calibration(
+        "cpu",
+        "test cpu",
+        torch.get_num_threads(),
+        torch.__version__,
+        "today",
+        {"fp32": 1e10},
+        conv_flops=1e10,
+        depthwise_conv_flops=1e9,
+        copy_bandwidth=1e10,
+        add_bandwidth=1e10,
+        observations=[o.to_dict() for o in observations],
+        module_call_s=3e-6,
+        cache_bytes=1 << 20,
+    )
+
+
+def test_calibration_with_learned_models_persists(cache_dir):
+    calibration = learned_calibration(power_law(30, seed=3))
+    save_calibration(calibration)
+    loaded = load_calibration("cpu")
+    assert loaded == calibration
+    row = [20.0] + [10.0] * 9
+    assert loaded.time_model().seconds("matmul", row) == calibration.time_model().seconds("matmul", row)
+
+
+def test_each_calibration_extends_the_samples_of_the_last_and_resamples_the_worst_class(cache_dir, monkeypatch):
+    monkeypatch.setattr(calibration_module, "last_level_cache_bytes", lambda: 1 << 20)
+    save_calibration(learned_calibration(power_law(30, seed=4)))
+    noisy = [Observation("pointwise", (float(i),) * 10, 1e-6 * (1 + 9 * (i % 2))) for i in range(10)]  # 1 or 10 us
+    calls = []
+
+    def observe(seconds, effort, cache_bytes, seed, advance, classes=None, per_class=None):
+        calls.append((seed, classes, per_class))
+        return noisy if classes is None else power_law(per_class, seed, "pointwise")
+
+    monkeypatch.setattr(calibration_module, "observe", observe)
+    monkeypatch.setattr(calibration_module, "module_call_seconds", lambda seconds, min_time: 2e-6)
+    result = learned_calibration([])
+    advanced = []
+    calibration_module._learn(result, "quick", 0.01, lambda: advanced.append(1))
+    half = calibration_module.SAMPLES_PER_CLASS["quick"] // 2
+    # new configurations (the seed moves on by the samples kept); then more of the class missed by far the most
+    assert calls == [(30, None, None), (31, ["pointwise"], half)]
+    assert len(result.observations) == 30 + 10 + half and result.module_call_s == 2e-6
+    assert len(advanced) == 2 * half  # the re-sampling budget of the two classes that needed none
+    assert "more of pointwise" in result.details["learned"]
+
+
+def test_a_busy_machine_is_refused_and_nothing_is_saved(cache_dir, monkeypatch):
+    monkeypatch.setattr(calibration_module, "_load", lambda: 99.0)
+    monkeypatch.setattr(calibration_module, "WAIT_FOR_QUIET_S", 0)
+    with pytest.raises(CalibrationError, match=r"busy \(load average 99.0.*--force"):
+        calibration_module.calibrate("cpu", quick=True, progress=False)
+    assert load_calibration("cpu") is None
+
+
+@pytest.mark.parametrize(
+    ("drift", "error", "message"),
+    [(0.5, 0.05, "probe moved [+]50%"), (0.0, 0.30, "miss their held-out samples by 30%"), (-0.1, 0.1, None)],
+)
+def test_unsound_calibrations_are_not_kept(drift, error, message):
+    result = learned_calibration([])
+    result.check = {"median_abs_error": error, "samples": 40}
+    if message is None:
+        calibration_module._refuse_if_unsound(result, drift)
+    else:
+        with pytest.raises(CalibrationError, match=message):
+            calibration_module._refuse_if_unsound(result, drift)
+
+
+def test_busy_threshold_counts_the_cores_the_calibration_leaves_free(monkeypatch):
+    monkeypatch.setattr(calibration_module.os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(calibration_module.torch, "get_num_threads", lambda: 2)
+    assert calibration_module.busy_load() == 6.5  # 8 - 2 cores free, plus 0.5 of background
+
+
+def test_predict_uses_a_meta_profile_and_the_calibration_only(monkeypatch):
+    model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 8))
+    profile = torchcost.profile(model, torch.randn(4, 64), device="meta")
+    assert profile.device == "meta"
+    calibration = learned_calibration(
+        [*power_law(30, seed=6), *power_law(30, seed=7, op_class_="pointwise"), *power_law(30, 8, "view")]
+    )
+    cpu = Hardware("local", "test cpu", "cpu", {"fp32": 1e10}, 1e10, None, 2, "test", calibration=calibration)
+
+    def no_kernels(*args, **kwargs):
+        raise AssertionError("predict ran a kernel")
+
+    monkeypatch.setattr(torch, "mm", no_kernels)
+    monkeypatch.setattr(torch, "addmm", no_kernels)
+    prediction = predict(profile, cpu)
+    classes = {op_class(r) for r in profile.records}
+    assert classes <= {"matmul", "pointwise", "view"}
+    assert all(op.learned_s is not None and op.learned_s > 0 for op in prediction.ops)
+    calls = sum(m.calls for m in profile.modules)  # the root, two Linear and a ReLU: one call each
+    assert calls == 4 and prediction.module_calls_s == pytest.approx(4 * 3e-6)
+    assert prediction.latency_s == pytest.approx(sum(op.learned_s for op in prediction.ops) + 4 * 3e-6)
+    assert prediction.overhead_s >= prediction.module_calls_s
+    assert prediction.rates.source == "calibrated, learned op-time models"
