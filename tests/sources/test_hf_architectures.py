@@ -6,14 +6,13 @@ import json
 
 import pytest
 
+from tests.test_llm import DEEPSEEK_V3, HD, KV, MIXTRAL, E, F, H, L, V
 from torchcost import profile_spec
 from torchcost.inputs import InputOptions
 
-transformers = pytest.importorskip("transformers")
+pytest.importorskip("transformers")
 
-E, F, L, H, KV, V, T = 32, 64, 2, 4, 2, 96, 8  # hidden, MLP, layers, heads, key/value heads, vocabulary, tokens
-HD = E // H  # 8
-NE, TOPK = 4, 2  # experts, experts per token
+T = 8  # tokens
 CAUSAL_PAIRS = T * (T + 1) // 2  # 36 (query, key) pairs
 
 
@@ -29,57 +28,23 @@ def counts(spec, device):
     return p.macs, p.flops, p.memory_access.total
 
 
-MIXTRAL = dict(
-    model_type="mixtral",
-    hidden_size=E,
-    intermediate_size=F,
-    num_hidden_layers=L,
-    num_attention_heads=H,
-    num_key_value_heads=KV,
-    vocab_size=V,
-    num_local_experts=NE,
-    num_experts_per_tok=TOPK,
-    dtype="bfloat16",
-)
-# per token and layer: q, o E x E; k, v E x (KV x HD); router E x NE; TOPK experts of gate, up, down E x F; LM head
-MIXTRAL_PER_TOKEN = L * (2 * E * E + 2 * E * KV * HD + E * NE + TOPK * 3 * E * F) + E * V
+# per token and layer: q, o E x E; k, v E x (KV x HD); router E x 4; 2 experts of gate, up, down E x F; LM head
+MIXTRAL_PER_TOKEN = L * (2 * E * E + 2 * E * KV * HD + E * 4 + 2 * 3 * E * F) + E * V
 ATTENTION = L * H * CAUSAL_PAIRS * 2 * HD  # scores and weighted sum, HD MACs per pair each
-
-DEEPSEEK_V3 = dict(
-    model_type="deepseek_v3",
-    hidden_size=E,
-    intermediate_size=F,
-    moe_intermediate_size=16,
-    num_hidden_layers=L,
-    num_attention_heads=H,
-    num_key_value_heads=H,
-    vocab_size=V,
-    n_routed_experts=NE,
-    num_experts_per_tok=TOPK,
-    n_shared_experts=1,
-    first_k_dense_replace=1,
-    n_group=1,
-    topk_group=1,
-    q_lora_rank=16,
-    kv_lora_rank=8,
-    qk_nope_head_dim=8,
-    qk_rope_head_dim=4,
-    v_head_dim=8,  # narrower than the query/key head (12)
-    dtype="bfloat16",
-)
+IN_BF16 = {"dtype": "bfloat16"}
 
 
 def test_mixture_of_experts_counts_in_the_configs_dtype_and_matches_the_analytic_count(tmp_path):
-    spec = write(tmp_path, **MIXTRAL)
+    spec = write(tmp_path, model_type="mixtral", **MIXTRAL, **IN_BF16)
     p = profile_spec(spec, InputOptions(seq_len=T), device="meta")
     # counted in the config's bf16 (transformers 5 runs the experts through _grouped_mm, which takes bf16/fp16 only)
     assert p.size_bytes == 2 * p.params.total + 4 * p.params.buffers  # the rotary frequencies stay fp32
     assert p.macs == T * MIXTRAL_PER_TOKEN + ATTENTION
 
 
-@pytest.mark.parametrize("config", [MIXTRAL, DEEPSEEK_V3], ids=["mixtral", "deepseek_v3"])
-def test_experts_and_latent_attention_count_the_same_on_meta_as_on_cpu(tmp_path, config):
-    spec = write(tmp_path, **config)
+@pytest.mark.parametrize(("model_type", "config"), [("mixtral", MIXTRAL), ("deepseek_v3", DEEPSEEK_V3)])
+def test_experts_and_latent_attention_count_the_same_on_meta_as_on_cpu(tmp_path, model_type, config):
+    spec = write(tmp_path, model_type=model_type, **config, **IN_BF16)
     assert counts(spec, "meta") == counts(spec, "cpu")
 
 
