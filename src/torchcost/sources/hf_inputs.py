@@ -169,16 +169,17 @@ class KeywordInputs:
         samples = int(rate * AUDIO_SECONDS)
         waves = [torch.randn(samples, generator=generator).numpy() for _ in range(batch)]
         processed = None
+        names = (f"{name}_mask", "feature_attention_mask")
+        wants_mask = any(n in self.accepts for n in names)  # the mask of the real frames, for a model that takes it
         if extractor is not None:
-            for options in ({"return_attention_mask": True}, {}):  # the mask of the real frames, where it has one
+            for options in ({"return_attention_mask": True} if wants_mask else {}, {}):
                 with contextlib.suppress(Exception):
                     processed = dict(extractor(waves, sampling_rate=rate, return_tensors="pt", **options))
                     break
         if processed is not None and isinstance(processed.get(name), torch.Tensor):
             notes.append(f"{AUDIO_SECONDS:g} s of noise at {rate} Hz through the model's feature extractor")
             mask = processed.pop("attention_mask", None)
-            names = (f"{name}_mask", "feature_attention_mask")
-            if not any(n in processed for n in names) and (mask is not None or any(n in self.accepts for n in names)):
+            if not any(n in processed for n in names) and (mask is not None or wants_mask):
                 features = processed[name]  # (batch, samples) or (batch, mel bins, frames): one per frame
                 mask = mask if mask is not None else torch.ones(features.shape[0], features.shape[-1], dtype=torch.long)
                 processed[next((n for n in names if n in self.accepts), "attention_mask")] = mask
