@@ -379,7 +379,7 @@ def prediction_section() -> str:
         [
             f"Measured {env['date']} on {env['cpu']}, {env['threads']} threads, torch {env['torch']}; load average "
             f"{env['load_average_at_start']:.2f} at the start (nothing else ran). Each case: profile on meta, "
-            "predict with `hardware(\"local\")` (the learned op-time models of `torchcost calibrate`, fitted on "
+            'predict with `hardware("local")` (the learned op-time models of `torchcost calibrate`, fitted on '
             "sampled ops, never on these models), then `torchcost.measure` at the same thread count.",
             f"The calibration's own held-out check: median error {check.get('median_abs_error', 0):.1%} "
             f"over {check.get('samples', 0)} sampled ops ({env.get('calibration_samples', 0)} kept).",
@@ -438,7 +438,7 @@ def gpu_spec_section() -> str:
     return "\n".join(
         [
             f"timm {env['timm']}, torch {env['torch']}, {env['date']}: {data['models']} timm models counted on meta "
-            f"(AMP approximated by fp16), their throughput predicted from the spec table and compared with timm's "
+            f"under autocast fp16, their throughput predicted from the spec table and compared with timm's "
             f"published `infer_samples_per_sec` (AMP, batch 1024 for most). Both methods' constants are fitted on "
             f"the {fitted_on} table only; {len(data['skipped'])} models skipped. Cells: median abs. error / within "
             "±25% / within ±10%.",
@@ -450,6 +450,29 @@ def gpu_spec_section() -> str:
             f"Largest wave-model misses there: {misses}.",
             "",
             "![GPU predicted vs measured](gpu-prediction-accuracy.png)",
+        ]
+    )
+
+
+def profile_cost_section() -> str:
+    """profile() against one forward at the default thread count (bench/profile_cost.py)."""
+    path = HERE / "results" / "profile_cost.json"
+    if not path.exists():
+        return "(run `bench/profile_cost.py`)"
+    data = json.loads(path.read_text())
+    env = data["environment"]
+    lines = [
+        [c["model"], f"{c['forward_s'] * 1e3:.1f} ms", f"{c['auto_ratio']:.2f}x", f"{c['cpu_ratio']:.2f}x"]
+        for c in data["cases"]
+    ]
+    return "\n".join(
+        [
+            f"{env['threads']} threads (torch's default on this machine), torch {env['torch']}, {env['date']}, median "
+            f"of {env['repeats']} interleaved runs each, load average {env['load_average_at_start']:.2f} at the start: "
+            f"**`profile(model, x)` takes a median {data['median_auto_ratio']:.2f}x one plain forward** "
+            f'(`device="auto"`, the default: a meta copy), {data["median_cpu_ratio"]:.2f}x with `device="cpu"`.',
+            "",
+            table(["model (batch 1, 224x224)", "forward", "profile (auto)", "profile (cpu)"], lines),
         ]
     )
 
@@ -501,6 +524,8 @@ def render() -> str:
                 "",
             ]
     parts += ["## Scale (meta device) and counting overhead on real tensors", "", scale_tables(), ""]
+    parts += ["## What profiling costs at the default thread count (bench/profile_cost.py)", "", profile_cost_section()]
+    parts += [""]
     parts += ["## Sweeping the timm zoo (`bench/sweep.py`)", "", sweep_section(), ""]
     parts += ["## Peak memory against the allocator (bench/memory_accuracy.py)", "", memory_tables(), ""]
     parts += ["## CPU latency prediction (bench/prediction_accuracy.py)", "", prediction_section(), ""]

@@ -81,19 +81,22 @@ def test_tied_embeddings_count_once_and_the_head_still_multiplies():
     assert tied.params_active == untied.params_active == DENSE_PER_TOKEN
 
 
+# Mixtral in small: four experts, two per token
+MIXTRAL = dict(
+    hidden_size=E,
+    intermediate_size=F,
+    num_hidden_layers=L,
+    num_attention_heads=H,
+    num_key_value_heads=KV,
+    vocab_size=V,
+    num_local_experts=4,
+    num_experts_per_tok=2,
+)
+
+
 def test_mixture_of_experts_active_params():
-    config = transformers.MixtralConfig(
-        hidden_size=E,
-        intermediate_size=F,
-        num_hidden_layers=L,
-        num_attention_heads=H,
-        num_key_value_heads=KV,
-        vocab_size=V,
-        num_local_experts=4,
-        num_experts_per_tok=2,
-    )
     with torch.device("meta"):
-        model = transformers.MixtralForCausalLM(config)
+        model = transformers.MixtralForCausalLM(transformers.MixtralConfig(**MIXTRAL))
     result = llm_profile(model, 8, 2, 1, hardware_name=TOY, sweep=False)
     router = L * E * 4
     attention = L * (2 * E * E + 2 * E * KV * HD)
@@ -153,29 +156,31 @@ def test_bad_settings_are_refused():
 QL, KVL, NOPE, ROPE, VD, NR, TOPK, MF = 32, 16, 8, 4, 8, 4, 2, 16
 
 
+DEEPSEEK_V3 = dict(
+    hidden_size=E,
+    intermediate_size=F,
+    moe_intermediate_size=MF,
+    num_hidden_layers=2,
+    num_attention_heads=H,
+    num_key_value_heads=H,
+    vocab_size=V,
+    n_routed_experts=NR,
+    num_experts_per_tok=TOPK,
+    n_shared_experts=1,
+    first_k_dense_replace=1,
+    n_group=1,
+    topk_group=1,
+    q_lora_rank=QL,
+    kv_lora_rank=KVL,
+    qk_nope_head_dim=NOPE,
+    qk_rope_head_dim=ROPE,
+    v_head_dim=VD,
+)
+
+
 def deepseek_v3():
-    config = transformers.DeepseekV3Config(
-        hidden_size=E,
-        intermediate_size=F,
-        moe_intermediate_size=MF,
-        num_hidden_layers=2,
-        num_attention_heads=H,
-        num_key_value_heads=H,
-        vocab_size=V,
-        n_routed_experts=NR,
-        num_experts_per_tok=TOPK,
-        n_shared_experts=1,
-        first_k_dense_replace=1,
-        n_group=1,
-        topk_group=1,
-        q_lora_rank=QL,
-        kv_lora_rank=KVL,
-        qk_nope_head_dim=NOPE,
-        qk_rope_head_dim=ROPE,
-        v_head_dim=VD,
-    )
     with torch.device("meta"):
-        return transformers.DeepseekV3ForCausalLM(config)
+        return transformers.DeepseekV3ForCausalLM(transformers.DeepseekV3Config(**DEEPSEEK_V3))
 
 
 def mla_per_token(keys: int) -> int:

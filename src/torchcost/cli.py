@@ -62,6 +62,7 @@ SPEC_HELP = (
     "or a TorchScript file. Nothing is downloaded; weights are random"
 )
 WEIGHTS_HELP = SPEC_HELP + " unless --weights is given"
+AMP_CHOICES = ("fp16", "bf16")
 NEEDS_PREDICTION = "--roofline needs a prediction: add --hardware NAME (or --latency after calibrating)"
 
 
@@ -168,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="count a training step: forward, backward and this optimizer's step (sgd, sgd-momentum, adam, adamw); "
         "with --latency or --hardware, its time and MFU",
     )
+    _add_layout_arguments(prof)
     _add_timing_arguments(prof)
     comp = commands.add_parser("compare", help="several models side by side")
     comp.add_argument("specs", nargs="+", metavar="SPEC", help=WEIGHTS_HELP)
@@ -177,11 +179,25 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--html", metavar="PATH", help="write a self-contained side-by-side HTML report")
     comp.add_argument("--latency", action="store_true", help="also measure each model's latency (on cpu)")
     comp.add_argument("--hardware", metavar="NAME", help="predict each model's latency on this hardware")
+    _add_layout_arguments(comp)
     _add_timing_arguments(comp)
     _add_measure_commands(commands)
     _add_sweep_command(commands)
     _add_memory_command(commands)
     return parser
+
+
+def _add_layout_arguments(parser: argparse.ArgumentParser) -> None:
+    """How the counted forward runs on the GPU it is deployed to: mixed precision and memory format."""
+    parser.add_argument(
+        "--amp",
+        choices=AMP_CHOICES,
+        help="count what CUDA's torch.autocast runs in this dtype: matmuls and convolutions in it, norms and "
+        "softmax in fp32",
+    )
+    parser.add_argument(
+        "--channels-last", action="store_true", help="4-D weights and inputs in torch.channels_last memory format"
+    )
 
 
 def _add_memory_command(commands: Any) -> None:
@@ -348,10 +364,15 @@ def _count(args: argparse.Namespace, console: Console, spec: str | None) -> Prof
         weights=args.weights,
         on_retry=_note,
         optimizer=getattr(args, "optimizer", None),
+        autocast=args.amp,
+        channels_last=args.channels_last,
     )
 
 
 def _profile_with_latency(args: argparse.Namespace, spec: str) -> Profile:
+    if args.amp or args.channels_last:
+        option = "--amp" if args.amp else "--channels-last"
+        raise ValueError(f"{option} is counted, not measured: leave out --latency, or add --hardware NAME to predict")
     device = args.device or "cpu"
     loaded = load_model(spec, device, trust_pickle=args.trust_pickle, weights=args.weights)
     inputs, kwargs = example_inputs(loaded, input_options(args), device)

@@ -15,6 +15,7 @@ from torchcost.prepare import as_dtype
 from torchcost.profiler import profile
 from torchcost.records import Profile
 from torchcost.sources import load_model
+from torchcost.step import autocast_dtype
 from torchcost.units import si
 
 RETRY_REASON_CHARS = 160  # the first line of why meta failed, cut to this length
@@ -32,14 +33,18 @@ def profile_spec(
     weights: str | None = None,
     on_retry: Callable[[str], None] | None = None,
     optimizer: str | None = None,
+    autocast: str | None = None,
+    channels_last: bool = False,
 ) -> Profile:
     """Profile ``spec`` (see ``torchcost.sources``) with its default or the given example input.
 
     With no ``device``, count on ``meta`` (no weight memory) and, if the model needs real data, on the CPU,
     unless its weights would take more than half of this machine's memory. ``on_retry`` hears why.
+    ``autocast`` and ``channels_last`` are ``profile``'s.
     """
     options = inputs or InputOptions()
     as_dtype(dtype)  # an unknown dtype is refused before any model is built, not retried on the cpu
+    autocast_dtype(autocast)
     devices = [device] if device else ["meta", "cpu"]
     for attempt, run_on in enumerate(devices):
         loaded = load_model(spec, run_on, trust_pickle=trust_pickle, weights=weights)
@@ -47,7 +52,15 @@ def profile_spec(
         run_dtype = dtype or floating_dtype(loaded.model)  # e.g. an fp16 checkpoint takes fp16 inputs
         try:
             result = profile(
-                loaded.model, *args, dtype=run_dtype, device=run_on, backward=backward, optimizer=optimizer, **kwargs
+                loaded.model,
+                *args,
+                dtype=run_dtype,
+                device=run_on,
+                backward=backward,
+                optimizer=optimizer,
+                autocast=autocast,
+                channels_last=channels_last,
+                **kwargs,
             )
         except ProfilingError as exc:
             if attempt + 1 == len(devices):

@@ -37,8 +37,10 @@ def prepare(
     input_size: InputSize | None,
     dtype: torch.dtype | str | None,
     device: torch.device | str | None,
+    channels_last: bool = False,
 ) -> Prepared:
-    """Inputs and model on the run device and dtype; the user's model is copied, never moved."""
+    """Inputs and model on the run device and dtype (and with ``channels_last``, 4-D weights and floating-point
+    inputs in that memory format); the user's model is copied, never moved."""
     if inputs and input_size is not None:
         raise ProfilingError("give either example inputs or input_size=, not both")
     run_dtype = as_dtype(dtype)
@@ -47,15 +49,20 @@ def prepare(
     model_device = device_of(model)
     run_device = checked_device(device) if device is not None else model_device
     needs_copy = run_device != model_device or (run_dtype is not None and _dtype_of(model) != run_dtype)
-    run_model = copy_to(model, run_device, run_dtype) if needs_copy else model
+    run_model = copy_to(model, run_device, run_dtype, channels_last) if needs_copy or channels_last else model
     if input_size is not None:
         inputs = random_inputs(input_size, run_dtype or torch.float32, run_device)
     inputs, kwargs = move((inputs, kwargs), run_device, run_dtype)
+    if channels_last:
+        inputs, kwargs = tree_map(_channels_last, (inputs, kwargs))
     return Prepared(run_model, inputs, kwargs, run_device, run_dtype)
 
 
-def copy_to(model: nn.Module, device: torch.device, dtype: torch.dtype | None) -> nn.Module:
-    """A deep copy of ``model`` on ``device`` (and ``dtype``), tied weights still tied.
+def copy_to(
+    model: nn.Module, device: torch.device, dtype: torch.dtype | None, channels_last: bool = False
+) -> nn.Module:
+    """A deep copy of ``model`` on ``device`` (and ``dtype``; 4-D weights and buffers in ``torch.channels_last``
+    with ``channels_last``), tied weights still tied.
 
     Each parameter and buffer is converted once, before copying, so moving to ``meta`` allocates nothing.
     """
@@ -63,6 +70,8 @@ def copy_to(model: nn.Module, device: torch.device, dtype: torch.dtype | None) -
     for tensor in itertools.chain(model.parameters(), model.buffers()):
         cast = dtype if dtype is not None and tensor.is_floating_point() else None
         moved = tensor.detach().to(device=device, dtype=cast)
+        if channels_last and moved.dim() == 4:  # what model.to(memory_format=torch.channels_last) converts
+            moved = moved.contiguous(memory_format=torch.channels_last)
         if isinstance(tensor, nn.Parameter):
             moved = nn.Parameter(moved, requires_grad=tensor.requires_grad)
         memo[id(tensor)] = moved
@@ -70,6 +79,13 @@ def copy_to(model: nn.Module, device: torch.device, dtype: torch.dtype | None) -
         # an exported program's graph keeps fake tensors in its node metadata, and copying one warns
         warnings.filterwarnings("ignore", message="Accessing the data pointer of FakeTensor")
         return copy.deepcopy(model, memo)
+
+
+def _channels_last(leaf: Any) -> Any:
+    """A 4-D floating-point tensor (a batch of images) in ``torch.channels_last``; anything else as it is."""
+    if isinstance(leaf, torch.Tensor) and leaf.dim() == 4 and leaf.is_floating_point():
+        return leaf.detach().contiguous(memory_format=torch.channels_last).requires_grad_(leaf.requires_grad)
+    return leaf
 
 
 def has_lazy_parameters(model: nn.Module) -> bool:

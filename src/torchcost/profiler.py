@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from torchcost.counting.autocast import CountedAutocast
 from torchcost.counting.meta_values import BUILT, MetaFunctions, MetaValues
 from torchcost.counting.mode import CountingMode, ModuleStack
 from torchcost.counting.registry import tensors_in
@@ -25,7 +26,7 @@ from torchcost.records import (
     TensorSpec,
     UncountedOp,
 )
-from torchcost.step import OptimizerSpec, optimizer_name, training_copy
+from torchcost.step import OptimizerSpec, autocast_dtype, optimizer_name, training_copy
 from torchcost.training import counted_step, steady_optimizer, training_step
 
 
@@ -37,6 +38,8 @@ def profile(
     device: torch.device | str | None = "auto",
     backward: bool = False,
     optimizer: OptimizerSpec | None = None,
+    autocast: torch.dtype | str | None = None,
+    channels_last: bool = False,
     **kwargs: Any,
 ) -> Profile:
     """Count the parameters, size, MACs, FLOPs and memory access of ``model(*inputs, **kwargs)``.
@@ -56,13 +59,21 @@ def profile(
             Otherwise the forward runs in eval mode under ``torch.no_grad()``.
         optimizer: also count a steady-state ``optimizer.step()`` (implies ``backward``; on a copy of the
             model): ``"sgd"``, ``"sgd-momentum"``, ``"adam"``, ``"adamw"`` or a factory; ``Profile.training``.
+        autocast: count the forward as CUDA's ``torch.autocast`` runs it in this dtype (``torch.float16``,
+            ``torch.bfloat16``, ``"fp16"`` or ``"bf16"``): matmuls and convolutions in it, norms, softmax and the
+            other ops of autocast's fp32 list in fp32, each cast a counted ``_to_copy``. On a CUDA device by
+            ``torch.autocast("cuda")`` itself; elsewhere torchcost applies its op lists (see
+            ``torchcost.counting.autocast``).
+        channels_last: a copy of the model with its 4-D weights, and the 4-D floating-point inputs, in
+            ``torch.channels_last`` memory format.
         kwargs: keyword inputs of the model's forward.
     """
+    amp = autocast_dtype(autocast)
     if device == "auto":
-        return _profile_auto(model, inputs, input_size, dtype, backward, kwargs, optimizer)
+        return _profile_auto(model, inputs, input_size, dtype, backward, kwargs, optimizer, amp, channels_last)
     if input_size is not None and not inputs:  # made on the CPU, so that on meta their values are known
         inputs, input_size = random_inputs(input_size, torch.float32, torch.device("cpu")), None
-    prepared = prepare(model, inputs, kwargs, input_size, dtype, device)
+    prepared = prepare(model, inputs, kwargs, input_size, dtype, device, channels_last)
     run_model, run_device = prepared.model, prepared.device
     values = _input_values((inputs, kwargs), (prepared.inputs, prepared.kwargs)) if run_device.type == "meta" else None
     backward = backward or optimizer is not None
@@ -76,9 +87,9 @@ def profile(
     try:
         stack = ModuleStack(names)
         on_meta = MetaFunctions(values) if values is not None else contextlib.nullcontext()
-        with stack, on_meta, CountingMode(stack, values) as mode:
+        with stack, on_meta, CountingMode(stack, values) as mode, CountedAutocast(amp, run_device) as mixed:
             run_model.train(backward)
-            with torch.set_grad_enabled(backward):
+            with torch.set_grad_enabled(backward), mixed.forward():
                 output = _forward(run_model, stack, inputs, kwargs, run_device)
             if backward:
                 _backward(output, mode)
@@ -87,6 +98,8 @@ def profile(
     finally:
         state.restore()
     result = _build_profile(run_model, inputs, kwargs, run_device, backward, mode.records, stack)
+    result.autocast = None if amp is None else str(amp).removeprefix("torch.")
+    result.channels_last = channels_last
     result.training = training_step(result, optimizer_name(optimizer)) if optimizer is not None else None
     return result
 
@@ -107,33 +120,25 @@ def _profile_auto(
     dtype: torch.dtype | str | None,
     backward: bool,
     kwargs: dict[str, Any],
-    optimizer: OptimizerSpec | None = None,
+    optimizer: OptimizerSpec | None,
+    autocast: torch.dtype | None,
+    channels_last: bool,
 ) -> Profile:
     """Meta first; the model's own device when the forward needs real data."""
+    settings: dict[str, Any] = {
+        "input_size": input_size,
+        "dtype": dtype,
+        "backward": backward,
+        "optimizer": optimizer,
+        "autocast": autocast,
+        "channels_last": channels_last,
+    }
     try:
-        return profile(
-            model,
-            *inputs,
-            input_size=input_size,
-            dtype=dtype,
-            device="meta",
-            backward=backward,
-            optimizer=optimizer,
-            **kwargs,
-        )
+        return profile(model, *inputs, device="meta", **settings, **kwargs)
     except ProfilingError:
         if device_of(model).type == "meta":
             raise
-    return profile(
-        model,
-        *inputs,
-        input_size=input_size,
-        dtype=dtype,
-        device=None,
-        backward=backward,
-        optimizer=optimizer,
-        **kwargs,
-    )
+    return profile(model, *inputs, device=None, **settings, **kwargs)
 
 
 def _forward(

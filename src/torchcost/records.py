@@ -63,6 +63,8 @@ class OpRecord:
     output_shapes: tuple[Shape, ...]
     counted: bool = True
     measured_s: float | None = None  # median time from torch.profiler, when measured
+    input_dtypes: tuple[str, ...] = ()  # of the input tensors, in the order of input_shapes ("float16")
+    output_dtypes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -194,6 +196,8 @@ class Profile:
     findings: list[Finding] = field(default_factory=list)  # why it costs what it costs, ranked
     notes: list[str] = field(default_factory=list)  # what was assumed or made (e.g. how the inputs were made)
     training: TrainingStep | None = None  # counted with an optimizer: the training step's cost
+    autocast: str | None = None  # counted as CUDA's torch.autocast runs the forward in this dtype ("float16")
+    channels_last: bool = False  # counted with the 4-D weights and inputs in torch.channels_last memory format
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict; the per-call ``records`` are left out (they are for programmatic use)."""
@@ -202,6 +206,8 @@ class Profile:
             "inputs": [spec.to_dict() for spec in self.inputs],
             "device": self.device,
             "backward": self.backward,
+            **({"autocast": self.autocast} if self.autocast is not None else {}),
+            **({"channels_last": True} if self.channels_last else {}),
             "params": self.params.to_dict(),
             "size_bytes": self.size_bytes,
             "size_bytes_if": dict(self.size_if),

@@ -176,6 +176,9 @@ class Prediction:
 
 
 def profile_dtype(profile: Profile) -> str:
+    """The dtype the profiled forward computes in: autocast's when counted under it, else the first floating input's."""
+    if profile.autocast is not None:
+        return DTYPE_NAMES[profile.autocast]
     floating = [spec.dtype for spec in profile.inputs if spec.dtype in DTYPE_NAMES and spec.dtype != "int8"]
     return DTYPE_NAMES[floating[0]] if floating else "fp32"
 

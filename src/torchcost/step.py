@@ -144,11 +144,12 @@ def _checkpointed(forward: Callable[..., Any], preserve_rng_state: bool, *args: 
 
 
 def autocast_dtype(autocast: torch.dtype | str | None) -> torch.dtype | None:
-    if autocast is None or isinstance(autocast, torch.dtype):
+    """The dtype ``autocast`` names ("bf16", "fp16", torch.bfloat16...); refused in one line unless 16-bit."""
+    if autocast is None or autocast in (torch.bfloat16, torch.float16):
         return autocast
-    if autocast not in AUTOCAST_DTYPES:
-        raise ValueError(f"unknown autocast dtype {autocast!r}; use bf16 or fp16")
-    return AUTOCAST_DTYPES[autocast]
+    if isinstance(autocast, str) and autocast in AUTOCAST_DTYPES:
+        return AUTOCAST_DTYPES[autocast]
+    raise ValueError(f"unknown autocast dtype {autocast!r}; use bf16 or fp16")
 
 
 @contextlib.contextmanager

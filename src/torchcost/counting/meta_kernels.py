@@ -95,6 +95,22 @@ def _grouped_mm_on_meta(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     return torch.empty(shape, dtype=kwargs.get("out_dtype") or a.dtype, device="meta")
 
 
+def _convolution_on_meta(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``convolution`` of a 4-D input on meta, its output in ``torch.channels_last`` when the input or the weight
+    is, as cuDNN and oneDNN write it (``cudnn_conv_suggest_memory_format``, ``mkldnn_conv_use_channels_last``);
+    PyTorch's meta kernel always writes it contiguous, and a later ``reshape`` would then copy nothing."""
+    x, weight = args[0], args[1]
+    if kwargs or x.dim() != 4 or not any(_is_channels_last(t) for t in (x, weight)):
+        return NotImplemented
+    out = torch.ops.aten.convolution.default(*args)
+    return torch.empty(out.shape, dtype=out.dtype, device="meta", memory_format=torch.channels_last)
+
+
+def _is_channels_last(tensor: torch.Tensor) -> bool:
+    """Strided as ``torch.channels_last`` and not also as contiguous (``suggest_memory_format``)."""
+    return tensor.is_contiguous(memory_format=torch.channels_last) and not tensor.is_contiguous()
+
+
 _FLOATS = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
 # Shape-only implementations of ops whose meta kernels are slow Python (a layer norm's takes about 1.5 ms, an
@@ -106,6 +122,7 @@ META_SHORTCUTS: dict[OpOverload, Callable[[tuple[Any, ...], dict[str, Any]], Any
     torch.ops.aten._batch_norm_with_update.default: _batch_norm_with_update_on_meta,
     torch.ops.aten.native_layer_norm.default: _layer_norm_on_meta,
     torch.ops.aten.addmm.default: _addmm_on_meta,
+    torch.ops.aten.convolution.default: _convolution_on_meta,
     **({torch.ops.aten._grouped_mm.default: _grouped_mm_on_meta} if hasattr(torch.ops.aten, "_grouped_mm") else {}),
 }
 

@@ -14,6 +14,7 @@ from torch.nn.modules.module import register_module_forward_hook, register_modul
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from torchcost.counting import formulas
+from torchcost.counting.autocast import CPU_STAND_INS
 from torchcost.counting.meta_kernels import META_SHORTCUTS
 from torchcost.counting.meta_values import MetaValues
 from torchcost.counting.registry import OpCall, find_formula, find_module_formula, tensors_in
@@ -25,6 +26,10 @@ Rule = Callable[[OpCall], OpCost]
 
 def shapes_of(tree: Any) -> tuple[Shape, ...]:
     return tuple(tuple(t.shape) for t in tensors_in(tree))
+
+
+def dtypes_of(tree: Any) -> tuple[str, ...]:
+    return tuple(str(t.dtype).removeprefix("torch.") for t in tensors_in(tree))
 
 
 def signature(tree: Any, strides: bool = False) -> Hashable:
@@ -188,6 +193,8 @@ class ModuleStack:
                 cost=cost,
                 input_shapes=shapes_of(args),
                 output_shapes=shapes_of(output),
+                input_dtypes=dtypes_of(args),
+                output_dtypes=dtypes_of(output),
             )
             self.emit(record)
 
@@ -280,10 +287,14 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
 
     def _kernel(self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Run the op; on meta, an op whose result depends on values (``item``, ``nonzero``) runs on the
-        known values of its inputs."""
+        known values of its inputs; on the CPU, a CUDA kernel the CPU lacks runs as its stand-in."""
         try:
             return func(*args, **kwargs)
         except (RuntimeError, NotImplementedError):
+            stand_in = CPU_STAND_INS.get(func)
+            out = NotImplemented if stand_in is None else stand_in(args, kwargs)
+            if out is not NotImplemented:
+                return out
             out = NotImplemented if self.values is None else self.values.run(func, args, kwargs)
             if out is NotImplemented:
                 raise
@@ -373,5 +384,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
                 input_shapes=shapes_of((args, kwargs)),
                 output_shapes=shapes_of(out),
                 counted=counted,
+                input_dtypes=dtypes_of((args, kwargs)),
+                output_dtypes=dtypes_of(out),
             )
         )

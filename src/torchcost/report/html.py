@@ -18,7 +18,7 @@ from torchcost.records import ModuleStats, OperatorStats, Profile
 from torchcost.report import charts, extras
 from torchcost.report.columns import output_shapes
 from torchcost.report.memory import run_line
-from torchcost.report.summary import compare_rows, inputs_text, summary_items
+from torchcost.report.summary import compare_rows, inputs_text, run_settings, summary_items
 from torchcost.sources.base import MissingPackageError
 from torchcost.units import UNIT_NOTE, duration, percent, si
 
@@ -150,6 +150,7 @@ def _header(title: str, meta: str) -> str:
 def _meta_line(profile: Profile) -> str:
     parts = [f"inputs {inputs_text(profile)}", f"device {profile.device}"]
     parts += ["forward + backward"] if profile.backward else ["forward, eval mode"]
+    parts += run_settings(profile)
     return _e(" · ".join(parts))
 
 

@@ -13,7 +13,7 @@ from torchcost.records import Profile
 from torchcost.report.columns import module_columns
 from torchcost.report.measurements import conditions
 from torchcost.report.rows import modules_shown
-from torchcost.report.summary import Item, brief_line, inputs_text, summary_items
+from torchcost.report.summary import Item, brief_line, inputs_text, run_settings, summary_items
 from torchcost.units import duration, percent, si
 
 if TYPE_CHECKING:
@@ -68,7 +68,8 @@ def profile_html(profile: Profile) -> str:
     costliest = f", the {TREE_ROWS} costliest" if None in rows else ""
     sections.append(f"<div class='section'>modules to depth {TREE_DEPTH}{costliest}; print(profile) shows more</div>")
     sections.append(table_html([c.header for c in columns], cells, [c.numeric for c in columns]))
-    meta = f"inputs {inputs_text(profile)} · device {profile.device}" + (" · forward + backward" * profile.backward)
+    parts = [f"inputs {inputs_text(profile)}", f"device {profile.device}", *["forward + backward"] * profile.backward]
+    meta = " · ".join([*parts, *run_settings(profile)])
     return card_view(f"torchcost: {profile.model}", meta, items, sections)
 
 

@@ -20,6 +20,12 @@ def inputs_text(profile: Profile) -> str:
     return ", ".join(f"{spec.name or ''} {list(spec.shape)} {spec.dtype}".lstrip() for spec in profile.inputs)
 
 
+def run_settings(profile: Profile) -> list[str]:
+    """How the forward was counted beyond device and pass: ``["autocast float16", "channels_last"]``."""
+    settings = [f"autocast {profile.autocast}"] if profile.autocast is not None else []
+    return settings + (["channels_last"] if profile.channels_last else [])
+
+
 def intensity(profile: Profile) -> float:
     """Arithmetic intensity of the whole model, FLOP per byte of memory access."""
     total = profile.memory_access.total
@@ -44,7 +50,7 @@ def summary_items(profile: Profile) -> list[Item]:
         Item(
             "inputs",
             inputs_text(profile),
-            f"device {profile.device}" + (", forward + backward" if profile.backward else ""),
+            ", ".join([f"device {profile.device}", *["forward + backward"] * profile.backward, *run_settings(profile)]),
         ),
         *(Item("", "", note) for note in profile.notes),
         Item(

@@ -69,7 +69,7 @@ class KeywordInputs:
         made: dict[str, Any] = {}
         notes: list[str] = []
         vision_language = (
-            _image_token(self.config) is not None and "pixel_values" in self.accepts and self._has_vision_tower()
+            _token(self.config, "image") is not None and "pixel_values" in self.accepts and self._has_vision_tower()
         )
         patches = "grid_thw" in self.required or "image_grid_thw" in self.required  # a Qwen-like vision tower
         if self.wants("pixel_values", "vision") or vision_language or patches:
@@ -81,8 +81,10 @@ class KeywordInputs:
                 made.update(self._audio(name, batch, generator, notes))
         decoder = getattr(self.config, "is_encoder_decoder", False) and "decoder_input_ids" in self.accepts
         if any(n in self.accepts for n in TEXT_IDS) or decoder:
-            image_tokens = self._image_tokens(made, batch, notes) if vision_language else 0
-            made.update(self._text(batch, seq_len, image_tokens, generator))
+            placeholders = {"image": self._image_tokens(made, batch, notes) if vision_language else 0}
+            if _token(self.config, "audio") is not None and any(n in made for n in ("input_features", "input_values")):
+                placeholders["audio"] = self._feature_rows("audio", made, batch, notes)
+            made.update(self._text(batch, seq_len, placeholders, generator))
         made = self._renamed(made)
         missing = sorted(self.required - set(made))
         if missing:
@@ -120,10 +122,21 @@ class KeywordInputs:
             size = "x".join(str(d) for d in pixels.shape[-2:]) if pixels.dim() >= 4 else f"{len(pixels)} patches"
             notes.append(f"{batch} random image(s) through the model's image processor ({size})")
             extras = {k: v for k, v in processed.items() if k in IMAGE_EXTRAS and pixels is processed["pixel_values"]}
-            return {"pixel_values": pixels, **extras}
+            return {"pixel_values": pixels, **self._image_sizes(pixels, batch), **extras}
         channels, (height, width) = _channels(self.config), _image_hw(self.config)
         notes.append(f"{batch} random {height}x{width} image(s) of {channels} channels (the config's size)")
-        return {"pixel_values": torch.randn(batch, channels, height, width, generator=generator)}
+        pixels = torch.randn(batch, channels, height, width, generator=generator)
+        return {"pixel_values": pixels, **self._image_sizes(pixels, batch)}
+
+    def _image_sizes(self, pixels: torch.Tensor, batch: int) -> dict[str, torch.Tensor]:
+        """``image_sizes`` (each image's height and width, as LLaVA-NeXT's and Pixtral's processors give them)
+        for a model that needs them (its forward or its ``get_image_features`` has no default for them)."""
+        features = getattr(self.model, "get_image_features", None)
+        parameter = inspect.signature(features).parameters.get("image_sizes") if features else None
+        needed = "image_sizes" in self.required or (parameter is not None and parameter.default is parameter.empty)
+        if "image_sizes" not in self.accepts or not needed or pixels.dim() < 4:
+            return {}
+        return {"image_sizes": torch.tensor([list(pixels.shape[-2:])] * batch)}
 
     def _videos(self, batch: int, generator: torch.Generator, notes: list[str]) -> dict[str, Any]:
         frames = int(_find(self.config, "num_frames") or FRAMES)
@@ -132,14 +145,19 @@ class KeywordInputs:
         return {"pixel_values_videos": torch.randn(batch, frames, channels, height, width, generator=generator)}
 
     def _image_tokens(self, made: dict[str, Any], batch: int, notes: list[str]) -> int:
-        """Image tokens per sequence: the rows of image features the model's ``get_image_features`` returns."""
-        features = getattr(self.model, "get_image_features", None)
-        if features is None or "pixel_values" not in made:
+        if getattr(self.model, "get_image_features", None) is None or "pixel_values" not in made:
             return int(_find(self.config, "image_seq_length", "mm_tokens_per_image") or 0)
+        return self._feature_rows("image", made, batch, notes)
+
+    def _feature_rows(self, kind: str, made: dict[str, Any], batch: int, notes: list[str]) -> int:
+        """Placeholder tokens per sequence: the rows of features the model's ``get_{kind}_features`` returns."""
+        features = getattr(self.model, f"get_{kind}_features", None)
+        if features is None:
+            return 0
         accepted = inspect.signature(features).parameters
         out = _call_with_values(features, self.model, {k: v for k, v in made.items() if k in accepted})
         rows = sum(t.numel() // t.shape[-1] for t in _tensors(getattr(out, "pooler_output", out)) if t.dim())
-        notes.append(f"{rows // batch} image tokens per sequence (the rows of the model's image features)")
+        notes.append(f"{rows // batch} {kind} tokens per sequence (the rows of the model's {kind} features)")
         return rows // batch
 
     # audio
@@ -151,14 +169,17 @@ class KeywordInputs:
         samples = int(rate * AUDIO_SECONDS)
         waves = [torch.randn(samples, generator=generator).numpy() for _ in range(batch)]
         processed = None
+        names = (f"{name}_mask", "feature_attention_mask")
+        wants_mask = any(n in self.accepts for n in names)  # the mask of the real frames, for a model that takes it
         if extractor is not None:
-            with contextlib.suppress(Exception):
-                processed = dict(extractor(waves, sampling_rate=rate, return_tensors="pt"))
+            for options in ({"return_attention_mask": True} if wants_mask else {}, {}):
+                with contextlib.suppress(Exception):
+                    processed = dict(extractor(waves, sampling_rate=rate, return_tensors="pt", **options))
+                    break
         if processed is not None and isinstance(processed.get(name), torch.Tensor):
             notes.append(f"{AUDIO_SECONDS:g} s of noise at {rate} Hz through the model's feature extractor")
             mask = processed.pop("attention_mask", None)
-            names = (f"{name}_mask", "feature_attention_mask")
-            if mask is not None or f"{name}_mask" in self.required or names[1] in self.accepts:
+            if not any(n in processed for n in names) and (mask is not None or wants_mask):
                 features = processed[name]  # (batch, samples) or (batch, mel bins, frames): one per frame
                 mask = mask if mask is not None else torch.ones(features.shape[0], features.shape[-1], dtype=torch.long)
                 processed[next((n for n in names if n in self.accepts), "attention_mask")] = mask
@@ -166,18 +187,21 @@ class KeywordInputs:
         notes.append(f"{AUDIO_SECONDS:g} s of noise at {rate} Hz")
         made = {name: torch.randn(batch, samples, generator=generator)}
         return made | (
-            {f"{name}_mask": torch.ones(batch, samples, dtype=torch.long)} if f"{name}_mask" in self.required else {}
+            {f"{name}_mask": torch.ones(batch, samples, dtype=torch.long)} if f"{name}_mask" in self.accepts else {}
         )
 
     # text
 
-    def _text(self, batch: int, seq_len: int | None, image_tokens: int, generator: torch.Generator) -> dict[str, Any]:
+    def _text(
+        self, batch: int, seq_len: int | None, placeholders: dict[str, int], generator: torch.Generator
+    ) -> dict[str, Any]:
+        """Random text ids, after the placeholder tokens of each modality (``{"image": 576}``)."""
         text = _text_config(self.config)
         length = seq_len or min(DEFAULT_SEQ_LEN, _max_positions(text) or DEFAULT_SEQ_LEN)
         vocab = int(getattr(text, "vocab_size", None) or getattr(self.config, "vocab_size", None) or 2)
         ids = _token_ids(self.config, vocab, (batch, length), generator)
-        if image_tokens:
-            token = torch.full((batch, image_tokens), _image_token(self.config) or 0, dtype=torch.long)
+        for kind, count in reversed(placeholders.items()):
+            token = torch.full((batch, count), _token(self.config, kind) or 0, dtype=torch.long)
             ids = torch.cat([token, ids], dim=1)
         made: dict[str, Any] = {"input_ids": ids}
         if "qformer_input_ids" in self.accepts:
@@ -189,7 +213,7 @@ class KeywordInputs:
             if name in self.accepts and ids_name in made and ids_name in self.accepts:
                 made[name] = torch.ones_like(made[ids_name])
         if "mm_token_type_ids" in self.accepts:  # text 0, image 1 (multimodal rotary positions)
-            made["mm_token_type_ids"] = (ids == (_image_token(self.config) or -1)).int()
+            made["mm_token_type_ids"] = (ids == (_token(self.config, "image") or -1)).int()
         return made
 
 
@@ -239,9 +263,10 @@ def _all_values(config: Any, word: str) -> Iterator[Any]:
             yield from _all_values(value, word)
 
 
-def _image_token(config: Any) -> int | None:
-    token = _find(config, "image_token_id", "image_token_index")
-    return int(token) if isinstance(token, int) else None
+def _token(config: Any, kind: str) -> int | None:
+    """The placeholder token of a modality (``image``, ``audio``)."""
+    token = _find(config, f"{kind}_token_id", f"{kind}_token_index")
+    return int(token) if isinstance(token, int) and not isinstance(token, bool) else None
 
 
 def _find(config: Any, *names: str) -> Any:

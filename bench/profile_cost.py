@@ -1,0 +1,100 @@
+"""What profiling costs against one plain forward pass, at the machine's default thread count (what a user gets).
+
+For each torchvision model: the median of REPEATS plain forwards (eval, ``torch.no_grad()``), of ``profile(model,
+x)`` with its default ``device="auto"`` (a meta copy: no kernel computes) and of ``profile(model, x,
+device="cpu")`` (the forward runs under the counting mode), interleaved in one process so that the machine's
+state is shared by all three. Results go to bench/results/profile_cost.json; run on a quiet machine:
+
+    .venv/bin/python bench/profile_cost.py
+    .venv/bin/python bench/profile_cost.py --models resnet18 --repeats 3     # a check
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torchvision
+
+import torchcost
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "profile_cost.json"
+MODELS = ["resnet18", "resnet50", "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0", "convnext_tiny",
+          "vit_b_16"]  # fmt: skip
+REPEATS = 7
+
+
+def seconds(fn: Any) -> float:
+    began = time.perf_counter()
+    fn()
+    return time.perf_counter() - began
+
+
+def case(name: str, repeats: int) -> dict[str, Any]:
+    model = torchvision.models.get_model(name, weights=None).eval()
+    x = torch.randn(1, 3, 224, 224)
+
+    def forward() -> None:
+        with torch.no_grad():
+            model(x)
+
+    runs: dict[str, list[float]] = {"forward": [], "auto": [], "cpu": []}
+    calls = {"forward": forward, "auto": lambda: torchcost.profile(model, x), "cpu": lambda: torchcost.profile(
+        model, x, device="cpu")}  # fmt: skip
+    for call in calls.values():  # warm-up: first-call allocations and lazy imports
+        call()
+    for _ in range(repeats):
+        for kind, call in calls.items():
+            runs[kind].append(seconds(call))
+    median = {kind: statistics.median(times) for kind, times in runs.items()}
+    return {
+        "model": name,
+        "forward_s": median["forward"],
+        "profile_auto_s": median["auto"],
+        "profile_cpu_s": median["cpu"],
+        "auto_ratio": median["auto"] / median["forward"],
+        "cpu_ratio": median["cpu"] / median["forward"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=MODELS)
+    parser.add_argument("--repeats", type=int, default=REPEATS)
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    load = os.getloadavg()[0]
+    cases = []
+    for name in args.models:
+        cases.append(case(name, args.repeats))
+        c = cases[-1]
+        print(f"{name}: forward {c['forward_s'] * 1e3:.1f} ms, profile {c['auto_ratio']:.2f}x (auto), "
+              f"{c['cpu_ratio']:.2f}x (cpu)", flush=True)  # fmt: skip
+    data = {
+        "environment": {
+            "date": time.strftime("%Y-%m-%d"),
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "repeats": args.repeats,
+            "load_average_at_start": load,
+        },
+        "median_auto_ratio": statistics.median(c["auto_ratio"] for c in cases),
+        "median_cpu_ratio": statistics.median(c["cpu_ratio"] for c in cases),
+        "cases": cases,
+    }
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps(data, indent=2) + "\n")
+    print(f"median over {len(cases)} models, {data['environment']['threads']} threads: profile() "
+          f"{data['median_auto_ratio']:.2f}x a forward (auto), {data['median_cpu_ratio']:.2f}x (cpu); "
+          f"wrote {args.results}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
