@@ -54,8 +54,8 @@ METHODS = {"wave": "wave model", "roofline": "plain roofline"}  # key in the res
 PARAM_TOLERANCE = 0.01  # the model built here must have the table's parameter count (timm versions differ)
 NOTES = [
     "Measured throughput: timm's published tables (bench/data/README.md), AMP fp16, NCHW, eager PyTorch.",
-    "AMP is approximated by counting the model cast to fp16 (`.half()` on meta): autocast would also run norms"
-    " and softmax in fp32 and cast between them, so norm-heavy models move more bytes than counted here.",
+    "AMP is counted as CUDA's autocast runs it (`profile(..., autocast='fp16')`): matmuls and convolutions in"
+    " fp16, the ops of autocast's fp32 list in fp32, each cast a counted copy.",
     "Both methods' constants are fitted on the RTX 3090 table only; the RTX 4090 and 5090 are held out.",
     "The RTX 5090 table was measured with PyTorch 2.9.1 / CUDA 13.0, the others with PyTorch 2.4.0 / CUDA 12.4.",
     "error = predicted / measured throughput - 1; the fit minimises the mean |log(predicted / measured)|.",
@@ -89,11 +89,10 @@ def load_rows(models: set[str] | None) -> list[Row]:
 def count(model_name: str, image: int, batch: int) -> tuple[Profile, int]:
     """The model counted on meta at the table's batch and image size, and its parameter count."""
     with torch.device("meta"):
-        model = timm.create_model(model_name, pretrained=False)
-    model = model.half().eval()  # AMP stand-in (see NOTES)
-    x = torch.empty(batch, 3, image, image, dtype=torch.float16, device="meta")
+        model = timm.create_model(model_name, pretrained=False).eval()
+    x = torch.empty(batch, 3, image, image, device="meta")
     params = sum(p.numel() for p in model.parameters())
-    return torchcost.profile(model, x, device="meta"), params
+    return torchcost.profile(model, x, device="meta", autocast="fp16"), params
 
 
 class Method(Protocol):
@@ -116,11 +115,10 @@ class WaveModel:
             products = gpu_model.gemms(record, cls) if cls in gpu_model.GEMM_CLASSES else []
             scale = record.cost.macs / sum(g.macs for g in products) if cls == "attention" and products else 1.0
             for g in products:
-                tile = gpu_model.tile(math_dtype, g.m, g.n)
-                waves = gpu_model.waves(gpu_model.tiles(g, tile), sms)
+                waves, tile_flops = gpu_model.gemm_waves(g, math_dtype, sms)
                 gemm_op.append(i)
                 gemm_conv.append(cls == "conv")
-                gemm_base.append(scale * waves * 2 * tile[0] * tile[1] * g.k / (rate / sms))
+                gemm_base.append(scale * waves * tile_flops / (rate / sms))
                 gemm_waves.append(waves)
             other.append(0.0 if products else record.cost.flops / rate)
             moved = record.cost.memory_access

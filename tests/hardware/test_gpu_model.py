@@ -89,6 +89,17 @@ def test_gemm_time_is_waves_times_one_tile_on_one_sm():
     assert gpu_model.gemm_seconds(one, "fp16", 132e12, 132, 0.75, 0.25) == pytest.approx(536.870912e-6, rel=1e-12)
 
 
+def test_split_k_spreads_a_long_k_over_idle_sms():
+    # (64, 4608) x (4608, 512) in fp16: tile (64, 256), 1 x 2 = 2 tiles on 132 SMs; split K into
+    # min(132 // 2 = 66, 4608 // 256 = 18) = 18 slices of 256: 36 tiles, 1 wave of 2 x 64 x 256 x 256 FLOPs
+    gemm = Gemm(1, 64, 512, 4608)
+    assert gpu_model.split_k(2, 4608, 132) == 18
+    assert gpu_model.gemm_waves(gemm, "fp16", 132) == (1, 8_388_608)
+    # one wave at utilisation 0.5 (0.75 - 0.25): 8,388,608 / (1e12 x 0.5) = 16.777216 us
+    assert gpu_model.gemm_seconds(gemm, "fp16", 132e12, 132, 0.75, 0.25) == pytest.approx(16.777216e-6, rel=1e-12)
+    assert gpu_model.split_k(132, 4608, 132) == 1 and gpu_model.split_k(2, 300, 132) == 1  # no idle SMs; K too short
+
+
 def test_gemms_of_convolutions_products_and_attention():
     # conv 3x3, 64 -> 128 channels, 8 x 56 x 56 output: M = 8 x 3136 = 25,088, N = 128, K = 64 x 9 = 576
     macs = 25_088 * 128 * 576

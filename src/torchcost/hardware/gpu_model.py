@@ -11,6 +11,9 @@ reaches a share of the SM's peak that grows with the number of waves. Here:
     one wave = (2 x tile_m x tile_n x K) / (peak / SMs x utilisation)   one tile on its SM's share of peak
     compute time = waves x one wave                              a partial last wave takes a full wave's time
 
+A product with fewer tiles than SMs has its K split over the idle SMs (split-K), in slices of at least
+SPLIT_K_MIN, which multiplies its tiles and divides each tile's K.
+
 A convolution is an implicit GEMM per group (M = batch x output pixels, N = C_out / groups,
 K = C_in / groups x kernel area); attention is its two products, Q K^T and P V. The time of an op is capped by
 the roofline: it is at least its bytes over the bandwidth it reaches, which is the DRAM's, or the L2's when the
@@ -43,9 +46,8 @@ SIMT_TILE = (128, 128)
 TILE_M_MIN = 16
 TILE_N_MIN = 32
 TENSOR_DTYPES = {"fp16", "bf16", "tf32", "fp8", "int8"}
-# One wave reaches at least a quarter of peak. With a floor of 0.05 the fit on batch-1024 inference drove one wave's
-# utilisation down to it, and the few-tile, long-K products of training (weight gradients, which libraries split
-# over the idle SMs along K) came out 16x too slow.
+# One wave reaches at least a quarter of peak: the batch-1024 tables the constants are fitted on hold few one-wave
+# products, and with a floor of 0.05 the fit drove one wave's utilisation down to it (16x too slow for them).
 UTIL_FLOOR = 0.25
 # Resident threads per SM: 2048 on compute capability 7.0, 8.0 and 9.0 (CUDA C++ Programming Guide, "Technical
 # Specifications per Compute Capability"). An op with fewer output elements than SMs x this leaves SMs idle.
@@ -54,6 +56,7 @@ THREADS_PER_SM = 2048
 # whitepaper), taken per SM and scaled by each GPU's SMs and boost clock.
 L2_BYTES_PER_CLOCK_PER_SM = 5120 / 108
 GEMM_CLASSES = ("matmul", "conv", "attention")
+SPLIT_K_MIN = 256  # the shallowest K slice split-K makes (a few of CUTLASS's 32- or 64-deep main-loop steps)
 
 
 @dataclass(frozen=True)
@@ -71,11 +74,12 @@ class GpuConstants:
 
 
 # Fitted on bench/data/timm-infer-amp-nchw-pt240-cu124-rtx3090.csv only, by bench/gpu_spec_accuracy.py (which
-# refits them on every run and says when they differ from these). launch_s sits at the fit's upper bound, 10 us.
+# refits them on every run and says when they differ from these). gamma for matmul and launch_s sit at the fit's
+# upper bounds (1 and 10 us).
 FITTED = GpuConstants(
-    gamma={"matmul": 0.81, "conv": 0.93},
-    alpha={"matmul": 0.15, "conv": 0.0},
-    bandwidth={"memory": 0.65, "depthwise_conv": 1.0},
+    gamma={"matmul": 1.0, "conv": 0.81},
+    alpha={"matmul": 0.0, "conv": 0.71},
+    bandwidth={"memory": 0.8, "depthwise_conv": 0.54},
     launch_s=1e-05,
 )
 
@@ -166,11 +170,23 @@ def utilisation(waves: int, gamma: float, alpha: float) -> float:
     return min(1.0, max(UTIL_FLOOR, gamma - alpha / waves))
 
 
+def split_k(n_tiles: int, k: int, sms: int) -> int:
+    """Slices of K a product with fewer tiles than SMs is split into, so that idle SMs share its long K (CUTLASS's
+    and cuBLAS's split-K): as many as the idle SMs allow, each at least SPLIT_K_MIN deep."""
+    return max(1, min(sms // max(n_tiles, 1), k // SPLIT_K_MIN))
+
+
+def gemm_waves(gemm: Gemm, dtype: str, sms: int) -> tuple[int, int]:
+    """The product's waves and the FLOPs of one of its tiles (K split when the tiles leave SMs idle)."""
+    tile_mn = tile(dtype, gemm.m, gemm.n)
+    n_tiles = tiles(gemm, tile_mn)
+    slices = split_k(n_tiles, gemm.k, sms)
+    return waves(n_tiles * slices, sms), 2 * tile_mn[0] * tile_mn[1] * math.ceil(gemm.k / slices)
+
+
 def gemm_seconds(gemm: Gemm, dtype: str, peak: float, sms: int, gamma: float, alpha: float) -> float:
     """Waves x one tile's FLOPs at the SM's share of peak, scaled by the utilisation of that many waves."""
-    tile_mn = tile(dtype, gemm.m, gemm.n)
-    n_waves = waves(tiles(gemm, tile_mn), sms)
-    tile_flops = 2 * tile_mn[0] * tile_mn[1] * gemm.k
+    n_waves, tile_flops = gemm_waves(gemm, dtype, sms)
     return n_waves * tile_flops / (peak / sms * utilisation(n_waves, gamma, alpha))
 
 
