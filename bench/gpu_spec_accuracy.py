@@ -1,9 +1,9 @@
 """How well does torchcost predict GPUs from their spec sheet? Against timm's published inference tables.
 
 Each model of bench/data/*.csv (169 timm models, AMP fp16, NCHW, eager, batch 1024 for most) is built from its
-timm config on meta (``pretrained=False``) and counted at the table's batch and image size (counting, not timing:
-it runs anywhere). Its throughput (batch / predicted batch time) is then predicted on the spec-table entry of
-each GPU by two methods, side by side, and compared with the table's ``infer_samples_per_sec``:
+timm config on meta (``pretrained=False``) and counted under autocast fp16 at the table's batch and image size
+(counting, not timing: it runs anywhere). Its throughput (batch / predicted batch time) is then predicted on the
+spec-table entry of each GPU by two methods, side by side, and compared with the table's ``infer_samples_per_sec``:
 
 - **wave model**: ``hardware/gpu_model.py`` (tiles, waves over the SMs, utilisation by waves; NeuSight-like);
 - **plain roofline**: the same counts and spec sheet with no tiles or waves: per op, max(FLOPs / (peak x
