@@ -261,6 +261,23 @@ def sweep_section() -> str:
         "",
         failures if failed else "none",
     ]
+    fastest = max(runs, key=lambda r: r["models_per_minute"])
+    full_path = HERE / "results" / "sweep_full.json"
+    full = json.loads(full_path.read_text())["runs"][0] if full_path.exists() else None
+    if full is not None:
+        parts += [
+            "",
+            f"The whole zoo with {full['config']} (`bench/sweep.py --configs {full['config']} --results "
+            f"bench/results/sweep_full.json`): {full['models']:,} models in {full['wall_s'] / 60:.1f} min "
+            f"({full['models_per_minute']:.0f}/min), {full['counted']:,} counted, {full['failed']:,} failed.",
+        ]
+    elif runs[0]["models"] < data["zoo_size"]:
+        parts += [
+            "",
+            f"The whole zoo at the fastest rate measured here ({fastest['config']}): about "
+            f"{data['zoo_size'] / fastest['models_per_minute']:.0f} min (extrapolated from the "
+            f"{runs[0]['models']:,} models swept, spread evenly over the alphabetical list).",
+        ]
     if base:
         per_worker = base["models_per_minute"]
         parts += [
@@ -363,6 +380,8 @@ def memory_tables() -> str:
 def prediction_section() -> str:
     """CPU latency predicted from a meta profile and this machine's calibration, against measured, from
     bench/results/prediction.json (bench/prediction_accuracy.py)."""
+    from torchcost.hardware.calibrate import MAX_CHECK_ERROR
+
     path = HERE / "results" / "prediction.json"
     if not path.exists():
         return "(run `bench/prediction_accuracy.py`)"
@@ -382,7 +401,13 @@ def prediction_section() -> str:
             'predict with `hardware("local")` (the learned op-time models of `torchcost calibrate`, fitted on '
             "sampled ops, never on these models), then `torchcost.measure` at the same thread count.",
             f"The calibration's own held-out check: median error {check.get('median_abs_error', 0):.1%} "
-            f"over {check.get('samples', 0)} sampled ops ({env.get('calibration_samples', 0)} kept).",
+            f"over {check.get('samples', 0)} sampled ops ({env.get('calibration_samples', 0)} kept)"
+            + (
+                f", above the {MAX_CHECK_ERROR:.0%} at which `torchcost calibrate` refuses to save: this one was kept "
+                "with `--force` (on this shared virtual machine the op timings are that noisy)."
+                if check.get("median_abs_error", 0) > MAX_CHECK_ERROR
+                else "."
+            ),
             "",
             table(["group", "cases", "within ±10%", "within ±20%", "median abs. error"], lines),
             "",

@@ -14,16 +14,18 @@ HD = E // H  # head dim 16
 TOY = Hardware("toy", "toy GPU", "gpu", {"bf16": 1e14, "fp32": 1e13}, 1e12, 1e10, 10, "test")
 
 
+DENSE = dict(
+    hidden_size=E,
+    intermediate_size=F,
+    num_hidden_layers=L,
+    num_attention_heads=H,
+    num_key_value_heads=KV,
+    vocab_size=V,
+)
+
+
 def llama(**overrides):
-    settings = dict(
-        hidden_size=E,
-        intermediate_size=F,
-        num_hidden_layers=L,
-        num_attention_heads=H,
-        num_key_value_heads=KV,
-        vocab_size=V,
-    )
-    config = transformers.LlamaConfig(**{**settings, **overrides})
+    config = transformers.LlamaConfig(**{**DENSE, **overrides})
     with torch.device("meta"):
         return transformers.LlamaForCausalLM(config)
 
@@ -82,16 +84,7 @@ def test_tied_embeddings_count_once_and_the_head_still_multiplies():
 
 
 # Mixtral in small: four experts, two per token
-MIXTRAL = dict(
-    hidden_size=E,
-    intermediate_size=F,
-    num_hidden_layers=L,
-    num_attention_heads=H,
-    num_key_value_heads=KV,
-    vocab_size=V,
-    num_local_experts=4,
-    num_experts_per_tok=2,
-)
+MIXTRAL = dict(**DENSE, num_local_experts=4, num_experts_per_tok=2)
 
 
 def test_mixture_of_experts_active_params():

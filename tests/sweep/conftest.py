@@ -6,16 +6,26 @@ from pathlib import Path
 import pytest
 
 # Three small models and one that fails (a 3-channel input into a 4-channel convolution). MACs of
-# conv(C_in -> C_out, 3x3) on 32x32 without padding: 30 * 30 * C_out * C_in * 9.
+# conv(C_in -> C_out, 3x3) on 32x32 without padding: 30 * 30 * C_out * C_in * 9. With TORCHCOST_TEST_WAIT set,
+# the widest one first sleeps, so that a sweep is still running when a test interrupts it.
 SPACE_PY = textwrap.dedent(
     """
+    import os
+    import time
+
     import torch
     from torch import nn
 
 
+    def conv(width):
+        if width == 16 and os.environ.get("TORCHCOST_TEST_WAIT"):
+            time.sleep(600)
+        return nn.Sequential(nn.Conv2d(3, width, 3), nn.ReLU())
+
+
     def widths():
         for width in (4, 8, 16):
-            yield f"w{width}", (lambda w=width: nn.Sequential(nn.Conv2d(3, w, 3), nn.ReLU())), torch.randn(1, 3, 32, 32)
+            yield f"w{width}", (lambda w=width: conv(w)), torch.randn(1, 3, 32, 32)
         yield "wrong_channels", lambda: nn.Conv2d(4, 8, 3), torch.randn(1, 3, 32, 32)
 
 

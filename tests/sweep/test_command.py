@@ -29,16 +29,19 @@ def test_resume_after_an_interrupted_sweep(tmp_path, space_file, capsys):
     specs = [*SPECS, f"{space_file}:widths"]  # 8 rows, one of them failing
     command = [sys.executable, "-m", "torchcost.cli", "sweep", *specs, "--out", str(out), "--workers", "1", "--quiet"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")])}
-    run = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env["TORCHCOST_TEST_WAIT"] = "1"  # w16 sleeps: the sweep is still running when it is interrupted
+    run = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     deadline = time.monotonic() + 300
-    while data_lines(out) < 2 and run.poll() is None and time.monotonic() < deadline:
+    while data_lines(out) < 6 and run.poll() is None and time.monotonic() < deadline:  # then w16 sleeps
         time.sleep(0.2)
-    run.send_signal(signal.SIGINT)
+    os.killpg(run.pid, signal.SIGINT)  # as Ctrl-C in a terminal: the sweep and its workers
     _, err = run.communicate(timeout=60)
     assert run.returncode == 130, err
     assert "interrupted; the finished rows are in" in err and "add --resume" in err
     finished, _ = read_rows(out)
-    assert 2 <= len(finished) < 8
+    assert 6 <= len(finished) < 8
 
     html = tmp_path / "sweep.html"
     args = ["sweep", *specs, "--out", str(out), "--resume", "--quiet", "--markdown", "-", "--html", str(html)]

@@ -7,10 +7,11 @@ from the model's own preprocessing where transformers has it, run on synthetic d
   ``image_grid_thw`` or DETR's ``pixel_mask``) on random ``IMAGE_SIDE`` x ``IMAGE_SIDE`` images, else the
   config's ``image_size`` and ``num_channels``;
 - audio: the model type's feature extractor on ``AUDIO_SECONDS`` of noise at its sampling rate (raw
-  ``input_values`` or mel ``input_features``, in the layout the model takes);
+  ``input_values`` or mel ``input_features``, in the layout the model takes, with its mask of the real frames
+  for a model that takes one);
 - text: token ids below the vocabulary size, avoiding the config's special token ids, and an all-ones mask;
-- vision-language models: the image, plus ``input_ids`` holding as many image tokens as the model's own
-  ``get_image_features`` returns for it, before the text tokens.
+- vision- and audio-language models: the image or audio, plus ``input_ids`` holding as many image or audio
+  tokens as the model's own ``get_image_features`` / ``get_audio_features`` returns for it, before the text.
 """
 
 from __future__ import annotations
