@@ -104,15 +104,7 @@ def test_dense_models_have_no_mixture_of_experts_note():
 
 
 def test_sliding_window_caps_the_cache():
-    config = transformers.MistralConfig(
-        hidden_size=E,
-        intermediate_size=F,
-        num_hidden_layers=L,
-        num_attention_heads=H,
-        num_key_value_heads=KV,
-        vocab_size=V,
-        sliding_window=4,
-    )
+    config = transformers.MistralConfig(**DENSE, sliding_window=4)
     with torch.device("meta"):
         model = transformers.MistralForCausalLM(config)
     windowed = llm_profile(model, 16, 2, 1, hardware_name=TOY, sweep=False)

@@ -10,16 +10,20 @@ def record(op: str, flops: int, bytes_: int, inputs=((4, 8), (8, 4)), modules=("
     return OpRecord(op, "forward", modules, OpCost(flops, flops // 2, bytes_, 0), tuple(inputs), ((4, 4),))
 
 
-def hand_profile(records: list[OpRecord]) -> Profile:
+SMALL_INPUT = TensorSpec((4, 8), "float32")
+
+
+def hand_profile(records: list[OpRecord], inputs: TensorSpec = SMALL_INPUT) -> Profile:
+    """A profile of these records alone (the prediction reads the records and the inputs' dtype)."""
     return Profile(
         model="hand",
-        inputs=[TensorSpec((4, 8), "float32")],
+        inputs=[inputs],
         device="meta",
         backward=False,
         params=ParamCount(),
         size_bytes=0,
         size_if={},
-        macs=0,
+        macs=sum(r.cost.macs for r in records),
         flops=sum(r.cost.flops for r in records),
         memory_access=MemoryAccess(sum(r.cost.bytes_read for r in records), 0),
         modules=[],

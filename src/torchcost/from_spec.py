@@ -65,11 +65,7 @@ def profile_spec(
         except ProfilingError as exc:
             if attempt + 1 == len(devices):
                 raise
-            check_fits_in_memory(loaded.model, exc)
-            if on_retry is not None:
-                why = exc.args[0].splitlines()[0]
-                why = why if len(why) <= RETRY_REASON_CHARS else why[: RETRY_REASON_CHARS - 3] + "..."
-                on_retry(f"counting on meta failed ({why}); retrying on cpu")
+            before_cpu_retry(loaded.model, exc, "counting", on_retry)
             continue
         result.model = spec
         if loaded.keyword_inputs is not None and loaded.keyword_inputs.note:
@@ -81,6 +77,15 @@ def profile_spec(
 
 def floating_dtype(model: nn.Module) -> torch.dtype | None:
     return next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
+
+
+def before_cpu_retry(model: nn.Module, exc: ProfilingError, doing: str, on_retry: Callable[[str], None] | None) -> None:
+    """After a run on meta failed: refuse a CPU run the weights would not fit, else tell ``on_retry`` why."""
+    check_fits_in_memory(model, exc)
+    if on_retry is not None:
+        why = exc.args[0].splitlines()[0]
+        why = why if len(why) <= RETRY_REASON_CHARS else why[: RETRY_REASON_CHARS - 3] + "..."
+        on_retry(f"{doing} on meta failed ({why}); retrying on cpu")
 
 
 def check_fits_in_memory(model: nn.Module, exc: ProfilingError) -> None:

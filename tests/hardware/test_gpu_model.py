@@ -1,8 +1,9 @@
 import pytest
 
+from tests.test_roofline import hand_profile as roofline_profile
 from torchcost.hardware import Hardware, gpu_model, hardware
 from torchcost.hardware.gpu_model import Gemm, GpuConstants
-from torchcost.records import MemoryAccess, OpCost, OpRecord, ParamCount, Profile, TensorSpec
+from torchcost.records import OpCost, OpRecord, Profile, TensorSpec
 from torchcost.roofline import WAVE_MODEL, predict
 
 # A made-up GPU: 132 SMs, 1 TFLOP/s of fp16 per SM (132e12 in all), 1 TB/s, 1 MiB of L2 at 1 GHz.
@@ -142,22 +143,7 @@ def test_op_times_take_the_class_share_of_bandwidth():
 
 
 def hand_profile(records: list[OpRecord]) -> Profile:
-    return Profile(
-        model="hand",
-        inputs=[TensorSpec((128 * 11, 4096), "float16")],
-        device="meta",
-        backward=False,
-        params=ParamCount(),
-        size_bytes=0,
-        size_if={},
-        macs=sum(r.cost.macs for r in records),
-        flops=sum(r.cost.flops for r in records),
-        memory_access=MemoryAccess(sum(r.cost.bytes_read for r in records), 0),
-        modules=[],
-        operators=[],
-        uncounted=[],
-        records=records,
-    )
+    return roofline_profile(records, TensorSpec((128 * 11, 4096), "float16"))
 
 
 def test_predict_uses_the_wave_model_on_a_gpu_from_the_spec_table():

@@ -9,7 +9,7 @@ from typing import Any
 
 from torch import nn
 
-from torchcost.from_spec import RETRY_REASON_CHARS, check_fits_in_memory, floating_dtype
+from torchcost.from_spec import before_cpu_retry, floating_dtype
 from torchcost.inputs import InputOptions, example_inputs
 from torchcost.peak_memory.estimate import Settings, estimate
 from torchcost.peak_memory.profile import MemoryProfile
@@ -51,11 +51,7 @@ def memory_spec(
         except ProfilingError as exc:
             if attempt + 1 == len(devices):
                 raise
-            check_fits_in_memory(model, exc)
-            if on_retry is not None:
-                why = exc.args[0].splitlines()[0]
-                why = why if len(why) <= RETRY_REASON_CHARS else why[: RETRY_REASON_CHARS - 3] + "..."
-                on_retry(f"tracking on meta failed ({why}); retrying on cpu")
+            before_cpu_retry(model, exc, "tracking", on_retry)
             continue
         result.model = spec
         return result, Loaded(model, args, kwargs, run_on)
