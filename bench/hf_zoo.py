@@ -1,6 +1,7 @@
 """Every transformers model type that the installed transformers maps to an AutoModel class (any task's), profiled
-on meta with its default inputs (``hf:TYPE``: the library's default config, inputs made by the model's own
-processors), through the sweep's worker pool. Records success, time and the reason of each failure, grouped;
+with its default inputs on the default device (``hf:TYPE``: the library's default config, inputs made by the model's
+own processors; counted on meta, and on the CPU where the model looks at values that depend on its weights), through
+the sweep's worker pool. Records success, time and the reason of each failure, grouped;
 bench/report.py puts the summary in docs/benchmarks.md.
 
     .venv/bin/python bench/hf_zoo.py                          # every type (about 30 min on 2 cores)
@@ -42,13 +43,15 @@ def run(types: list[str], rows_path: Path, workers: int) -> dict[str, Any]:
 
     begin = time.perf_counter()
     specs = [f"hf:{name}" for name in types]
-    result = torchcost.sweep(specs, rows_path, device="meta", workers=workers, timeout=TIMEOUT_S, progress=True)
+    result = torchcost.sweep(specs, rows_path, workers=workers, timeout=TIMEOUT_S, progress=True)
     wall_s = time.perf_counter() - begin
     rows = result.rows
     seconds = [row.seconds for row in rows if row.ok and row.seconds is not None]
     return {
         "types": len(rows),
         "profiled": sum(row.ok for row in rows),
+        "on_meta": sum(row.ok and row.device == "meta" for row in rows),
+        "on_cpu": sorted(row.spec.removeprefix("hf:") for row in rows if row.ok and row.device != "meta"),
         "failed": sum(not row.ok for row in rows),
         "with_uncounted_ops": sorted(row.spec for row in rows if row.ok and row.uncounted_calls),
         "wall_s": wall_s,
@@ -82,7 +85,10 @@ def main() -> None:
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(summary, indent=2) + "\n")
     share = summary["profiled"] / summary["types"]
-    print(f"{summary['profiled']} of {summary['types']} types profiled on meta ({share:.0%}); wrote {args.results}")
+    print(
+        f"{summary['profiled']} of {summary['types']} types profiled ({share:.0%}), {summary['on_meta']} of them on "
+        f"meta; wrote {args.results}"
+    )
 
 
 if __name__ == "__main__":

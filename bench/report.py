@@ -419,7 +419,7 @@ def prediction_section() -> str:
 
 
 def hf_zoo_section() -> str:
-    """Every AutoModel-mapped transformers type profiled on meta with default inputs (bench/hf_zoo.py)."""
+    """Every AutoModel-mapped transformers type profiled with default inputs (bench/hf_zoo.py)."""
     path = HERE / "results" / "hf_zoo.json"
     if not path.exists():
         return "(run `bench/hf_zoo.py`)"
@@ -430,10 +430,12 @@ def hf_zoo_section() -> str:
     return "\n".join(
         [
             f"transformers {env['transformers']}, torch {env['torch']}, {env['date']}: **{data['profiled']} of "
-            f"{data['types']} model types ({share:.0%}) profile on meta** with the default config and default "
-            f"inputs (`torchcost profile hf:TYPE --device meta`); median {data['seconds_median']:.1f} s per type, "
-            f"{env['workers']} workers on a shared 2-core machine. {len(data['with_uncounted_ops'])} of those list "
-            "uncounted ops. Every failure, grouped by reason:",
+            f"{data['types']} model types ({share:.0%}) profile** with the default config and default inputs "
+            f"(`torchcost profile hf:TYPE`): {data['on_meta']} on meta, {len(data['on_cpu'])} on the CPU because the "
+            f"model looks at values that depend on its weights (MoE routing, predicted durations: "
+            f"{', '.join(data['on_cpu'])}); median {data['seconds_median']:.1f} s per type, {env['workers']} workers "
+            f"on a shared 2-core machine. {len(data['with_uncounted_ops'])} of those list uncounted ops. Every "
+            "failure, grouped by reason:",
             "",
             table(["types", "reason", "which"], lines),
         ]
@@ -555,7 +557,7 @@ def render() -> str:
     parts += ["## Peak memory against the allocator (bench/memory_accuracy.py)", "", memory_tables(), ""]
     parts += ["## CPU latency prediction (bench/prediction_accuracy.py)", "", prediction_section(), ""]
     parts += ["## GPU prediction from the spec sheet (bench/gpu_spec_accuracy.py)", "", gpu_spec_section(), ""]
-    parts += ["## Every transformers architecture on meta (bench/hf_zoo.py)", "", hf_zoo_section(), ""]
+    parts += ["## Every transformers architecture (bench/hf_zoo.py)", "", hf_zoo_section(), ""]
     if NOTES.exists():
         parts += [NOTES.read_text().strip(), ""]
     return "\n".join(parts)

@@ -48,3 +48,33 @@ def test_replaced_functions_are_restored_and_pytorch_caches_stay_intact():
         "assert torch.tensor in torch.overrides.get_ignored_functions()\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
+
+
+class LoopedExperts(nn.Module):
+    """A mixture of experts that loops over the experts the router picked (as Switch, NLLB-MoE and JetMoE do):
+    ``torch.where`` on the router's top-k choices, which depend on the weights."""
+
+    def __init__(self, width=8, hidden=16, experts=4, top_k=2):
+        super().__init__()
+        self.top_k = top_k
+        self.router = nn.Linear(width, experts, bias=False)
+        self.experts = nn.ModuleList(nn.Linear(width, hidden, bias=False) for _ in range(experts))
+
+    def forward(self, x):
+        weights, picked = self.router(x).softmax(-1).topk(self.top_k, dim=-1)
+        out = x.new_zeros(x.shape[0], self.experts[0].out_features)
+        for expert, layer in enumerate(self.experts):
+            rows, slot = torch.where(picked == expert)
+            if rows.numel():
+                out[rows] += layer(x[rows]) * weights[rows, slot, None]
+        return out
+
+
+def test_router_picks_on_meta_are_spread_evenly_and_the_expert_work_is_exact():
+    x = torch.randn(10, 8)
+    on_meta = torchcost.profile(LoopedExperts(), x, device="meta")
+    on_cpu = torchcost.profile(LoopedExperts(), x, device="cpu")
+    # router 10 tokens x 8 x 4 = 320; experts: 10 tokens x 2 picks x 8 x 16 = 2,560, whichever experts are picked
+    assert on_meta.macs == on_cpu.macs == 320 + 2_560
+    assert any("spread evenly" in note for note in on_meta.notes)
+    assert not any("spread evenly" in note for note in on_cpu.notes)

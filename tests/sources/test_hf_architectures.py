@@ -92,3 +92,41 @@ def test_audio_language_model_gets_features_their_mask_and_audio_tokens(tmp_path
     # 1 s of audio = 100 real frames of the 30 s window; the encoder's stride-2 convolution and 2x pooling leave 25
     assert shapes["input_ids"] == (1, 25 + T)
     assert any("25 audio tokens per sequence" in note for note in p.notes)
+
+
+def test_unset_image_token_is_the_last_id_and_the_query_tokens_are_placed(tmp_path):
+    vision = dict(hidden_size=E, intermediate_size=F, num_hidden_layers=1, num_attention_heads=H, image_size=32,
+                  patch_size=8)  # fmt: skip
+    qformer = dict(hidden_size=E, intermediate_size=F, num_hidden_layers=1, num_attention_heads=H, encoder_hidden_size=E)
+    text = dict(model_type="opt", hidden_size=E, ffn_dim=F, num_hidden_layers=1, num_attention_heads=H, vocab_size=V,
+                word_embed_proj_dim=E)  # fmt: skip
+    spec = write(tmp_path, model_type="blip-2", vision_config=vision, qformer_config=qformer, text_config=text,
+                 num_query_tokens=4)  # fmt: skip
+    p = profile_spec(spec, InputOptions(seq_len=T), device="meta")
+    # no image_token_index in the config: the processor's added token, V - 1; one per query token (4) before the text
+    assert {s.name: s.shape for s in p.inputs}["input_ids"] == (1, 4 + T)
+    assert any(f"image_token_index unset: taken as vocab_size - 1 = {V - 1}" in note for note in p.notes)
+
+
+def test_looped_experts_count_the_same_on_meta_as_on_cpu(tmp_path):
+    # JetMoE loops over the experts its router picks (torch.where on the top-k choices): on meta the choices are
+    # spread evenly, and the experts' work is the same for any choice
+    config = dict(hidden_size=E, intermediate_size=F, num_hidden_layers=1, num_attention_heads=H, num_key_value_heads=KV,
+                  kv_channels=HD, num_local_experts=4, num_experts_per_tok=2, vocab_size=V)  # fmt: skip
+    spec = write(tmp_path, model_type="jetmoe", **config)
+    assert counts(spec, "meta") == counts(spec, "cpu")
+
+
+def test_backbone_only_types_build_their_backbone(tmp_path):
+    config = dict(embedding_size=8, hidden_sizes=[8, 16, 16, 16], depths=[1, 1, 1, 1], out_features=["stage4"])
+    spec = write(tmp_path, model_type="rt_detr_resnet", **config)  # no AutoModel maps it: AutoBackbone does
+    assert counts(spec, "meta") == counts(spec, "cpu")
+
+
+def test_audio_decoder_takes_one_row_of_ids_per_codebook(tmp_path):
+    decoder = dict(hidden_size=E, ffn_dim=F, num_hidden_layers=1, num_attention_heads=H, vocab_size=V, num_codebooks=4)
+    text = dict(model_type="t5", d_model=E, d_ff=F, num_layers=1, num_heads=H, d_kv=HD, vocab_size=V)
+    audio = dict(model_type="encodec")
+    spec = write(tmp_path, model_type="musicgen", text_encoder=text, audio_encoder=audio, decoder=decoder)
+    p = profile_spec(spec, InputOptions(seq_len=T), device="meta")
+    assert {s.name: s.shape for s in p.inputs}["decoder_input_ids"] == (4, T)  # batch 1 x 4 codebooks

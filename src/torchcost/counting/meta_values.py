@@ -45,6 +45,7 @@ class MetaValues:
         self.fallback = fallback  # asked for the values this store does not know (those of a model's buffers)
         self._values = WeakTensorKeyDictionary()
         self._unknown: set[StorageWeakRef] = set()  # meta storages written by an op we could not compute
+        self.spread_picks = 0  # top-k / argmax picks among unknown values given even-spread values (see follow)
 
     def seed(self, meta: torch.Tensor, value: torch.Tensor) -> None:
         """``meta`` holds ``value`` (an input moved to meta, say)."""
@@ -82,17 +83,47 @@ class MetaValues:
         """Keep the values of ``out`` (the op's meta result) when they can be computed; mark tensors the op
         wrote as unknown when they cannot."""
         outputs = [t for t in tensors_in(out) if _on_meta(t)]
-        if not outputs or sum(t.numel() for t in outputs) > self.max_elements:
+        too_large = sum(t.numel() for t in outputs) > self.max_elements and not func.is_view  # a view is free
+        if not outputs or too_large:
             computed: Any = NotImplemented
         else:
             computed = self.compute(func, args, kwargs)
         if computed is NotImplemented:
             for tensor in _written(func, args, kwargs):
                 self._unknown.add(_storage(tensor))
+            self._spread(func, args, kwargs, out)
             return
         for meta, value in zip(outputs, [t for t in tensors_in(computed)], strict=False):
             if meta.shape == value.shape and meta.dtype == value.dtype:
                 self.seed(meta, value)
+
+    def _spread(self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
+        """The positions that ``topk``, ``argmax`` or ``max(dim)`` pick among values that depend on the weights (a
+        mixture-of-experts router's choice of experts) are given values spread evenly: row r picks
+        ``(r * k + j) % n`` for its j-th of k picks among n. The work of the experts then sums to what any
+        choice gives when the experts are alike and no capacity limit drops tokens, and the code that
+        looks at the choices (``nonzero``, per-expert loops) runs on meta."""
+        packet = func.overloadpacket
+        if packet not in SPREAD_PICKS or not args or not _on_meta(args[0]):
+            return
+        if not any(argument.name == "dim" for argument in func._schema.arguments):  # max() of all the values
+            return
+        picks = out if packet is _ATEN.argmax else out[1] if isinstance(out, tuple | list) else None
+        if not isinstance(picks, torch.Tensor) or not _on_meta(picks) or picks.numel() > self.max_elements:
+            return
+        dim = args[SPREAD_PICKS[packet]] if len(args) > SPREAD_PICKS[packet] else kwargs.get("dim", -1)
+        if dim is None or args[0].dim() == 0:
+            return
+        dim = dim % args[0].dim()
+        choices = args[0].shape[dim]
+        kept = picks.dim() == args[0].dim()  # topk, or keepdim=True: the picks keep the dimension
+        k = picks.shape[dim] if kept else 1
+        rows = picks.numel() // max(k, 1)
+        value = (torch.arange(rows).unsqueeze(-1) * k + torch.arange(k)) % max(choices, 1)
+        shape = [*(picks.shape[i] for i in range(picks.dim()) if not (kept and i == dim)), k]
+        value = value.reshape(shape).movedim(-1, dim) if kept else value.reshape(picks.shape)
+        self.seed(picks, value.to(picks.dtype).contiguous())
+        self.spread_picks += 1
 
     def run(self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """An op whose result depends on values (``item``, ``nonzero``, a copy to the CPU for ``tolist``):
@@ -158,6 +189,9 @@ class MetaValues:
         return tree_map(lambda t: torch.empty_like(t, device="meta") if isinstance(t, torch.Tensor) else t, out)
 
 
+# Ops that pick positions among values (the argument position of their ``dim``; see MetaValues._spread).
+SPREAD_PICKS: dict[Any, int] = {torch.ops.aten.topk: 2, torch.ops.aten.argmax: 1, torch.ops.aten.max: 1}
+
 # Ops whose output shape depends on the values of one argument only (its position): a boolean mask, the
 # repeats; the other tensors may be unknown.
 _ATEN = torch.ops.aten
@@ -199,6 +233,7 @@ class MetaFunctions:
 
     - ``F.scaled_dot_product_attention`` runs the kernel a CPU would choose (see ``sdpa_on_meta``);
     - ``torch.tensor(data, device="meta")`` keeps its data as the tensor's value;
+    - formatting a one-element meta tensor of known value (``f"expert_{index}"``) formats the value;
     - ``nn.MultiheadAttention`` and ``nn.TransformerEncoderLayer`` take their fused inference kernels only on
       devices they list (the CPU, CUDA and the registered third-party backend, named ``privateuseone`` when
       none is): meta stands in as that backend, so that they choose as a CPU would.
@@ -214,10 +249,12 @@ class MetaFunctions:
     def __enter__(self) -> MetaFunctions:
         _cache_function_sets()  # before replacing: PyTorch caches sets of its functions on first use
         sdpa, tensor, as_tensor = F.scaled_dot_product_attention, torch.tensor, torch.as_tensor
+        format_ = torch.Tensor.__format__
         replaced: list[tuple[Any, str, Any]] = [
             (F, "scaled_dot_product_attention", lambda *a, **k: _first(sdpa_on_meta(a, k), sdpa, a, k)),
             (torch, "tensor", lambda *a, **k: _first(self._tensor(tensor, a, k), tensor, a, k)),
             (torch, "as_tensor", lambda *a, **k: _first(self._tensor(as_tensor, a, k), as_tensor, a, k)),
+            (torch.Tensor, "__format__", lambda t, spec: _first(self._format(t, spec), format_, (t, spec), {})),
         ]
         if backend_registration._privateuse1_backend_name == "privateuseone":  # no third-party backend
             replaced.append((backend_registration, "_privateuse1_backend_name", "meta"))
@@ -230,6 +267,11 @@ class MetaFunctions:
         for owner, name, value in reversed(self._saved):
             setattr(owner, name, value)
         self._saved.clear()
+
+    def _format(self, tensor: torch.Tensor, spec: str) -> Any:
+        """``f"expert_{index}"`` with a one-element meta tensor of known value formats the value, as on a CPU."""
+        value = self.values.get(tensor) if _on_meta(tensor) and tensor.dim() == 0 else None
+        return NotImplemented if value is None else format(value.item(), spec)
 
     def _tensor(self, make: Callable[..., torch.Tensor], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """``torch.tensor(data, device="meta")`` keeps its data as the value (no op of the dispatcher sees it)."""

@@ -5,11 +5,15 @@ architecture), and a config.json is read from disk. The model class is the usual
 the first class a config.json names under ``architectures`` (as the Hub's config files do), else
 sequence-to-sequence LM for encoder-decoders, masked LM where the architecture has one (BERT, RoBERTa),
 causal LM where it has one (GPT-2, Llama), image-text-to-text for vision-language models, the bare model
-otherwise, and for types with no bare model the first task head transformers has for them.
+otherwise, and for types with no bare model the first task head (or backbone) transformers has for them; when a
+class cannot be built from the config, the next. Fields a default config leaves unset, or that its class lacks,
+are derived where the derivation is the same for every architecture, and the profile's notes say so.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import inspect
 import json
 import re
@@ -20,7 +24,7 @@ from typing import Any
 import torch
 
 from torchcost.sources.base import LoadedModel, ModelSourceError, UnknownModelError, build_on, closest, require
-from torchcost.sources.hf_inputs import KeywordInputs
+from torchcost.sources.hf_inputs import KeywordInputs, _text_config
 
 
 def load(spec: str, name: str, device: torch.device) -> LoadedModel:
@@ -30,12 +34,8 @@ def load(spec: str, name: str, device: torch.device) -> LoadedModel:
     config = _config(transformers, name)
     derived = _derive_unset(config)
     named = [getattr(transformers, n, None) for n in getattr(config, "architectures", None) or []]
-    model_class = next((c for c in named if c is not None), None) or _model_class(transformers, config)
-    build = model_class.from_config if hasattr(model_class, "from_config") else model_class._from_config
-    try:
-        model = build_on(device, lambda: build(config))
-    except (TypeError, AttributeError, KeyError, ValueError, IndexError) as exc:
-        raise ModelSourceError(_config_failure(spec, config, exc)) from exc
+    model_classes = [c for c in named if c is not None][:1] or _model_classes(transformers, config)
+    model = _build(spec, model_classes, config, device, derived)
     loaded = _with_inputs(spec, model, config)
     loaded.note = (
         f"the config leaves {', '.join(derived)} unset: taken as {'; '.join(derived.values())}" if derived else ""
@@ -55,7 +55,59 @@ def _derive_unset(config: Any) -> dict[str, str]:
         if _field(sub, "num_key_value_heads", False) is None and heads:
             sub.num_key_value_heads = heads
             derived["num_key_value_heads"] = f"num_attention_heads = {heads} (no grouped-query attention)"
+    for kind in ("image", "audio"):  # processors add the placeholder token at the end of the vocabulary
+        name = next((n for n in (f"{kind}_token_id", f"{kind}_token_index") if n in vars(config)), None)
+        vocab = _field(_text_config(config), "vocab_size")
+        if name is not None and getattr(config, name) is None and isinstance(vocab, int):
+            setattr(config, name, vocab - 1)
+            derived[name] = f"vocab_size - 1 = {vocab - 1} (the processor's added placeholder token)"
     return derived
+
+
+BUILD_ERRORS = (TypeError, AttributeError, KeyError, ValueError, IndexError)
+MISSING_ATTRIBUTE = re.compile(r"'(\w+)' object has no attribute '(\w+)'")
+
+
+def _build(spec: str, model_classes: list[Any], config: Any, device: torch.device, derived: dict[str, str]) -> Any:
+    """The first of ``model_classes`` that builds from ``config``. A field the model reads and the config class
+    does not define at all is derived where every architecture derives it the same way (``_derive_missing``)."""
+    failure: Exception | None = None
+    for model_class in model_classes:
+        build = model_class.from_config if hasattr(model_class, "from_config") else model_class._from_config
+        while True:
+            try:
+                return build_on(device, functools.partial(build, config))
+            except BUILD_ERRORS as exc:
+                if not (isinstance(exc, AttributeError) and _derive_missing(config, str(exc), derived)):
+                    failure = failure or exc
+                    break
+    assert failure is not None
+    raise ModelSourceError(_config_failure(spec, config, failure)) from failure
+
+
+def _derive_missing(config: Any, message: str, derived: dict[str, str]) -> bool:
+    """Set a field that a (sub-)config of the class named in ``message`` lacks, if it is one that can be derived:
+    dropout rates (no effect on counts), ``num_key_value_heads``, ``rope_theta`` (from ``rope_parameters``)."""
+    match = MISSING_ATTRIBUTE.search(message)
+    if match is None or match[2] in derived:
+        return False
+    class_name, field = match[1], match[2]
+    subs = [c for c in _configs(config) if type(c).__name__ == class_name and field not in vars(c)]
+    for sub in subs:
+        rope = _field(sub, "rope_parameters") or _field(config, "rope_parameters")
+        if "dropout" in field:
+            value, how = 0.0, "0.0 (dropout does not change the counts)"
+        elif field == "num_key_value_heads" and isinstance(_field(sub, "num_attention_heads"), int):
+            value = sub.num_attention_heads
+            how = f"num_attention_heads = {value} (no grouped-query attention)"
+        elif field == "rope_theta" and isinstance(rope, dict):
+            value = rope.get("rope_theta", 10_000.0)
+            how = f"rope_parameters['rope_theta'] = {value:g}"
+        else:
+            return False
+        setattr(sub, field, value)
+        derived[field] = how
+    return bool(subs)
 
 
 def _field(config: Any, name: str, missing: Any = None) -> Any:
@@ -146,16 +198,20 @@ PREFERRED_AUTO_CLASSES = (
 )
 
 
-def _model_class(transformers: Any, config: Any) -> Any:
+def _model_classes(transformers: Any, config: Any) -> list[Any]:
+    """The model classes that the auto classes map ``config``'s type to, in order of preference (the next is tried
+    when one cannot be built from this config: transformers maps some composite configs to a sub-model's class)."""
     encoder_decoder = getattr(config, "is_encoder_decoder", False)
     others = sorted(n for n in dir(transformers) if n.startswith("AutoModelFor") and n not in PREFERRED_AUTO_CLASSES)
-    for name in (*PREFERRED_AUTO_CLASSES, *others):
+    found = []
+    for name in (*PREFERRED_AUTO_CLASSES, *others, "AutoBackbone"):
         if name.endswith("Seq2SeqLM") and not encoder_decoder:
             continue
-        auto_class = getattr(transformers, name)
-        if type(config) in getattr(auto_class, "_model_mapping", {}):
-            return auto_class
-    raise ModelSourceError(f"transformers maps no model class to {config.model_type!r} configs")
+        with contextlib.suppress(KeyError, AttributeError, ValueError):  # `in` misses some (Evolla's)
+            found.append(getattr(transformers, name)._model_mapping[type(config)])
+    if not found:
+        raise ModelSourceError(f"transformers maps no model class to {config.model_type!r} configs")
+    return list(dict.fromkeys(found))
 
 
 def _with_inputs(spec: str, model: Any, config: Any) -> LoadedModel:

@@ -156,7 +156,12 @@ class KeywordInputs:
         if features is None:
             return 0
         accepted = inspect.signature(features).parameters
-        out = _call_with_values(features, self.model, {k: v for k, v in made.items() if k in accepted})
+        forwards_all = any(p.kind is p.VAR_KEYWORD for p in accepted.values())  # a head passing on to its model
+        given = {k: v for k, v in made.items() if forwards_all or k in accepted}
+        text = [n for n in (*TEXT_IDS, *MASKS) if n in accepted and accepted[n].default is inspect.Parameter.empty]
+        if text:  # InstructBLIP's Q-Former reads the text
+            given |= {k: v for k, v in self._text(batch, None, {}, torch.Generator()).items() if k in text}
+        out = _call_with_values(features, self.model, given)
         rows = sum(t.numel() // t.shape[-1] for t in _tensors(getattr(out, "pooler_output", out)) if t.dim())
         notes.append(f"{rows // batch} {kind} tokens per sequence (the rows of the model's {kind} features)")
         return rows // batch
@@ -209,6 +214,10 @@ class KeywordInputs:
             made["qformer_input_ids"] = ids[:, -length:]
         if getattr(self.config, "is_encoder_decoder", False) and "decoder_input_ids" in self.accepts:
             made["decoder_input_ids"] = ids[:, -min(length, _decoder_positions(self.config)) :]
+            decoder = getattr(self.config, "decoder", None)
+            codebooks = _find(decoder if hasattr(decoder, "to_dict") else self.config, "num_codebooks")  # MusicGen
+            if isinstance(codebooks, int) and codebooks > 1:
+                made["decoder_input_ids"] = made["decoder_input_ids"].repeat_interleave(codebooks, dim=0)
         for name in MASKS:
             ids_name = name.replace("attention_mask", "input_ids")
             if name in self.accepts and ids_name in made and ids_name in self.accepts:
