@@ -97,7 +97,8 @@ def test_audio_language_model_gets_features_their_mask_and_audio_tokens(tmp_path
 def test_unset_image_token_is_the_last_id_and_the_query_tokens_are_placed(tmp_path):
     vision = dict(hidden_size=E, intermediate_size=F, num_hidden_layers=1, num_attention_heads=H, image_size=32,
                   patch_size=8)  # fmt: skip
-    qformer = dict(hidden_size=E, intermediate_size=F, num_hidden_layers=1, num_attention_heads=H, encoder_hidden_size=E)
+    qformer = dict(hidden_size=E, intermediate_size=F, num_hidden_layers=1, num_attention_heads=H,
+                   encoder_hidden_size=E)  # fmt: skip
     text = dict(model_type="opt", hidden_size=E, ffn_dim=F, num_hidden_layers=1, num_attention_heads=H, vocab_size=V,
                 word_embed_proj_dim=E)  # fmt: skip
     spec = write(tmp_path, model_type="blip-2", vision_config=vision, qformer_config=qformer, text_config=text,
@@ -111,8 +112,9 @@ def test_unset_image_token_is_the_last_id_and_the_query_tokens_are_placed(tmp_pa
 def test_looped_experts_count_the_same_on_meta_as_on_cpu(tmp_path):
     # JetMoE loops over the experts its router picks (torch.where on the top-k choices): on meta the choices are
     # spread evenly, and the experts' work is the same for any choice
-    config = dict(hidden_size=E, intermediate_size=F, num_hidden_layers=1, num_attention_heads=H, num_key_value_heads=KV,
-                  kv_channels=HD, num_local_experts=4, num_experts_per_tok=2, vocab_size=V)  # fmt: skip
+    config = dict(hidden_size=E, intermediate_size=F, num_hidden_layers=1, num_attention_heads=H,
+                  num_key_value_heads=KV, kv_channels=HD, num_local_experts=4, num_experts_per_tok=2,
+                  vocab_size=V)  # fmt: skip
     spec = write(tmp_path, model_type="jetmoe", **config)
     assert counts(spec, "meta") == counts(spec, "cpu")
 
