@@ -53,6 +53,7 @@ def run(types: list[str], rows_path: Path, workers: int) -> dict[str, Any]:
         "on_meta": sum(row.ok and row.device == "meta" for row in rows),
         "on_cpu": sorted(row.spec.removeprefix("hf:") for row in rows if row.ok and row.device != "meta"),
         "failed": sum(not row.ok for row in rows),
+        "default_config_unbuildable": sorted(row.spec.removeprefix("hf:") for row in rows if _unbuildable(row.error)),
         "with_uncounted_ops": sorted(row.spec for row in rows if row.ok and row.uncounted_calls),
         "wall_s": wall_s,
         "seconds_median": statistics.median(seconds) if seconds else None,
@@ -62,6 +63,11 @@ def run(types: list[str], rows_path: Path, workers: int) -> dict[str, Any]:
             for g in group_failures(rows)
         ],
     }
+
+
+def _unbuildable(error: str) -> bool:
+    """transformers cannot build the model from its own default config for this type (see sources/hf.py)."""
+    return "building the model from this config failed" in error or "the config leaves" in error
 
 
 def main() -> None:

@@ -434,8 +434,10 @@ def hf_zoo_section() -> str:
             f"(`torchcost profile hf:TYPE`): {data['on_meta']} on meta, {len(data['on_cpu'])} on the CPU because the "
             f"model looks at values that depend on its weights (MoE routing, predicted durations: "
             f"{', '.join(data['on_cpu'])}); median {data['seconds_median']:.1f} s per type, {env['workers']} workers "
-            f"on a shared 2-core machine. {len(data['with_uncounted_ops'])} of those list uncounted ops. Every "
-            "failure, grouped by reason:",
+            f"on a shared 2-core machine. {len(data['with_uncounted_ops'])} of those list uncounted ops. Of the "
+            f"{data['failed']} failures, {len(data['default_config_unbuildable'])} are types whose default config "
+            "transformers itself cannot build (fields it leaves unset or sets inconsistently). Every failure, grouped "
+            "by reason:",
             "",
             table(["types", "reason", "which"], lines),
         ]

@@ -132,3 +132,14 @@ def test_audio_decoder_takes_one_row_of_ids_per_codebook(tmp_path):
     spec = write(tmp_path, model_type="musicgen", text_encoder=text, audio_encoder=audio, decoder=decoder)
     p = profile_spec(spec, InputOptions(seq_len=T), device="meta")
     assert {s.name: s.shape for s in p.inputs}["decoder_input_ids"] == (4, T)  # batch 1 x 4 codebooks
+
+
+def test_state_space_stack_without_attention_layers_runs_without_a_cache(tmp_path):
+    # Bamba's mamba heads x head dim must equal its expand (2) x hidden: 8 x 16 = 2 x 64 = 128
+    config = dict(hidden_size=E, intermediate_size=F, num_hidden_layers=2, num_attention_heads=H,
+                  num_key_value_heads=KV, vocab_size=V, mamba_n_heads=8, mamba_d_head=16, mamba_d_state=8,
+                  mamba_n_groups=1, attn_layer_indices=[])  # fmt: skip
+    spec = write(tmp_path, model_type="bamba", **config)
+    p = profile_spec(spec, InputOptions(seq_len=T), device="meta")
+    assert any("use_cache=False" in note for note in p.notes)
+    assert (p.macs, p.flops) == counts(spec, "cpu")[:2]

@@ -44,6 +44,7 @@ IMAGE_EXTRAS = (
     "pixel_position_ids",
     "grid_thw",
 )
+RECURRENT_LAYERS = {"linear_attention", "mamba", "conv"}  # layer types that keep states, not keys and values
 SUFFIXES = ("_vision_model", "_vision_encoder", "_vision", "_text_model", "_text", "_encoder", "_model", "_thinker")
 
 
@@ -55,6 +56,8 @@ class KeywordInputs:
         forward = inspect.signature(type(model).forward).parameters
         self.accepts = {n for n, p in forward.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)} - {"self"}
         self.required = {n for n in self.accepts if forward[n].default is inspect.Parameter.empty}
+        if any(p.kind is p.VAR_KEYWORD for p in forward.values()):
+            self.accepts.add("use_cache")  # passed on to the model, as the LM heads of transformers do
         main = getattr(model, "main_input_name", None)
         self.main = main if isinstance(main, str) else (main[0] if main else None)
         self.note = ""
@@ -86,6 +89,15 @@ class KeywordInputs:
             if _token(self.config, "audio") is not None and any(n in made for n in ("input_features", "input_values")):
                 placeholders["audio"] = self._feature_rows("audio", made, batch, notes)
             made.update(self._text(batch, seq_len, placeholders, generator))
+        queries = _find(self.config, "latent_query_num")  # Kosmos-2: image features in place of the tokens after <s>
+        if "image_embeds_position_mask" in self.accepts and "pixel_values" in made and isinstance(queries, int):
+            made["image_embeds_position_mask"] = torch.zeros_like(made["input_ids"])
+            made["image_embeds_position_mask"][:, 1 : 1 + queries] = 1
+            notes.append(f"{queries} image positions marked in image_embeds_position_mask")
+        layers = _find(self.config, "layer_types")
+        if "use_cache" in self.accepts and isinstance(layers, list) and layers and set(layers) <= RECURRENT_LAYERS:
+            made["use_cache"] = False  # transformers' masks ask a cache without attention layers for its length
+            notes.append("use_cache=False (no attention layer; the recurrent states are not kept)")
         made = self._renamed(made)
         missing = sorted(self.required - set(made))
         if missing:
