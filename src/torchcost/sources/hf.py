@@ -32,14 +32,13 @@ def load(spec: str, name: str, device: torch.device) -> LoadedModel:
     transformers' ``from_config`` does."""
     transformers = require("transformers", "transformers")
     config = _config(transformers, name)
-    derived = _derive_unset(config)
+    derived, fitted = _derive_unset(config), _fit_audio_width(config)
     named = [getattr(transformers, n, None) for n in getattr(config, "architectures", None) or []]
     model_classes = [c for c in named if c is not None][:1] or _model_classes(transformers, config)
     model = _build(spec, model_classes, config, device, derived)
     loaded = _with_inputs(spec, model, config)
-    loaded.note = (
-        f"the config leaves {', '.join(derived)} unset: taken as {'; '.join(derived.values())}" if derived else ""
-    )
+    unset = f"the config leaves {', '.join(derived)} unset: taken as {'; '.join(derived.values())}" if derived else ""
+    loaded.note = "; ".join(n for n in (unset, fitted) if n)
     return loaded
 
 
@@ -108,6 +107,19 @@ def _derive_missing(config: Any, message: str, derived: dict[str, str]) -> bool:
         setattr(sub, field, value)
         derived[field] = how
     return bool(subs)
+
+
+def _fit_audio_width(config: Any) -> str:
+    """An audio encoder's ``output_dim`` (the width of the audio features put among the text embeddings) set to
+    the text model's ``hidden_size`` where a config sets the two unequal (Qwen3-ASR's default: 3584 and 2048,
+    where its checkpoints have them equal); says what was set."""
+    for sub in _configs(config):
+        audio, text = getattr(sub, "audio_config", None), getattr(sub, "text_config", None)
+        width, out = _field(text, "hidden_size"), _field(audio, "output_dim")
+        if isinstance(width, int) and isinstance(out, int) and out != width:
+            sub.audio_config.output_dim = width
+            return f"audio_config.output_dim {out} does not fit text_config.hidden_size: taken as {width}"
+    return ""
 
 
 def _field(config: Any, name: str, missing: Any = None) -> Any:

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from torchcost.sources import hf_audio
 from torchcost.sources.base import ModelSourceError
 
 IMAGE_SIDE = 448  # synthetic images for processors that keep the resolution they are given (Qwen2-VL, Pixtral)
@@ -60,13 +61,17 @@ class KeywordInputs:
             self.accepts.add("use_cache")  # passed on to the model, as the LM heads of transformers do
         main = getattr(model, "main_input_name", None)
         self.main = main if isinstance(main, str) else (main[0] if main else None)
+        encoder_main = getattr(getattr(model, "encoder", None), "main_input_name", None)
+        if self.main == "inputs" and isinstance(encoder_main, str):
+            self.main = encoder_main  # SpeechEncoderDecoderModel: its encoder's input_values
         self.note = ""
 
     def wants(self, name: str, modality: str = "") -> bool:
         """The model needs ``name``: its main or a required input, or (for a model with a ``{modality}_config``,
-        CLIP's vision tower, CLAP's audio encoder) an input of that modality."""
+        CLIP's vision tower, CLAP's audio encoder, or CLVP's ``speech_config``) an input of that modality."""
         needed = name in self.required or name == self.main
-        multimodal = bool(modality) and getattr(self.config, f"{modality}_config", None) is not None
+        configs = (f"{modality}_config", "speech_config") if modality == "audio" else (f"{modality}_config",)
+        multimodal = bool(modality) and any(getattr(self.config, c, None) is not None for c in configs)
         return needed or (multimodal and name in self.accepts)
 
     def __call__(self, batch: int, seq_len: int | None, generator: torch.Generator) -> dict[str, Any]:
@@ -163,8 +168,15 @@ class KeywordInputs:
         return self._feature_rows("image", made, batch, notes)
 
     def _feature_rows(self, kind: str, made: dict[str, Any], batch: int, notes: list[str]) -> int:
-        """Placeholder tokens per sequence: the rows of features the model's ``get_{kind}_features`` returns."""
-        features = getattr(self.model, f"get_{kind}_features", None)
+        """Placeholder tokens per sequence: the rows of features the model's ``get_{kind}_features`` returns (for
+        audio, as hf_audio says where that method is missing or the config fixes the count)."""
+        fixed = hf_audio.fixed_audio_tokens(self.config) if kind == "audio" else None
+        features = hf_audio.features_function(self.model, kind, made) if fixed is None else None
+        lengths = hf_audio.tower_lengths(self.model, made) if kind == "audio" and features is None else None
+        if fixed is not None or lengths is not None:
+            rows = fixed if fixed is not None else int(lengths.max()) if lengths is not None else 0
+            notes.append(f"{rows} {kind} tokens per sequence ({'the config' if fixed else 'the audio tower'}'s count)")
+            return rows
         if features is None:
             return 0
         accepted = inspect.signature(features).parameters
@@ -181,19 +193,21 @@ class KeywordInputs:
     # audio
 
     def _audio(self, name: str, batch: int, generator: torch.Generator, notes: list[str]) -> dict[str, Any]:
-        mel_bins = _find(self.config, "num_mel_bins")  # the model's, where its extractor's default may differ
-        extractor = _processor("feature", self.config, **({"feature_size": mel_bins} if mel_bins else {}))
-        rate = int(getattr(extractor, "sampling_rate", 16000) or 16000)
-        samples = int(rate * AUDIO_SECONDS)
-        waves = [torch.randn(samples, generator=generator).numpy() for _ in range(batch)]
-        processed = None
+        types = hf_audio.audio_types(self.config, _model_types(self.config))
+        wanted, name = name, "input_features" if name == "audio_mel" else name  # Gemma 3n's encoder: audio_mel
         names = (f"{name}_mask", "feature_attention_mask")
-        wants_mask = any(n in self.accepts for n in names)  # the mask of the real frames, for a model that takes it
-        if extractor is not None:
+        wants_mask = any(n in self.accepts for n in names) or wanted != name  # the mask of the real frames
+        processed, rate = None, 16000
+        options = hf_audio.extractor_options(_find(self.config, "num_mel_bins"), _find(self.config, "enable_fusion"))
+        for extractor in hf_audio.feature_extractors(types, **options):
+            rate = int(getattr(extractor, "sampling_rate", 16000) or 16000)
+            waves = [torch.randn(int(rate * AUDIO_SECONDS), generator=generator).numpy() for _ in range(batch)]
             for options in ({"return_attention_mask": True} if wants_mask else {}, {}):
                 with contextlib.suppress(Exception):
                     processed = dict(extractor(waves, sampling_rate=rate, return_tensors="pt", **options))
                     break
+            if processed is not None and isinstance(processed.get(name), torch.Tensor):
+                break
         if processed is not None and isinstance(processed.get(name), torch.Tensor):
             notes.append(f"{AUDIO_SECONDS:g} s of noise at {rate} Hz through the model's feature extractor")
             mask = processed.pop("attention_mask", None)
@@ -201,7 +215,11 @@ class KeywordInputs:
                 features = processed[name]  # (batch, samples) or (batch, mel bins, frames): one per frame
                 mask = mask if mask is not None else torch.ones(features.shape[0], features.shape[-1], dtype=torch.long)
                 processed[next((n for n in names if n in self.accepts), "attention_mask")] = mask
-            return processed
+            mask_name = next((n for n in (*names, "attention_mask") if n in processed), None)
+            if padding := hf_audio.pad_to_encoder_frames(processed, name, types, mask_name):
+                notes.append(f"{padding} frames of padding to whole encoder frames, as the model's processor pads")
+            return hf_audio.as_audio_mel(processed) if wanted == "audio_mel" else processed
+        samples = int(rate * AUDIO_SECONDS)
         notes.append(f"{AUDIO_SECONDS:g} s of noise at {rate} Hz")
         made = {name: torch.randn(batch, samples, generator=generator)}
         return made | (
@@ -225,11 +243,7 @@ class KeywordInputs:
         if "qformer_input_ids" in self.accepts:
             made["qformer_input_ids"] = ids[:, -length:]
         if getattr(self.config, "is_encoder_decoder", False) and "decoder_input_ids" in self.accepts:
-            made["decoder_input_ids"] = ids[:, -min(length, _decoder_positions(self.config)) :]
-            decoder = getattr(self.config, "decoder", None)
-            codebooks = _find(decoder if hasattr(decoder, "to_dict") else self.config, "num_codebooks")  # MusicGen
-            if isinstance(codebooks, int) and codebooks > 1:
-                made["decoder_input_ids"] = made["decoder_input_ids"].repeat_interleave(codebooks, dim=0)
+            made["decoder_input_ids"] = self._per_codebook(ids[:, -min(length, _decoder_positions(self.config)) :])
         for name in MASKS:
             ids_name = name.replace("attention_mask", "input_ids")
             if name in self.accepts and ids_name in made and ids_name in self.accepts:
@@ -237,6 +251,18 @@ class KeywordInputs:
         if "mm_token_type_ids" in self.accepts:  # text 0, image 1 (multimodal rotary positions)
             made["mm_token_type_ids"] = (ids == (_token(self.config, "image") or -1)).int()
         return made
+
+    def _per_codebook(self, ids: torch.Tensor) -> torch.Tensor:
+        """Audio decoders take one id per codebook: MusicGen as rows (batch x codebooks, length), Dia as a last
+        dimension (batch, length, codebooks)."""
+        decoder = getattr(self.config, "decoder", None)
+        rows = _find(decoder, "num_codebooks") if hasattr(decoder, "to_dict") else None
+        channels = getattr(getattr(self.config, "decoder_config", None), "num_channels", None)
+        if isinstance(rows, int) and rows > 1:
+            return ids.repeat_interleave(rows, dim=0)
+        if isinstance(channels, int) and channels > 1:
+            return ids[..., None].repeat(1, 1, channels)
+        return ids
 
 
 def _tensors(tree: Any) -> list[torch.Tensor]:
@@ -378,7 +404,7 @@ def _processor(kind: str, config: Any, **options: Any) -> Any:
                 )
                 made = get(class_name)
                 try:
-                    return made(**options)
+                    return _at_vision_sizes(made(**options), config) if kind == "image" else made(**options)
                 except TypeError:
                     return made()
     return _qwen_like_processor(config) if kind == "image" else None
@@ -387,17 +413,33 @@ def _processor(kind: str, config: Any, **options: Any) -> Any:
 def _qwen_like_processor(config: Any) -> Any:
     """Qwen2-VL's image processor at the vision config's patch, temporal patch and merge sizes, for a Qwen-like
     vision tower (one with ``spatial_merge_size``) of a model type that maps no processor of its own."""
-    vision = _vision_config(config)
-    merge = getattr(vision, "spatial_merge_size", None)
-    if not isinstance(merge, int):
+    sizes = _qwen_sizes(config)
+    if not sizes:
         return None
     from transformers import Qwen2VLImageProcessor
 
+    return Qwen2VLImageProcessor(**sizes)
+
+
+def _qwen_sizes(config: Any) -> dict[str, Any]:
+    vision = _vision_config(config)
+    merge = getattr(vision, "spatial_merge_size", None)
+    if not isinstance(merge, int):
+        return {}
     sizes: dict[str, Any] = {"patch_size": getattr(vision, "patch_size", 14), "merge_size": merge}
     temporal = getattr(vision, "temporal_patch_size", None)
     if isinstance(temporal, int):
         sizes["temporal_patch_size"] = temporal
-    return Qwen2VLImageProcessor(**sizes)
+    return sizes
+
+
+def _at_vision_sizes(processor: Any, config: Any) -> Any:
+    """A Qwen2-VL-like processor (one that merges patches) at the vision config's sizes where its defaults differ
+    (LFM3-VL maps Qwen2-VL's processor, of 14-pixel patches, to a tower of 16-pixel ones)."""
+    sizes = _qwen_sizes(config)
+    if not hasattr(processor, "merge_size") or all(getattr(processor, k, v) == v for k, v in sizes.items()):
+        return processor
+    return type(processor)(**sizes)
 
 
 def _run_processor(kind: str, config: Any, **data: Any) -> dict[str, Any] | None:

@@ -1,0 +1,81 @@
+"""Speech and audio-language models in small configs, through ``hf:config.json`` with default inputs: the
+feature extractor of a related type, the processor's padding to whole encoder frames, audio tokens counted as
+the model counts them, and a default config whose audio and text widths disagree."""
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+import torchcost
+from tests.test_llm import KV, E, F, H, V
+from torchcost import profile_spec
+from torchcost.inputs import InputOptions
+
+pytest.importorskip("transformers")
+
+T = 8  # text tokens
+TEXT = dict(hidden_size=E, intermediate_size=F, num_hidden_layers=1, num_attention_heads=H, num_key_value_heads=KV,
+            vocab_size=V)  # fmt: skip
+
+
+def write(tmp_path, **values):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(values))
+    return f"hf:{path}"
+
+
+def counts(spec, device):
+    p = profile_spec(spec, InputOptions(seq_len=T), device=device)
+    assert p.uncounted == []
+    return p.macs, p.flops
+
+
+def test_audio_tokens_from_the_towers_lengths_where_the_model_has_no_get_audio_features(tmp_path):
+    audio = dict(model_type="qwen2_audio_encoder", d_model=E, encoder_layers=1, encoder_attention_heads=H,
+                 encoder_ffn_dim=F, num_mel_bins=16)  # fmt: skip
+    spec = write(tmp_path, model_type="qwen2_audio", audio_config=audio, text_config=dict(model_type="qwen2", **TEXT),
+                 audio_token_index=V - 1)  # fmt: skip
+    p = profile_spec(spec, InputOptions(seq_len=T), device="meta")
+    shapes = {s.name: s.shape for s in p.inputs}
+    # 1 s = 100 real frames of Whisper's 30 s window; Qwen2-Audio's lengths: (100 - 1) // 2 + 1 = 50, (50 - 2) // 2 + 1
+    assert shapes["input_features"] == (1, 16, 3000) and shapes["feature_attention_mask"] == (1, 3000)
+    assert shapes["input_ids"] == (1, 25 + T)
+    assert any("25 audio tokens per sequence" in note for note in p.notes)
+    assert p.macs == counts(spec, "cpu")[0]
+
+
+def test_audio_tower_gets_its_packages_extractor_and_whole_encoder_frames(tmp_path):
+    # nemotron3_diarization_audio maps no extractor; nemotron3_diarization (same package) maps Nemotron's
+    spec = write(tmp_path, model_type="nemotron3_diarization_audio", hidden_size=E, intermediate_size=F,
+                 num_hidden_layers=1, num_attention_heads=H, num_key_value_heads=H, num_mel_bins=16)  # fmt: skip
+    p = profile_spec(spec, device="meta")
+    shapes = {s.name: s.shape for s in p.inputs}
+    # 16000 samples, hop 160, centred: 16000 // 160 + 1 = 101 frames, padded to 13 x 8 = 104 (subsampling factor 8)
+    assert shapes["input_features"] == (1, 104, 16) and shapes["attention_mask"] == (1, 104)
+    assert any("3 frames of padding" in note for note in p.notes)
+    assert (p.macs, p.flops) == counts(spec, "cpu")
+
+
+def test_audio_width_unlike_the_text_width_is_fitted_and_said(tmp_path):
+    audio = dict(model_type="qwen3_asr_encoder", d_model=E, encoder_layers=1, encoder_attention_heads=H,
+                 encoder_ffn_dim=F, num_mel_bins=16, output_dim=2 * E, downsample_hidden_size=8)  # fmt: skip
+    spec = write(tmp_path, model_type="qwen3_asr", audio_config=audio, text_config=dict(model_type="qwen3", **TEXT),
+                 audio_token_id=V - 1)  # fmt: skip
+    p = profile_spec(spec, InputOptions(seq_len=T), device="meta")
+    fitted = f"audio_config.output_dim {2 * E} does not fit text_config.hidden_size: taken as {E}"
+    assert any(fitted in note for note in p.notes)
+    assert p.macs == counts(spec, "cpu")[0]
+
+
+class MaskedFill(nn.Module):
+    def forward(self, x):
+        return x.masked_fill(x > 0, torch.tensor(-1.0))  # a CPU scalar tensor as the value, as SEW-D passes it
+
+
+def test_cpu_scalar_value_counts_on_meta_as_on_cpu():
+    x = torch.randn(4, 8)
+    on_cpu, on_meta = (torchcost.profile(MaskedFill(), x, device=d) for d in ("cpu", "meta"))
+    assert on_meta.uncounted == on_cpu.uncounted == []
+    assert (on_meta.flops, on_meta.memory_access.total) == (on_cpu.flops, on_cpu.memory_access.total)
