@@ -28,7 +28,7 @@ def load(spec: str, name: str, device: torch.device) -> LoadedModel:
     transformers' ``from_config`` does."""
     transformers = require("transformers", "transformers")
     config = _config(transformers, name)
-    derived = _derive_unset(config)
+    derived, matched = _derive_unset(config), _match_widths(config)
     named = [getattr(transformers, n, None) for n in getattr(config, "architectures", None) or []]
     model_class = next((c for c in named if c is not None), None) or _model_class(transformers, config)
     build = model_class.from_config if hasattr(model_class, "from_config") else model_class._from_config
@@ -36,10 +36,13 @@ def load(spec: str, name: str, device: torch.device) -> LoadedModel:
         model = build_on(device, lambda: build(config))
     except (TypeError, AttributeError, KeyError, ValueError, IndexError) as exc:
         raise ModelSourceError(_config_failure(spec, config, exc)) from exc
+    sections = _fit_mrope_sections(model)
     loaded = _with_inputs(spec, model, config)
-    loaded.note = (
-        f"the config leaves {', '.join(derived)} unset: taken as {'; '.join(derived.values())}" if derived else ""
-    )
+    notes = [f"the config leaves {', '.join(derived)} unset: taken as {'; '.join(derived.values())}"] if derived else []
+    notes += [f"the config's {field} differs from its text model's width: taken as {how}" for field, how in matched.items()]
+    notes += [f"the rotary sections {was} (the model's default) cover {sum(was)} of its {sum(now)} rotary "
+              f"frequencies: taken as {now}, in the same ratio" for was, now in sections]
+    loaded.note = "; ".join(notes)
     return loaded
 
 
@@ -56,6 +59,52 @@ def _derive_unset(config: Any) -> dict[str, str]:
             sub.num_key_value_heads = heads
             derived["num_key_value_heads"] = f"num_attention_heads = {heads} (no grouped-query attention)"
     return derived
+
+
+def _match_widths(config: Any) -> dict[str, str]:
+    """The widths of a vision-language config that must equal its text model's ``hidden_size``, set to it where the
+    default config disagrees (its text and vision defaults come from different checkpoints): the vision tower's
+    output width (``out_hidden_size``; Qwen2-VL's ``hidden_size`` beside the tower's ``embed_dim``), whose
+    features replace token embeddings, and the config's own ``hidden_size`` (Ovis2's embedding table and head).
+    Field -> how it was set."""
+    text, vision = getattr(config, "text_config", None), getattr(config, "vision_config", None)
+    width = _field(text, "hidden_size") if hasattr(text, "to_dict") else None
+    if not isinstance(width, int):
+        return {}
+    fields = [(config, "config.hidden_size", "hidden_size")]
+    if hasattr(vision, "to_dict"):
+        output = "out_hidden_size" if _field(vision, "out_hidden_size") is not None else "hidden_size"
+        if output == "out_hidden_size" or isinstance(_field(vision, "embed_dim"), int):
+            fields.append((vision, f"vision_config.{output}", output))
+    matched: dict[str, str] = {}
+    for owner, label, name in fields:
+        value = _field(owner, name)
+        if isinstance(value, int) and value != width:
+            setattr(owner, name, width)
+            matched[label] = f"text_config.hidden_size = {width} (was {value})"
+    return matched
+
+
+def _fit_mrope_sections(model: Any) -> list[tuple[list[int], list[int]]]:
+    """Multimodal rotary embeddings split their frequencies into (time, height, width) sections, which the model's
+    code defaults (GLM-4V's ``[8, 12, 12]``) where the config has none; a default config whose head dim gives
+    another number of frequencies cannot run. The sections are scaled to that number in the same ratio (largest
+    remainders). The (default, scaled) pairs."""
+    fitted: list[tuple[list[int], list[int]]] = []
+    for module in model.modules():
+        sections, frequencies = getattr(module, "mrope_section", None), getattr(module, "inv_freq", None)
+        if not isinstance(sections, list) or not all(isinstance(n, int) for n in sections) or not sections:
+            continue
+        if not isinstance(frequencies, torch.Tensor) or frequencies.dim() != 1 or sum(sections) == len(frequencies):
+            continue
+        exact = [n * len(frequencies) / sum(sections) for n in sections]
+        scaled = [int(x) for x in exact]
+        for i in sorted(range(len(exact)), key=lambda i: scaled[i] - exact[i])[: len(frequencies) - sum(scaled)]:
+            scaled[i] += 1
+        module.mrope_section = scaled
+        if (sections, scaled) not in fitted:
+            fitted.append((sections, scaled))
+    return fitted
 
 
 def _field(config: Any, name: str, missing: Any = None) -> Any:

@@ -146,13 +146,13 @@ class KeywordInputs:
         return {"pixel_values_videos": torch.randn(batch, frames, channels, height, width, generator=generator)}
 
     def _image_tokens(self, made: dict[str, Any], batch: int, notes: list[str]) -> int:
-        if getattr(self.model, "get_image_features", None) is None or "pixel_values" not in made:
+        if self._features("image") is None or "pixel_values" not in made:
             return int(_find(self.config, "image_seq_length", "mm_tokens_per_image") or 0)
         return self._feature_rows("image", made, batch, notes)
 
     def _feature_rows(self, kind: str, made: dict[str, Any], batch: int, notes: list[str]) -> int:
         """Placeholder tokens per sequence: the rows of features the model's ``get_{kind}_features`` returns."""
-        features = getattr(self.model, f"get_{kind}_features", None)
+        features = self._features(kind)
         if features is None:
             return 0
         accepted = inspect.signature(features).parameters
@@ -160,6 +160,11 @@ class KeywordInputs:
         rows = sum(t.numel() // t.shape[-1] for t in _tensors(getattr(out, "pooler_output", out)) if t.dim())
         notes.append(f"{rows // batch} {kind} tokens per sequence (the rows of the model's {kind} features)")
         return rows // batch
+
+    def _features(self, kind: str) -> Any:
+        """The model's ``get_{kind}_features``, or its base model's (DeepSeek-VL's head has none of its own)."""
+        name = f"get_{kind}_features"
+        return getattr(self.model, name, None) or getattr(getattr(self.model, "model", None), name, None)
 
     # audio
 
@@ -366,21 +371,29 @@ def _processor(kind: str, config: Any, **options: Any) -> Any:
 def _qwen_like_processor(config: Any) -> Any:
     """Qwen2-VL's image processor at the vision config's patch, temporal patch and merge sizes, for a Qwen-like
     vision tower (one with ``spatial_merge_size``) of a model type that maps no processor of its own."""
-    vision = _vision_config(config)
-    merge = getattr(vision, "spatial_merge_size", None)
-    if not isinstance(merge, int):
+    sizes = _patch_sizes(config)
+    if not sizes:
         return None
     from transformers import Qwen2VLImageProcessor
 
-    sizes: dict[str, Any] = {"patch_size": getattr(vision, "patch_size", 14), "merge_size": merge}
-    temporal = getattr(vision, "temporal_patch_size", None)
-    if isinstance(temporal, int):
-        sizes["temporal_patch_size"] = temporal
     return Qwen2VLImageProcessor(**sizes)
 
 
+def _patch_sizes(config: Any) -> dict[str, int]:
+    """The patch, temporal patch and merge sizes of a Qwen-like vision tower (one with ``spatial_merge_size``),
+    for its image processor: a processor's defaults are those of one checkpoint (Qwen2-VL's 14-pixel patches
+    where Qwen3-VL's are 16)."""
+    vision = _vision_config(config)
+    merge = getattr(vision, "spatial_merge_size", None)
+    if not isinstance(merge, int):
+        return {}
+    sizes = {"patch_size": getattr(vision, "patch_size", 14), "merge_size": merge}
+    temporal = getattr(vision, "temporal_patch_size", None)
+    return sizes | ({"temporal_patch_size": temporal} if isinstance(temporal, int) else {})
+
+
 def _run_processor(kind: str, config: Any, **data: Any) -> dict[str, Any] | None:
-    processor = _processor(kind, config)
+    processor = _processor(kind, config, **(_patch_sizes(config) if kind == "image" else {}))
     if processor is None:
         return None
     try:
