@@ -104,11 +104,15 @@ class KeywordInputs:
         return has_config or any(isinstance(t, nn.Module) for t in towers)
 
     def _renamed(self, made: dict[str, Any]) -> dict[str, Any]:
-        """Vision towers of Qwen-like models call the patches ``hidden_states`` and the grid ``grid_thw``."""
+        """Vision towers name the processor's outputs without ``image_`` (Qwen-like towers' ``hidden_states`` and
+        ``grid_thw``, VideoLLaMA3's ``merge_sizes``) or with ``pixel_`` (Gemma 4's ``pixel_position_ids``)."""
         if "hidden_states" in self.required and "pixel_values" in made:
             made["hidden_states"] = made.pop("pixel_values")
-        if "grid_thw" in self.accepts and "image_grid_thw" in made:
-            made["grid_thw"] = made.pop("image_grid_thw")
+        for name in [n for n in made if n.startswith("image_") and n not in self.accepts]:
+            bare = name.removeprefix("image_")
+            renamed = next((n for n in (bare, f"pixel_{bare}") if n in self.accepts and n not in made), None)
+            if renamed is not None:
+                made[renamed] = made.pop(name)
         return made
 
     # images and video
@@ -120,14 +124,27 @@ class KeywordInputs:
         if processed is not None and isinstance(processed.get("pixel_values"), torch.Tensor):
             patches = "image_grid_thw" in processed  # patches and their grid: the processor's sizes are the model's
             pixels = processed["pixel_values"] if patches else _at_config_size(processed["pixel_values"], self.config)
+            if pixels.dim() == 5 and not any(n in self.accepts for n in TEXT_IDS):  # a vision tower takes the tiles
+                pixels = processed["pixel_values"] = pixels.flatten(0, 1)  # of each image (Idefics3's) as images
             size = "x".join(str(d) for d in pixels.shape[-2:]) if pixels.dim() >= 4 else f"{len(pixels)} patches"
             notes.append(f"{batch} random image(s) through the model's image processor ({size})")
             extras = {k: v for k, v in processed.items() if k in IMAGE_EXTRAS and pixels is processed["pixel_values"]}
+            extras |= {k: v for k, v in processed.items() if k in self._image_arguments() and k != "pixel_values"}
             return {"pixel_values": pixels, **self._image_sizes(pixels, batch), **extras}
         channels, (height, width) = _channels(self.config), _image_hw(self.config)
         notes.append(f"{batch} random {height}x{width} image(s) of {channels} channels (the config's size)")
         pixels = torch.randn(batch, channels, height, width, generator=generator)
         return {"pixel_values": pixels, **self._image_sizes(pixels, batch)}
+
+    def _image_arguments(self) -> set[str]:
+        """Inputs that the model's ``get_image_features`` (or its forward, for a vision tower) needs: a processor's
+        outputs of those names (SigLIP 2's ``spatial_shapes``, DeepSeek-VL-Hybrid's ``high_res_pixel_values``)
+        are the model's inputs whatever their name."""
+        name = "get_image_features"
+        functions = [getattr(m, name, None) for m in (self.model, getattr(self.model, "model", None))]
+        parameters = [p for f in functions if f is not None for p in inspect.signature(f).parameters.values()]
+        needed = {p.name for p in parameters if p.default is p.empty and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+        return needed | self.required | {f"image_{n}" for n in self.required}
 
     def _image_sizes(self, pixels: torch.Tensor, batch: int) -> dict[str, torch.Tensor]:
         """``image_sizes`` (each image's height and width, as LLaVA-NeXT's and Pixtral's processors give them)
@@ -156,7 +173,8 @@ class KeywordInputs:
         if features is None:
             return 0
         accepted = inspect.signature(features).parameters
-        out = _call_with_values(features, self.model, {k: v for k, v in made.items() if k in accepted})
+        passes_on = any(p.kind is p.VAR_KEYWORD for p in accepted.values())  # to the base model's (VideoLLaMA3's)
+        out = _call_with_values(features, self.model, {k: v for k, v in made.items() if k in accepted or passes_on})
         rows = sum(t.numel() // t.shape[-1] for t in _tensors(getattr(out, "pooler_output", out)) if t.dim())
         notes.append(f"{rows // batch} {kind} tokens per sequence (the rows of the model's {kind} features)")
         return rows // batch
@@ -371,29 +389,27 @@ def _processor(kind: str, config: Any, **options: Any) -> Any:
 def _qwen_like_processor(config: Any) -> Any:
     """Qwen2-VL's image processor at the vision config's patch, temporal patch and merge sizes, for a Qwen-like
     vision tower (one with ``spatial_merge_size``) of a model type that maps no processor of its own."""
-    sizes = _patch_sizes(config)
-    if not sizes:
+    if not isinstance(getattr(_vision_config(config), "spatial_merge_size", None), int):
         return None
     from transformers import Qwen2VLImageProcessor
 
-    return Qwen2VLImageProcessor(**sizes)
+    return Qwen2VLImageProcessor(**_patch_sizes(config))
 
 
 def _patch_sizes(config: Any) -> dict[str, int]:
-    """The patch, temporal patch and merge sizes of a Qwen-like vision tower (one with ``spatial_merge_size``),
-    for its image processor: a processor's defaults are those of one checkpoint (Qwen2-VL's 14-pixel patches
-    where Qwen3-VL's are 16)."""
+    """The patch, merge and temporal patch sizes that the vision config sets, for an image processor that cuts
+    images into patches and gives their grid: a processor's defaults are those of one checkpoint (Qwen2-VL's
+    14-pixel patches where Qwen3-VL's are 16)."""
     vision = _vision_config(config)
-    merge = getattr(vision, "spatial_merge_size", None)
-    if not isinstance(merge, int):
-        return {}
-    sizes = {"patch_size": getattr(vision, "patch_size", 14), "merge_size": merge}
-    temporal = getattr(vision, "temporal_patch_size", None)
-    return sizes | ({"temporal_patch_size": temporal} if isinstance(temporal, int) else {})
+    names = {"patch_size": "patch_size", "merge_size": "spatial_merge_size", "temporal_patch_size": "temporal_patch_size"}
+    sizes = {option: getattr(vision, name, None) for option, name in names.items()}
+    return {option: size for option, size in sizes.items() if isinstance(size, int) and not isinstance(size, bool)}
 
 
 def _run_processor(kind: str, config: Any, **data: Any) -> dict[str, Any] | None:
-    processor = _processor(kind, config, **(_patch_sizes(config) if kind == "image" else {}))
+    processor = _processor(kind, config)
+    if kind == "image" and hasattr(processor, "merge_size"):  # patches and their grid: at the model's sizes
+        processor = _processor(kind, config, **_patch_sizes(config))
     if processor is None:
         return None
     try:
