@@ -39,9 +39,14 @@ def load(spec: str, name: str, device: torch.device) -> LoadedModel:
     sections = _fit_mrope_sections(model)
     loaded = _with_inputs(spec, model, config)
     notes = [f"the config leaves {', '.join(derived)} unset: taken as {'; '.join(derived.values())}"] if derived else []
-    notes += [f"the config's {field} differs from its text model's width: taken as {how}" for field, how in matched.items()]
-    notes += [f"the rotary sections {was} (the model's default) cover {sum(was)} of its {sum(now)} rotary "
-              f"frequencies: taken as {now}, in the same ratio" for was, now in sections]
+    notes += [
+        f"the config's {field} differs from its text model's width: taken as {how}" for field, how in matched.items()
+    ]
+    notes += [
+        f"the rotary sections {was} (the model's default) add up to {sum(was)} where its head dim gives "
+        f"{sum(now)} rotary frequencies: taken as {now}, in the same ratio"
+        for was, now in sections
+    ]
     loaded.note = "; ".join(notes)
     return loaded
 

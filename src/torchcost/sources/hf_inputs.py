@@ -143,7 +143,9 @@ class KeywordInputs:
         name = "get_image_features"
         functions = [getattr(m, name, None) for m in (self.model, getattr(self.model, "model", None))]
         parameters = [p for f in functions if f is not None for p in inspect.signature(f).parameters.values()]
-        needed = {p.name for p in parameters if p.default is p.empty and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+        needed = {
+            p.name for p in parameters if p.default is p.empty and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+        }
         return needed | self.required | {f"image_{n}" for n in self.required}
 
     def _image_sizes(self, pixels: torch.Tensor, batch: int) -> dict[str, torch.Tensor]:
@@ -308,7 +310,10 @@ def _find(config: Any, *names: str) -> Any:
 
 
 def _vision_config(config: Any) -> Any:
-    return getattr(config, "vision_config", None) or getattr(config, "backbone_config", None) or config
+    """The vision sub-config (a video config's own, PE Video's), else the config itself."""
+    video = getattr(config, "video_config", None)
+    vision = getattr(config, "vision_config", None) or getattr(config, "backbone_config", None)
+    return vision or (_vision_config(video) if video is not None else config)
 
 
 def _text_config(config: Any) -> Any:
@@ -316,8 +321,21 @@ def _text_config(config: Any) -> Any:
     return text if text is not None and hasattr(text, "to_dict") else config
 
 
+def _image_size(config: Any) -> Any:
+    """The config's ``image_size``; for a timm backbone (``TimmWrapperConfig``), its architecture's input size."""
+    vision = _vision_config(config)
+    size = getattr(vision, "image_size", None) or _find(config, "image_size")
+    architecture = getattr(vision, "architecture", None)
+    if size is None and isinstance(architecture, str) and getattr(vision, "model_type", "") == "timm_wrapper":
+        with contextlib.suppress(Exception):
+            import timm
+
+            size = list(timm.models.get_pretrained_cfg(architecture).input_size[-2:])
+    return size
+
+
 def _image_hw(config: Any) -> tuple[int, int]:
-    size = getattr(_vision_config(config), "image_size", None) or _find(config, "image_size")
+    size = _image_size(config)
     if isinstance(size, int):
         return size, size
     if isinstance(size, list | tuple) and len(size) == 2:
@@ -326,14 +344,14 @@ def _image_hw(config: Any) -> tuple[int, int]:
 
 
 def _image_side(config: Any) -> int:
-    size = getattr(_vision_config(config), "image_size", None) or _find(config, "image_size")
+    size = _image_size(config)
     return size if isinstance(size, int) else max(size) if isinstance(size, list | tuple) and size else IMAGE_SIDE
 
 
 def _at_config_size(pixels: torch.Tensor, config: Any) -> torch.Tensor:
     """Images resized to the config's ``image_size`` where it has one and the processor's default differs
     (a processor's defaults are those of one checkpoint; the config is the model's own)."""
-    size = getattr(_vision_config(config), "image_size", None) or getattr(config, "image_size", None)
+    size = _image_size(config)
     if pixels.dim() < 4 or not isinstance(size, int | list | tuple) or isinstance(size, bool):
         return pixels
     height, width = _image_hw(config)
@@ -393,7 +411,8 @@ def _qwen_like_processor(config: Any) -> Any:
         return None
     from transformers import Qwen2VLImageProcessor
 
-    return Qwen2VLImageProcessor(**_patch_sizes(config))
+    made: Any = Qwen2VLImageProcessor
+    return made(**_patch_sizes(config))
 
 
 def _patch_sizes(config: Any) -> dict[str, int]:
@@ -401,8 +420,8 @@ def _patch_sizes(config: Any) -> dict[str, int]:
     images into patches and gives their grid: a processor's defaults are those of one checkpoint (Qwen2-VL's
     14-pixel patches where Qwen3-VL's are 16)."""
     vision = _vision_config(config)
-    names = {"patch_size": "patch_size", "merge_size": "spatial_merge_size", "temporal_patch_size": "temporal_patch_size"}
-    sizes = {option: getattr(vision, name, None) for option, name in names.items()}
+    options = (("patch_size", "patch_size"), ("merge_size", "spatial_merge_size"), ("temporal_patch_size",) * 2)
+    sizes = {option: getattr(vision, name, None) for option, name in options}
     return {option: size for option, size in sizes.items() if isinstance(size, int) and not isinstance(size, bool)}
 
 
