@@ -32,13 +32,22 @@ def load(spec: str, name: str, device: torch.device) -> LoadedModel:
     transformers' ``from_config`` does."""
     transformers = require("transformers", "transformers")
     config = _config(transformers, name)
-    derived, fitted = _derive_unset(config), _fit_audio_width(config)
+    derived, matched = _derive_unset(config), _match_widths(config)
     named = [getattr(transformers, n, None) for n in getattr(config, "architectures", None) or []]
     model_classes = [c for c in named if c is not None][:1] or _model_classes(transformers, config)
     model = _build(spec, model_classes, config, device, derived)
+    sections = _fit_mrope_sections(model)
     loaded = _with_inputs(spec, model, config)
-    unset = f"the config leaves {', '.join(derived)} unset: taken as {'; '.join(derived.values())}" if derived else ""
-    loaded.note = "; ".join(n for n in (unset, fitted) if n)
+    notes = [f"the config leaves {', '.join(derived)} unset: taken as {'; '.join(derived.values())}"] if derived else []
+    notes += [
+        f"the config's {field} differs from its text model's width: taken as {how}" for field, how in matched.items()
+    ]
+    notes += [
+        f"the rotary sections {was} (the model's default) add up to {sum(was)} where its head dim gives "
+        f"{sum(now)} rotary frequencies: taken as {now}, in the same ratio"
+        for was, now in sections
+    ]
+    loaded.note = "; ".join(notes)
     return loaded
 
 
@@ -109,17 +118,53 @@ def _derive_missing(config: Any, message: str, derived: dict[str, str]) -> bool:
     return bool(subs)
 
 
-def _fit_audio_width(config: Any) -> str:
-    """An audio encoder's ``output_dim`` (the width of the audio features put among the text embeddings) set to
-    the text model's ``hidden_size`` where a config sets the two unequal (Qwen3-ASR's default: 3584 and 2048,
-    where its checkpoints have them equal); says what was set."""
-    for sub in _configs(config):
-        audio, text = getattr(sub, "audio_config", None), getattr(sub, "text_config", None)
-        width, out = _field(text, "hidden_size"), _field(audio, "output_dim")
-        if isinstance(width, int) and isinstance(out, int) and out != width:
-            sub.audio_config.output_dim = width
-            return f"audio_config.output_dim {out} does not fit text_config.hidden_size: taken as {width}"
-    return ""
+def _match_widths(config: Any) -> dict[str, str]:
+    """The widths of a vision- or audio-language config that must equal its text model's ``hidden_size``, set to it
+    where the default config disagrees (its text and vision defaults come from different checkpoints): the vision
+    tower's output width (``out_hidden_size``; Qwen2-VL's ``hidden_size`` beside the tower's ``embed_dim``) and the
+    audio encoder's ``output_dim`` (Qwen3-ASR's), whose features replace token embeddings, and the config's own
+    ``hidden_size`` (Ovis2's embedding table and head). Field -> how it was set."""
+    text, vision = getattr(config, "text_config", None), getattr(config, "vision_config", None)
+    width = _field(text, "hidden_size") if hasattr(text, "to_dict") else None
+    if not isinstance(width, int):
+        return {}
+    fields = [(config, "config.hidden_size", "hidden_size")]
+    audio = getattr(config, "audio_config", None)
+    if hasattr(audio, "to_dict") and isinstance(_field(audio, "output_dim"), int):
+        fields.append((audio, "audio_config.output_dim", "output_dim"))  # Qwen3-ASR's audio features
+    if hasattr(vision, "to_dict"):
+        output = "out_hidden_size" if _field(vision, "out_hidden_size") is not None else "hidden_size"
+        if output == "out_hidden_size" or isinstance(_field(vision, "embed_dim"), int):
+            fields.append((vision, f"vision_config.{output}", output))
+    matched: dict[str, str] = {}
+    for owner, label, name in fields:
+        value = _field(owner, name)
+        if isinstance(value, int) and value != width:
+            setattr(owner, name, width)
+            matched[label] = f"text_config.hidden_size = {width} (was {value})"
+    return matched
+
+
+def _fit_mrope_sections(model: Any) -> list[tuple[list[int], list[int]]]:
+    """Multimodal rotary embeddings split their frequencies into (time, height, width) sections, which the model's
+    code defaults (GLM-4V's ``[8, 12, 12]``) where the config has none; a default config whose head dim gives
+    another number of frequencies cannot run. The sections are scaled to that number in the same ratio (largest
+    remainders). The (default, scaled) pairs."""
+    fitted: list[tuple[list[int], list[int]]] = []
+    for module in model.modules():
+        sections, frequencies = getattr(module, "mrope_section", None), getattr(module, "inv_freq", None)
+        if not isinstance(sections, list) or not all(isinstance(n, int) for n in sections) or not sections:
+            continue
+        if not isinstance(frequencies, torch.Tensor) or frequencies.dim() != 1 or sum(sections) == len(frequencies):
+            continue
+        exact = [n * len(frequencies) / sum(sections) for n in sections]
+        scaled = [int(x) for x in exact]
+        for i in sorted(range(len(exact)), key=lambda i: scaled[i] - exact[i])[: len(frequencies) - sum(scaled)]:
+            scaled[i] += 1
+        module.mrope_section = scaled
+        if (sections, scaled) not in fitted:
+            fitted.append((sections, scaled))
+    return fitted
 
 
 def _field(config: Any, name: str, missing: Any = None) -> Any:

@@ -121,11 +121,15 @@ class KeywordInputs:
         return has_config or any(isinstance(t, nn.Module) for t in towers)
 
     def _renamed(self, made: dict[str, Any]) -> dict[str, Any]:
-        """Vision towers of Qwen-like models call the patches ``hidden_states`` and the grid ``grid_thw``."""
+        """Vision towers name the processor's outputs without ``image_`` (Qwen-like towers' ``hidden_states`` and
+        ``grid_thw``, VideoLLaMA3's ``merge_sizes``) or with ``pixel_`` (Gemma 4's ``pixel_position_ids``)."""
         if "hidden_states" in self.required and "pixel_values" in made:
             made["hidden_states"] = made.pop("pixel_values")
-        if "grid_thw" in self.accepts and "image_grid_thw" in made:
-            made["grid_thw"] = made.pop("image_grid_thw")
+        for name in [n for n in made if n.startswith("image_") and n not in self.accepts]:
+            bare = name.removeprefix("image_")
+            renamed = next((n for n in (bare, f"pixel_{bare}") if n in self.accepts and n not in made), None)
+            if renamed is not None:
+                made[renamed] = made.pop(name)
         return made
 
     # images and video
@@ -133,18 +137,33 @@ class KeywordInputs:
     def _images(self, batch: int, generator: torch.Generator, notes: list[str]) -> dict[str, Any]:
         side = _image_side(self.config)
         images = [torch.randint(0, 256, (3, side, side), dtype=torch.uint8, generator=generator) for _ in range(batch)]
-        processed = _run_processor("image", self.config, images=images)
+        processed = _run_image_processor(self.config, images=images)
         if processed is not None and isinstance(processed.get("pixel_values"), torch.Tensor):
             patches = "image_grid_thw" in processed  # patches and their grid: the processor's sizes are the model's
             pixels = processed["pixel_values"] if patches else _at_config_size(processed["pixel_values"], self.config)
+            if pixels.dim() == 5 and not any(n in self.accepts for n in TEXT_IDS):  # a vision tower takes the tiles
+                pixels = processed["pixel_values"] = pixels.flatten(0, 1)  # of each image (Idefics3's) as images
             size = "x".join(str(d) for d in pixels.shape[-2:]) if pixels.dim() >= 4 else f"{len(pixels)} patches"
             notes.append(f"{batch} random image(s) through the model's image processor ({size})")
             extras = {k: v for k, v in processed.items() if k in IMAGE_EXTRAS and pixels is processed["pixel_values"]}
+            extras |= {k: v for k, v in processed.items() if k in self._image_arguments() and k != "pixel_values"}
             return {"pixel_values": pixels, **self._image_sizes(pixels, batch), **extras}
         channels, (height, width) = _channels(self.config), _image_hw(self.config)
         notes.append(f"{batch} random {height}x{width} image(s) of {channels} channels (the config's size)")
         pixels = torch.randn(batch, channels, height, width, generator=generator)
         return {"pixel_values": pixels, **self._image_sizes(pixels, batch)}
+
+    def _image_arguments(self) -> set[str]:
+        """Inputs that the model's ``get_image_features`` (or its forward, for a vision tower) needs: a processor's
+        outputs of those names (SigLIP 2's ``spatial_shapes``, DeepSeek-VL-Hybrid's ``high_res_pixel_values``)
+        are the model's inputs whatever their name."""
+        name = "get_image_features"
+        functions = [getattr(m, name, None) for m in (self.model, getattr(self.model, "model", None))]
+        parameters = [p for f in functions if f is not None for p in inspect.signature(f).parameters.values()]
+        needed = {
+            p.name for p in parameters if p.default is p.empty and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+        }
+        return needed | self.required | {f"image_{n}" for n in self.required}
 
     def _image_sizes(self, pixels: torch.Tensor, batch: int) -> dict[str, torch.Tensor]:
         """``image_sizes`` (each image's height and width, as LLaVA-NeXT's and Pixtral's processors give them)
@@ -163,7 +182,7 @@ class KeywordInputs:
         return {"pixel_values_videos": torch.randn(batch, frames, channels, height, width, generator=generator)}
 
     def _image_tokens(self, made: dict[str, Any], batch: int, notes: list[str]) -> int:
-        if getattr(self.model, "get_image_features", None) is None or "pixel_values" not in made:
+        if self._features("image") is None or "pixel_values" not in made:
             return int(_find(self.config, "image_seq_length", "mm_tokens_per_image") or 0)
         return self._feature_rows("image", made, batch, notes)
 
@@ -171,6 +190,8 @@ class KeywordInputs:
         """Placeholder tokens per sequence: the rows of features the model's ``get_{kind}_features`` returns (for
         audio, as hf_audio says where that method is missing or the config fixes the count)."""
         fixed = hf_audio.fixed_audio_tokens(self.config) if kind == "audio" else None
+        if "qformer_input_ids" in self.accepts:  # InstructBLIP's Q-Former reads the text
+            made = made | {k: v for k, v in self._text(batch, None, {}, torch.Generator()).items() if "qformer" in k}
         features = hf_audio.features_function(self.model, kind, made) if fixed is None else None
         lengths = hf_audio.tower_lengths(self.model, made) if kind == "audio" and features is None else None
         if fixed is not None or lengths is not None:
@@ -181,14 +202,15 @@ class KeywordInputs:
             return 0
         accepted = inspect.signature(features).parameters
         forwards_all = any(p.kind is p.VAR_KEYWORD for p in accepted.values())  # a head passing on to its model
-        given = {k: v for k, v in made.items() if forwards_all or k in accepted}
-        text = [n for n in (*TEXT_IDS, *MASKS) if n in accepted and accepted[n].default is inspect.Parameter.empty]
-        if text:  # InstructBLIP's Q-Former reads the text
-            given |= {k: v for k, v in self._text(batch, None, {}, torch.Generator()).items() if k in text}
-        out = _call_with_values(features, self.model, given)
+        out = _call_with_values(features, self.model, {k: v for k, v in made.items() if forwards_all or k in accepted})
         rows = sum(t.numel() // t.shape[-1] for t in _tensors(getattr(out, "pooler_output", out)) if t.dim())
         notes.append(f"{rows // batch} {kind} tokens per sequence (the rows of the model's {kind} features)")
         return rows // batch
+
+    def _features(self, kind: str) -> Any:
+        """The model's ``get_{kind}_features``, or its base model's (DeepSeek-VL's head has none of its own)."""
+        name = f"get_{kind}_features"
+        return getattr(self.model, name, None) or getattr(getattr(self.model, "model", None), name, None)
 
     # audio
 
@@ -332,7 +354,10 @@ def _find(config: Any, *names: str) -> Any:
 
 
 def _vision_config(config: Any) -> Any:
-    return getattr(config, "vision_config", None) or getattr(config, "backbone_config", None) or config
+    """The vision sub-config (a video config's own, PE Video's), else the config itself."""
+    video = getattr(config, "video_config", None)
+    vision = getattr(config, "vision_config", None) or getattr(config, "backbone_config", None)
+    return vision or (_vision_config(video) if video is not None else config)
 
 
 def _text_config(config: Any) -> Any:
@@ -340,8 +365,22 @@ def _text_config(config: Any) -> Any:
     return text if text is not None and hasattr(text, "to_dict") else config
 
 
+def _image_size(config: Any) -> Any:
+    """The config's ``image_size``; for a timm backbone (``TimmWrapperConfig``), its architecture's input size."""
+    vision = _vision_config(config)
+    size = getattr(vision, "image_size", None) or _find(config, "image_size")
+    architecture = getattr(vision, "architecture", None)
+    if size is None and isinstance(architecture, str) and getattr(vision, "model_type", "") == "timm_wrapper":
+        with contextlib.suppress(Exception):
+            import timm
+
+            pretrained = timm.models.get_pretrained_cfg(architecture)
+            size = list(pretrained.input_size[-2:]) if pretrained is not None else None
+    return size
+
+
 def _image_hw(config: Any) -> tuple[int, int]:
-    size = getattr(_vision_config(config), "image_size", None) or _find(config, "image_size")
+    size = _image_size(config)
     if isinstance(size, int):
         return size, size
     if isinstance(size, list | tuple) and len(size) == 2:
@@ -350,14 +389,14 @@ def _image_hw(config: Any) -> tuple[int, int]:
 
 
 def _image_side(config: Any) -> int:
-    size = getattr(_vision_config(config), "image_size", None) or _find(config, "image_size")
+    size = _image_size(config)
     return size if isinstance(size, int) else max(size) if isinstance(size, list | tuple) and size else IMAGE_SIDE
 
 
 def _at_config_size(pixels: torch.Tensor, config: Any) -> torch.Tensor:
     """Images resized to the config's ``image_size`` where it has one and the processor's default differs
     (a processor's defaults are those of one checkpoint; the config is the model's own)."""
-    size = getattr(_vision_config(config), "image_size", None) or getattr(config, "image_size", None)
+    size = _image_size(config)
     if pixels.dim() < 4 or not isinstance(size, int | list | tuple) or isinstance(size, bool):
         return pixels
     height, width = _image_hw(config)
@@ -382,68 +421,50 @@ def _decoder_positions(config: Any) -> int:
     return int(value) if isinstance(value, int) and value > 0 else DEFAULT_SEQ_LEN
 
 
-def _processor(kind: str, config: Any, **options: Any) -> Any:
-    """The model type's image processor or feature extractor with its defaults (no files are read), with
-    ``options`` where it takes them."""
-    from transformers.models.auto import feature_extraction_auto, image_processing_auto
+def _image_processor(config: Any, **options: Any) -> Any:
+    """The model type's image processor with its defaults (no files are read), with ``options`` where it takes
+    them (audio: see hf_audio)."""
+    from transformers.models.auto import image_processing_auto
 
-    names = (
-        image_processing_auto.IMAGE_PROCESSOR_MAPPING_NAMES  # type: ignore[attr-defined]
-        if kind == "image"
-        else feature_extraction_auto.FEATURE_EXTRACTOR_MAPPING_NAMES  # type: ignore[attr-defined]
-    )
+    names = image_processing_auto.IMAGE_PROCESSOR_MAPPING_NAMES  # type: ignore[attr-defined]
     for model_type in _model_types(config):
         entry = names.get(model_type)
         candidates = list(entry.values()) if isinstance(entry, dict) else [entry] if isinstance(entry, str) else []
         for class_name in candidates:
             with contextlib.suppress(Exception):
-                get = (
-                    image_processing_auto.get_image_processor_class_from_name
-                    if kind == "image"
-                    else feature_extraction_auto.feature_extractor_class_from_name
-                )
-                made = get(class_name)
+                made = image_processing_auto.get_image_processor_class_from_name(class_name)
                 try:
-                    return _at_vision_sizes(made(**options), config) if kind == "image" else made(**options)
+                    return made(**options)
                 except TypeError:
                     return made()
-    return _qwen_like_processor(config) if kind == "image" else None
+    return _qwen_like_processor(config)
 
 
 def _qwen_like_processor(config: Any) -> Any:
     """Qwen2-VL's image processor at the vision config's patch, temporal patch and merge sizes, for a Qwen-like
     vision tower (one with ``spatial_merge_size``) of a model type that maps no processor of its own."""
-    sizes = _qwen_sizes(config)
-    if not sizes:
+    if not isinstance(getattr(_vision_config(config), "spatial_merge_size", None), int):
         return None
     from transformers import Qwen2VLImageProcessor
 
-    return Qwen2VLImageProcessor(**sizes)
+    made: Any = Qwen2VLImageProcessor
+    return made(**_patch_sizes(config))
 
 
-def _qwen_sizes(config: Any) -> dict[str, Any]:
+def _patch_sizes(config: Any) -> dict[str, int]:
+    """The patch, merge and temporal patch sizes that the vision config sets, for an image processor that cuts
+    images into patches and gives their grid: a processor's defaults are those of one checkpoint (Qwen2-VL's
+    14-pixel patches where Qwen3-VL's are 16)."""
     vision = _vision_config(config)
-    merge = getattr(vision, "spatial_merge_size", None)
-    if not isinstance(merge, int):
-        return {}
-    sizes: dict[str, Any] = {"patch_size": getattr(vision, "patch_size", 14), "merge_size": merge}
-    temporal = getattr(vision, "temporal_patch_size", None)
-    if isinstance(temporal, int):
-        sizes["temporal_patch_size"] = temporal
-    return sizes
+    options = (("patch_size", "patch_size"), ("merge_size", "spatial_merge_size"), ("temporal_patch_size",) * 2)
+    sizes = {option: getattr(vision, name, None) for option, name in options}
+    return {option: size for option, size in sizes.items() if isinstance(size, int) and not isinstance(size, bool)}
 
 
-def _at_vision_sizes(processor: Any, config: Any) -> Any:
-    """A Qwen2-VL-like processor (one that merges patches) at the vision config's sizes where its defaults differ
-    (LFM3-VL maps Qwen2-VL's processor, of 14-pixel patches, to a tower of 16-pixel ones)."""
-    sizes = _qwen_sizes(config)
-    if not hasattr(processor, "merge_size") or all(getattr(processor, k, v) == v for k, v in sizes.items()):
-        return processor
-    return type(processor)(**sizes)
-
-
-def _run_processor(kind: str, config: Any, **data: Any) -> dict[str, Any] | None:
-    processor = _processor(kind, config)
+def _run_image_processor(config: Any, **data: Any) -> dict[str, Any] | None:
+    processor = _image_processor(config)
+    if hasattr(processor, "merge_size"):  # patches and their grid: at the model's sizes
+        processor = _image_processor(config, **_patch_sizes(config))
     if processor is None:
         return None
     try:
