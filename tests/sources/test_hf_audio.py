@@ -64,7 +64,8 @@ def test_audio_width_unlike_the_text_width_is_fitted_and_said(tmp_path):
     spec = write(tmp_path, model_type="qwen3_asr", audio_config=audio, text_config=dict(model_type="qwen3", **TEXT),
                  audio_token_id=V - 1)  # fmt: skip
     p = profile_spec(spec, InputOptions(seq_len=T), device="meta")
-    fitted = f"audio_config.output_dim {2 * E} does not fit text_config.hidden_size: taken as {E}"
+    fitted = f"audio_config.output_dim differs from its text model's width: taken as text_config.hidden_size = {E}"
+    fitted += f" (was {2 * E})"
     assert any(fitted in note for note in p.notes)
     assert p.macs == counts(spec, "cpu")[0]
 
