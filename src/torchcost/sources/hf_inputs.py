@@ -201,8 +201,7 @@ class KeywordInputs:
         if features is None:
             return 0
         accepted = inspect.signature(features).parameters
-        forwards_all = any(p.kind is p.VAR_KEYWORD for p in accepted.values())  # a head passing on to its model
-        out = _call_with_values(features, self.model, {k: v for k, v in made.items() if forwards_all or k in accepted})
+        out = _call_with_values(features, self.model, {k: v for k, v in made.items() if k in accepted})
         rows = sum(t.numel() // t.shape[-1] for t in _tensors(getattr(out, "pooler_output", out)) if t.dim())
         notes.append(f"{rows // batch} {kind} tokens per sequence (the rows of the model's {kind} features)")
         return rows // batch
