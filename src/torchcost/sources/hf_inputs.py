@@ -48,6 +48,8 @@ IMAGE_EXTRAS = (
     "image_position_ids",
     "pixel_position_ids",
     "grid_thw",
+    "prompt_pixel_values",
+    "prompt_masks",
 )
 SUFFIXES = ("_vision_model", "_vision_encoder", "_vision", "_text_model", "_text", "_encoder", "_model", "_thinker")
 
@@ -148,8 +150,11 @@ class KeywordInputs:
         def random_images(n: int) -> list[torch.Tensor]:
             return [torch.randint(0, 256, (3, side, side), dtype=torch.uint8, generator=generator) for _ in range(n)]
 
-        what = "image(s)"
-        processed = _run_processor("image", self.config, images=random_images(batch))
+        what, prompts = "image(s)", {}
+        if "prompt_pixel_values" in self.accepts:  # SegGPT: each image comes with an example image and its mask
+            masks = [torch.randint(0, 2, (side, side), dtype=torch.uint8, generator=generator) for _ in range(batch)]
+            prompts = {"prompt_images": random_images(batch), "prompt_masks": masks}
+        processed = _run_processor("image", self.config, images=random_images(batch), **prompts)
         frames = _find(self.config, "num_frames")
         if processed is None:  # a processor of image pairs (keypoint matchers) takes a list of pairs
             processed = _run_processor("image", self.config, images=[random_images(2) for _ in range(batch)])
@@ -159,7 +164,8 @@ class KeywordInputs:
             processed = _run_processor("image", self.config, images=[random_images(frames) for _ in range(batch)])
             what = f"clip(s) of {frames} frames"
         if processed is not None and isinstance(processed.get("pixel_values"), torch.Tensor):
-            patches = "image_grid_thw" in processed  # patches and their grid: the processor's sizes are the model's
+            # patches and their grid, or images stacked with their prompts: the processor's sizes are the model's
+            patches = "image_grid_thw" in processed or "prompt_pixel_values" in processed
             pixels = processed["pixel_values"] if patches else _at_config_size(processed["pixel_values"], self.config)
             size = "x".join(str(d) for d in pixels.shape[-2:]) if pixels.dim() >= 4 else f"{len(pixels)} patches"
             notes.append(f"{batch} random {what} through the model's image processor ({size})")
