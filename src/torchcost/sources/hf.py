@@ -25,6 +25,7 @@ import torch
 
 from torchcost.sources.base import LoadedModel, ModelSourceError, UnknownModelError, build_on, closest, require
 from torchcost.sources.hf_inputs import KeywordInputs, _text_config
+from torchcost.sources.hf_series import derive_horizon
 
 
 def load(spec: str, name: str, device: torch.device) -> LoadedModel:
@@ -54,7 +55,7 @@ def load(spec: str, name: str, device: torch.device) -> LoadedModel:
 def _derive_unset(config: Any) -> dict[str, str]:
     """Fields that a config leaves unset and that every architecture derives the same way, set on it (the
     default configs of some types leave them to the checkpoint's config.json): field -> how it was derived."""
-    derived: dict[str, str] = {}
+    derived = derive_horizon(config)
     for sub in _configs(config):
         heads, width = _field(sub, "num_attention_heads"), _field(sub, "hidden_size")
         if _field(sub, "head_dim", False) is None and heads and width:

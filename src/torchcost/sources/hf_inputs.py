@@ -11,7 +11,10 @@ from the model's own preprocessing where transformers has it, run on synthetic d
   for a model that takes one);
 - text: token ids below the vocabulary size, avoiding the config's special token ids, and an all-ones mask;
 - vision- and audio-language models: the image or audio, plus ``input_ids`` holding as many image or audio
-  tokens as the model's own ``get_image_features`` / ``get_audio_features`` returns for it, before the text.
+  tokens as the model's own ``get_image_features`` / ``get_audio_features`` returns for it, before the text;
+- video models: clips of the config's ``num_frames`` random frames; keypoint matchers: pairs of images (both
+  through the processor, which takes a clip or a pair as a list of images);
+- time series (``past_values``): see ``hf_series``; token boxes and detected regions: see ``hf_layout``.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from torch import nn
 
 from torchcost.sources import hf_audio
 from torchcost.sources.base import ModelSourceError
+from torchcost.sources.hf_layout import region_features, token_boxes
+from torchcost.sources.hf_series import series_inputs
 
 IMAGE_SIDE = 448  # synthetic images for processors that keep the resolution they are given (Qwen2-VL, Pixtral)
 AUDIO_SECONDS = 1.0
@@ -44,6 +49,8 @@ IMAGE_EXTRAS = (
     "image_position_ids",
     "pixel_position_ids",
     "grid_thw",
+    "prompt_pixel_values",
+    "prompt_masks",
 )
 RECURRENT_LAYERS = {"linear_attention", "mamba", "conv"}  # layer types that keep states, not keys and values
 SUFFIXES = ("_vision_model", "_vision_encoder", "_vision", "_text_model", "_text", "_encoder", "_model", "_thinker")
@@ -81,19 +88,43 @@ class KeywordInputs:
             _token(self.config, "image") is not None and "pixel_values" in self.accepts and self._has_vision_tower()
         )
         patches = "grid_thw" in self.required or "image_grid_thw" in self.required  # a Qwen-like vision tower
-        if self.wants("pixel_values", "vision") or vision_language or patches:
+        # one config for image and text (ViLT): the image goes with the text; a document model (UDOP, LayoutLMv3)
+        # runs on its text and boxes alone
+        one_config = getattr(self.config, "image_size", None) is not None and "bbox" not in self.accepts
+        one_config = one_config and "input_ids" in self.accepts and "pixel_values" in self.accepts
+        if self.wants("pixel_values", "vision") or vision_language or patches or one_config:
             made.update(self._images(batch, generator, notes))
+        if self.wants("flattened_patches"):  # Pix2Struct: the processor's patches and their mask
+            side = _image_side(self.config)
+            images = [torch.randint(0, 256, (3, side, side), dtype=torch.uint8, generator=generator)] * batch
+            processed = _run_image_processor(self.config, images=images) or {}
+            made.update({k: v for k, v in processed.items() if k in ("flattened_patches", "attention_mask")})
+            if "flattened_patches" in made:
+                notes.append(
+                    f"{batch} random image(s) through the model's image processor "
+                    f"({made['flattened_patches'].shape[1]} patches)"
+                )
         if self.wants("pixel_values_videos"):
             made.update(self._videos(batch, generator, notes))
         for name in ("input_values", "input_features", "audio_mel"):
             if self.wants(name, "audio") and not any(n in made for n in ("input_values", "input_features")):
                 made.update(self._audio(name, batch, generator, notes))
+        if self.wants("past_values"):  # a time series
+            series, note = series_inputs(self.config, self.accepts, batch, generator)
+            made.update(series)
+            notes.append(note)
         decoder = getattr(self.config, "is_encoder_decoder", False) and "decoder_input_ids" in self.accepts
         if any(n in self.accepts for n in TEXT_IDS) or decoder:
             placeholders = {"image": self._image_tokens(made, batch, notes) if vision_language else 0}
             if _token(self.config, "audio") is not None and any(n in made for n in ("input_features", "input_values")):
                 placeholders["audio"] = self._feature_rows("audio", made, batch, notes)
             made.update(self._text(batch, seq_len, placeholders, generator))
+        if "bbox" in self.accepts and "input_ids" in made:  # a document model: each token's box on the page
+            made["bbox"] = token_boxes(self.model, self.config, made["input_ids"], generator)
+        if "visual_feats" in self.accepts:  # detected objects (LXMERT)
+            regions, note = region_features(self.config, batch, generator)
+            made.update(regions)
+            notes.append(note)
         queries = _find(self.config, "latent_query_num")  # Kosmos-2: image features in place of the tokens after <s>
         if "image_embeds_position_mask" in self.accepts and "pixel_values" in made and isinstance(queries, int):
             made["image_embeds_position_mask"] = torch.zeros_like(made["input_ids"])
@@ -136,15 +167,32 @@ class KeywordInputs:
 
     def _images(self, batch: int, generator: torch.Generator, notes: list[str]) -> dict[str, Any]:
         side = _image_side(self.config)
-        images = [torch.randint(0, 256, (3, side, side), dtype=torch.uint8, generator=generator) for _ in range(batch)]
-        processed = _run_image_processor(self.config, images=images)
+
+        def random_images(n: int) -> list[torch.Tensor]:
+            return [torch.randint(0, 256, (3, side, side), dtype=torch.uint8, generator=generator) for _ in range(n)]
+
+        what, prompts = "image(s)", {}
+        if "prompt_pixel_values" in self.accepts:  # SegGPT: each image comes with an example image and its mask
+            masks = [torch.randint(0, 2, (side, side), dtype=torch.uint8, generator=generator) for _ in range(batch)]
+            prompts = {"prompt_images": random_images(batch), "prompt_masks": masks}
+        processed = _run_image_processor(self.config, images=random_images(batch), **prompts)
+        frames = _find(self.config, "num_frames")
+        if processed is None:  # a processor of image pairs (keypoint matchers) takes a list of pairs
+            processed = _run_image_processor(self.config, images=[random_images(2) for _ in range(batch)])
+            what = "image pair(s)"
+        elif getattr(processed.get("pixel_values"), "ndim", 0) == 5 and isinstance(frames, int):
+            # a video processor takes each clip as a list of frames (one image is a clip of one frame)
+            processed = _run_image_processor(self.config, images=[random_images(frames) for _ in range(batch)])
+            what = f"clip(s) of {frames} frames"
         if processed is not None and isinstance(processed.get("pixel_values"), torch.Tensor):
-            patches = "image_grid_thw" in processed  # patches and their grid: the processor's sizes are the model's
+            # patches and their grid, or images stacked with their prompts: the processor's sizes are the model's
+            patches = "image_grid_thw" in processed or "prompt_pixel_values" in processed
             pixels = processed["pixel_values"] if patches else _at_config_size(processed["pixel_values"], self.config)
-            if pixels.dim() == 5 and not any(n in self.accepts for n in TEXT_IDS):  # a vision tower takes the tiles
-                pixels = processed["pixel_values"] = pixels.flatten(0, 1)  # of each image (Idefics3's) as images
+            tiles = pixels.dim() == 5 and not what.startswith("clip")  # each image's tiles (Idefics3's)
+            if tiles and not any(n in self.accepts for n in TEXT_IDS):  # a vision tower takes them as images
+                pixels = processed["pixel_values"] = pixels.flatten(0, 1)
             size = "x".join(str(d) for d in pixels.shape[-2:]) if pixels.dim() >= 4 else f"{len(pixels)} patches"
-            notes.append(f"{batch} random image(s) through the model's image processor ({size})")
+            notes.append(f"{batch} random {what} through the model's image processor ({size})")
             extras = {k: v for k, v in processed.items() if k in IMAGE_EXTRAS and pixels is processed["pixel_values"]}
             extras |= {k: v for k, v in processed.items() if k in self._image_arguments() and k != "pixel_values"}
             return {"pixel_values": pixels, **self._image_sizes(pixels, batch), **extras}
@@ -269,6 +317,8 @@ class KeywordInputs:
             ids_name = name.replace("attention_mask", "input_ids")
             if name in self.accepts and ids_name in made and ids_name in self.accepts:
                 made[name] = torch.ones_like(made[ids_name])
+        if "lang_ids" in self.accepts and getattr(self.config, "languages", None):  # X-MOD: the first language
+            made["lang_ids"] = torch.zeros_like(ids)
         if "mm_token_type_ids" in self.accepts:  # text 0, image 1 (multimodal rotary positions)
             made["mm_token_type_ids"] = (ids == (_token(self.config, "image") or -1)).int()
         return made
