@@ -188,7 +188,7 @@ class KeywordInputs:
             # patches and their grid, or images stacked with their prompts: the processor's sizes are the model's
             patches = "image_grid_thw" in processed or "prompt_pixel_values" in processed
             pixels = processed["pixel_values"] if patches else _at_config_size(processed["pixel_values"], self.config)
-            tiles = pixels.dim() == 5 and not what.startswith("clip")  # each image's tiles (Idefics3's)
+            tiles = pixels.dim() == 5 and what == "image(s)"  # each image's tiles (Idefics3's), not clips or pairs
             if tiles and not any(n in self.accepts for n in TEXT_IDS):  # a vision tower takes them as images
                 pixels = processed["pixel_values"] = pixels.flatten(0, 1)
             size = "x".join(str(d) for d in pixels.shape[-2:]) if pixels.dim() >= 4 else f"{len(pixels)} patches"
