@@ -257,19 +257,22 @@ PREFERRED_AUTO_CLASSES = (
 
 
 def _model_classes(transformers: Any, config: Any) -> list[Any]:
-    """The model classes that the auto classes map ``config``'s type to, in order of preference (the next is tried
-    when one cannot be built from this config: transformers maps some composite configs to a sub-model's class)."""
+    """The auto classes that map ``config``'s type to a model, in order of preference, then the model classes they
+    map it to (an auto class may refuse a config it maps, as Evolla's). The next is tried when one cannot be built
+    from this config: transformers maps some composite configs to a sub-model's class."""
     encoder_decoder = getattr(config, "is_encoder_decoder", False)
     others = sorted(n for n in dir(transformers) if n.startswith("AutoModelFor") and n not in PREFERRED_AUTO_CLASSES)
-    found = []
+    auto_classes, model_classes = [], []
     for name in (*PREFERRED_AUTO_CLASSES, *others, "AutoBackbone"):
         if name.endswith("Seq2SeqLM") and not encoder_decoder:
             continue
+        auto_class = getattr(transformers, name)
         with contextlib.suppress(KeyError, AttributeError, ValueError):  # `in` misses some (Evolla's)
-            found.append(getattr(transformers, name)._model_mapping[type(config)])
-    if not found:
+            model_classes.append(auto_class._model_mapping[type(config)])
+            auto_classes.append(auto_class)
+    if not auto_classes:
         raise ModelSourceError(f"transformers maps no model class to {config.model_type!r} configs")
-    return list(dict.fromkeys(found))
+    return [*auto_classes, *dict.fromkeys(model_classes)]
 
 
 def _with_inputs(spec: str, model: Any, config: Any) -> LoadedModel:

@@ -109,20 +109,6 @@ def fixed_audio_tokens(config: Any) -> int | None:
     return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def features_function(model: nn.Module, kind: str, made: dict[str, Any]) -> Any:
-    """The model's ``get_{kind}_features`` or its inner model's, whichever can run on ``made`` and names more of
-    its arguments (an outer one may pass them on as ``**kwargs``); None where neither can run."""
-    owners = [model, getattr(model, "model", None)]
-    functions = [getattr(o, f"get_{kind}_features", None) for o in owners if isinstance(o, nn.Module)]
-    runnable: list[tuple[int, Any]] = []
-    for function in (f for f in functions if f is not None):
-        parameters = inspect.signature(function).parameters.values()
-        named = [p for p in parameters if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
-        if {p.name for p in named if p.default is p.empty} <= set(made):
-            runnable.append((len(named), function))
-    return max(runnable, key=lambda r: r[0])[1] if runnable else None
-
-
 def tower_lengths(model: nn.Module, made: dict[str, Any]) -> torch.Tensor | None:
     """The audio tower's output length of each audio: its ``_get_feat_extract_output_lengths`` of the real frames
     (the sum of the features' mask)."""

@@ -88,9 +88,10 @@ class KeywordInputs:
             _token(self.config, "image") is not None and "pixel_values" in self.accepts and self._has_vision_tower()
         )
         patches = "grid_thw" in self.required or "image_grid_thw" in self.required  # a Qwen-like vision tower
-        # one config for image and text (ViLT): the image goes with the text; a document model (UDOP, LayoutLMv3)
-        # runs on its text and boxes alone
+        # one config for image and text, with no image token (ViLT): the image goes with the text; a document
+        # model (UDOP, LayoutLMv3) runs on its text and boxes alone
         one_config = getattr(self.config, "image_size", None) is not None and "bbox" not in self.accepts
+        one_config = one_config and _token(self.config, "image") is None
         one_config = one_config and "input_ids" in self.accepts and "pixel_values" in self.accepts
         if self.wants("pixel_values", "vision") or vision_language or patches or one_config:
             made.update(self._images(batch, generator, notes))
@@ -193,8 +194,9 @@ class KeywordInputs:
                 pixels = processed["pixel_values"] = pixels.flatten(0, 1)
             size = "x".join(str(d) for d in pixels.shape[-2:]) if pixels.dim() >= 4 else f"{len(pixels)} patches"
             notes.append(f"{batch} random {what} through the model's image processor ({size})")
-            extras = {k: v for k, v in processed.items() if k in IMAGE_EXTRAS and pixels is processed["pixel_values"]}
-            extras |= {k: v for k, v in processed.items() if k in self._image_arguments() and k != "pixel_values"}
+            wanted = IMAGE_EXTRAS + tuple(self._image_arguments() - {"pixel_values"})
+            as_processed = pixels is processed["pixel_values"]  # not resized: the processor's sizes hold
+            extras = {k: v for k, v in processed.items() if k in wanted and (as_processed or "pixel_values" in k)}
             return {"pixel_values": pixels, **self._image_sizes(pixels, batch), **extras}
         channels, (height, width) = _channels(self.config), _image_hw(self.config)
         notes.append(f"{batch} random {height}x{width} image(s) of {channels} channels (the config's size)")
@@ -230,7 +232,8 @@ class KeywordInputs:
         return {"pixel_values_videos": torch.randn(batch, frames, channels, height, width, generator=generator)}
 
     def _image_tokens(self, made: dict[str, Any], batch: int, notes: list[str]) -> int:
-        if self._features("image") is None or "pixel_values" not in made:
+        owners = (self.model, getattr(self.model, "model", None))  # DeepSeek-VL's head has none of its own
+        if not any(hasattr(o, "get_image_features") for o in owners) or "pixel_values" not in made:
             return int(_find(self.config, "image_seq_length", "mm_tokens_per_image") or 0)
         return self._feature_rows("image", made, batch, notes)
 
@@ -240,7 +243,7 @@ class KeywordInputs:
         fixed = hf_audio.fixed_audio_tokens(self.config) if kind == "audio" else None
         if "qformer_input_ids" in self.accepts:  # InstructBLIP's Q-Former reads the text
             made = made | {k: v for k, v in self._text(batch, None, {}, torch.Generator()).items() if "qformer" in k}
-        features = hf_audio.features_function(self.model, kind, made) if fixed is None else None
+        features = _features_function(self.model, kind, made) if fixed is None else None
         lengths = hf_audio.tower_lengths(self.model, made) if kind == "audio" and features is None else None
         if fixed is not None or lengths is not None:
             rows = fixed if fixed is not None else int(lengths.max()) if lengths is not None else 0
@@ -253,11 +256,6 @@ class KeywordInputs:
         rows = sum(t.numel() // t.shape[-1] for t in _tensors(getattr(out, "pooler_output", out)) if t.dim())
         notes.append(f"{rows // batch} {kind} tokens per sequence (the rows of the model's {kind} features)")
         return rows // batch
-
-    def _features(self, kind: str) -> Any:
-        """The model's ``get_{kind}_features``, or its base model's (DeepSeek-VL's head has none of its own)."""
-        name = f"get_{kind}_features"
-        return getattr(self.model, name, None) or getattr(getattr(self.model, "model", None), name, None)
 
     # audio
 
@@ -334,6 +332,21 @@ class KeywordInputs:
         if isinstance(channels, int) and channels > 1:
             return ids[..., None].repeat(1, 1, channels)
         return ids
+
+
+def _features_function(model: nn.Module, kind: str, made: dict[str, Any]) -> Any:
+    """The model's ``get_{kind}_features`` or its inner model's, whichever can run on ``made`` and names more of
+    its arguments (an outer one may pass them on as ``**kwargs``); None where neither can run."""
+    owners = [model, getattr(model, "model", None)]
+    functions = [getattr(o, f"get_{kind}_features", None) for o in owners if isinstance(o, nn.Module)]
+    runnable: list[tuple[int, Any]] = []
+    for function in (f for f in functions if f is not None):
+        parameters = inspect.signature(function).parameters.values()
+        named = [p for p in parameters if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+        passes_on = not named and len(functions) > 1  # (*args, **kwargs) to the inner one: runs where it runs
+        if not passes_on and {p.name for p in named if p.default is p.empty} <= set(made):
+            runnable.append((len(named), function))
+    return max(runnable, key=lambda r: r[0])[1] if runnable else None
 
 
 def _tensors(tree: Any) -> list[torch.Tensor]:
@@ -414,10 +427,12 @@ def _text_config(config: Any) -> Any:
     return text if text is not None and hasattr(text, "to_dict") else config
 
 
-def _image_size(config: Any) -> Any:
-    """The config's ``image_size``; for a timm backbone (``TimmWrapperConfig``), its architecture's input size."""
+def _image_size(config: Any, any_sub_config: bool = True) -> Any:
+    """The vision config's ``image_size``, else the config's (or, with ``any_sub_config``, any sub-config's); for a
+    timm backbone (``TimmWrapperConfig``), its architecture's input size."""
     vision = _vision_config(config)
-    size = getattr(vision, "image_size", None) or _find(config, "image_size")
+    size = getattr(vision, "image_size", None) or getattr(config, "image_size", None)
+    size = size or (_find(config, "image_size") if any_sub_config else None)
     architecture = getattr(vision, "architecture", None)
     if size is None and isinstance(architecture, str) and getattr(vision, "model_type", "") == "timm_wrapper":
         with contextlib.suppress(Exception):
@@ -444,8 +459,9 @@ def _image_side(config: Any) -> int:
 
 def _at_config_size(pixels: torch.Tensor, config: Any) -> torch.Tensor:
     """Images resized to the config's ``image_size`` where it has one and the processor's default differs
-    (a processor's defaults are those of one checkpoint; the config is the model's own)."""
-    size = _image_size(config)
+    (a processor's defaults are those of one checkpoint; the config is the model's own). Not to the size of a
+    sub-model that takes crops of the image (Depth Pro's patch encoder)."""
+    size = _image_size(config, any_sub_config=False)
     if pixels.dim() < 4 or not isinstance(size, int | list | tuple) or isinstance(size, bool):
         return pixels
     height, width = _image_hw(config)
