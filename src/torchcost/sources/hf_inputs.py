@@ -194,7 +194,7 @@ class KeywordInputs:
                 pixels = processed["pixel_values"] = pixels.flatten(0, 1)
             size = "x".join(str(d) for d in pixels.shape[-2:]) if pixels.dim() >= 4 else f"{len(pixels)} patches"
             notes.append(f"{batch} random {what} through the model's image processor ({size})")
-            wanted = IMAGE_EXTRAS + tuple(self._image_arguments() - {"pixel_values"})
+            wanted = (set(IMAGE_EXTRAS) | self.accepts | self._image_arguments()) - {"pixel_values"}
             as_processed = pixels is processed["pixel_values"]  # not resized: the processor's sizes hold
             extras = {k: v for k, v in processed.items() if k in wanted and (as_processed or "pixel_values" in k)}
             return {"pixel_values": pixels, **self._image_sizes(pixels, batch), **extras}
