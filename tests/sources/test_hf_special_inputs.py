@@ -2,10 +2,9 @@
 time series (lagged forecasters, patch models, TimesFM), video clips, image pairs, document boxes, detected regions
 and language adapters get inputs of the sizes their configs and docs give, and count the same on meta as on CPU."""
 
-import json
-
 import pytest
 
+from tests.sources.test_hf_architectures import write
 from torchcost import profile_spec
 from torchcost.inputs import InputOptions
 
@@ -13,12 +12,6 @@ pytest.importorskip("transformers")
 
 T = 8  # tokens
 SMALL_BERT = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, vocab_size=64)
-
-
-def write(tmp_path, **values):
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(values))
-    return f"hf:{path}"
 
 
 def inputs(spec, device="meta", **options):
