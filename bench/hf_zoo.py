@@ -4,7 +4,7 @@ own processors; counted on meta, and on the CPU where the model looks at values 
 the sweep's worker pool. Records success, time and the reason of each failure, grouped;
 bench/report.py puts the summary in docs/benchmarks.md.
 
-    .venv/bin/python bench/hf_zoo.py                          # every type (about 30 min on 2 cores)
+    .venv/bin/python bench/hf_zoo.py                          # every type (about 15 min on 2 cores)
     .venv/bin/python bench/hf_zoo.py --types llava qwen2_vl   # a few, to check
 """
 

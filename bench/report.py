@@ -432,7 +432,7 @@ def hf_zoo_section() -> str:
             f"transformers {env['transformers']}, torch {env['torch']}, {env['date']}: **{data['profiled']} of "
             f"{data['types']} model types ({share:.0%}) profile** with the default config and default inputs "
             f"(`torchcost profile hf:TYPE`): {data['on_meta']} on meta, {len(data['on_cpu'])} on the CPU because the "
-            f"model looks at values that depend on its weights (MoE routing, predicted durations: "
+            f"model looks at values that depend on its weights (predicted durations, detected keypoints: "
             f"{', '.join(data['on_cpu'])}); median {data['seconds_median']:.1f} s per type, {env['workers']} workers "
             f"on a shared 2-core machine. {len(data['with_uncounted_ops'])} of those list uncounted ops. Of the "
             f"{data['failed']} failures, {len(data['default_config_unbuildable'])} are types whose default config "

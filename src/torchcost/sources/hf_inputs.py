@@ -95,16 +95,8 @@ class KeywordInputs:
         one_config = one_config and "input_ids" in self.accepts and "pixel_values" in self.accepts
         if self.wants("pixel_values", "vision") or vision_language or patches or one_config:
             made.update(self._images(batch, generator, notes))
-        if self.wants("flattened_patches"):  # Pix2Struct: the processor's patches and their mask
-            side = _image_side(self.config)
-            images = [torch.randint(0, 256, (3, side, side), dtype=torch.uint8, generator=generator)] * batch
-            processed = _run_image_processor(self.config, images=images) or {}
-            made.update({k: v for k, v in processed.items() if k in ("flattened_patches", "attention_mask")})
-            if "flattened_patches" in made:
-                notes.append(
-                    f"{batch} random image(s) through the model's image processor "
-                    f"({made['flattened_patches'].shape[1]} patches)"
-                )
+        if self.wants("flattened_patches"):
+            made.update(self._flattened_patches(batch, generator, notes))
         if self.wants("pixel_values_videos"):
             made.update(self._videos(batch, generator, notes))
         for name in ("input_values", "input_features", "audio_mel"):
@@ -120,6 +112,21 @@ class KeywordInputs:
             if _token(self.config, "audio") is not None and any(n in made for n in ("input_features", "input_values")):
                 placeholders["audio"] = self._feature_rows("audio", made, batch, notes)
             made.update(self._text(batch, seq_len, placeholders, generator))
+        made = self._renamed(self._with_extras(made, batch, generator, notes))
+        missing = sorted(self.required - set(made))
+        if missing:
+            raise ModelSourceError(
+                f"{type(self.model).__name__} needs inputs torchcost cannot make: {', '.join(missing)}; "
+                "give them with --kwargs-json (profile_spec: InputOptions(kwargs=...))"
+            )
+        self.note = "; ".join(notes)
+        return {name: value for name, value in made.items() if name in self.accepts}
+
+    def _with_extras(
+        self, made: dict[str, Any], batch: int, generator: torch.Generator, notes: list[str]
+    ) -> dict[str, Any]:
+        """The inputs that go with the text and images of some models: token boxes, detected regions, Kosmos-2's
+        image positions, and no cache for a stack without attention layers."""
         if "bbox" in self.accepts and "input_ids" in made:  # a document model: each token's box on the page
             made["bbox"] = token_boxes(self.model, self.config, made["input_ids"], generator)
         if "visual_feats" in self.accepts:  # detected objects (LXMERT)
@@ -135,15 +142,7 @@ class KeywordInputs:
         if "use_cache" in self.accepts and isinstance(layers, list) and layers and set(layers) <= RECURRENT_LAYERS:
             made["use_cache"] = False  # transformers' masks ask a cache without attention layers for its length
             notes.append("use_cache=False (no attention layer; the recurrent states are not kept)")
-        made = self._renamed(made)
-        missing = sorted(self.required - set(made))
-        if missing:
-            raise ModelSourceError(
-                f"{type(self.model).__name__} needs inputs torchcost cannot make: {', '.join(missing)}; "
-                "give them with --kwargs-json (profile_spec: InputOptions(kwargs=...))"
-            )
-        self.note = "; ".join(notes)
-        return {name: value for name, value in made.items() if name in self.accepts}
+        return made
 
     def _has_vision_tower(self) -> bool:
         """A config may name an image token and leave the vision tower out (a text-only variant)."""
@@ -224,6 +223,17 @@ class KeywordInputs:
         if "image_sizes" not in self.accepts or not needed or pixels.dim() < 4:
             return {}
         return {"image_sizes": torch.tensor([list(pixels.shape[-2:])] * batch)}
+
+    def _flattened_patches(self, batch: int, generator: torch.Generator, notes: list[str]) -> dict[str, Any]:
+        """Pix2Struct's input: the processor's patches of each image and their mask."""
+        side = _image_side(self.config)
+        images = [torch.randint(0, 256, (3, side, side), dtype=torch.uint8, generator=generator)] * batch
+        processed = _run_image_processor(self.config, images=images) or {}
+        made = {k: v for k, v in processed.items() if k in ("flattened_patches", "attention_mask")}
+        if "flattened_patches" in made:
+            patches = made["flattened_patches"].shape[1]
+            notes.append(f"{batch} random image(s) through the model's image processor ({patches} patches)")
+        return made
 
     def _videos(self, batch: int, generator: torch.Generator, notes: list[str]) -> dict[str, Any]:
         frames = int(_find(self.config, "num_frames") or FRAMES)
