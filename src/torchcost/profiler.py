@@ -103,7 +103,7 @@ def profile(
     result.training = training_step(result, optimizer_name(optimizer)) if optimizer is not None else None
     if values is not None and values.spread_picks:
         result.notes.append(
-            f"on meta, {values.spread_picks} top-k/argmax picks among values that depend on the weights (a "
+            f"on meta, {values.spread_picks} top-k/argmax picks among values that depend on the weights (as a "
             "mixture-of-experts router's) were taken as spread evenly over the choices: exact totals for experts "
             "of one size without a capacity limit; count on the cpu (device='cpu') for a real routing"
         )
