@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -52,6 +53,8 @@ IMAGE_EXTRAS = (
     "prompt_pixel_values",
     "prompt_masks",
 )
+# "batch_size, num_frames, num_channels, height, width = pixel_values.shape": the second size's name
+STACK_UNPACK = re.compile(r"\w+,\s*(\w+),\s*\w+,\s*\w+,\s*\w+\s*=\s*pixel_values\.shape")
 RECURRENT_LAYERS = {"linear_attention", "mamba", "conv"}  # layer types that keep states, not keys and values
 SUFFIXES = ("_vision_model", "_vision_encoder", "_vision", "_text_model", "_text", "_encoder", "_model", "_thinker")
 
@@ -97,6 +100,8 @@ class KeywordInputs:
             made.update(self._images(batch, generator, notes))
         if self.wants("flattened_patches"):
             made.update(self._flattened_patches(batch, generator, notes))
+        if isinstance(made.get("pixel_values"), torch.Tensor) and made["pixel_values"].dim() == 4:
+            made["pixel_values"] = self._as_stacks(made["pixel_values"], notes)
         if self.wants("pixel_values_videos"):
             made.update(self._videos(batch, generator, notes))
         for name in ("input_values", "input_features", "audio_mel"):
@@ -223,6 +228,25 @@ class KeywordInputs:
         if "image_sizes" not in self.accepts or not needed or pixels.dim() < 4:
             return {}
         return {"image_sizes": torch.tensor([list(pixels.shape[-2:])] * batch)}
+
+    def _as_stacks(self, pixels: torch.Tensor, notes: list[str]) -> torch.Tensor:
+        """Images as (batch, n, channels, height, width) for a model whose code unpacks ``pixel_values.shape`` into
+        five sizes: clips of the config's ``num_frames`` (X-CLIP, InstructBLIP-Video), or one image per sample
+        (IDEFICS, ModernVBERT)."""
+        owners = (self.model, getattr(self.model, "model", None))
+        names = ("forward", "get_image_features", "get_video_features")
+        sources = []
+        for function in (getattr(o, n, None) for o in owners for n in names):
+            with contextlib.suppress(TypeError, OSError):
+                sources.append(inspect.getsource(function)) if function is not None else None
+        unpacked = next((m for m in map(STACK_UNPACK.search, sources) if m), None)
+        if unpacked is None:
+            return pixels
+        frames = _find(self.config, "num_frames") if "frame" in unpacked[1] else None
+        count = frames if isinstance(frames, int) and frames > 0 else 1
+        if count > 1:
+            notes.append(f"each image repeated as a clip of {count} frames (the config's num_frames)")
+        return pixels.unsqueeze(1).expand(-1, count, -1, -1, -1).contiguous()
 
     def _flattened_patches(self, batch: int, generator: torch.Generator, notes: list[str]) -> dict[str, Any]:
         """Pix2Struct's input: the processor's patches of each image and their mask."""
