@@ -74,6 +74,19 @@ def test_video_model_gets_a_clip_of_the_configs_frames(tmp_path):
     assert any("clip(s) of 4 frames" in note for note in p.notes)
 
 
+def test_frames_model_without_a_video_processor_gets_its_images_as_clips(tmp_path):
+    # X-CLIP's code unpacks (batch, num_frames, channels, height, width) from pixel_values; its processor makes images
+    vision = dict(image_size=32, patch_size=8, num_frames=3, hidden_size=16, intermediate_size=16,
+                  num_hidden_layers=1, num_attention_heads=2, mit_hidden_size=16, mit_intermediate_size=16,
+                  mit_num_hidden_layers=1, mit_num_attention_heads=2)  # fmt: skip
+    text = dict(hidden_size=16, intermediate_size=16, num_hidden_layers=1, num_attention_heads=2, vocab_size=64)
+    spec = write(tmp_path, model_type="xclip", vision_config=vision, text_config=text, projection_dim=16,
+                 prompt_layers=1, prompt_attention_heads=2, prompt_hidden_act="quick_gelu")  # fmt: skip
+    p, shapes = inputs(spec)
+    assert shapes["pixel_values"] == (1, 3, 3, 32, 32)  # 3 frames of 3 x 32 x 32
+    assert any("clip of 3 frames" in note for note in p.notes)
+
+
 def test_keypoint_matcher_gets_image_pairs():
     p, shapes = inputs("hf:efficientloftr")
     assert shapes["pixel_values"][:2] == (1, 2)  # (batch, pair, channels, height, width)

@@ -235,11 +235,8 @@ class KeywordInputs:
         (IDEFICS, ModernVBERT)."""
         owners = (self.model, getattr(self.model, "model", None))
         names = ("forward", "get_image_features", "get_video_features")
-        sources = []
-        for function in (getattr(o, n, None) for o in owners for n in names):
-            with contextlib.suppress(TypeError, OSError):
-                sources.append(inspect.getsource(function)) if function is not None else None
-        unpacked = next((m for m in map(STACK_UNPACK.search, sources) if m), None)
+        functions = [f for f in (getattr(o, n, None) for o in owners for n in names) if f is not None]
+        unpacked = next((m for m in map(STACK_UNPACK.search, map(_source, functions)) if m), None)
         if unpacked is None:
             return pixels
         frames = _find(self.config, "num_frames") if "frame" in unpacked[1] else None
@@ -381,6 +378,13 @@ def _features_function(model: nn.Module, kind: str, made: dict[str, Any]) -> Any
         if not passes_on and {p.name for p in named if p.default is p.empty} <= set(made):
             runnable.append((len(named), function))
     return max(runnable, key=lambda r: r[0])[1] if runnable else None
+
+
+def _source(function: Any) -> str:
+    try:
+        return inspect.getsource(function)
+    except (TypeError, OSError):  # built in, or no source file
+        return ""
 
 
 def _tensors(tree: Any) -> list[torch.Tensor]:
