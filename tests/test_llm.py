@@ -142,13 +142,9 @@ QL, KVL, NOPE, ROPE, VD, NR, TOPK, MF = 32, 16, 8, 4, 8, 4, 2, 16
 
 
 DEEPSEEK_V3 = dict(
-    hidden_size=E,
-    intermediate_size=F,
-    moe_intermediate_size=MF,
-    num_hidden_layers=2,
-    num_attention_heads=H,
+    DENSE,
     num_key_value_heads=H,
-    vocab_size=V,
+    moe_intermediate_size=MF,
     n_routed_experts=NR,
     num_experts_per_tok=TOPK,
     n_shared_experts=1,

@@ -96,18 +96,17 @@ def _crosses_meta(func: OpOverload, args: tuple[Any, ...], out: Any) -> bool:
 _COPIES = (torch.ops.aten._to_copy, torch.ops.aten.copy_)
 
 
-def _cpu_scalars_with_meta(tree: Any) -> bool:
-    """Meta tensors with a CPU 0-dim tensor among them (a value that a CUDA kernel takes from the host)."""
-    found = tensors_in(tree)
-    return any(t.device.type == "meta" for t in found) and any(t.device.type == "cpu" and not t.dim() for t in found)
-
-
 def _scalars_on_meta(tree: Any) -> Any:
-    def move(leaf: Any) -> Any:
-        cpu_scalar = isinstance(leaf, torch.Tensor) and leaf.device.type == "cpu" and not leaf.dim()
-        return leaf.to("meta") if cpu_scalar else leaf
+    """CPU 0-dim tensors among meta tensors moved to meta (a value that a CUDA kernel takes from the host:
+    ``masked_fill(x, mask, torch.tensor(v))``); the tree as it is when it has none."""
 
-    return torch.utils._pytree.tree_map(move, tree)
+    def cpu_scalar(leaf: Any) -> bool:
+        return isinstance(leaf, torch.Tensor) and leaf.device.type == "cpu" and not leaf.dim()
+
+    found = tensors_in(tree)
+    if not any(t.device.type == "meta" for t in found) or not any(map(cpu_scalar, found)):
+        return tree
+    return torch.utils._pytree.tree_map(lambda leaf: leaf.to("meta") if cpu_scalar(leaf) else leaf, tree)
 
 
 def _free(call: OpCall) -> OpCost:
@@ -343,8 +342,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
 
         Counts depend only on the signature, so the decomposition runs once per signature; later calls run
         the op itself and reuse its counts."""
-        if _cpu_scalars_with_meta((args, kwargs)):  # masked_fill(x, mask, torch.tensor(v)), as CUDA takes it
-            args, kwargs = _scalars_on_meta(args), _scalars_on_meta(kwargs)
+        args, kwargs = _scalars_on_meta((args, kwargs))
         try:
             key: Hashable = (func, signature((args, kwargs)))
         except TypeError:

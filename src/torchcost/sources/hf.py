@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from torchcost.sources.base import LoadedModel, ModelSourceError, UnknownModelError, build_on, closest, require
-from torchcost.sources.hf_inputs import KeywordInputs, _text_config
+from torchcost.sources.hf_inputs import KeywordInputs, text_config_of
 from torchcost.sources.hf_series import derive_horizon
 
 
@@ -66,7 +66,7 @@ def _derive_unset(config: Any) -> dict[str, str]:
             derived["num_key_value_heads"] = f"num_attention_heads = {heads} (no grouped-query attention)"
     for kind in ("image", "audio"):  # processors add the placeholder token at the end of the vocabulary
         name = next((n for n in (f"{kind}_token_id", f"{kind}_token_index") if n in vars(config)), None)
-        vocab = _field(_text_config(config), "vocab_size")
+        vocab = _field(text_config_of(config), "vocab_size")
         if name is not None and getattr(config, name) is None and isinstance(vocab, int):
             setattr(config, name, vocab - 1)
             derived[name] = f"vocab_size - 1 = {vocab - 1} (the processor's added placeholder token)"

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-MASKS = ("input_features_mask", "feature_attention_mask", "attention_mask", "padding_mask")
+FEATURE_MASKS = ("input_features_mask", "feature_attention_mask", "attention_mask", "padding_mask")
 
 
 def audio_types(config: Any, own: list[str]) -> list[str]:
@@ -112,7 +112,7 @@ def fixed_audio_tokens(config: Any) -> int | None:
 def tower_lengths(model: nn.Module, made: dict[str, Any]) -> torch.Tensor | None:
     """The audio tower's output length of each audio: its ``_get_feat_extract_output_lengths`` of the real frames
     (the sum of the features' mask)."""
-    mask = next((made[n] for n in MASKS if isinstance(made.get(n), torch.Tensor)), None)
+    mask = next((made[n] for n in FEATURE_MASKS if isinstance(made.get(n), torch.Tensor)), None)
     towers = [m for m in model.modules() if hasattr(type(m), "_get_feat_extract_output_lengths")]
     if mask is None or not towers:
         return None

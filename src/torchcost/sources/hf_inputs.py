@@ -64,6 +64,8 @@ class KeywordInputs:
 
     def __init__(self, model: nn.Module, config: Any) -> None:
         self.model, self.config = model, config
+        inner = getattr(model, "model", None)  # a head's base model (DeepSeek-VL's head has no get_image_features)
+        self.owners = (model, inner) if isinstance(inner, nn.Module) else (model,)
         forward = inspect.signature(type(model).forward).parameters
         self.accepts = {n for n, p in forward.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)} - {"self"}
         self.required = {n for n in self.accepts if forward[n].default is inspect.Parameter.empty}
@@ -153,7 +155,7 @@ class KeywordInputs:
         """A config may name an image token and leave the vision tower out (a text-only variant)."""
         has_config = any(getattr(self.config, n, None) is not None for n in ("vision_config", "visual"))
         towers = [getattr(self.model, n, None) for n in ("vision_tower", "visual", "vision_model")]
-        towers += [getattr(getattr(self.model, "model", None), n, None) for n in ("vision_tower", "visual")]
+        towers += [getattr(self.owners[-1], n, None) for n in ("vision_tower", "visual")]
         return has_config or any(isinstance(t, nn.Module) for t in towers)
 
     def _renamed(self, made: dict[str, Any]) -> dict[str, Any]:
@@ -212,7 +214,7 @@ class KeywordInputs:
         outputs of those names (SigLIP 2's ``spatial_shapes``, DeepSeek-VL-Hybrid's ``high_res_pixel_values``)
         are the model's inputs whatever their name."""
         name = "get_image_features"
-        functions = [getattr(m, name, None) for m in (self.model, getattr(self.model, "model", None))]
+        functions = [getattr(m, name, None) for m in self.owners]
         parameters = [p for f in functions if f is not None for p in inspect.signature(f).parameters.values()]
         needed = {
             p.name for p in parameters if p.default is p.empty and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
@@ -233,9 +235,8 @@ class KeywordInputs:
         """Images as (batch, n, channels, height, width) for a model whose code unpacks ``pixel_values.shape`` into
         five sizes: clips of the config's ``num_frames`` (X-CLIP, InstructBLIP-Video), or one image per sample
         (IDEFICS, ModernVBERT)."""
-        owners = (self.model, getattr(self.model, "model", None))
         names = ("forward", "get_image_features", "get_video_features")
-        functions = [f for f in (getattr(o, n, None) for o in owners for n in names) if f is not None]
+        functions = [f for f in (getattr(o, n, None) for o in self.owners for n in names) if f is not None]
         unpacked = next((m for m in map(STACK_UNPACK.search, map(_source, functions)) if m), None)
         if unpacked is None:
             return pixels
@@ -263,8 +264,7 @@ class KeywordInputs:
         return {"pixel_values_videos": torch.randn(batch, frames, channels, height, width, generator=generator)}
 
     def _image_tokens(self, made: dict[str, Any], batch: int, notes: list[str]) -> int:
-        owners = (self.model, getattr(self.model, "model", None))  # DeepSeek-VL's head has none of its own
-        if not any(hasattr(o, "get_image_features") for o in owners) or "pixel_values" not in made:
+        if not any(hasattr(o, "get_image_features") for o in self.owners) or "pixel_values" not in made:
             return int(_find(self.config, "image_seq_length", "mm_tokens_per_image") or 0)
         return self._feature_rows("image", made, batch, notes)
 
@@ -274,7 +274,7 @@ class KeywordInputs:
         fixed = hf_audio.fixed_audio_tokens(self.config) if kind == "audio" else None
         if "qformer_input_ids" in self.accepts:  # InstructBLIP's Q-Former reads the text
             made = made | {k: v for k, v in self._text(batch, None, {}, torch.Generator()).items() if "qformer" in k}
-        features = _features_function(self.model, kind, made) if fixed is None else None
+        features = _features_function(self.owners, kind, made) if fixed is None else None
         lengths = hf_audio.tower_lengths(self.model, made) if kind == "audio" and features is None else None
         if fixed is not None or lengths is not None:
             rows = fixed if fixed is not None else int(lengths.max()) if lengths is not None else 0
@@ -330,7 +330,7 @@ class KeywordInputs:
         self, batch: int, seq_len: int | None, placeholders: dict[str, int], generator: torch.Generator
     ) -> dict[str, Any]:
         """Random text ids, after the placeholder tokens of each modality (``{"image": 576}``)."""
-        text = _text_config(self.config)
+        text = text_config_of(self.config)
         length = seq_len or min(DEFAULT_SEQ_LEN, _max_positions(text) or DEFAULT_SEQ_LEN)
         vocab = int(getattr(text, "vocab_size", None) or getattr(self.config, "vocab_size", None) or 2)
         ids = _token_ids(self.config, vocab, (batch, length), generator)
@@ -365,11 +365,10 @@ class KeywordInputs:
         return ids
 
 
-def _features_function(model: nn.Module, kind: str, made: dict[str, Any]) -> Any:
+def _features_function(owners: tuple[nn.Module, ...], kind: str, made: dict[str, Any]) -> Any:
     """The model's ``get_{kind}_features`` or its inner model's, whichever can run on ``made`` and names more of
     its arguments (an outer one may pass them on as ``**kwargs``); None where neither can run."""
-    owners = [model, getattr(model, "model", None)]
-    functions = [getattr(o, f"get_{kind}_features", None) for o in owners if isinstance(o, nn.Module)]
+    functions = [getattr(o, f"get_{kind}_features", None) for o in owners]
     runnable: list[tuple[int, Any]] = []
     for function in (f for f in functions if f is not None):
         parameters = inspect.signature(function).parameters.values()
@@ -460,7 +459,9 @@ def _vision_config(config: Any) -> Any:
     return vision or (_vision_config(video) if video is not None else config)
 
 
-def _text_config(config: Any) -> Any:
+def text_config_of(config: Any) -> Any:
+    """A composite config's ``text_config``, else the config itself (not ``get_text_config``, which refuses
+    configs with two text sub-configs, as MusicGen's)."""
     text = getattr(config, "text_config", None)
     return text if text is not None and hasattr(text, "to_dict") else config
 
