@@ -22,7 +22,7 @@ from pathlib import Path
 import torchcost
 from torchcost.sweep.output import SweepError
 from torchcost.sweep.rows import Row, Task
-from torchcost.sweep.worker import Settings, family
+from torchcost.sweep.worker import Settings, family, worker_name
 
 STOP_WAIT_S = 5.0  # how long a killed worker may take to go
 FAILED_STARTS = 3  # workers that die while starting, in a row, before the sweep gives up
@@ -58,7 +58,10 @@ class _Worker:
     def failed(self, error: str) -> Row:
         """The row of the task this worker was running when it had to go."""
         assert self.task is not None
-        return Row.failed(self.task, error, family(self.task.spec), seconds=time.monotonic() - self.given)
+        seconds = time.monotonic() - self.given
+        return Row.failed(
+            self.task, error, family(self.task.spec), seconds=seconds, worker=worker_name(self.process.pid)
+        )
 
     def stop(self) -> str:
         """Kill the process; say how it ended."""

@@ -75,8 +75,9 @@ def run_task(task: Task, settings: Settings) -> Row:
     return row
 
 
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+def worker_name(pid: int | None = None) -> str:
+    """``host:pid`` of this process, or of the local process ``pid``."""
+    return f"{socket.gethostname()}:{pid or os.getpid()}"
 
 
 def _row(task: Task, result: Profile, settings: Settings) -> Row:
