@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import tempfile
 import time
@@ -54,6 +55,10 @@ def run(types: list[str], rows_path: Path, workers: int) -> dict[str, Any]:
         "on_cpu": sorted(row.spec.removeprefix("hf:") for row in rows if row.ok and row.device != "meta"),
         "failed": sum(not row.ok for row in rows),
         "default_config_unbuildable": sorted(row.spec.removeprefix("hf:") for row in rows if _unbuildable(row.error)),
+        "blocked_elsewhere": {
+            why: sorted(row.spec.removeprefix("hf:") for row in rows if row.error and blocked(row.error))
+            for why, blocked in BLOCKED_ELSEWHERE.items()
+        },
         "with_uncounted_ops": sorted(row.spec for row in rows if row.ok and row.uncounted_calls),
         "wall_s": wall_s,
         "seconds_median": statistics.median(seconds) if seconds else None,
@@ -67,7 +72,19 @@ def run(types: list[str], rows_path: Path, workers: int) -> dict[str, Any]:
 
 def _unbuildable(error: str) -> bool:
     """transformers cannot build the model from its own default config for this type (see sources/hf.py)."""
-    return "building the model from this config failed" in error or "the config leaves" in error
+    unset = "building the model from this config failed" in error or "the config leaves" in error
+    return unset or "Class validation error" in error  # the default config fails its own checks
+
+
+# Failures that torchcost cannot remove, by what their error says
+BLOCKED_ELSEWHERE = {
+    "transformers cannot build its default config": _unbuildable,
+    "needs a library that is not installed here": lambda error: bool(
+        re.search(r"requires the \w+ library|needs \w+, which is not installed", error)
+    ),
+    "has no forward": lambda error: "is missing the required" in error,
+    "needs a video-tracking inference_session": lambda error: "inference_session" in error,
+}
 
 
 def main() -> None:

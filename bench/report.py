@@ -427,6 +427,10 @@ def hf_zoo_section() -> str:
     env = data["environment"]
     lines = [[str(f["count"]), f["reason"], ", ".join(f["types"])] for f in data["failures"]]
     share = data["profiled"] / data["types"]
+    blocked = {why: types for why, types in data["blocked_elsewhere"].items() if types}
+    outside = sum(map(len, blocked.values()))
+    rest = data["types"] - outside
+    kinds = "; ".join(f"{len(types)} {why}" for why, types in blocked.items())
     return "\n".join(
         [
             f"transformers {env['transformers']}, torch {env['torch']}, {env['date']}: **{data['profiled']} of "
@@ -435,9 +439,9 @@ def hf_zoo_section() -> str:
             f"model looks at values that depend on its weights (predicted durations, detected keypoints: "
             f"{', '.join(data['on_cpu'])}); median {data['seconds_median']:.1f} s per type, {env['workers']} workers "
             f"on a shared 2-core machine. {len(data['with_uncounted_ops'])} of those list uncounted ops. Of the "
-            f"{data['failed']} failures, {len(data['default_config_unbuildable'])} are types whose default config "
-            "transformers itself cannot build (fields it leaves unset or sets inconsistently). Every failure, grouped "
-            "by reason:",
+            f"{data['failed']} failures, {outside} have causes outside torchcost ({kinds}); leaving those types "
+            f"out, {data['profiled']} of {rest} profile ({data['profiled'] / rest:.0%}). Every failure, grouped by "
+            "reason:",
             "",
             table(["types", "reason", "which"], lines),
         ]

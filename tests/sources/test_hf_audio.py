@@ -1,6 +1,9 @@
 """Speech and audio-language models in small configs, through ``hf:config.json`` with default inputs: the
 feature extractor of a related type, the processor's padding to whole encoder frames, audio tokens counted as
-the model counts them, and a default config whose audio and text widths disagree."""
+the model counts them, a default config whose audio and text widths disagree, and features whose extractor needs a
+library that is missing."""
+
+import importlib.util
 
 import pytest
 import torch
@@ -11,6 +14,7 @@ from tests.sources.test_hf_architectures import T, counts, write
 from tests.test_llm import KV, E, F, H, V
 from torchcost import profile_spec
 from torchcost.inputs import InputOptions
+from torchcost.sources.base import ModelSourceError
 
 pytest.importorskip("transformers")
 
@@ -66,3 +70,17 @@ def test_cpu_scalar_value_counts_on_meta_as_on_cpu():
     on_cpu, on_meta = (torchcost.profile(MaskedFill(), x, device=d) for d in ("cpu", "meta"))
     assert on_meta.uncounted == on_cpu.uncounted == []
     assert (on_meta.flops, on_meta.memory_access.total) == (on_cpu.flops, on_cpu.memory_access.total)
+
+
+def test_features_without_their_extractor_are_asked_for_naming_the_missing_library():
+    if importlib.util.find_spec("torchaudio") is not None:
+        pytest.skip("torchaudio is installed: the extractor runs")
+    with pytest.raises(ModelSourceError, match=r"input_features \(GraniteSpeech5FeatureExtractor needs torchaudio"):
+        profile_spec("hf:granite_speech5_ctc", device="meta")
+
+
+def test_audio_language_model_with_an_audio_token_and_a_tower_config_gets_its_audio():
+    # VibeVoice-ASR has no audio_config: its tower is acoustic_tokenizer_encoder_config, its audio token is set
+    p = profile_spec("hf:vibevoice_asr", InputOptions(seq_len=T), device="meta")
+    shapes = {s.name: s.shape for s in p.inputs}
+    assert "input_values" in shapes and shapes["input_ids"][1] > T  # the audio tokens come before the text

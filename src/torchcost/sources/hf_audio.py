@@ -14,8 +14,8 @@ them in the text of an audio-language model.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -51,19 +51,26 @@ def extractor_options(mel_bins: Any, fusion: Any) -> dict[str, Any]:
     return ({"feature_size": mel_bins} if mel_bins else {}) | ({"truncation": "rand_trunc"} if fusion is False else {})
 
 
-def feature_extractors(types: list[str], **options: Any) -> Iterator[Any]:
+def feature_extractors(types: list[str], unavailable: list[str], **options: Any) -> Iterator[Any]:
     """The feature extractors of ``types`` that can be built here (with ``options`` where they take them); one
-    that needs a missing library (torchaudio) is passed over."""
+    that needs a missing library (torchaudio) is passed over, and said so in ``unavailable``."""
     from transformers.models.auto import feature_extraction_auto
 
     names = feature_extraction_auto.FEATURE_EXTRACTOR_MAPPING_NAMES  # type: ignore[attr-defined]
     for class_name in dict.fromkeys(names[t] for t in types if isinstance(names.get(t), str)):
-        with contextlib.suppress(Exception):
+        try:
             made = feature_extraction_auto.feature_extractor_class_from_name(class_name)
             try:
-                yield made(**options)
+                extractor = made(**options)
             except TypeError:
-                yield made()
+                extractor = made()
+        except ImportError as exc:
+            library = re.search(r"requires the (\w+) library", str(exc))
+            unavailable.append(f"{class_name} needs {library[1] if library else 'a library'}, which is not installed")
+            continue
+        except Exception:
+            continue
+        yield extractor
 
 
 def pad_to_encoder_frames(processed: dict[str, Any], name: str, types: list[str], mask_name: str | None) -> int:

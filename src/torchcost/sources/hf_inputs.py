@@ -14,7 +14,9 @@ from the model's own preprocessing where transformers has it, run on synthetic d
   tokens as the model's own ``get_image_features`` / ``get_audio_features`` returns for it, before the text;
 - video models: clips of the config's ``num_frames`` random frames; keypoint matchers: pairs of images (both
   through the processor, which takes a clip or a pair as a list of images);
-- time series (``past_values``): see ``hf_series``; token boxes and detected regions: see ``hf_layout``.
+- time series (``past_values``): see ``hf_series``; token boxes and detected regions: see ``hf_layout``;
+- a required input that only the forward's docstring describes (a codec decoder's ``latents``): see
+  ``hf_documented``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import contextlib
 import inspect
 import re
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import torch
@@ -31,6 +34,7 @@ from torch import nn
 
 from torchcost.sources import hf_audio
 from torchcost.sources.base import ModelSourceError
+from torchcost.sources.hf_documented import documented_inputs
 from torchcost.sources.hf_layout import region_features, token_boxes
 from torchcost.sources.hf_series import series_inputs
 
@@ -40,6 +44,7 @@ DEFAULT_SEQ_LEN = 128
 FRAMES = 8  # video clips, when the config does not say
 TEXT_IDS = ("input_ids", "decoder_input_ids", "qformer_input_ids")
 MASKS = ("attention_mask", "qformer_attention_mask")  # all ones, for the ids of the same name
+AUDIO_INPUTS = ("input_values", "input_features")
 IMAGE_EXTRAS = (
     "pixel_mask",
     "image_grid_thw",
@@ -53,8 +58,11 @@ IMAGE_EXTRAS = (
     "prompt_pixel_values",
     "prompt_masks",
 )
-# "batch_size, num_frames, num_channels, height, width = pixel_values.shape": the second size's name
-STACK_UNPACK = re.compile(r"\w+,\s*(\w+),\s*\w+,\s*\w+,\s*\w+\s*=\s*pixel_values\.shape")
+# "batch_size, num_frames, num_channels, height, width = pixel_values.shape" or "batch_size, num_images =
+# pixel_values.shape[:2]": the second size's name
+STACK_UNPACK = re.compile(
+    r"\w+,\s*(\w+)(?:,\s*\w+){3}\s*=\s*pixel_values\.shape\b|\w+,\s*(\w+)\s*=\s*pixel_values\.shape\[:2\]"
+)
 RECURRENT_LAYERS = {"linear_attention", "mamba", "conv"}  # layer types that keep states, not keys and values
 SUFFIXES = ("_vision_model", "_vision_encoder", "_vision", "_text_model", "_text", "_encoder", "_model", "_thinker")
 
@@ -77,13 +85,18 @@ class KeywordInputs:
         if self.main == "inputs" and isinstance(encoder_main, str):
             self.main = encoder_main  # SpeechEncoderDecoderModel: its encoder's input_values
         self.note = ""
+        self.unavailable: list[str] = []  # processors that could not be built here, and why
 
     def wants(self, name: str, modality: str = "") -> bool:
         """The model needs ``name``: its main or a required input, or (for a model with a ``{modality}_config``,
-        CLIP's vision tower, CLAP's audio encoder, or CLVP's ``speech_config``) an input of that modality."""
+        CLIP's vision tower, CLAP's audio encoder, or CLVP's ``speech_config``; or with an audio token and a tower
+        that is neither text nor vision, Granite Speech's ``encoder_config``) an input of that modality."""
         needed = name in self.required or name == self.main
         configs = (f"{modality}_config", "speech_config") if modality == "audio" else (f"{modality}_config",)
         multimodal = bool(modality) and any(getattr(self.config, c, None) is not None for c in configs)
+        if modality == "audio" and _token(self.config, "audio") is not None:
+            towers = [k for k, v in vars(self.config).items() if k.endswith("_config") and hasattr(v, "to_dict")]
+            multimodal = multimodal or any(k not in ("text_config", "vision_config") for k in towers)
         return needed or (multimodal and name in self.accepts)
 
     def __call__(self, batch: int, seq_len: int | None, generator: torch.Generator) -> dict[str, Any]:
@@ -93,9 +106,10 @@ class KeywordInputs:
             _token(self.config, "image") is not None and "pixel_values" in self.accepts and self._has_vision_tower()
         )
         patches = "grid_thw" in self.required or "image_grid_thw" in self.required  # a Qwen-like vision tower
-        # one config for image and text, with no image token (ViLT): the image goes with the text; a document
-        # model (UDOP, LayoutLMv3) runs on its text and boxes alone
-        one_config = getattr(self.config, "image_size", None) is not None and "bbox" not in self.accepts
+        # an image size or a vision tower, and no image token (ViLT, TVP): the image goes with the text; a
+        # document model (UDOP, LayoutLMv3) runs on its text and boxes alone
+        sized = getattr(self.config, "image_size", None) is not None or self._has_vision_tower()
+        one_config = sized and "bbox" not in self.accepts
         one_config = one_config and _token(self.config, "image") is None
         one_config = one_config and "input_ids" in self.accepts and "pixel_values" in self.accepts
         if self.wants("pixel_values", "vision") or vision_language or patches or one_config:
@@ -104,11 +118,14 @@ class KeywordInputs:
             made.update(self._flattened_patches(batch, generator, notes))
         if isinstance(made.get("pixel_values"), torch.Tensor) and made["pixel_values"].dim() == 4:
             made["pixel_values"] = self._as_stacks(made["pixel_values"], notes)
-        if self.wants("pixel_values_videos"):
+        if self.wants("pixel_values_videos", "video"):
             made.update(self._videos(batch, generator, notes))
-        for name in ("input_values", "input_features", "audio_mel"):
-            if self.wants(name, "audio") and not any(n in made for n in ("input_values", "input_features")):
+        audio = [n for n in ("input_values", "input_features", "audio_mel") if self.wants(n, "audio")]
+        for name in audio:
+            if not any(n in made for n in AUDIO_INPUTS):
                 made.update(self._audio(name, batch, generator, notes))
+        # audio that could not be made is asked for, not left out: the audio tower would go uncounted
+        needed = self.required | ({audio[0]} if audio and not any(n in made for n in AUDIO_INPUTS) else set())
         if self.wants("past_values"):  # a time series
             series, note = series_inputs(self.config, self.accepts, batch, generator)
             made.update(series)
@@ -116,16 +133,21 @@ class KeywordInputs:
         decoder = getattr(self.config, "is_encoder_decoder", False) and "decoder_input_ids" in self.accepts
         if any(n in self.accepts for n in TEXT_IDS) or decoder:
             placeholders = {"image": self._image_tokens(made, batch, notes) if vision_language else 0}
-            if _token(self.config, "audio") is not None and any(n in made for n in ("input_features", "input_values")):
+            if _token(self.config, "audio") is not None and any(n in made for n in AUDIO_INPUTS):
                 placeholders["audio"] = self._feature_rows("audio", made, batch, notes)
             made.update(self._text(batch, seq_len, placeholders, generator))
         made = self._renamed(self._with_extras(made, batch, generator, notes))
-        missing = sorted(self.required - set(made))
+        unmade, length = sorted(needed - set(made)), seq_len or DEFAULT_SEQ_LEN
+        documented, said = documented_inputs(self.model, unmade, batch, length, partial(_find, self.config), generator)
+        made, notes = made | documented, notes + said
+        missing = sorted(needed - set(made))
         if missing:
+            why = f" ({'; '.join(dict.fromkeys(self.unavailable))})" if self.unavailable else ""
             raise ModelSourceError(
-                f"{type(self.model).__name__} needs inputs torchcost cannot make: {', '.join(missing)}; "
+                f"{type(self.model).__name__} needs inputs torchcost cannot make: {', '.join(missing)}{why}; "
                 "give them with --kwargs-json (profile_spec: InputOptions(kwargs=...))"
             )
+        notes += self._unfed_towers(made)
         self.note = "; ".join(notes)
         return {name: value for name, value in made.items() if name in self.accepts}
 
@@ -133,7 +155,7 @@ class KeywordInputs:
         self, made: dict[str, Any], batch: int, generator: torch.Generator, notes: list[str]
     ) -> dict[str, Any]:
         """The inputs that go with the text and images of some models: token boxes, detected regions, Kosmos-2's
-        image positions, and no cache for a stack without attention layers."""
+        image positions, IDEFICS's images per token, and no cache for a stack without attention layers."""
         if "bbox" in self.accepts and "input_ids" in made:  # a document model: each token's box on the page
             made["bbox"] = token_boxes(self.model, self.config, made["input_ids"], generator)
         if "visual_feats" in self.accepts:  # detected objects (LXMERT)
@@ -145,11 +167,26 @@ class KeywordInputs:
             made["image_embeds_position_mask"] = torch.zeros_like(made["input_ids"])
             made["image_embeds_position_mask"][:, 1 : 1 + queries] = 1
             notes.append(f"{queries} image positions marked in image_embeds_position_mask")
+        pixels, ids = made.get("pixel_values"), made.get("input_ids")
+        wanted = "image_attention_mask" in self.accepts  # IDEFICS: which images each token sees (all of them)
+        if wanted and isinstance(pixels, torch.Tensor) and isinstance(ids, torch.Tensor) and pixels.dim() == 5:
+            made["image_attention_mask"] = torch.ones(*ids.shape, pixels.shape[1], dtype=torch.long)
         layers = _find(self.config, "layer_types")
         if "use_cache" in self.accepts and isinstance(layers, list) and layers and set(layers) <= RECURRENT_LAYERS:
             made["use_cache"] = False  # transformers' masks ask a cache without attention layers for its length
             notes.append("use_cache=False (no attention layer; the recurrent states are not kept)")
         return made
+
+    def _unfed_towers(self, made: dict[str, Any]) -> list[str]:
+        """Warnings for the towers of a ``{modality}_config`` that no made input feeds (Phi-4-multimodal's audio
+        tower takes ``audio_input_features``): their work is left out of the counts."""
+        words = {"vision": ("pixel", "image", "patches"), "audio": ("input_features", "input_values", "audio")}
+        return [
+            f"no {modality} input was made: the {modality} tower is not counted (give its inputs with --kwargs-json)"
+            for modality, names in words.items()
+            if getattr(self.config, f"{modality}_config", None) is not None
+            and not any(word in name for name in made for word in names)
+        ]
 
     def _has_vision_tower(self) -> bool:
         """A config may name an image token and leave the vision tower out (a text-only variant)."""
@@ -193,7 +230,7 @@ class KeywordInputs:
             what = f"clip(s) of {frames} frames"
         if processed is not None and isinstance(processed.get("pixel_values"), torch.Tensor):
             # patches and their grid, or images stacked with their prompts: the processor's sizes are the model's
-            patches = "image_grid_thw" in processed or "prompt_pixel_values" in processed
+            patches = any(n in processed for n in ("image_grid_thw", "target_sizes", "prompt_pixel_values"))
             pixels = processed["pixel_values"] if patches else _at_config_size(processed["pixel_values"], self.config)
             tiles = pixels.dim() == 5 and what == "image(s)"  # each image's tiles (Idefics3's), not clips or pairs
             if tiles and not any(n in self.accepts for n in TEXT_IDS):  # a vision tower takes them as images
@@ -240,7 +277,7 @@ class KeywordInputs:
         unpacked = next((m for m in map(STACK_UNPACK.search, map(_source, functions)) if m), None)
         if unpacked is None:
             return pixels
-        frames = _find(self.config, "num_frames") if "frame" in unpacked[1] else None
+        frames = _find(self.config, "num_frames") if "frame" in (unpacked[1] or unpacked[2]) else None
         count = frames if isinstance(frames, int) and frames > 0 else 1
         if count > 1:
             notes.append(f"each image repeated as a clip of {count} frames (the config's num_frames)")
@@ -297,7 +334,7 @@ class KeywordInputs:
         wants_mask = any(n in self.accepts for n in names) or wanted != name  # the mask of the real frames
         processed, rate = None, 16000
         options = hf_audio.extractor_options(_find(self.config, "num_mel_bins"), _find(self.config, "enable_fusion"))
-        for extractor in hf_audio.feature_extractors(types, **options):
+        for extractor in hf_audio.feature_extractors(types, self.unavailable, **options):
             rate = int(getattr(extractor, "sampling_rate", 16000) or 16000)
             waves = [torch.randn(int(rate * AUDIO_SECONDS), generator=generator).numpy() for _ in range(batch)]
             for options in ({"return_attention_mask": True} if wants_mask else {}, {}):
@@ -317,6 +354,8 @@ class KeywordInputs:
             if padding := hf_audio.pad_to_encoder_frames(processed, name, types, mask_name):
                 notes.append(f"{padding} frames of padding to whole encoder frames, as the model's processor pads")
             return hf_audio.as_audio_mel(processed) if wanted == "audio_mel" else processed
+        if name != "input_values":  # features need their extractor; else hf_documented, or the user, gives them
+            return {}
         samples = int(rate * AUDIO_SECONDS)
         notes.append(f"{AUDIO_SECONDS:g} s of noise at {rate} Hz")
         made = {name: torch.randn(batch, samples, generator=generator)}
@@ -483,12 +522,20 @@ def _image_size(config: Any, any_sub_config: bool = True) -> Any:
 
 
 def _image_hw(config: Any) -> tuple[int, int]:
+    """The config's image size, rounded up to whole windows of patches for a windowed ViT (RF-DETR's DINOv2 cuts
+    its 37 x 37 patches of 518 pixels into ``num_windows`` x ``num_windows`` windows: 560 pixels)."""
     size = _image_size(config)
-    if isinstance(size, int):
-        return size, size
-    if isinstance(size, list | tuple) and len(size) == 2:
-        return int(size[0]), int(size[1])
-    return 224, 224
+    height, width = (size, size) if isinstance(size, int) else size if _is_pair(size) else (224, 224)
+    vision = _vision_config(config)
+    windows, patch = getattr(vision, "num_windows", None), getattr(vision, "patch_size", None)
+    if isinstance(windows, int) and windows > 1 and isinstance(patch, int):
+        step = windows * patch
+        height, width = -(-int(height) // step) * step, -(-int(width) // step) * step
+    return int(height), int(width)
+
+
+def _is_pair(size: Any) -> bool:
+    return isinstance(size, list | tuple) and len(size) == 2
 
 
 def _image_side(config: Any) -> int:
@@ -567,14 +614,21 @@ def _patch_sizes(config: Any) -> dict[str, int]:
 
 def _run_image_processor(config: Any, **data: Any) -> dict[str, Any] | None:
     processor = _image_processor(config)
-    if hasattr(processor, "merge_size"):  # patches and their grid: at the model's sizes
-        processor = _image_processor(config, **_patch_sizes(config))
+    sizes = _patch_sizes(config)
+    if hasattr(processor, "merge_size") or _differs(getattr(processor, "patch_size", None), sizes.get("patch_size")):
+        processor = _image_processor(config, **sizes)  # patches (and their grid): at the model's sizes
     if processor is None:
         return None
     try:
         return dict(processor(**data, return_tensors="pt"))
     except Exception:
         return None
+
+
+def _differs(value: Any, wanted: int | None) -> bool:
+    """A processor's int size that the config sets otherwise (MiniCPM-o's 14-pixel patches where the config's
+    are 16); sizes given as dicts (Pixtral's) are left to the processor."""
+    return isinstance(value, int) and wanted is not None and value != wanted
 
 
 def _model_types(config: Any) -> list[str]:
