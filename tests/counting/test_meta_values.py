@@ -41,6 +41,29 @@ def test_list_indices_on_meta_keep_their_values():
     assert on_meta.flops == torchcost.profile(ReorderedGrid(), x, grid, device="cpu").flops == 8 * 4 + 6
 
 
+class PackedValidity(nn.Module):
+    """Packs a validity flag beside keys that depend on the weights, splits it off again and keeps the valid keys
+    (as GLM-5-Next's indexer does with its pooled keys)."""
+
+    def __init__(self):
+        super().__init__()
+        self.keys = nn.Linear(4, 4)
+
+    def forward(self, x, valid):
+        packed = torch.cat([self.keys(x), valid[:, None]], dim=-1)
+        keys, flag = packed.split([4, 1], dim=-1)
+        return keys[flag.squeeze(-1).bool()] * 2
+
+
+def test_known_elements_beside_unknown_ones_stay_known():
+    x, valid = torch.randn(6, 4), torch.tensor([1.0, 0, 1, 1, 0, 1])
+    on_meta = torchcost.profile(PackedValidity(), x, valid, device="meta")
+    on_cpu = torchcost.profile(PackedValidity(), x, valid, device="cpu")
+    multiply = next(op for op in on_meta.operators if op.op == "aten.mul")
+    assert multiply.flops == 4 * 4  # the 4 valid rows of 4 keys
+    assert on_meta.flops == on_cpu.flops
+
+
 def test_buffers_built_on_meta_keep_their_values():
     with torch.device("meta"), values_while_building():
         positions = nn.Module()

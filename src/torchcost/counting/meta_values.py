@@ -6,7 +6,8 @@ such values depend only on the example inputs (token ids, attention masks, posit
 ``MetaValues`` keeps a real CPU copy of every meta tensor that derives from real inputs and constants alone, by
 running each such op again on those copies (for outputs of up to ``MAX_ELEMENTS`` elements), so the model gets
 the answers a CPU run would give. A value that depends on the weights stays unknown, and asking for it fails as
-before (``profile(device="auto")`` then counts on the model's own device).
+before (``profile(device="auto")`` then counts on the model's own device); ops that only move elements (``cat``,
+views) keep the known elements of a tensor known beside the unknown ones.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class MetaValues:
         self.fallback = fallback  # asked for the values this store does not know (those of a model's buffers)
         self._values = WeakTensorKeyDictionary()
         self._unknown: set[StorageWeakRef] = set()  # meta storages written by an op we could not compute
+        self._partial = WeakTensorKeyDictionary()  # meta -> (value, mask of the known elements), see _follow_parts
         self.spread_picks = 0  # top-k / argmax picks among unknown values given even-spread values (see follow)
 
     def seed(self, meta: torch.Tensor, value: torch.Tensor) -> None:
@@ -92,10 +94,62 @@ class MetaValues:
             for tensor in _written(func, args, kwargs):
                 self._unknown.add(_storage(tensor))
             self._spread(func, args, kwargs, out)
+            if outputs and not too_large:
+                self._follow_parts(func, args, kwargs, outputs)
             return
         for meta, value in zip(outputs, [t for t in tensors_in(computed)], strict=False):
             if meta.shape == value.shape and meta.dtype == value.dtype:
                 self.seed(meta, value)
+
+    def _follow_parts(
+        self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any], outputs: list[torch.Tensor]
+    ) -> None:
+        """Ops that only move elements (``cat``, views, casts) keep the values of the elements that are known: the
+        validity channel that GLM-5-Next's indexer concatenates to its keys, and splits off again, stays known.
+        Each element's value and whether it is known go through the op side by side."""
+        metas = [t for t in tensors_in((args, kwargs)) if _on_meta(t)]
+        if func.overloadpacket not in MOVES_ELEMENTS or not any(self._partly_known(t) for t in metas):
+            return
+        parts = {id(t): self._part(t) for t in metas}
+
+        def stand_in(which: int) -> Callable[[Any], Any]:
+            def leaf(t: Any) -> Any:
+                return parts[id(t)][which] if isinstance(t, torch.Tensor) and id(t) in parts else t
+
+            return leaf
+
+        def cpu(leaf: Any) -> Any:
+            return _CPU if isinstance(leaf, torch.device) and leaf.type == "meta" else leaf
+
+        try:
+            with _disable_current_modes():
+                values = tensors_in(func(*tree_map(stand_in(0), args), **tree_map(cpu, tree_map(stand_in(0), kwargs))))
+                masks = tensors_in(func(*tree_map(stand_in(1), args), **tree_map(cpu, tree_map(stand_in(1), kwargs))))
+        except Exception:
+            return
+        for meta, value, mask in zip(outputs, values, masks, strict=False):
+            known = mask.bool()
+            if meta.shape != value.shape or not known.any():
+                continue
+            if known.all():
+                self.seed(meta, value)
+            else:
+                self._partial[meta] = (value, known)
+
+    def _partly_known(self, tensor: torch.Tensor) -> bool:
+        return self.get(tensor) is not None or (tensor in self._partial and _storage(tensor) not in self._unknown)
+
+    def _part(self, tensor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A meta tensor as its values (zero where unknown) and the mask of the known ones, in the tensor's dtype
+        (for ops whose tensors must share one)."""
+        value = self.get(tensor)
+        if value is not None:
+            return value, torch.ones((), dtype=tensor.dtype).expand(tensor.shape)
+        if self._partly_known(tensor):
+            value, known = self._partial[tensor]
+            return value, known.to(tensor.dtype)
+        zeros = torch.zeros((), dtype=tensor.dtype).expand(tensor.shape)
+        return zeros, zeros
 
     def _spread(self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         """The positions that ``topk``, ``argmax`` or ``max(dim)`` pick among values that depend on the weights (a
@@ -205,6 +259,16 @@ SHAPED_BY: dict[Any, int] = {
     _ATEN.masked_scatter_: 1,
     _ATEN.repeat_interleave: 1,
 }
+
+
+# Ops that move elements without combining them: a known element stays known (see MetaValues._follow_parts).
+MOVES_ELEMENTS = {
+    getattr(_ATEN, name)
+    for name in (
+        "cat", "slice", "select", "split", "split_with_sizes", "unbind", "narrow", "view", "_unsafe_view",
+        "reshape", "expand", "permute", "transpose", "t", "squeeze", "unsqueeze", "clone", "alias", "_to_copy",
+    )
+}  # fmt: skip
 
 
 def _mixes_devices(tree: Any) -> bool:
