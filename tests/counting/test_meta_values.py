@@ -24,23 +24,6 @@ def test_tensors_made_from_data_on_meta_keep_their_values():
     assert on_meta.flops == torchcost.profile(MadeFromData(), x, device="cpu").flops == 12
 
 
-class ReorderedGrid(nn.Module):
-    """Reorders an image grid with a list index and repeats each height by its patch count (as Muse Spark's vision
-    tower does): PyTorch makes the index tensor from the list on meta itself, out of the dispatcher's sight."""
-
-    def forward(self, x, grid):
-        grid = grid[:, [0, 2, 1]]
-        heights = torch.repeat_interleave(grid[:, 1], grid.prod(-1))
-        return x[: len(heights)] * 2
-
-
-def test_list_indices_on_meta_keep_their_values():
-    x, grid = torch.randn(16, 4), torch.tensor([[1, 2, 3], [1, 1, 2]])  # 6 + 2 = 8 patches
-    on_meta = torchcost.profile(ReorderedGrid(), x, grid, device="meta")
-    # x[:8] * 2: 8 x 4 = 32; grid.prod(-1): one per element of the 2 x 3 grid, 6
-    assert on_meta.flops == torchcost.profile(ReorderedGrid(), x, grid, device="cpu").flops == 8 * 4 + 6
-
-
 class PackedValidity(nn.Module):
     """Packs a validity flag beside keys that depend on the weights, splits it off again and keeps the valid keys
     (as GLM-5-Next's indexer does with its pooled keys)."""

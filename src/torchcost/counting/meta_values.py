@@ -296,8 +296,7 @@ class MetaFunctions:
     """What a model does on meta tensors that the dispatcher does not see, made as on a CPU while active:
 
     - ``F.scaled_dot_product_attention`` runs the kernel a CPU would choose (see ``sdpa_on_meta``);
-    - ``torch.tensor(data, device="meta")`` keeps its data as the tensor's value, and so does a list index
-      (``grid[:, [0, 2, 1]]``);
+    - ``torch.tensor(data, device="meta")`` keeps its data as the tensor's value;
     - formatting a one-element meta tensor of known value (``f"expert_{index}"``) formats the value;
     - ``nn.MultiheadAttention`` and ``nn.TransformerEncoderLayer`` take their fused inference kernels only on
       devices they list (the CPU, CUDA and the registered third-party backend, named ``privateuseone`` when
@@ -314,13 +313,12 @@ class MetaFunctions:
     def __enter__(self) -> MetaFunctions:
         _cache_function_sets()  # before replacing: PyTorch caches sets of its functions on first use
         sdpa, tensor, as_tensor = F.scaled_dot_product_attention, torch.tensor, torch.as_tensor
-        format_, getitem = torch.Tensor.__format__, torch.Tensor.__getitem__
+        format_ = torch.Tensor.__format__
         replaced: list[tuple[Any, str, Any]] = [
             (F, "scaled_dot_product_attention", lambda *a, **k: _first(sdpa_on_meta(a, k), sdpa, a, k)),
             (torch, "tensor", lambda *a, **k: _first(self._tensor(tensor, a, k), tensor, a, k)),
             (torch, "as_tensor", lambda *a, **k: _first(self._tensor(as_tensor, a, k), as_tensor, a, k)),
             (torch.Tensor, "__format__", lambda t, spec: _first(self._format(t, spec), format_, (t, spec), {})),
-            (torch.Tensor, "__getitem__", lambda t, index: getitem(t, self._index(t, index, tensor))),
         ]
         if backend_registration._privateuse1_backend_name == "privateuseone":  # no third-party backend
             replaced.append((backend_registration, "_privateuse1_backend_name", "meta"))
@@ -338,20 +336,6 @@ class MetaFunctions:
         """``f"expert_{index}"`` with a one-element meta tensor of known value formats the value, as on a CPU."""
         value = self.values.get(tensor) if _on_meta(tensor) and tensor.dim() == 0 else None
         return NotImplemented if value is None else format(value.item(), spec)
-
-    def _index(self, tensor: torch.Tensor, index: Any, make: Callable[..., torch.Tensor]) -> Any:
-        """``grid[:, [0, 2, 1]]`` on meta: the list as a meta tensor of known value (PyTorch would make it on meta
-        itself, where no op of the dispatcher sees its data)."""
-        if not _on_meta(tensor):
-            return index
-
-        def known(part: Any) -> Any:
-            if not isinstance(part, list) or not all(type(leaf) is int for leaf in tree_leaves(part)):
-                return part
-            made = self._tensor(make, (part,), {"device": "meta"})
-            return part if made is NotImplemented else made
-
-        return tuple(map(known, index)) if isinstance(index, tuple) else known(index)
 
     def _tensor(self, make: Callable[..., torch.Tensor], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """``torch.tensor(data, device="meta")`` keeps its data as the value (no op of the dispatcher sees it)."""

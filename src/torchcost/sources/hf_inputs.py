@@ -89,14 +89,14 @@ class KeywordInputs:
 
     def wants(self, name: str, modality: str = "") -> bool:
         """The model needs ``name``: its main or a required input, or (for a model with a ``{modality}_config``,
-        CLIP's vision tower, CLAP's audio encoder, or CLVP's ``speech_config``; or with an audio token and a tower
-        that is neither text nor vision, Granite Speech's ``encoder_config``) an input of that modality."""
+        CLIP's vision tower, CLAP's audio encoder, or CLVP's ``speech_config``; or with an audio token and the
+        config of an encoder, Granite Speech's ``encoder_config``) an input of that modality."""
         needed = name in self.required or name == self.main
         configs = (f"{modality}_config", "speech_config") if modality == "audio" else (f"{modality}_config",)
         multimodal = bool(modality) and any(getattr(self.config, c, None) is not None for c in configs)
         if modality == "audio" and _token(self.config, "audio") is not None:
             towers = [k for k, v in vars(self.config).items() if k.endswith("_config") and hasattr(v, "to_dict")]
-            multimodal = multimodal or any(k not in ("text_config", "vision_config") for k in towers)
+            multimodal = multimodal or any("encoder" in k for k in towers)
         return needed or (multimodal and name in self.accepts)
 
     def __call__(self, batch: int, seq_len: int | None, generator: torch.Generator) -> dict[str, Any]:
