@@ -78,12 +78,12 @@ def _unbuildable(error: str) -> bool:
 
 # Failures that torchcost cannot remove, by what their error says
 BLOCKED_ELSEWHERE = {
-    "transformers cannot build its default config": _unbuildable,
-    "needs a library that is not installed here": lambda error: bool(
+    "cannot be built from transformers' default config": _unbuildable,
+    "need a library not installed here": lambda error: bool(
         re.search(r"requires the \w+ library|needs \w+, which is not installed", error)
     ),
-    "has no forward": lambda error: "is missing the required" in error,
-    "needs a video-tracking inference_session": lambda error: "inference_session" in error,
+    "have no forward": lambda error: "is missing the required" in error,
+    "need a video-tracking inference_session": lambda error: "inference_session" in error,
 }
 
 
