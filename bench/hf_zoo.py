@@ -54,7 +54,6 @@ def run(types: list[str], rows_path: Path, workers: int) -> dict[str, Any]:
         "on_meta": sum(row.ok and row.device == "meta" for row in rows),
         "on_cpu": sorted(row.spec.removeprefix("hf:") for row in rows if row.ok and row.device != "meta"),
         "failed": sum(not row.ok for row in rows),
-        "default_config_unbuildable": sorted(row.spec.removeprefix("hf:") for row in rows if _unbuildable(row.error)),
         "blocked_elsewhere": {
             why: sorted(row.spec.removeprefix("hf:") for row in rows if row.error and blocked(row.error))
             for why, blocked in BLOCKED_ELSEWHERE.items()

@@ -72,9 +72,7 @@ class MetaValues:
             return NotImplemented
 
         def real(leaf: Any) -> Any:
-            if isinstance(leaf, torch.Tensor):
-                return self.get(leaf)
-            return _CPU if isinstance(leaf, torch.device) and leaf.type == "meta" else leaf
+            return self.get(leaf) if isinstance(leaf, torch.Tensor) else _off_meta(leaf)
 
         try:
             return func(*tree_map(real, args), **tree_map(real, kwargs))
@@ -107,24 +105,22 @@ class MetaValues:
         """Ops that only move elements (``cat``, views, casts) keep the values of the elements that are known: the
         validity channel that GLM-5-Next's indexer concatenates to its keys, and splits off again, stays known.
         Each element's value and whether it is known go through the op side by side."""
+        if func.overloadpacket not in MOVES_ELEMENTS:  # first: this runs for every op of unknown result
+            return
         metas = [t for t in tensors_in((args, kwargs)) if _on_meta(t)]
-        if func.overloadpacket not in MOVES_ELEMENTS or not any(self._partly_known(t) for t in metas):
+        if not any(self._partly_known(t) for t in metas):
             return
         parts = {id(t): self._part(t) for t in metas}
 
-        def stand_in(which: int) -> Callable[[Any], Any]:
-            def leaf(t: Any) -> Any:
-                return parts[id(t)][which] if isinstance(t, torch.Tensor) and id(t) in parts else t
+        def run(which: int) -> list[torch.Tensor]:  # the op on the values (0) or on the masks (1)
+            def leaf(x: Any) -> Any:
+                return parts[id(x)][which] if isinstance(x, torch.Tensor) and id(x) in parts else _off_meta(x)
 
-            return leaf
-
-        def cpu(leaf: Any) -> Any:
-            return _CPU if isinstance(leaf, torch.device) and leaf.type == "meta" else leaf
+            return tensors_in(func(*tree_map(leaf, args), **tree_map(leaf, kwargs)))
 
         try:
             with _disable_current_modes():
-                values = tensors_in(func(*tree_map(stand_in(0), args), **tree_map(cpu, tree_map(stand_in(0), kwargs))))
-                masks = tensors_in(func(*tree_map(stand_in(1), args), **tree_map(cpu, tree_map(stand_in(1), kwargs))))
+                values, masks = run(0), run(1)
         except Exception:
             return
         for meta, value, mask in zip(outputs, values, masks, strict=False):
@@ -230,10 +226,7 @@ class MetaValues:
             return args[0]
 
         def stand_in(leaf: Any) -> Any:
-            if not _on_meta(leaf):
-                return leaf
-            value = self.get(leaf)
-            return value if value is not None else torch.zeros((), dtype=leaf.dtype).expand(leaf.shape)
+            return self._part(leaf)[0] if _on_meta(leaf) else leaf
 
         try:
             with _disable_current_modes():
@@ -269,6 +262,11 @@ MOVES_ELEMENTS = {
         "reshape", "expand", "permute", "transpose", "t", "squeeze", "unsqueeze", "clone", "alias", "_to_copy",
     )
 }  # fmt: skip
+
+
+def _off_meta(leaf: Any) -> Any:
+    """A ``device="meta"`` argument as the CPU, where the values are computed."""
+    return _CPU if isinstance(leaf, torch.device) and leaf.type == "meta" else leaf
 
 
 def _mixes_devices(tree: Any) -> bool:

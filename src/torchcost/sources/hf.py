@@ -64,9 +64,9 @@ def _derive_unset(config: Any) -> dict[str, str]:
         if _field(sub, "num_key_value_heads", False) is None and heads:
             sub.num_key_value_heads = heads
             derived["num_key_value_heads"] = f"num_attention_heads = {heads} (no grouped-query attention)"
+    vocab = _field(text_config_of(config), "vocab_size")
     for kind in ("image", "audio"):  # processors add the placeholder token at the end of the vocabulary
         name = next((n for n in (f"{kind}_token_id", f"{kind}_token_index") if n in vars(config)), None)
-        vocab = _field(text_config_of(config), "vocab_size")
         if name is not None and getattr(config, name) is None and isinstance(vocab, int):
             setattr(config, name, vocab - 1)
             derived[name] = f"vocab_size - 1 = {vocab - 1} (the processor's added placeholder token)"

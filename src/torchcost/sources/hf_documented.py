@@ -43,7 +43,8 @@ def documented_inputs(
 
 def _size(text: str, batch: int, length: int, find: Callable[[str], Any]) -> int | None:
     factors = [_factor(f.strip(), batch, length, find) for f in text.split("*")]
-    return math.prod(f for f in factors if f is not None) if all(f is not None for f in factors) else None
+    known = [f for f in factors if f is not None]
+    return math.prod(known) if len(known) == len(factors) else None
 
 
 def _factor(text: str, batch: int, length: int, find: Callable[[str], Any]) -> int | None:

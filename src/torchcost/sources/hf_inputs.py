@@ -25,7 +25,7 @@ import contextlib
 import inspect
 import re
 from collections.abc import Iterator
-from functools import partial
+from functools import cached_property, partial
 from typing import Any
 
 import torch
@@ -86,18 +86,12 @@ class KeywordInputs:
             self.main = encoder_main  # SpeechEncoderDecoderModel: its encoder's input_values
         self.note = ""
         self.unavailable: list[str] = []  # processors that could not be built here, and why
+        self.towers = _towers(config)
 
     def wants(self, name: str, modality: str = "") -> bool:
-        """The model needs ``name``: its main or a required input, or (for a model with a ``{modality}_config``,
-        CLIP's vision tower, CLAP's audio encoder, or CLVP's ``speech_config``; or with an audio token and the
-        config of an encoder, Granite Speech's ``encoder_config``) an input of that modality."""
-        needed = name in self.required or name == self.main
-        configs = (f"{modality}_config", "speech_config") if modality == "audio" else (f"{modality}_config",)
-        multimodal = bool(modality) and any(getattr(self.config, c, None) is not None for c in configs)
-        if modality == "audio" and _token(self.config, "audio") is not None:
-            towers = [k for k, v in vars(self.config).items() if k.endswith("_config") and hasattr(v, "to_dict")]
-            multimodal = multimodal or any("encoder" in k for k in towers)
-        return needed or (multimodal and name in self.accepts)
+        """The model needs ``name``: its main or a required input, or an input of a modality it has a tower for
+        (see ``_towers``)."""
+        return name in self.required or name == self.main or (modality in self.towers and name in self.accepts)
 
     def __call__(self, batch: int, seq_len: int | None, generator: torch.Generator) -> dict[str, Any]:
         made: dict[str, Any] = {}
@@ -178,14 +172,13 @@ class KeywordInputs:
         return made
 
     def _unfed_towers(self, made: dict[str, Any]) -> list[str]:
-        """Warnings for the towers of a ``{modality}_config`` that no made input feeds (Phi-4-multimodal's audio
-        tower takes ``audio_input_features``): their work is left out of the counts."""
-        words = {"vision": ("pixel", "image", "patches"), "audio": ("input_features", "input_values", "audio")}
+        """Warnings for the vision and audio towers (see ``_towers``) that no made input feeds (Phi-4-multimodal's
+        audio tower takes ``audio_input_features``): their work is left out of the counts."""
+        words = {"vision": ("pixel", "image", "patches"), "audio": (*AUDIO_INPUTS, "audio")}
         return [
             f"no {modality} input was made: the {modality} tower is not counted (give its inputs with --kwargs-json)"
             for modality, names in words.items()
-            if getattr(self.config, f"{modality}_config", None) is not None
-            and not any(word in name for name in made for word in names)
+            if modality in self.towers and not any(word in name for name in made for word in names)
         ]
 
     def _has_vision_tower(self) -> bool:
@@ -209,24 +202,36 @@ class KeywordInputs:
 
     # images and video
 
+    @cached_property
+    def image_processor(self) -> Any:
+        """The model type's image processor, at the config's patch sizes where it cuts images into patches (see
+        ``_image_processor``); built once for all the images one call makes."""
+        return _image_processor(self.config)
+
+    def _processed(self, **data: Any) -> dict[str, Any] | None:
+        """``data`` through the image processor, as tensors; None where it has none or refuses the data."""
+        if self.image_processor is None:
+            return None
+        try:
+            return dict(self.image_processor(**data, return_tensors="pt"))
+        except Exception:
+            return None
+
     def _images(self, batch: int, generator: torch.Generator, notes: list[str]) -> dict[str, Any]:
         side = _image_side(self.config)
-
-        def random_images(n: int) -> list[torch.Tensor]:
-            return [torch.randint(0, 256, (3, side, side), dtype=torch.uint8, generator=generator) for _ in range(n)]
-
+        random_images = partial(_random_images, side=side, generator=generator)
         what, prompts = "image(s)", {}
         if "prompt_pixel_values" in self.accepts:  # SegGPT: each image comes with an example image and its mask
             masks = [torch.randint(0, 2, (side, side), dtype=torch.uint8, generator=generator) for _ in range(batch)]
             prompts = {"prompt_images": random_images(batch), "prompt_masks": masks}
-        processed = _run_image_processor(self.config, images=random_images(batch), **prompts)
+        processed = self._processed(images=random_images(batch), **prompts)
         frames = _find(self.config, "num_frames")
         if processed is None:  # a processor of image pairs (keypoint matchers) takes a list of pairs
-            processed = _run_image_processor(self.config, images=[random_images(2) for _ in range(batch)])
+            processed = self._processed(images=[random_images(2) for _ in range(batch)])
             what = "image pair(s)"
         elif getattr(processed.get("pixel_values"), "ndim", 0) == 5 and isinstance(frames, int):
             # a video processor takes each clip as a list of frames (one image is a clip of one frame)
-            processed = _run_image_processor(self.config, images=[random_images(frames) for _ in range(batch)])
+            processed = self._processed(images=[random_images(frames) for _ in range(batch)])
             what = f"clip(s) of {frames} frames"
         if processed is not None and isinstance(processed.get("pixel_values"), torch.Tensor):
             # patches and their grid, or images stacked with their prompts: the processor's sizes are the model's
@@ -285,9 +290,8 @@ class KeywordInputs:
 
     def _flattened_patches(self, batch: int, generator: torch.Generator, notes: list[str]) -> dict[str, Any]:
         """Pix2Struct's input: the processor's patches of each image and their mask."""
-        side = _image_side(self.config)
-        images = [torch.randint(0, 256, (3, side, side), dtype=torch.uint8, generator=generator)] * batch
-        processed = _run_image_processor(self.config, images=images) or {}
+        images = _random_images(1, _image_side(self.config), generator) * batch
+        processed = self._processed(images=images) or {}
         made = {k: v for k, v in processed.items() if k in ("flattened_patches", "attention_mask")}
         if "flattened_patches" in made:
             patches = made["flattened_patches"].shape[1]
@@ -337,9 +341,9 @@ class KeywordInputs:
         for extractor in hf_audio.feature_extractors(types, self.unavailable, **options):
             rate = int(getattr(extractor, "sampling_rate", 16000) or 16000)
             waves = [torch.randn(int(rate * AUDIO_SECONDS), generator=generator).numpy() for _ in range(batch)]
-            for options in ({"return_attention_mask": True} if wants_mask else {}, {}):
+            for masked in ({"return_attention_mask": True} if wants_mask else {}, {}):
                 with contextlib.suppress(Exception):
-                    processed = dict(extractor(waves, sampling_rate=rate, return_tensors="pt", **options))
+                    processed = dict(extractor(waves, sampling_rate=rate, return_tensors="pt", **masked))
                     break
             if processed is not None and isinstance(processed.get(name), torch.Tensor):
                 break
@@ -402,6 +406,18 @@ class KeywordInputs:
         if isinstance(channels, int) and channels > 1:
             return ids[..., None].repeat(1, 1, channels)
         return ids
+
+
+def _towers(config: Any) -> set[str]:
+    """The modalities a config has a tower for: a ``{modality}_config`` (CLIP's vision tower, CLAP's audio
+    encoder), CLVP's ``speech_config``, or an audio token beside the config of an encoder (Granite Speech's
+    ``encoder_config``)."""
+    towers = {m for m in ("vision", "video", "audio") if getattr(config, f"{m}_config", None) is not None}
+    subs = [k for k, v in vars(config).items() if k.endswith("_config") and hasattr(v, "to_dict")]
+    speech = getattr(config, "speech_config", None) is not None
+    if speech or (_token(config, "audio") is not None and any("encoder" in k for k in subs)):
+        towers.add("audio")
+    return towers
 
 
 def _features_function(owners: tuple[nn.Module, ...], kind: str, made: dict[str, Any]) -> Any:
@@ -525,17 +541,14 @@ def _image_hw(config: Any) -> tuple[int, int]:
     """The config's image size, rounded up to whole windows of patches for a windowed ViT (RF-DETR's DINOv2 cuts
     its 37 x 37 patches of 518 pixels into ``num_windows`` x ``num_windows`` windows: 560 pixels)."""
     size = _image_size(config)
-    height, width = (size, size) if isinstance(size, int) else size if _is_pair(size) else (224, 224)
+    pair = isinstance(size, list | tuple) and len(size) == 2
+    height, width = (size, size) if isinstance(size, int) else size if pair else (224, 224)
     vision = _vision_config(config)
     windows, patch = getattr(vision, "num_windows", None), getattr(vision, "patch_size", None)
     if isinstance(windows, int) and windows > 1 and isinstance(patch, int):
         step = windows * patch
         height, width = -(-int(height) // step) * step, -(-int(width) // step) * step
     return int(height), int(width)
-
-
-def _is_pair(size: Any) -> bool:
-    return isinstance(size, list | tuple) and len(size) == 2
 
 
 def _image_side(config: Any) -> int:
@@ -572,9 +585,23 @@ def _decoder_positions(config: Any) -> int:
     return int(value) if isinstance(value, int) and value > 0 else DEFAULT_SEQ_LEN
 
 
-def _image_processor(config: Any, **options: Any) -> Any:
-    """The model type's image processor with its defaults (no files are read), with ``options`` where it takes
-    them (audio: see hf_audio)."""
+def _random_images(count: int, side: int, generator: torch.Generator) -> list[torch.Tensor]:
+    return [torch.randint(0, 256, (3, side, side), dtype=torch.uint8, generator=generator) for _ in range(count)]
+
+
+def _image_processor(config: Any) -> Any:
+    """The model type's image processor (no files are read): with its defaults, or at the config's patch sizes
+    where it cuts images into patches (a grid's ``merge_size``, or a ``patch_size`` the config sets otherwise)."""
+    processor = _default_image_processor(config)
+    sizes = _patch_sizes(config)
+    if hasattr(processor, "merge_size") or _differs(getattr(processor, "patch_size", None), sizes.get("patch_size")):
+        processor = _default_image_processor(config, **sizes)
+    return processor
+
+
+def _default_image_processor(config: Any, **options: Any) -> Any:
+    """The model type's image processor with its defaults, with ``options`` where it takes them (audio: see
+    hf_audio)."""
     from transformers.models.auto import image_processing_auto
 
     names = image_processing_auto.IMAGE_PROCESSOR_MAPPING_NAMES  # type: ignore[attr-defined]
@@ -610,19 +637,6 @@ def _patch_sizes(config: Any) -> dict[str, int]:
     options = (("patch_size", "patch_size"), ("merge_size", "spatial_merge_size"), ("temporal_patch_size",) * 2)
     sizes = {option: getattr(vision, name, None) for option, name in options}
     return {option: size for option, size in sizes.items() if isinstance(size, int) and not isinstance(size, bool)}
-
-
-def _run_image_processor(config: Any, **data: Any) -> dict[str, Any] | None:
-    processor = _image_processor(config)
-    sizes = _patch_sizes(config)
-    if hasattr(processor, "merge_size") or _differs(getattr(processor, "patch_size", None), sizes.get("patch_size")):
-        processor = _image_processor(config, **sizes)  # patches (and their grid): at the model's sizes
-    if processor is None:
-        return None
-    try:
-        return dict(processor(**data, return_tensors="pt"))
-    except Exception:
-        return None
 
 
 def _differs(value: Any, wanted: int | None) -> bool:

@@ -77,7 +77,7 @@ class Row:
     uncounted_calls: int | None = None  # calls of ops with no formula (their FLOPs are unknown, not zero)
     predicted_s: dict[str, float] = field(default_factory=dict)  # hardware name -> roofline latency, when known
     seconds: float | None = None  # wall time of the task in its worker: build, count, predict
-    worker: str = ""  # host:pid of the worker process (of the local pool's also for a worker that died or was killed)
+    worker: str = ""  # host:pid of the worker process; in the local pool, also of one that died or was killed
     worker_peak_rss_bytes: int | None = None  # the worker process's peak resident memory so far
     error: str = ""  # empty when the model was counted
 
