@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from torchcost.cli import main
-from torchcost.hardware.calibrate import Calibration, save_calibration
+from torchcost.hardware.calibration import Calibration, save_calibration
 
 MODEL_PY = """
 from pathlib import Path

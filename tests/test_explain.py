@@ -6,7 +6,7 @@ from torch import nn
 import torchcost
 from torchcost.explain import explain, fill_size, parallelism
 from torchcost.hardware import Hardware
-from torchcost.roofline import predict
+from torchcost.predict import predict
 
 TOY = Hardware("toy", "toy", "cpu", {"fp32": 1e12}, 100e9, None, 4, "test")
 
@@ -39,6 +39,12 @@ def test_memory_bound_and_launch_findings_need_a_prediction():
     assert "memory-bound ops" in found["memory_bound"].message
     assert found["launches"].numbers["launches"] == len(p.records)
     assert "too small to fill the 4 cores" in found["parallelism"].message
+
+
+def test_a_finding_with_nothing_to_say_is_not_made():
+    # one linear layer: no elementwise, norm, pooling or data-movement op, so no cheap-ops finding
+    p = torchcost.profile(nn.Linear(64, 64), torch.randn(4, 64))
+    assert "cheap_ops" not in kinds(explain(p))
 
 
 def test_depthwise_efficiency_finding():
@@ -80,8 +86,8 @@ def test_compare_findings_relate_models_to_the_first():
 
 
 def test_overhead_finding_says_what_would_help_when_it_dominates():
-    from torchcost.hardware.calibrate import Calibration
-    from torchcost.hardware.predictors import Observation
+    from torchcost.hardware.calibration import Calibration
+    from torchcost.predict.learned import Observation
 
     # every op learned at 1 us (too cheap to be anything but dispatch) and 50 us per module call
     samples = [Observation(c, (float(i),) * 10, 1e-6) for c in ("matmul", "pointwise", "view") for i in range(8)]

@@ -21,7 +21,7 @@ import torch
 
 import torchcost
 from torchcost.cli import main
-from torchcost.hardware.calibrate import Calibration, save_calibration
+from torchcost.hardware.calibration import Calibration, save_calibration
 
 README = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
 BLOCK = re.compile(r"^```(\w*)\n(.*?)^```\n", re.DOTALL | re.MULTILINE)

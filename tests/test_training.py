@@ -6,7 +6,7 @@ from torch import nn
 
 from torchcost import profile
 from torchcost.hardware import Hardware
-from torchcost.roofline import predict
+from torchcost.predict import predict
 from torchcost.training import timed
 
 TOY = Hardware("toy", "toy GPU", "gpu", {"fp32": 1e12}, 1e11, 1e10, 10, "test")

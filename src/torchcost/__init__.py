@@ -11,7 +11,7 @@ from torchcost.errors import ProfilingError
 from torchcost.explain import Finding, explain
 from torchcost.from_spec import profile_spec
 from torchcost.hardware import Hardware, hardware, known_hardware
-from torchcost.hardware.calibrate import Calibration, calibrate
+from torchcost.hardware.calibration import Calibration
 from torchcost.inputs import InputOptions
 from torchcost.latency import BatchLatency, Latency, measure
 from torchcost.llm import LLMProfile, llm_profile
@@ -19,6 +19,8 @@ from torchcost.op_timing import measure_ops
 from torchcost.params import count_params, size_bytes, size_if
 from torchcost.peak_memory import MemoryProfile, memory
 from torchcost.peak_memory.fit import BatchFit, max_batch
+from torchcost.predict import OpPrediction, Prediction, predict
+from torchcost.predict.calibrate import calibrate
 from torchcost.prepare import copy_to
 from torchcost.profiler import profile
 from torchcost.records import (
@@ -32,7 +34,6 @@ from torchcost.records import (
     TensorSpec,
     UncountedOp,
 )
-from torchcost.roofline import OpPrediction, Prediction, predict
 from torchcost.sweep import SweepResult, sweep
 from torchcost.training import TrainingStep
 

@@ -21,7 +21,7 @@ from torchcost.explain import explain
 from torchcost.from_spec import profile_spec
 from torchcost.guidelines import Settings, run_guidelines
 from torchcost.hardware import UnknownHardwareError, hardware, known_hardware
-from torchcost.hardware.calibrate import cache_path, calibrate
+from torchcost.hardware.calibration import cache_path
 from torchcost.inputs import InputOptions, example_inputs, parse_kwargs_json
 from torchcost.latency import Latency, measure
 from torchcost.llm import llm_profile, presets
@@ -29,6 +29,8 @@ from torchcost.op_timing import measure_ops
 from torchcost.peak_memory.estimate import settings_for
 from torchcost.peak_memory.fit import fit_batch
 from torchcost.peak_memory.from_spec import memory_spec
+from torchcost.predict import EXECUTIONS, predict, profile_dtype
+from torchcost.predict.calibrate import calibrate
 from torchcost.prepare import checked_device
 from torchcost.profiler import profile
 from torchcost.records import Profile
@@ -46,7 +48,6 @@ from torchcost.report.roofline_plot import plot_roofline
 from torchcost.report.sweep import SORTS, failures_text, sweep_table
 from torchcost.report.terminal import DEFAULT_DEPTH, render, render_brief, render_compare
 from torchcost.report.training import training_table
-from torchcost.roofline import predict, profile_dtype
 from torchcost.sources import SOURCES, load_model
 from torchcost.sweep import SweepError, sweep
 from torchcost.sweep.runner import DEFAULT_TIMEOUT_S
@@ -164,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="predict latency on this hardware (h100, l4, cpu, local, ...); with --latency the default is local",
     )
     prof.add_argument("--roofline", metavar="PNG", help="write the roofline chart (needs a prediction)")
+    _add_execution_argument(prof)
     prof.add_argument(
         "--optimizer",
         help="count a training step: forward, backward and this optimizer's step (sgd, sgd-momentum, adam, adamw); "
@@ -179,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--html", metavar="PATH", help="write a self-contained side-by-side HTML report")
     comp.add_argument("--latency", action="store_true", help="also measure each model's latency (on cpu)")
     comp.add_argument("--hardware", metavar="NAME", help="predict each model's latency on this hardware")
+    _add_execution_argument(comp)
     _add_layout_arguments(comp)
     _add_timing_arguments(comp)
     _add_measure_commands(commands)
@@ -197,6 +200,16 @@ def _add_layout_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--channels-last", action="store_true", help="4-D weights and inputs in torch.channels_last memory format"
+    )
+
+
+def _add_execution_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--execution",
+        choices=EXECUTIONS,
+        default="eager",
+        help="how the predicted run executes: eager (PyTorch's default, each op dispatched from Python) or graphs "
+        "(replayed as a CUDA graph: CUDA graphs, torch.compile's cudagraphs; GPUs only)",
     )
 
 
@@ -259,6 +272,12 @@ def _add_measure_commands(commands: Any) -> None:
     llm.add_argument("--weight-bits", type=_positive, help="weight precision in bits (4, 8, 16; default: --dtype)")
     llm.add_argument("--hardware", default="h100", help="predict on this hardware (h100, l4, local, ...)")
     llm.add_argument("--no-sweep", action="store_true", help="skip the batch sweep")
+    llm.add_argument(
+        "--execution",
+        choices=EXECUTIONS,
+        help="the headline's execution: graphs (a CUDA-graph decode, as serving engines run it; the default on "
+        "a GPU) or eager (transformers' own loop); both are shown",
+    )
     llm.add_argument("--json", metavar="PATH", help="write as JSON to PATH, or '-' for stdout only")
 
     guide = commands.add_parser("guidelines", help="the four ShuffleNet V2 experiments on this machine")
@@ -396,7 +415,7 @@ def _explain(result: Profile, args: argparse.Namespace, console: Console) -> Non
     device = hardware(name) if name else None
     if device is not None:
         try:
-            result.prediction = predict(result, device)
+            result.prediction = predict(result, device, execution=args.execution)
         except ValueError as exc:
             _note(f"no prediction: {exc}")
         if result.training is not None:
@@ -496,6 +515,7 @@ def _llm(args: argparse.Namespace, console: Console, to_stdout: bool) -> None:
         weight_bits=args.weight_bits,
         hardware_name=args.hardware,
         sweep=not args.no_sweep,
+        execution=args.execution,
     )
     _emit(args, console, to_stdout, result.to_dict(), llm_tables(result))
 
@@ -599,6 +619,8 @@ def check_arguments(args: argparse.Namespace) -> None:
         _check_installed("transformers", "llm")
     if getattr(args, "roofline", None) and not (args.hardware or args.latency):
         raise ValueError(NEEDS_PREDICTION)
+    if args.command in ("profile", "compare") and args.execution == "graphs" and not args.hardware:
+        raise ValueError("--execution graphs predicts a CUDA-graph replay: add --hardware NAME (a GPU such as h100)")
 
 
 def _check_writable(option: str, path: Path) -> None:

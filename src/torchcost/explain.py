@@ -9,8 +9,9 @@ from typing import Any
 
 from torchcost.hardware import Hardware
 from torchcost.latency import Latency
+from torchcost.predict import Prediction, predict
+from torchcost.predict.taxonomy import op_class
 from torchcost.records import OpRecord, Profile
-from torchcost.roofline import Prediction, op_class
 from torchcost.units import duration, ratio, si
 
 # Work items one core (CPU: fp32 SIMD lanes of AVX-512) or one SM (GPU: resident threads) needs to be busy.
@@ -64,7 +65,7 @@ def explain(
         *_uncounted(profile),
         *_cheap_ops(profile, times, source),
         *_memory_bound(profile, times, source, prediction),
-        *_launches(profile, times, latency, prediction),
+        *_host_bound(profile, latency, prediction, hardware),
         *_depthwise_conv(profile, hardware, prediction),
         *_small_ops(profile, times, source, hardware),
         *_shared(profile),
@@ -88,10 +89,16 @@ def _uncounted(profile: Profile) -> list[Finding]:
     return [Finding("uncounted", f"{len(profile.uncounted)} op types have no formula (FLOPs unknown): {ops}", 1.0)]
 
 
+CHEAP_CLASSES = ("pointwise", "norm", "pooling", "reduction", "movement")
+NOTHING_TO_SAY = 0.005  # a share below half a percent makes no finding
+
+
 def _cheap_ops(profile: Profile, times: dict[int, float], source: str) -> list[Finding]:
-    cheap = [i for i, r in enumerate(profile.records) if r.phase == "forward" and op_class(r) == "other"]
+    cheap = [i for i, r in enumerate(profile.records) if r.phase == "forward" and op_class(r) in CHEAP_CLASSES]
     flops = _share(sum(profile.records[i].cost.flops for i in cheap), profile.flops)
     memory = _share(sum(profile.records[i].cost.memory_access for i in cheap), profile.memory_access.total)
+    if max(flops, memory) < NOTHING_TO_SAY:
+        return []
     if times:
         time = _share(sum(times.get(i, 0.0) for i in cheap), sum(times.values()))
         message = (
@@ -124,28 +131,31 @@ def _memory_bound(
 OVERHEAD_DOMINATES = 0.5  # share of the run above which the eager framework's own cost is the thing to fix
 
 
-def _launches(
-    profile: Profile, times: dict[int, float], latency: Latency | None, prediction: Prediction | None
+def _host_bound(
+    profile: Profile, latency: Latency | None, prediction: Prediction | None, hardware: Hardware | None
 ) -> list[Finding]:
-    if prediction is None:
+    """How much of the run waits on the host's dispatch (the eager framework) rather than on kernels."""
+    if prediction is None or prediction.execution == "graphs":
         return []
     launches = _launch_count(profile)
+    calls = sum(m.calls for m in profile.modules)
     total = latency.median_s if latency is not None else prediction.latency_s
-    if prediction.module_calls_s:  # learned models: module calls, and ops too cheap to be more than dispatch
-        overhead = prediction.overhead_s
-        calls = sum(m.calls for m in profile.modules)
-        what = f"{calls} module calls and {launches} operator launches: eager overhead is"
-    else:
-        overhead = launches * prediction.rates.overhead_s
-        what = f"{launches} operator launches; at ~{duration(prediction.rates.overhead_s)} overhead each that is"
-    share = _share(overhead, total)
-    message = f"{what} {duration(overhead)} of {duration(total)} ({_pct(share)})"
+    waited = prediction.overhead_s
+    share = _share(waited, total)
+    message = (
+        f"{launches} op dispatches and {calls} module calls keep the host busy {duration(prediction.host_s)}; "
+        f"the run waits on them (or on per-op fixed costs) {duration(waited)} of {duration(total)} ({_pct(share)})"
+    )
     if share >= OVERHEAD_DOMINATES:
         message += (
             "; the framework, not the arithmetic, sets the time: a larger batch spreads it over more samples, "
             "torch.compile (or CUDA graphs) removes most of it, fewer and larger modules cut it"
         )
-    return [Finding("launches", message, share, {"launches": launches, "overhead_s": overhead})]
+        if hardware is not None and hardware.kind == "gpu":
+            graphs = predict(profile, hardware, prediction.dtype, execution="graphs")
+            message += f" (replayed as a CUDA graph: {duration(graphs.latency_s)} predicted)"
+    numbers = {"launches": launches, "module_calls": calls, "overhead_s": waited, "host_s": prediction.host_s}
+    return [Finding("launches", message, share, numbers)]
 
 
 def _depthwise_conv(profile: Profile, hardware: Hardware | None, prediction: Prediction | None) -> list[Finding]:
@@ -174,7 +184,9 @@ def _depthwise_conv(profile: Profile, hardware: Hardware | None, prediction: Pre
 
 
 def _small_ops(profile: Profile, times: dict[int, float], source: str, hardware: Hardware | None) -> list[Finding]:
-    if hardware is None or not times:
+    """Time in ops too small to keep every core busy; on a GPU the timeline already says it (the host-bound
+    finding) unless the times were measured."""
+    if hardware is None or not times or (hardware.kind == "gpu" and source != "measured"):
         return []
     small = [i for i in times if parallelism(profile.records[i], hardware) < 1.0]
     share = _share(sum(times[i] for i in small), sum(times.values()))

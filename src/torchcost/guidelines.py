@@ -21,8 +21,8 @@ from torch import nn
 
 from torchcost.hardware import Hardware
 from torchcost.latency import measure
+from torchcost.predict import predict
 from torchcost.profiler import profile
-from torchcost.roofline import predict
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ mixture-of-experts routing are whatever the model code does. What is assumed is 
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import inspect
 import itertools
@@ -21,10 +22,12 @@ from torch import nn
 from torchcost.errors import ProfilingError
 from torchcost.hardware import Hardware, hardware
 from torchcost.peak_memory.prefill import prefill_activation_bytes
+from torchcost.predict import EXECUTIONS, gpu, predict
+from torchcost.predict.kernels import tensor_bytes
+from torchcost.predict.taxonomy import op_class
 from torchcost.prepare import copy_to
 from torchcost.profiler import profile
-from torchcost.records import Profile
-from torchcost.roofline import predict
+from torchcost.records import OpRecord, Profile
 from torchcost.sources import MODEL_FILE_SUFFIXES, load_model
 from torchcost.sources.base import require
 from torchcost.units import si
@@ -164,17 +167,19 @@ class PhaseCost:
     macs: int
     flops: int
     bytes: int  # memory access, with weights and KV cache at the chosen precisions
-    time_s: float
+    time_s: float  # in the headline execution mode (``execution``)
     compute_s: float  # of which compute-bound ops
     memory_s: float  # of which memory-bound ops
-    overhead_s: float  # per-op launch overhead (eager)
+    overhead_s: float  # of which ops the host's dispatch or a kernel's fixed cost sets the pace of
+    eager_s: float  # eager PyTorch (transformers' own forward, op by op)
+    graphs_s: float | None = None  # replayed as a CUDA graph (what a serving engine runs); GPUs only
+    execution: str = "eager"
 
     @property
     def bound(self) -> str:
-        """overhead when the per-op overhead is most of the time, else the larger of compute and memory."""
-        if self.overhead_s > self.compute_s + self.memory_s:
-            return "overhead"
-        return "compute" if self.compute_s >= self.memory_s else "memory"
+        """Which of compute, memory and overhead takes most of the time."""
+        shares = {"overhead": self.overhead_s, "compute": self.compute_s, "memory": self.memory_s}
+        return max(shares, key=lambda name: shares[name])
 
     @property
     def intensity(self) -> float:
@@ -238,12 +243,19 @@ class LLMProfile:
 
     @property
     def time_per_output_token_s(self) -> float:
-        """Mean decode step time over the generated tokens (linear between the counted contexts)."""
-        points = [(p.context, p.time_s) for p in self.decode]
-        if len(points) == 1:
-            return points[0][1]
-        area = sum((c2 - c1) * (t1 + t2) / 2 for (c1, t1), (c2, t2) in itertools.pairwise(points))
-        return area / (points[-1][0] - points[0][0])
+        """Mean decode step time over the generated tokens (linear between the counted contexts), in the headline
+        execution mode."""
+        return _mean_over_contexts([(p.context, p.time_s) for p in self.decode])
+
+    @property
+    def eager_time_per_output_token_s(self) -> float:
+        """The same, run eagerly op by op (transformers' own decode loop)."""
+        return _mean_over_contexts([(p.context, p.eager_s) for p in self.decode])
+
+    @property
+    def execution(self) -> str:
+        """The headline's execution mode: graphs (a CUDA-graph decode, as serving engines run it) on a GPU."""
+        return self.decode[0].execution
 
     @property
     def tokens_per_s(self) -> float:
@@ -262,6 +274,8 @@ class LLMProfile:
                 "compute_s": p.compute_s,
                 "memory_s": p.memory_s,
                 "overhead_s": p.overhead_s,
+                "eager_s": p.eager_s,
+                "graphs_s": p.graphs_s,
             }
 
         return {
@@ -285,6 +299,8 @@ class LLMProfile:
             "fits": self.fits,
             "time_to_first_token_s": self.time_to_first_token_s,
             "time_per_output_token_s": self.time_per_output_token_s,
+            "execution": self.execution,
+            "eager_time_per_output_token_s": self.eager_time_per_output_token_s,
             "tokens_per_s": self.tokens_per_s,
             "sweep": [asdict(point) for point in self.sweep],
             "counting_s": self.counting_s,
@@ -292,6 +308,14 @@ class LLMProfile:
             "prefill_activation_bytes": self.prefill_activation_bytes,
             **({"latent_cache_bytes_per_token": asdict(self.latent_cache)} if self.latent_cache else {}),
         }
+
+
+def _mean_over_contexts(points: list[tuple[int, float]]) -> float:
+    """The mean of a step time over the contexts between the first and last point (linear in between)."""
+    if len(points) == 1:
+        return points[0][1]
+    area = sum((c2 - c1) * (t1 + t2) / 2 for (c1, t1), (c2, t2) in itertools.pairwise(points))
+    return area / (points[-1][0] - points[0][0])
 
 
 def cache_tensors(cache: Any, depth: int = 4) -> list[torch.Tensor]:
@@ -350,6 +374,7 @@ class _Precision:
     dtype: str
     kv_dtype: str
     weight_bits: int
+    execution: str  # the headline's, where the device can run it
 
     def weight_scale(self) -> float:
         return self.weight_bits / BITS[self.dtype]
@@ -361,31 +386,54 @@ class _Precision:
 def _phase(
     counted: Profile, device: Hardware, precision: _Precision, weights: int, kv_read: int, context: int, tokens: int
 ) -> PhaseCost:
-    """Roofline time of one counted pass, with the weight and KV-cache reads rescaled to their precisions."""
+    """Predicted time of one counted pass, eager and (on a GPU) as a CUDA graph, with the weight and KV-cache
+    reads at their stored precisions."""
     dtype_bytes = BITS[precision.dtype] // 8
     extra = weights * dtype_bytes * (precision.weight_scale() - 1) + kv_read * (precision.kv_scale() - 1)
-    counted_bytes = counted.memory_access.total
-    scale = (counted_bytes + extra) / counted_bytes if counted_bytes else 1.0
-    prediction = predict(counted, device, precision.dtype)
-    compute = memory = overhead = 0.0
-    for op in prediction.ops:
-        memory_s = op.memory_s * scale
-        if op.compute_s >= memory_s:
-            compute += op.compute_s
-        else:
-            memory += memory_s
-        overhead += op.overhead_s
+    stored = _at_precision(counted, precision)
+    eager = predict(stored, device, precision.dtype)
+    graphs = predict(stored, device, precision.dtype, execution="graphs") if gpu.applies(device) else None
+    headline = graphs if graphs is not None and precision.execution == "graphs" else eager
+    by_bound = headline.time_by("bound")
     return PhaseCost(
         context,
         tokens,
         counted.macs,
         counted.flops,
-        int(counted_bytes + extra),
-        compute + memory + overhead,
-        compute,
-        memory,
-        overhead,
+        int(counted.memory_access.total + extra),
+        headline.latency_s,
+        by_bound.get("compute", 0.0),
+        by_bound.get("memory", 0.0),
+        by_bound.get("overhead", 0.0),
+        eager.latency_s,
+        graphs.latency_s if graphs is not None else None,
+        headline.execution,
     )
+
+
+def _at_precision(counted: Profile, precision: _Precision) -> Profile:
+    """The pass with its weight reads at ``weight_bits`` and its KV-cache reads at ``kv_dtype``: a matrix
+    product's 2-D last operand (or an expert product's) is a weight; a fused attention's keys and values are the
+    cache."""
+    weight, kv = precision.weight_scale(), precision.kv_scale()
+    if weight == 1 and kv == 1:
+        return counted
+    return dataclasses.replace(counted, records=[_stored(r, weight, kv) for r in counted.records])
+
+
+def _stored(record: OpRecord, weight: float, kv: float) -> OpRecord:
+    cls = op_class(record)
+    shapes, dtypes = record.input_shapes, record.input_dtypes
+    extra: float
+    if cls == "matmul" and len(shapes) >= 2 and (len(shapes[-1]) == 2 or "grouped_mm" in record.op):
+        dtype = dtypes[len(shapes) - 1] if len(dtypes) >= len(shapes) else "bfloat16"
+        extra = tensor_bytes(shapes[-1], dtype) * (weight - 1)
+    elif cls == "attention" and len(shapes) >= 3 and "backward" not in record.op:
+        extra = sum(tensor_bytes(shapes[i], dtypes[i] if len(dtypes) > i else "bfloat16") for i in (1, 2)) * (kv - 1)
+    else:
+        return record
+    cost = dataclasses.replace(record.cost, bytes_read=max(0, record.cost.bytes_read + round(extra)))
+    return dataclasses.replace(record, cost=cost)
 
 
 def _decode_step(model: nn.Module, batch: int, context: int, cache: Any | None = None) -> tuple[Profile, int, int]:
@@ -406,14 +454,20 @@ def llm_profile(
     weight_bits: int | None = None,
     hardware_name: str | Hardware = "h100",
     sweep: bool = True,
+    execution: str | None = None,
 ) -> LLMProfile:
     """Prefill and decode cost of a causal LM (a transformers-style model taking ``past_key_values``).
 
     Counting runs the model's forward on meta: one prefill over ``prompt_len`` tokens, then single-token
     decode steps with the real KV cache at the first, middle and last generated position.
+
+    Each pass is predicted eager (transformers' own loop) and, on a GPU, replayed as a CUDA graph (what serving
+    engines run). ``execution`` picks the headline: by default "graphs" on a GPU, "eager" elsewhere.
     """
     if gen_len < 1 or prompt_len < 1 or batch < 1:
         raise ValueError("prompt_len, gen_len and batch must be at least 1")
+    if execution not in (None, *EXECUTIONS):
+        raise ValueError(f"unknown execution {execution!r}; use one of {', '.join(EXECUTIONS)}")
     for name in (dtype, kv_dtype or dtype):
         if name not in BITS:
             raise ValueError(f"unknown precision {name!r}; use one of {', '.join(BITS)}")
@@ -424,7 +478,9 @@ def llm_profile(
     check_context(spec, module, prompt_len, gen_len)
     module = copy_to(module, torch.device("meta"), DTYPES[dtype]).eval()
     device = hardware(hardware_name) if isinstance(hardware_name, str) else hardware_name
-    precision = _Precision(dtype, kv_dtype or dtype, weight_bits or BITS[dtype])
+    if execution == "graphs" and not gpu.applies(device):
+        raise ValueError(f"execution='graphs' replays CUDA graphs, and {device.name} is not a GPU; use eager")
+    precision = _Precision(dtype, kv_dtype or dtype, weight_bits or BITS[dtype], execution or "graphs")
     weights = _weights_read(module)
 
     cache = _new_cache(module)
@@ -528,9 +584,17 @@ def _has_experts(model: nn.Module) -> bool:
 
 
 def _assumptions(precision: _Precision, device: Hardware, experts: bool) -> list[str]:
+    graphs = gpu.applies(device) and precision.execution == "graphs"
+    timing = (
+        "times: the headline is the decode step replayed as a CUDA graph (what serving engines and "
+        "torch.compile's cudagraphs run: no per-op host cost, kernels back to back); 'eager' is transformers' own "
+        "loop, each op dispatched from Python (the host's cost per op included)"
+        if graphs
+        else "times: eager execution, each op dispatched in turn (the per-op cost included)"
+    )
     notes = [
-        "counted on meta with the model's own forward and KV cache; eager execution, one kernel per ATen op "
-        "(per-op overhead included; CUDA graphs or compilation remove most of it)",
+        "counted on meta with the model's own forward and KV cache (transformers' DynamicCache)",
+        timing,
         f"activations at {precision.dtype}; weight and KV-cache reads rescaled to {precision.weight_bits}-bit "
         f"weights and {precision.kv_dtype} KV cache",
         "memory = weights + KV cache at the full context; activations and framework buffers not included",
@@ -540,5 +604,6 @@ def _assumptions(precision: _Precision, device: Hardware, experts: bool) -> list
             "mixture of experts: routing is unknown on meta; each token goes to its top-k experts and tokens are "
             "spread evenly, so a step reads min(experts, routed tokens) experts' weights"
         )
-    notes.append(f"rates: {device.name}, {'calibrated' if device.calibration else 'spec peaks x default efficiency'}")
+    rates = "calibrated" if device.calibration else "kernel models" if graphs else "spec peaks x default efficiency"
+    notes.append(f"rates: {device.name}, {rates}")
     return notes

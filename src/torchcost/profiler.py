@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from torchcost.counting.autocast import CountedAutocast
+from torchcost.counting.fused import FusedCalls
 from torchcost.counting.meta_values import BUILT, MetaFunctions, MetaValues
 from torchcost.counting.mode import CountingMode, ModuleStack
 from torchcost.counting.registry import tensors_in
@@ -87,7 +88,13 @@ def profile(
     try:
         stack = ModuleStack(names)
         on_meta = MetaFunctions(values) if values is not None else contextlib.nullcontext()
-        with stack, on_meta, CountingMode(stack, values) as mode, CountedAutocast(amp, run_device) as mixed:
+        with (
+            stack,
+            on_meta,
+            CountingMode(stack, values) as mode,
+            FusedCalls(mode),
+            CountedAutocast(amp, run_device) as mixed,
+        ):
             run_model.train(backward)
             with torch.set_grad_enabled(backward), mixed.forward():
                 output = _forward(run_model, stack, inputs, kwargs, run_device)

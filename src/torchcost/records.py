@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from torchcost.explain import Finding
     from torchcost.latency import Latency
-    from torchcost.roofline import Prediction
+    from torchcost.predict import Prediction
     from torchcost.training import TrainingStep
 
 Shape = tuple[int, ...]
@@ -65,6 +65,9 @@ class OpRecord:
     measured_s: float | None = None  # median time from torch.profiler, when measured
     input_dtypes: tuple[str, ...] = ()  # of the input tensors, in the order of input_shapes ("float16")
     output_dtypes: tuple[str, ...] = ()
+    # the call this record is part of, when a GPU runs that call as one fused kernel where the counted device ran
+    # its parts ("scaled_dot_product_attention#3 causal": its math reference, forward or backward)
+    fused: str = ""
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ from torch import nn
 
 from torchcost.counting.mode import CountingMode
 from torchcost.hardware import Hardware
+from torchcost.predict import Prediction
 from torchcost.prepare import ModelState, prepare
 from torchcost.records import Profile
-from torchcost.roofline import Prediction
 from torchcost.step import OptimizerSpec, compute_loss, make_optimizer, steady_state, training_copy
 from torchcost.timing import timing_module
 

@@ -9,7 +9,7 @@ from torch import nn
 import torchcost
 from torchcost.counting.autocast import CUDA_LISTS, CUDA_POLICY, Cast
 from torchcost.hardware import hardware
-from torchcost.roofline import predict
+from torchcost.predict import predict
 
 DEVICES = ["meta", "cpu"]
 

@@ -4,8 +4,8 @@
 from torchcost.explain import Finding
 from torchcost.hardware import Hardware
 from torchcost.latency import BatchLatency, Latency
+from torchcost.predict import predict
 from torchcost.records import Profile
-from torchcost.roofline import predict
 
 FAKE_RATE = 1e9  # bytes per second: each op "takes" its memory access at this rate
 TEST_CHIP = Hardware("test", "test chip", "gpu", {"fp32": 1e12}, 1e11, 1e10, 4, "made up for tests")

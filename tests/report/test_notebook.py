@@ -46,7 +46,7 @@ def test_latency_and_prediction_views():
     assert "<div class='value'>12.50 ms</div>" in latency._repr_html_()
     latency.by_batch.append(BatchLatency(8, 0.05, 0.05, 0.001, 0.052, 0.053, 0.01, 20, 160.0))
     assert "<td class='num'>160.0</td>" in latency._repr_html_()  # a table of the batch sizes
-    assert repr(prediction).startswith("<Prediction ") and "on test chip:" in repr(prediction)
+    assert repr(prediction).startswith("<Prediction ") and "on test chip, eager:" in repr(prediction)
     bounds = prediction.time_by("bound")
     page = prediction._repr_html_()
     assert all(f"<div class='label'>{bound}-bound</div>" in page for bound in bounds)

@@ -242,6 +242,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self._on_meta: dict[Hashable, tuple[Any, OpCost | None]] = {}
         self._replayable: dict[OpOverload, str | None] = {}  # "new" tensors, "self" (in place), or None
         self._pointwise_dtype: dict[Hashable, torch.dtype] = {}  # pointwise_on_meta_key -> output dtype
+        self.fused = ""  # the fused call the ops run now belong to (see counting/fused.py)
 
     def __torch_dispatch__(
         self, func: OpOverload, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
@@ -400,5 +401,6 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
                 counted=counted,
                 input_dtypes=dtypes_of((args, kwargs)),
                 output_dtypes=dtypes_of(out),
+                fused=self.fused,
             )
         )

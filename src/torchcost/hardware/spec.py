@@ -13,8 +13,10 @@ from typing import Any
 
 import torch
 
-from torchcost.hardware.calibrate import Calibration, load_calibration
+from torchcost.hardware.calibration import Calibration, load_calibration
 from torchcost.hardware.detect import FP32_FLOP_PER_CYCLE, detect_cpu, detect_gpu
+
+ARCHES = {9: "hopper"}  # CUDA compute capability (major) -> the generation whose efficiencies apply
 
 
 class UnknownHardwareError(LookupError):
@@ -37,6 +39,7 @@ class Hardware:
     calibration: Calibration | None = None
     clock_hz: float | None = None  # boost clock (GPUs), base clock (CPUs)
     l2_bytes: int | None = None  # L2 cache (GPUs)
+    arch: str | None = None  # GPU generation ("hopper"), which sets the kernel models' efficiencies
 
     def ridge_point(self, dtype: str = "fp32") -> float | None:
         """Arithmetic intensity (FLOP/byte) above which an op is compute-bound on the peak roofs."""
@@ -54,6 +57,7 @@ class Hardware:
             "cores": self.cores,
             "clock_hz": self.clock_hz,
             "l2_bytes": self.l2_bytes,
+            "arch": self.arch,
             "ridge_point_flop_per_byte": self.ridge_point(),
             "source": self.source,
             "notes": list(self.notes),
@@ -86,6 +90,7 @@ def _from_entry(key: str, entry: dict[str, Any]) -> Hardware:
         notes=notes,
         clock_hz=float(entry["clock_hz"]) if "clock_hz" in entry else None,
         l2_bytes=entry.get("l2_bytes"),
+        arch=entry.get("arch"),
     )
 
 
@@ -122,9 +127,13 @@ def this_gpu() -> Hardware:
     if gpu is None:
         raise UnknownHardwareError("no CUDA device is available here; name a spec-table entry instead")
     key = match_gpu(gpu.name)
+    arch = ARCHES.get(gpu.capability[0])
     if key is None:
-        return Hardware("cuda", gpu.name, "gpu", {}, None, float(gpu.memory), gpu.sms, "torch.cuda properties only")
+        found = Hardware("cuda", gpu.name, "gpu", {}, None, float(gpu.memory), gpu.sms, "torch.cuda properties only")
+        found.arch = arch
+        return found
     spec = _from_entry(key, _table()[key])
+    spec.arch = arch or spec.arch
     spec.notes.append(f"this GPU ({gpu.name}, {gpu.sms} SMs) matched to the spec entry {key}")
     return spec
 

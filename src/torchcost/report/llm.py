@@ -21,6 +21,7 @@ PHASE_COLUMNS: list[Column[Pass]] = [
     Column("FLOP/byte", lambda p: f"{p[1].intensity:.1f}", drop=4),
     Column("bound", lambda p: p[1].bound, numeric=False),
     Column("time", lambda p: seconds(p[1].time_s)),
+    Column("eager", lambda p: seconds(p[1].eager_s)),
     Column("of which overhead", lambda p: seconds(p[1].overhead_s), drop=2),
 ]
 SWEEP_COLUMNS: list[Column[SweepPoint]] = [
@@ -60,17 +61,28 @@ def llm_tables(result: LLMProfile) -> RenderableType:
             si(result.prefill_activation_bytes, "B"),
             "the prefill's peak beyond weights and KV cache (its intermediates and logits)",
         )
+    mode = "as a CUDA graph" if result.execution == "graphs" else "eager"
     summary.add_row(
-        "time to first token", seconds(result.time_to_first_token_s), f"prefill is {result.prefill.bound}-bound"
+        "time to first token",
+        seconds(result.time_to_first_token_s),
+        f"{mode}; prefill is {result.prefill.bound}-bound",
     )
+    eager = f"; eager (transformers' own loop): {seconds(result.eager_time_per_output_token_s)}"
     summary.add_row(
-        "time per output token", seconds(result.time_per_output_token_s), f"decode is {result.decode[-1].bound}-bound"
+        "time per output token",
+        seconds(result.time_per_output_token_s),
+        f"{mode}, as serving engines run decode; it is {result.decode[-1].bound}-bound"
+        + (eager if result.execution == "graphs" else ""),
     )
     summary.add_row("throughput", f"{result.tokens_per_s:,.1f} tokens/s", f"counted in {result.counting_s:.1f} s")
 
     passes = [(f"prefill ({result.prompt_len} tokens)", result.prefill)]
     passes += [(f"decode at context {step.context}", step) for step in result.decode]
-    phases = FittedTable(PHASE_COLUMNS, passes, title="per pass (one decode step = one token for each sequence)")
+    columns = PHASE_COLUMNS if result.execution == "graphs" else [c for c in PHASE_COLUMNS if c.header != "eager"]
+    caption = "per pass (one decode step = one token for each sequence)"
+    if result.execution == "graphs":
+        caption += "; time: replayed as a CUDA graph, eager: op by op from Python"
+    phases = FittedTable(columns, passes, title=caption)
     parts: list[RenderableType] = [summary, phases]
     if result.sweep:
         parts.append(FittedTable(SWEEP_COLUMNS, result.sweep, title="batch sweep (decode at the middle context)"))

@@ -11,7 +11,7 @@ from rich.text import Text
 from torchcost.guidelines import Experiment
 from torchcost.guidelines import Row as GuidelineRow
 from torchcost.hardware import Hardware
-from torchcost.hardware.calibrate import Calibration
+from torchcost.hardware.calibration import Calibration
 from torchcost.latency import UNSTABLE_CV, BatchLatency, Latency
 from torchcost.report.columns import Column
 from torchcost.report.fitted import FittedTable

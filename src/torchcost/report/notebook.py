@@ -18,7 +18,7 @@ from torchcost.units import duration, percent, si
 
 if TYPE_CHECKING:
     from torchcost.latency import Latency
-    from torchcost.roofline import Prediction
+    from torchcost.predict import Prediction
 
 TREE_DEPTH = 1  # the notebook view shows the top of the module tree: this deep ...
 TREE_ROWS = 10  # ... and at most this many costliest modules ("..." where rows are left out)
@@ -103,7 +103,8 @@ def latency_html(latency: Latency) -> str:
 
 
 def prediction_line(prediction: Prediction) -> str:
-    return f"<Prediction {duration(prediction.latency_s)} on {prediction.hardware}: {_bounds(prediction)}>"
+    where = f"{prediction.hardware}, {prediction.execution}"
+    return f"<Prediction {duration(prediction.latency_s)} on {where}: {_bounds(prediction)}>"
 
 
 def prediction_html(prediction: Prediction) -> str:
@@ -113,7 +114,10 @@ def prediction_html(prediction: Prediction) -> str:
     items += [Item(f"{bound}-bound", percent(t, total), duration(t)) for bound, t in _by(prediction, "bound")]
     rows = [[name, duration(t), percent(t, total)] for name, t in _by(prediction, "op_class")]
     sections = [table_html(["op class", "time", "% time"], rows, [False, True, True])]
-    meta = f"roofline on {prediction.hardware} ({prediction.rates.source}); {si(prediction.rates.bandwidth, 'B/s')}"
+    meta = (
+        f"{prediction.execution} on {prediction.hardware} ({prediction.rates.source}); "
+        f"{si(prediction.rates.bandwidth, 'B/s')}"
+    )
     return card_view("predicted latency", meta, items, sections)
 
 

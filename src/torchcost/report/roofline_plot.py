@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from torchcost.predict import Prediction
+from torchcost.predict.taxonomy import rate_class
 from torchcost.records import Profile
-from torchcost.roofline import Prediction
 
 CLASS_COLORS = {
     "matmul": "tab:blue",
@@ -32,7 +33,7 @@ def plot_roofline(profile: Profile, prediction: Prediction, path: str | Path) ->
         seconds = profile.records[op.index].measured_s or op.time_s
         if op.flops == 0 or op.bytes == 0 or seconds <= 0:
             continue
-        xs, ys, sizes = points.setdefault(op.op_class, ([], [], []))
+        xs, ys, sizes = points.setdefault(rate_class(op.op_class), ([], [], []))
         xs.append(op.intensity)
         ys.append(op.flops / seconds)
         sizes.append(seconds)

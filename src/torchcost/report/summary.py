@@ -80,7 +80,7 @@ def summary_items(profile: Profile) -> list[Item]:
             Item(
                 "predicted latency",
                 duration(pred.latency_s),
-                f"roofline on {pred.hardware} ({pred.rates.source}); {bounds}",
+                f"{pred.execution} on {pred.hardware} ({pred.rates.source}); {bounds}",
             )
         )
     return items

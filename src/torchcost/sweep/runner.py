@@ -13,8 +13,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from torchcost.hardware import Hardware
 from torchcost.hardware import hardware as find_hardware
+from torchcost.predict import rates_for
 from torchcost.prepare import as_dtype
-from torchcost.roofline import rates_for
 from torchcost.sweep import specs as spec_lists
 from torchcost.sweep.output import RowWriter, SweepError, check_path, read_rows
 from torchcost.sweep.pool import run_pool

@@ -25,10 +25,10 @@ from torch import nn
 from torchcost.from_spec import profile_spec
 from torchcost.hardware import Hardware
 from torchcost.inputs import InputOptions
+from torchcost.predict import predict
 from torchcost.prepare import random_inputs, with_batch
 from torchcost.profiler import ProfilingError, profile
 from torchcost.records import Profile
-from torchcost.roofline import predict
 from torchcost.sources.base import build_on
 from torchcost.sources.files import import_file
 from torchcost.sweep.rows import Row, SpaceEntry, Task

@@ -7,13 +7,13 @@ from torch import nn
 
 import torchcost
 from torchcost.hardware import Hardware
-from torchcost.hardware import calibrate as calibration_module
-from torchcost.hardware.calibrate import Calibration, CalibrationError, load_calibration, save_calibration
-from torchcost.hardware.predictors import Check, Observation, OpTimeModel, features, held_out_check, op_class
-from torchcost.hardware.predictors.learn import main_record
-from torchcost.hardware.predictors.sampling import SAMPLERS
+from torchcost.hardware.calibration import Calibration
+from torchcost.predict import predict
+from torchcost.predict.learned import Check, Observation, OpTimeModel, features, held_out_check
+from torchcost.predict.learned.observe import main_record
+from torchcost.predict.learned.sampling import SAMPLERS
+from torchcost.predict.taxonomy import op_class
 from torchcost.records import OpCost, OpRecord
-from torchcost.roofline import predict
 
 
 def conv_record() -> OpRecord:
@@ -109,12 +109,6 @@ def test_check_summarises_relative_errors():
     assert check.to_dict()["per_class_median"] == {"matmul": pytest.approx(0.15)}
 
 
-@pytest.fixture
-def cache_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCHCOST_CACHE_DIR", str(tmp_path))
-    return tmp_path
-
-
 def learned_calibration(observations: list[Observation]) -> Calibration:
     return Calibration(
         "cpu",
@@ -131,66 +125,6 @@ def learned_calibration(observations: list[Observation]) -> Calibration:
         module_call_s=3e-6,
         cache_bytes=1 << 20,
     )
-
-
-def test_calibration_with_learned_models_persists(cache_dir):
-    calibration = learned_calibration(power_law(30, seed=3))
-    save_calibration(calibration)
-    loaded = load_calibration("cpu")
-    assert loaded == calibration
-    row = [20.0] + [10.0] * 9
-    assert loaded.time_model().seconds("matmul", row) == calibration.time_model().seconds("matmul", row)
-
-
-def test_each_calibration_extends_the_samples_of_the_last_and_resamples_the_worst_class(cache_dir, monkeypatch):
-    monkeypatch.setattr(calibration_module, "last_level_cache_bytes", lambda: 1 << 20)
-    save_calibration(learned_calibration(power_law(30, seed=4)))
-    noisy = [Observation("pointwise", (float(i),) * 10, 1e-6 * (1 + 9 * (i % 2))) for i in range(10)]  # 1 or 10 us
-    calls = []
-
-    def observe(seconds, effort, cache_bytes, seed, advance, classes=None, per_class=None):
-        calls.append((seed, classes, per_class))
-        return noisy if classes is None else power_law(per_class, seed, "pointwise")
-
-    monkeypatch.setattr(calibration_module, "observe", observe)
-    monkeypatch.setattr(calibration_module, "module_call_seconds", lambda seconds, min_time: 2e-6)
-    result = learned_calibration([])
-    advanced = []
-    calibration_module._learn(result, "quick", 0.01, lambda: advanced.append(1))
-    half = calibration_module.SAMPLES_PER_CLASS["quick"] // 2
-    # new configurations (the seed moves on by the samples kept); then more of the class missed by far the most
-    assert calls == [(30, None, None), (31, ["pointwise"], half)]
-    assert len(result.observations) == 30 + 10 + half and result.module_call_s == 2e-6
-    assert len(advanced) == 2 * half  # the re-sampling budget of the two classes that needed none
-    assert "more of pointwise" in result.details["learned"]
-
-
-def test_a_busy_machine_is_refused_and_nothing_is_saved(cache_dir, monkeypatch):
-    monkeypatch.setattr(calibration_module, "_load", lambda: 99.0)
-    monkeypatch.setattr(calibration_module, "WAIT_FOR_QUIET_S", 0)
-    with pytest.raises(CalibrationError, match=r"busy \(load average 99.0.*--force"):
-        calibration_module.calibrate("cpu", quick=True, progress=False)
-    assert load_calibration("cpu") is None
-
-
-@pytest.mark.parametrize(
-    ("drift", "error", "message"),
-    [(0.5, 0.05, "probe moved [+]50%"), (0.0, 0.30, "miss their held-out samples by 30%"), (-0.1, 0.1, None)],
-)
-def test_unsound_calibrations_are_not_kept(drift, error, message):
-    result = learned_calibration([])
-    result.check = {"median_abs_error": error, "samples": 40}
-    if message is None:
-        calibration_module._refuse_if_unsound(result, drift)
-    else:
-        with pytest.raises(CalibrationError, match=message):
-            calibration_module._refuse_if_unsound(result, drift)
-
-
-def test_busy_threshold_counts_the_cores_the_calibration_leaves_free(monkeypatch):
-    monkeypatch.setattr(calibration_module.os, "cpu_count", lambda: 8)
-    monkeypatch.setattr(calibration_module.torch, "get_num_threads", lambda: 2)
-    assert calibration_module.busy_load() == 6.5  # 8 - 2 cores free, plus 0.5 of background
 
 
 def test_predict_uses_a_meta_profile_and_the_calibration_only(monkeypatch):

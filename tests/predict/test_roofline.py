@@ -1,9 +1,11 @@
 import pytest
 
 from torchcost.hardware import Hardware
-from torchcost.hardware.calibrate import Calibration
+from torchcost.hardware.calibration import Calibration
+from torchcost.predict import predict, rates_for
+from torchcost.predict.roofline import BANDWIDTH_EFFICIENCY, SPEC_EFFICIENCY
+from torchcost.predict.taxonomy import op_class
 from torchcost.records import MemoryAccess, OpCost, OpRecord, ParamCount, Profile, TensorSpec
-from torchcost.roofline import BANDWIDTH_EFFICIENCY, SPEC_EFFICIENCY, op_class, predict, rates_for
 
 
 def record(op: str, flops: int, bytes_: int, inputs=((4, 8), (8, 4)), modules=("", "block")) -> OpRecord:

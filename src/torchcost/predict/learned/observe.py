@@ -15,9 +15,10 @@ import torch
 from torch import nn
 
 from torchcost.counting.mode import CountingMode, ModuleStack
-from torchcost.hardware.predictors.features import features, op_class
-from torchcost.hardware.predictors.regression import Observation
-from torchcost.hardware.predictors.sampling import SAMPLERS, Sample
+from torchcost.predict.learned.features import features
+from torchcost.predict.learned.regression import Observation
+from torchcost.predict.learned.sampling import SAMPLERS, Sample
+from torchcost.predict.taxonomy import op_class
 from torchcost.records import OpRecord
 
 SAMPLES_PER_CLASS = {"quick": 10, "default": 48}

@@ -1,21 +1,19 @@
-"""Calibration: micro-benchmarks of what this machine achieves (not what its spec promises), cached per
-machine in the user's cache directory and used by later reports.
+"""``torchcost calibrate``: micro-benchmarks of what this machine achieves (not what its spec promises), and the
+models fitted on them, cached as a ``Calibration`` for later predictions.
 
 Each time comes from ``torch.utils.benchmark`` (median of blocked runs): a large matmul per dtype; suites of dense
 and of depthwise convolutions, fitted to a rate and a per-op overhead each; elementwise copy and add for
-bandwidth; a chain of tiny modules for the per-op overhead of everything else.
+bandwidth; a chain of tiny modules for the per-op overhead of everything else. On a CPU, also learned op-time
+models (``predict/learned``). On a GPU, also the host's cost of issuing each class of op (``predict/host.py``)
+and the device time of the smallest kernel, replayed back to back in a CUDA graph.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import os
-import platform
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,85 +22,14 @@ import torch
 import torch.nn.functional as F
 
 from torchcost.errors import ProfilingError
+from torchcost.hardware.calibration import Calibration, load_calibration, save_calibration
 from torchcost.hardware.detect import cpu_model_name, last_level_cache_bytes
-from torchcost.hardware.predictors import Observation, OpTimeModel, held_out_check
-from torchcost.hardware.predictors.learn import SAMPLES_PER_CLASS, module_call_seconds, observe, reference_seconds
-from torchcost.hardware.predictors.sampling import SAMPLERS
+from torchcost.predict.learned import Observation, held_out_check
+from torchcost.predict.learned.observe import SAMPLES_PER_CLASS, module_call_seconds, observe, reference_seconds
+from torchcost.predict.learned.sampling import SAMPLERS
 from torchcost.timing import progress_bar, timing_module
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-@dataclass
-class Calibration:
-    """Achieved rates on one machine: FLOP/s for compute, bytes/s for bandwidth, seconds for overhead."""
-
-    device: str
-    device_name: str
-    threads: int
-    torch_version: str
-    date: str
-    matmul_flops: dict[str, float] = field(default_factory=dict)  # dtype -> FLOP/s
-    conv_flops: float = 0.0  # fitted over a suite of typical layers (CONV_SUITE), batch 1 and 8
-    depthwise_conv_flops: float = 0.0  # fitted over DEPTHWISE_SUITE
-    copy_bandwidth: float = 0.0  # bytes/s, read + write
-    add_bandwidth: float = 0.0
-    op_overhead_s: float = 0.0  # per op in a chain of tiny modules: dispatch, launch, module call
-    class_overhead_s: dict[str, float] = field(default_factory=dict)  # fixed cost per op of conv, depthwise, matmul
-    details: dict[str, str] = field(default_factory=dict)  # each benchmark's shape and time
-    # learned op-time models (hardware/predictors): the measured samples they are fitted on, kept so that each
-    # calibration extends the last one; the cost of a module call; the cache the features compare against
-    observations: list[dict[str, Any]] = field(default_factory=list)
-    module_call_s: float = 0.0
-    cache_bytes: int = 0
-    check: dict[str, Any] = field(default_factory=dict)  # held-out errors of the learned models
-
-    @property
-    def bandwidth(self) -> float:
-        return max(self.copy_bandwidth, self.add_bandwidth)
-
-    def time_model(self) -> OpTimeModel | None:
-        """The learned per-class models (fitted once per calibration object), None without samples."""
-        if not self.observations:
-            return None
-        key = id(self)
-        if key not in _MODELS:
-            _MODELS[key] = OpTimeModel([Observation.from_dict(o) for o in self.observations])
-        return _MODELS[key]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "bandwidth": self.bandwidth}
-
-
-_MODELS: dict[int, OpTimeModel] = {}
-
-
-def machine_key(device: str) -> str:
-    """Calibrations are kept per machine, device, thread count and torch version."""
-    name = torch.cuda.get_device_name() if device == "cuda" else cpu_model_name()
-    raw = f"{platform.node()}|{name}|{device}|{torch.get_num_threads()}|{torch.__version__}"
-    return hashlib.sha1(raw.encode()).hexdigest()[:12]
-
-
-def cache_path(device: str) -> Path:
-    root = Path(
-        os.environ.get("TORCHCOST_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")) / "torchcost"
-    )
-    return root.expanduser() / f"calibration-{device}-{machine_key(device)}.json"
-
-
-def load_calibration(device: str) -> Calibration | None:
-    path = cache_path(device)
-    if not path.exists():
-        return None
-    return Calibration(**{k: v for k, v in json.loads(path.read_text()).items() if k != "bandwidth"})
-
-
-def save_calibration(calibration: Calibration) -> Path:
-    path = cache_path(calibration.device)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(calibration.to_dict(), indent=2))
-    return path
 
 
 def _seconds(fn: Callable[[], Any], min_time: float, device: str) -> float:
@@ -189,8 +116,10 @@ class CalibrationError(ProfilingError):
     """The machine was too busy to calibrate, or the learned models miss their own held-out samples."""
 
 
-IDLE_LOAD = 0.5  # load average a quiet machine shows with every core the calibration uses free
+IDLE_CORES = 0.3  # CPU time of other work a quiet machine shows (a VM's agents, the shell), in cores
+SAMPLE_S = 2.0  # how long /proc/stat is sampled to see what else runs
 WAIT_FOR_QUIET_S = 60
+WAIT_STEP_S = 3.0
 PROBE_DRIFT = 0.2  # the reference probe may move this much between the start and the end
 MAX_CHECK_ERROR = 0.15  # median held-out error above which a calibration is not kept
 MAX_SAMPLES_PER_CLASS = 400  # kept across calibrations that extend each other
@@ -207,9 +136,14 @@ def calibrate(
     timed, fitted per class in log space; each calibration adds its samples to the cached ones. About 2 min on
     two cores (``quick``: under 30 s).
 
-    A busy machine gives wrong rates: the load is checked first (waiting up to a minute for it to drop), a
-    reference probe is timed at the start and the end, and the learned models are checked on held-out samples;
-    a calibration that fails one of these is not kept (``CalibrationError``) unless ``force``.
+    On a GPU, also the host's cost of issuing each class of op (chains of tiny ops, which the host sets the pace
+    of), of a module call, of a foreach call and each tensor in it, and of replaying a CUDA graph; and the device
+    time of the smallest kernel (tiny kernels replayed back to back as a CUDA graph).
+
+    A busy machine gives wrong rates: what else uses the CPUs is checked first (``/proc/stat`` over two
+    seconds, waiting up to a minute for it to stop), a reference probe is timed at the start and the end, and
+    the learned models are checked on held-out samples; a calibration that fails one of these is not kept
+    (``CalibrationError``) unless ``force``.
     """
     dev = torch.device(device)
     gpu = dev.type == "cuda"
@@ -230,10 +164,12 @@ def calibrate(
     per_class = SAMPLES_PER_CLASS[effort]
     learned = 0 if gpu else len(SAMPLERS) * per_class + RESAMPLED_CLASSES * (per_class // 2)
     with progress_bar(progress) as bar:
-        task = bar.add_task("calibrating", total=len(dtypes) + 6 + learned)
+        task = bar.add_task("calibrating", total=len(dtypes) + 6 + learned + (len(HOST_PROBES) + 2 if gpu else 0))
         probe = reference_seconds(lambda fn, t: _seconds(fn, t, dev.type), min_time) if not gpu else 0.0
         with torch.inference_mode():
             _rates(result, dev, dtypes, n, elements, min_time, lambda: bar.advance(task))
+            if gpu:
+                _host_costs(result, dev, min_time, lambda: bar.advance(task))
         if not gpu:  # counted as profile() counts (not in inference mode, where ops are not decomposed)
             _learn(result, effort, min_time, lambda: bar.advance(task))
             drift = reference_seconds(lambda fn, t: _seconds(fn, t, dev.type), min_time) / probe - 1
@@ -255,6 +191,7 @@ def _rates(
     advance: Callable[[], None],
 ) -> None:
     """The micro-benchmarks of rates and overheads: matmul per dtype, conv suites, copy, add, per-op overheads."""
+    result.matmul_n = n
     for name in dtypes:
         a = torch.randn(n, n, device=dev, dtype=DTYPES[name])
         seconds = _seconds(functools.partial(torch.mm, a, a), min_time, dev.type)
@@ -291,6 +228,92 @@ def _rates(
     result.class_overhead_s["matmul"] = _seconds(lambda: torch.mm(tiny, tiny), min_time, dev.type)
     result.details["matmul_overhead"] = "(8, 8) x (8, 8) matmul"
     advance()
+
+
+HOST_CHAIN = 64  # ops per timed chain: enough that the host's cost per op dominates the timer's own
+
+
+def _host_probes(device: torch.device) -> dict[str, Callable[[], Any]]:
+    """One tiny op per host class (predict/host.py): each launches a kernel far shorter than its dispatch."""
+    x = torch.randn(8, 8, device=device)
+    image = torch.randn(1, 8, 8, 8, device=device)
+    weight, bias = torch.randn(8, 8, 3, 3, device=device), torch.randn(8, device=device)
+    return {
+        "view": lambda: x.view(64),
+        "kernel": lambda: torch.relu(x),
+        "norm": lambda: F.layer_norm(x, (8,)),
+        "conv": lambda: F.conv2d(image, weight, padding=1),
+        "conv_bias": lambda: F.conv2d(image, weight, bias, padding=1),  # its bias add: one more kernel
+        "matmul": lambda: torch.mm(x, x),
+    }
+
+
+HOST_PROBES = ("view", "kernel", "norm", "conv", "conv_bias", "matmul")
+FOREACH_TENSORS = (8, 64)  # two list lengths: the cost per call and per tensor
+
+
+def _chain_seconds(op: Callable[[], Any], device: str, min_time: float) -> float:
+    """Seconds per op of a chain of ``HOST_CHAIN`` calls of ``op``."""
+
+    def chain() -> None:
+        for _ in range(HOST_CHAIN):
+            op()
+
+    return _seconds(chain, min_time, device) / HOST_CHAIN
+
+
+def _host_costs(result: Calibration, dev: torch.device, min_time: float, advance: Callable[[], None]) -> None:
+    """The host's cost per op of each host class, per extra kernel, per module call and per foreach call and
+    tensor; the CUDA graph's replay and the device's smallest kernel."""
+    times = {}
+    for name, op in _host_probes(dev).items():
+        times[name] = _chain_seconds(op, dev.type, min_time / 4)
+        advance()
+    result.host_s = {name: times[name] for name in ("view", "kernel", "norm", "conv", "matmul")}
+    result.host_s["extra_kernel"] = max(times["conv_bias"] - times["conv"], 0.0)
+    lists = {n: [torch.zeros(8, device=dev) for _ in range(n)] for n in FOREACH_TENSORS}
+    short, long = (
+        _chain_seconds(functools.partial(torch._foreach_add_, lists[n], 1.0), dev.type, min_time / 4)
+        for n in FOREACH_TENSORS
+    )
+    per_tensor = max((long - short) / (FOREACH_TENSORS[1] - FOREACH_TENSORS[0]), 0.0)
+    result.host_s["foreach_tensor"] = per_tensor
+    result.host_s["foreach"] = max(short - per_tensor * FOREACH_TENSORS[0], 0.0)
+    result.module_call_s = module_call_seconds(lambda fn, t: _seconds(fn, t, dev.type), min_time / 4)
+    advance()
+    replay, floor = _graph_seconds(dev, min_time / 4)
+    if replay:
+        result.host_s["graph_replay"] = replay
+        result.kernel_floor_s = floor
+    result.details["host"] = (
+        f"chains of {HOST_CHAIN} tiny ops per class, foreach lists of {FOREACH_TENSORS[0]} and "
+        f"{FOREACH_TENSORS[1]} tensors; smallest kernel: {HOST_CHAIN} tiny kernels replayed as a CUDA graph"
+    )
+    advance()
+
+
+def _graph_seconds(dev: torch.device, min_time: float) -> tuple[float, float]:
+    """(host seconds to replay a one-kernel CUDA graph, device seconds per kernel of a graph of HOST_CHAIN tiny
+    kernels); zeros where CUDA graphs cannot be captured."""
+    if dev.type != "cuda":
+        return 0.0, 0.0
+    x = torch.zeros(64, device=dev)
+    try:
+        one, many = torch.cuda.CUDAGraph(), torch.cuda.CUDAGraph()
+        stream = torch.cuda.Stream()  # type: ignore[no-untyped-call]
+        with torch.cuda.stream(stream):
+            x.add_(1)  # warm-up on the capture stream
+            with torch.cuda.graph(one, stream=stream):
+                x.add_(1)
+            with torch.cuda.graph(many, stream=stream):
+                for _ in range(HOST_CHAIN):
+                    x.add_(1)
+        torch.cuda.synchronize()
+    except RuntimeError:
+        return 0.0, 0.0
+    replay = _seconds(one.replay, min_time, "cuda")
+    floor = _seconds(many.replay, min_time, "cuda") / HOST_CHAIN
+    return replay, floor
 
 
 RESAMPLED_CLASSES = 3  # the classes whose held-out error is worst get more samples...
@@ -330,29 +353,51 @@ def _capped(observations: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [o for group in per_class.values() for o in group[-MAX_SAMPLES_PER_CLASS:]]
 
 
-def busy_load() -> float:
-    """The 1-minute load average above which other work takes cores the calibration's threads need."""
-    spare = (os.cpu_count() or 1) - torch.get_num_threads()
-    return max(spare, 0) + IDLE_LOAD
+def busy_cores(seconds: float = SAMPLE_S) -> float:
+    """Cores that other work keeps busy now: the machine's busy CPU time over ``seconds`` (``/proc/stat``: user,
+    nice, system, irq, softirq and steal, which on a virtual machine is time the hypervisor gave to others),
+    while this process sleeps. Unlike the load average, which decays over minutes, it says what runs now."""
+    before = _cpu_times()
+    if before is None:
+        return 0.0
+    time.sleep(seconds)
+    after = _cpu_times()
+    if after is None:
+        return 0.0
+    (busy0, total0), (busy1, total1) = before, after
+    cores = os.cpu_count() or 1
+    return cores * (busy1 - busy0) / (total1 - total0) if total1 > total0 else 0.0
+
+
+def _cpu_times() -> tuple[int, int] | None:
+    """(busy, total) jiffies of all CPUs from the first line of /proc/stat; None where there is none."""
+    stat = Path("/proc/stat")
+    if not stat.exists():
+        return None
+    fields = [int(v) for v in stat.read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    total = sum(fields[:8])  # guest time is already counted in user
+    return total - idle, total
+
+
+def spare_cores() -> float:
+    """Cores other work may use without slowing the calibration's threads (a little background is allowed)."""
+    return max((os.cpu_count() or 1) - torch.get_num_threads(), 0) + IDLE_CORES
 
 
 def _wait_for_quiet() -> None:
-    load, limit = _load(), busy_load()
-    waited = 0
-    while load > limit and waited < WAIT_FOR_QUIET_S:
-        time.sleep(5)
-        waited += 5
-        load = _load()
-    if load > limit:
+    busy, limit = busy_cores(), spare_cores()
+    waited = 0.0
+    while busy > limit and waited < WAIT_FOR_QUIET_S:
+        time.sleep(WAIT_STEP_S)
+        waited += WAIT_STEP_S + SAMPLE_S
+        busy = busy_cores()
+    if busy > limit:
         raise CalibrationError(
-            f"the machine is busy (load average {load:.1f} over {waited} s, with {torch.get_num_threads()} of "
-            f"{os.cpu_count()} cores needed): other work would slow every measurement; stop it and calibrate "
-            "again, or force it (calibrate(force=True), --force) knowing the rates will be low"
+            f"the machine is busy (other work uses {busy:.1f} cores now, after waiting {waited:.0f} s; "
+            f"{torch.get_num_threads()} of {os.cpu_count()} cores are needed): it would slow every measurement; "
+            "stop it and calibrate again, or force it (calibrate(force=True), --force) knowing the rates will be low"
         )
-
-
-def _load() -> float:
-    return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
 
 
 def _refuse_if_unsound(result: Calibration, drift: float) -> None:

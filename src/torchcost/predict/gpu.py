@@ -1,0 +1,299 @@
+"""How long one kernel runs on a GPU: matrix products by tiles and waves over the SMs, everything else by bytes
+over the bandwidth it reaches, and every kernel at least a small fixed time on the device.
+
+**Matrix products** (cuBLAS GEMMs, cuDNN's implicit-GEMM convolutions, fused attention). NeuSight (Lee et al.,
+ASPLOS 2025, arXiv 2407.13853) and Habitat (Yu et al., USENIX ATC 2021) split a kernel into the output tiles its
+library launches; the tiles run in waves of one per SM:
+
+    tiles = batch x ceil(M / tile_m) x ceil(N / tile_n)       per product of (M, K) x (K, N)
+    split K when tiles < SMs: slices = min(SMs // tiles, K // SPLIT_K_MIN)   (cuBLAS's and CUTLASS's split-K)
+    waves = ceil(tiles x slices / SMs)                         a partial last wave takes a full wave's time
+    compute = waves x 2 tile_m tile_n (K / slices) / (peak x efficiency / SMs)
+
+``efficiency`` is the share of the datasheet peak the library reaches on large products (about 0.8 for cuBLAS
+bf16 on an H200, measured: ``bench/data/gpu-truth/h200-gemm.json``); cuDNN's convolutions and the fused attention
+kernels have their own. The memory side: every product reads its operands and writes its output once, at the
+bandwidth, so a skinny product (a batch-1 classifier head, an LLM's decode step) streams its weight:
+``memory = bytes / bandwidth``. The kernel takes ``max(compute, memory) + floor``.
+
+**Depthwise convolutions** (fewer than 8 channels per group) run as direct kernels on the CUDA cores, and
+**everything else** (elementwise, norms, softmax, reductions, pooling, copies) is bound by bandwidth: its bytes
+over the bandwidth, or its FLOPs over the CUDA cores' peak when that is longer. Copies (layout changes,
+concatenation, padding, gathers: ``copy`` kernels) often read or write with strides and reach less. A reduction
+is parallel over its input, so a reduction to few outputs (a bias gradient) is no slower per byte than an
+elementwise op.
+
+fp32 convolutions use TF32 tensor cores when ``torch.backends.cudnn.allow_tf32`` is True (PyTorch's default);
+fp32 matrix products only when ``torch.get_float32_matmul_precision()`` is "high" or "medium" (the default is
+"highest": no TF32). ``MathSettings.current()`` reads both.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from torchcost.hardware import Hardware
+from torchcost.hardware.calibration import Calibration
+from torchcost.predict.kernels import Gemm, Kernel
+
+# Threadblock tiles (M x N) of CUTLASS's default GEMM configurations (include/cutlass/gemm/device/
+# default_gemm_configuration.h): 128 x 256 for tensor-core math, 128 x 128 for SIMT fp32. A library picks a
+# smaller tile for a small product; we take, on each side, the smallest power of two that covers it, from
+# TILE_M_MIN (the M of the m16n8k16 tensor-core instruction) and TILE_N_MIN up.
+TENSOR_TILE = (128, 256)
+SIMT_TILE = (128, 128)
+TILE_M_MIN = 16
+TILE_N_MIN = 32
+TENSOR_DTYPES = {"fp16", "bf16", "tf32", "fp8", "int8"}
+SPLIT_K_MIN = 256  # the shallowest K slice split-K makes (a few of CUTLASS's 32- or 64-deep main-loop steps)
+# Flash attention's query block per threadblock (FlashAttention-2, Dao 2023: 128 rows of queries, the keys
+# streamed through in blocks)
+ATTENTION_TILE = (128, 128)
+DEFAULT_MATMUL_N = 8192  # the square product a GPU calibration times
+
+
+@dataclass(frozen=True)
+class Efficiency:
+    """Shares of the datasheet a GPU generation reaches, per kind of kernel."""
+
+    gemm: float  # cuBLAS, large products, of the tensor-core (or fp32) peak
+    conv: float  # cuDNN implicit GEMM, dense, of the tensor-core (or fp32) peak
+    grouped: float  # cuDNN grouped convolutions (ResNeXt, RegNet), of the same peak
+    attention: float  # fused flash / memory-efficient attention
+    bandwidth: float  # of the DRAM bandwidth, by elementwise and norm kernels and by GEMM operand streams
+    conv_bandwidth: float  # of that bandwidth (the elementwise kernels'), by cuDNN's convolutions
+    copy_bandwidth: float  # of that bandwidth, by copies, layout changes, concatenation, padding and gathers
+    depthwise_bandwidth: float  # of that bandwidth, by direct depthwise kernels
+    depthwise_compute: float  # of the CUDA cores' fp32 peak, by direct depthwise kernels
+    floor_s: float  # the device time of the smallest kernel (launch latency, a wave's ramp-up and drain)
+    source: str
+
+
+# Hopper (compute capability 9.0): fitted on an H200 (``bench/fit_gpu.py`` on ``bench/data/gpu-truth``: the 42 bf16
+# GEMMs and half of the 22 torchvision models at batch 1 fp32 and batch 128 fp16; the other half held out).
+# The GEMM figure is the bf16 GEMMs' (75 to 81% of 989 TFLOP/s at M >= 2048); the bandwidth matches the
+# measured 4.08 TB/s of an elementwise add (``h200-calibration.json``) on the datasheet's 4.8.
+HOPPER = Efficiency(
+    gemm=0.78,
+    conv=0.49,
+    grouped=0.22,
+    attention=0.4,
+    bandwidth=0.85,
+    conv_bandwidth=1.0,
+    copy_bandwidth=0.15,
+    depthwise_bandwidth=0.11,
+    depthwise_compute=0.57,
+    floor_s=2.5e-6,
+    source="fitted on an H200 (bench/fit_gpu.py)",
+)
+# Other generations (Volta, Turing, Ampere, Ada, Blackwell consumer parts): fitted on the RTX 3090's published
+# timm throughput (bench/gpu_spec_accuracy.py), the RTX 4090 and 5090 held out.
+OTHERS = Efficiency(
+    gemm=0.8,
+    conv=0.7,
+    grouped=0.4,
+    attention=0.5,
+    bandwidth=0.8,
+    conv_bandwidth=0.8,
+    copy_bandwidth=0.8,
+    depthwise_bandwidth=0.5,
+    depthwise_compute=0.3,
+    floor_s=2.5e-6,
+    source="fitted on the RTX 3090's timm table (bench/gpu_spec_accuracy.py)",
+)
+EFFICIENCY_BY_ARCH = {"hopper": HOPPER}
+
+
+@dataclass(frozen=True)
+class MathSettings:
+    """Whether fp32 products and convolutions run on TF32 tensor cores, as this process has PyTorch set."""
+
+    tf32_matmul: bool = False
+    tf32_conv: bool = True
+
+    @staticmethod
+    def current() -> MathSettings:
+        matmul = torch.get_float32_matmul_precision() in ("high", "medium")
+        return MathSettings(tf32_matmul=matmul, tf32_conv=bool(torch.backends.cudnn.allow_tf32))
+
+
+@dataclass(frozen=True)
+class GpuRates:
+    """What one GPU achieves: its SMs, peaks per math dtype, the efficiencies, the bandwidth it reaches."""
+
+    name: str
+    sms: int
+    peak: dict[str, float]  # math dtype -> datasheet FLOP/s (OP/s for int8, fp8)
+    efficiency: Efficiency
+    dram_bandwidth: float  # bytes/s, datasheet
+    matmul_rate: dict[str, float] = field(default_factory=dict)  # calibrated large-GEMM FLOP/s per dtype
+    measured_bandwidth: float | None = None  # calibrated bytes/s of an elementwise op
+    settings: MathSettings = field(default_factory=MathSettings)
+
+    @property
+    def bandwidth(self) -> float:
+        """Bytes/s elementwise kernels and operand streams reach."""
+        return self.measured_bandwidth or self.dram_bandwidth * self.efficiency.bandwidth
+
+    def rate(self, dtype: str) -> float:
+        """The datasheet peak of a math dtype (fp32 when the GPU has no such units)."""
+        return self.peak.get(dtype) or self.peak.get("fp32") or 1.0
+
+    def gemm_rate(self, dtype: str, kind: str, grouped: bool = False) -> float:
+        """FLOP/s a large product of this kind reaches: calibrated for cuBLAS when measured, else peak x efficiency."""
+        if kind == "gemm" and dtype in self.matmul_rate:
+            return self.matmul_rate[dtype]
+        e = self.efficiency
+        share = {"gemm": e.gemm, "conv": e.grouped if grouped else e.conv}.get(kind, e.attention)
+        return self.rate(dtype) * share
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sms": self.sms,
+            "bandwidth": self.bandwidth,
+            "kernel_floor_s": self.efficiency.floor_s,
+            "efficiency": {
+                "gemm": self.efficiency.gemm,
+                "conv": self.efficiency.conv,
+                "grouped": self.efficiency.grouped,
+                "attention": self.efficiency.attention,
+                "bandwidth": self.efficiency.bandwidth,
+                "conv_bandwidth": self.efficiency.conv_bandwidth,
+                "copy_bandwidth": self.efficiency.copy_bandwidth,
+                "depthwise_bandwidth": self.efficiency.depthwise_bandwidth,
+                "depthwise_compute": self.efficiency.depthwise_compute,
+            },
+            "matmul_rate": dict(self.matmul_rate),
+            "source": self.efficiency.source,
+        }
+
+
+def applies(hardware: Hardware) -> bool:
+    """The kernel models need a GPU's SM count and bandwidth."""
+    return hardware.kind == "gpu" and bool(hardware.cores) and bool(hardware.bandwidth)
+
+
+def gpu_rates(hardware: Hardware, settings: MathSettings | None = None) -> GpuRates:
+    """The rates of a spec-table GPU, with its calibration's measured GEMM rates and bandwidth when it has one."""
+    efficiency = EFFICIENCY_BY_ARCH.get(hardware.arch or "", OTHERS)
+    calibration = hardware.calibration
+    measured = calibration is not None and calibration.device == "cuda"
+    if measured and calibration is not None and calibration.kernel_floor_s:
+        efficiency = Efficiency(**{**efficiency.__dict__, "floor_s": calibration.kernel_floor_s})
+    return GpuRates(
+        name=hardware.name,
+        sms=hardware.cores or 1,
+        peak=dict(hardware.peak),
+        efficiency=efficiency,
+        dram_bandwidth=float(hardware.bandwidth or 0.0),
+        matmul_rate=_per_tile_rates(hardware, calibration) if measured and calibration is not None else {},
+        measured_bandwidth=calibration.bandwidth if measured and calibration is not None else None,
+        settings=settings or MathSettings.current(),
+    )
+
+
+def _per_tile_rates(hardware: Hardware, calibration: Calibration) -> dict[str, float]:
+    """The calibrated square products' FLOP/s as the rate of one tile: a measured n x n x n product already pays
+    its own waves' quantisation, which the model adds again, so the rate is scaled by (its modelled time at that
+    rate) / (its measured time)."""
+    n = calibration.matmul_n or _measured_size(calibration.details)
+    sms = hardware.cores or 1
+    rates = {}
+    for dtype, measured in calibration.matmul_flops.items():
+        gemm = Gemm(1, n, n, n)
+        modelled = gemm_seconds(gemm, tile(dtype, n, n), measured, sms)
+        rates[dtype] = measured * modelled / (2 * n**3 / measured)
+    return rates
+
+
+def _measured_size(details: dict[str, str]) -> int:
+    """The product size a calibration's details name ("(4096, 4096) x (4096, 4096): 0.194 ms"); else 8192."""
+    found = re.search(r"\((\d+), \d+\)", next((v for k, v in details.items() if k.startswith("matmul_")), ""))
+    return int(found.group(1)) if found else DEFAULT_MATMUL_N
+
+
+def math_dtype(kernel: Kernel, settings: MathSettings) -> str:
+    """The rate a kernel computes at: fp32 products on TF32 tensor cores where PyTorch allows it."""
+    if kernel.dtype != "fp32" or kernel.kind not in ("gemm", "conv"):
+        return kernel.dtype
+    tf32 = settings.tf32_conv if kernel.kind == "conv" else settings.tf32_matmul
+    return "tf32" if tf32 else "fp32"
+
+
+def tile(dtype: str, m: int, n: int) -> tuple[int, int]:
+    """The (M, N) threadblock tile for an M x N product."""
+    tallest, widest = TENSOR_TILE if dtype in TENSOR_DTYPES else SIMT_TILE
+    return min(tallest, max(TILE_M_MIN, _cover(m))), min(widest, max(TILE_N_MIN, _cover(n)))
+
+
+def _cover(size: int) -> int:
+    """The smallest power of two >= size."""
+    return 1 << max(0, size - 1).bit_length()
+
+
+def tiles(gemm: Gemm, tile_mn: tuple[int, int]) -> int:
+    """Output tiles of the product: one threadblock each."""
+    return gemm.batch * math.ceil(gemm.m / tile_mn[0]) * math.ceil(gemm.n / tile_mn[1])
+
+
+def waves(n_tiles: int, sms: int) -> int:
+    """Waves of one tile per SM that run ``n_tiles`` tiles."""
+    return math.ceil(n_tiles / sms)
+
+
+def split_k(n_tiles: int, k: int, sms: int) -> int:
+    """Slices of K a product with fewer tiles than SMs is split into, so that idle SMs share its long K: as many
+    as the idle SMs allow, each at least SPLIT_K_MIN deep."""
+    return max(1, min(sms // max(n_tiles, 1), k // SPLIT_K_MIN))
+
+
+def gemm_waves(gemm: Gemm, tile_mn: tuple[int, int], sms: int) -> tuple[int, int]:
+    """The product's waves and the FLOPs of one of its tiles (K split when the tiles leave SMs idle)."""
+    n_tiles = tiles(gemm, tile_mn)
+    slices = split_k(n_tiles, gemm.k, sms)
+    return waves(n_tiles * slices, sms), 2 * tile_mn[0] * tile_mn[1] * math.ceil(gemm.k / slices)
+
+
+def gemm_seconds(gemm: Gemm, tile_mn: tuple[int, int], rate: float, sms: int) -> float:
+    """Waves x one tile's FLOPs on one SM's share of ``rate``."""
+    n_waves, tile_flops = gemm_waves(gemm, tile_mn, sms)
+    return n_waves * tile_flops / (rate / sms)
+
+
+@dataclass(frozen=True)
+class KernelTime:
+    compute_s: float
+    memory_s: float
+    floor_s: float
+
+    @property
+    def seconds(self) -> float:
+        return max(self.compute_s, self.memory_s) + self.floor_s
+
+
+def kernel_time(kernel: Kernel, rates: GpuRates) -> KernelTime:
+    """Compute, memory and fixed time of one kernel (it takes the larger of the first two, plus the third)."""
+    e = rates.efficiency
+    if kernel.kind in ("gemm", "conv", "attention") and kernel.gemms:
+        dtype = math_dtype(kernel, rates.settings)
+        conv = kernel.kind == "conv"
+        rate = rates.gemm_rate(dtype, kernel.kind, grouped=conv and kernel.gemms[0].batch > 1)
+        if kernel.kind == "attention":
+            compute = sum(gemm_seconds(g, ATTENTION_TILE, rate, rates.sms) for g in kernel.gemms)
+            modelled = sum(g.macs for g in kernel.gemms)
+            compute *= kernel.macs / modelled if modelled and kernel.macs else 1.0  # a causal mask skips blocks
+        else:
+            compute = sum(gemm_seconds(g, tile(dtype, g.m, g.n), rate, rates.sms) for g in kernel.gemms)
+        bandwidth = rates.bandwidth * (e.conv_bandwidth if conv else 1.0)
+        return KernelTime(compute, kernel.bytes / bandwidth, e.floor_s)
+    if kernel.kind == "depthwise":
+        compute = kernel.flops / (rates.rate("fp32") * e.depthwise_compute)
+        memory = kernel.bytes / (rates.bandwidth * e.depthwise_bandwidth)
+        return KernelTime(compute, memory, e.floor_s)
+    share = e.copy_bandwidth if kernel.kind == "copy" else 1.0
+    return KernelTime(kernel.flops / rates.rate("fp32"), kernel.bytes / (rates.bandwidth * share), e.floor_s)
