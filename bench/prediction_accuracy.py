@@ -3,7 +3,7 @@ and 8 on this machine: count on meta, predict with this machine's calibration (l
 with torchcost.measure, and report the error (predicted / measured - 1) per case, per family and overall, with a
 log-log scatter of predicted against measured.
 
-The learned models are fitted on sampled ops (hardware/predictors/sampling.py), never on these models. Run on a
+The learned models are fitted on sampled ops (predict/learned/sampling.py), never on these models. Run on a
 quiet machine, after `torchcost calibrate` (a fresh one is made when none is cached):
 
     .venv/bin/python bench/prediction_accuracy.py                       # every model, batch 1 and 8
@@ -24,8 +24,8 @@ import torch
 
 import torchcost
 from torchcost.inputs import InputOptions, example_inputs
+from torchcost.predict import predict
 from torchcost.prepare import with_batch
-from torchcost.roofline import predict
 from torchcost.sources import load_model
 
 HERE = Path(__file__).resolve().parent

@@ -33,12 +33,16 @@ def test_cheap_ops_finding_compares_flops_and_time():
 
 
 def test_memory_bound_and_launch_findings_need_a_prediction():
-    p = torchcost.profile(elementwise_heavy(), torch.randn(4, 64))
-    assert "memory_bound" not in kinds(explain(p))
-    found = kinds(explain(p, prediction=predict(p, TOY), hardware=TOY))
-    assert "memory-bound ops" in found["memory_bound"].message
-    assert found["launches"].numbers["launches"] == len(p.records)
+    # 4 rows: every op is too small to be more than its dispatch (2 us); 4,096 rows: a ReLU moves 2 MB, 25 us
+    small = torchcost.profile(elementwise_heavy(), torch.randn(4, 64))
+    assert "memory_bound" not in kinds(explain(small))
+    found = kinds(explain(small, prediction=predict(small, TOY), hardware=TOY))
+    assert "memory_bound" not in found  # nothing to say: no op is memory-bound
+    assert found["launches"].numbers["launches"] == len(small.records)
     assert "too small to fill the 4 cores" in found["parallelism"].message
+    large = torchcost.profile(elementwise_heavy(), torch.randn(4096, 64))
+    found = kinds(explain(large, prediction=predict(large, TOY), hardware=TOY))
+    assert "memory-bound ops" in found["memory_bound"].message
 
 
 def test_a_finding_with_nothing_to_say_is_not_made():
@@ -87,10 +91,12 @@ def test_compare_findings_relate_models_to_the_first():
 
 def test_overhead_finding_says_what_would_help_when_it_dominates():
     from torchcost.hardware.calibration import Calibration
-    from torchcost.predict.learned import Observation
+    from torchcost.predict.learned import FEATURE_COUNT, Observation
 
     # every op learned at 1 us (too cheap to be anything but dispatch) and 50 us per module call
-    samples = [Observation(c, (float(i),) * 10, 1e-6) for c in ("matmul", "pointwise", "view") for i in range(8)]
+    samples = [
+        Observation(c, (float(i),) * FEATURE_COUNT, 1e-6) for c in ("matmul", "pointwise", "view") for i in range(8)
+    ]
     calibration = Calibration(
         "cpu", "toy", 1, "", "", {"fp32": 1e12}, copy_bandwidth=1e11, add_bandwidth=1e11,
         observations=[o.to_dict() for o in samples], module_call_s=50e-6,

@@ -120,6 +120,8 @@ def _memory_bound(
         return []
     bound = {op.index for op in prediction.ops if op.bound == "memory"}
     share = _share(sum(t for i, t in times.items() if i in bound), sum(times.values()))
+    if share < NOTHING_TO_SAY:
+        return []
     ridge = prediction.rates.ridge_point("matmul")
     message = (
         f"{_pct(share)} of {source} time is in memory-bound ops (arithmetic intensity below the ridge point of "

@@ -6,7 +6,7 @@ from torchcost.hardware import hardware
 from torchcost.hardware.calibration import cache_path, load_calibration, save_calibration
 from torchcost.predict import calibrate as calibration_module
 from torchcost.predict.calibrate import CalibrationError, calibrate, fit_rate_and_overhead
-from torchcost.predict.learned import Observation
+from torchcost.predict.learned import FEATURE_COUNT, Observation
 from torchcost.predict.predict import learned_model
 
 
@@ -21,14 +21,15 @@ def test_calibration_with_learned_models_persists(cache_dir):
     save_calibration(calibration)
     loaded = load_calibration("cpu")
     assert loaded == calibration
-    row = [20.0] + [10.0] * 9
+    row = [20.0] + [10.0] * (FEATURE_COUNT - 1)
     assert learned_model(loaded).seconds("matmul", row) == learned_model(calibration).seconds("matmul", row)
 
 
 def test_each_calibration_extends_the_samples_of_the_last_and_resamples_the_worst_class(cache_dir, monkeypatch):
     monkeypatch.setattr(calibration_module, "last_level_cache_bytes", lambda: 1 << 20)
     save_calibration(learned_calibration(power_law(30, seed=4)))
-    noisy = [Observation("pointwise", (float(i),) * 10, 1e-6 * (1 + 9 * (i % 2))) for i in range(10)]  # 1 or 10 us
+    # 1 or 10 us
+    noisy = [Observation("pointwise", (float(i),) * FEATURE_COUNT, 1e-6 * (1 + 9 * (i % 2))) for i in range(10)]
     calls = []
 
     def observe(seconds, effort, cache_bytes, seed, advance, classes=None, per_class=None):
@@ -116,3 +117,8 @@ def test_host_probes_run_on_any_device_and_the_host_costs_land_in_the_record():
     assert all(seconds >= 0 for seconds in result.host_s.values()) and result.module_call_s > 0
     assert "graph_replay" not in result.host_s and result.kernel_floor_s == 0.0  # no CUDA graph on a CPU
     assert len(ticks) == len(calibration_module.HOST_PROBES) + 2
+
+
+def test_samples_of_an_older_feature_set_are_not_used():
+    older = learned_calibration([Observation("matmul", (1.0,) * (FEATURE_COUNT - 1), 1e-6)] * 30)
+    assert learned_model(older) is None  # a calibration of an earlier version: calibrate again

@@ -1,3 +1,4 @@
+import dataclasses
 import math
 import random
 
@@ -9,7 +10,7 @@ import torchcost
 from torchcost.hardware import Hardware
 from torchcost.hardware.calibration import Calibration
 from torchcost.predict import predict
-from torchcost.predict.learned import Check, Observation, OpTimeModel, features, held_out_check
+from torchcost.predict.learned import FEATURE_COUNT, Check, Observation, OpTimeModel, features, held_out_check
 from torchcost.predict.learned.observe import main_record
 from torchcost.predict.learned.sampling import SAMPLERS
 from torchcost.predict.taxonomy import op_class
@@ -33,12 +34,15 @@ def test_features_of_a_conv_are_its_sizes_and_tiling_shape():
         math.log2(512 + 1),  # output elements
         math.log2(1024 + 1),  # first input's elements
         math.log2((22_528 + 2_048 + 1) / cache),  # working set over the cache
+        math.log2(2_048 + 1),  # the output it allocates (not in place)
         math.log2(16 + 1),  # input channels per group
         math.log2(32 + 1),  # output channels
         math.log2(9 + 1),  # kernel area
         2.0,  # stride: 8 / 4
     ]
-    assert got == pytest.approx(expected)
+    assert got == pytest.approx(expected) and len(got) == FEATURE_COUNT
+    in_place = dataclasses.replace(conv_record(), op="aten.relu_")
+    assert features(in_place, cache)[6] == 0.0  # writes into its input: allocates nothing
 
 
 def record(op: str, inputs, outputs, flops: int = 0, bytes_: int = 0) -> OpRecord:
@@ -80,7 +84,7 @@ def power_law(n: int, seed: int, op_class_: str = "matmul") -> list[Observation]
     samples = []
     for _ in range(n):
         flops, read = 2 ** rng.uniform(10, 30), 2 ** rng.uniform(10, 26)
-        row = (math.log2(flops + 1), math.log2(read + 1), *(rng.uniform(0, 20) for _ in range(8)))
+        row = (math.log2(flops + 1), math.log2(read + 1), *(rng.uniform(0, 20) for _ in range(FEATURE_COUNT - 2)))
         samples.append(Observation(op_class_, row, law(flops, read)))
     return samples
 
@@ -95,9 +99,9 @@ def test_learned_models_predict_held_out_samples_of_a_known_law(n):
     check = held_out_check(power_law(n, seed=1))
     assert check.median_error < 0.25  # noiseless; a model that missed the law would be off by orders of magnitude
     model = OpTimeModel(power_law(n, seed=2))
-    assert model.seconds("conv", [0.0] * 10) is None  # no samples of that class: no guess
+    assert model.seconds("conv", [0.0] * FEATURE_COUNT) is None  # no samples of that class: no guess
     flops, read = 2.0**20, 2.0**18
-    predicted = model.seconds("matmul", [math.log2(flops + 1), math.log2(read + 1)] + [10.0] * 8)
+    predicted = model.seconds("matmul", [math.log2(flops + 1), math.log2(read + 1)] + [10.0] * (FEATURE_COUNT - 2))
     assert predicted == pytest.approx(law(flops, read), rel=0.25)
 
 

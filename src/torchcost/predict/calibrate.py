@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torchcost.errors import ProfilingError
 from torchcost.hardware.calibration import Calibration, load_calibration, save_calibration
 from torchcost.hardware.detect import cpu_model_name, last_level_cache_bytes
-from torchcost.predict.learned import Observation, held_out_check
+from torchcost.predict.learned import FEATURE_COUNT, Observation, held_out_check
 from torchcost.predict.learned.observe import SAMPLES_PER_CLASS, module_call_seconds, observe, reference_seconds
 from torchcost.predict.learned.sampling import SAMPLERS
 from torchcost.timing import progress_bar, timing_module
@@ -326,7 +326,8 @@ def _learn(result: Calibration, effort: str, min_time: float, advance: Callable[
     result.cache_bytes = last_level_cache_bytes()
     timed = functools.partial(_seconds, device="cpu")
     earlier = load_calibration("cpu")
-    kept = earlier.observations if earlier is not None and earlier.cache_bytes == result.cache_bytes else []
+    same = earlier is not None and earlier.cache_bytes == result.cache_bytes
+    kept = [o for o in earlier.observations if len(o["features"]) == FEATURE_COUNT] if earlier and same else []
     seed = len(kept)  # new configurations each time
     fresh = observe(lambda fn, t: timed(fn, t), effort, result.cache_bytes, seed, advance)
     check = held_out_check([*map(Observation.from_dict, kept), *fresh]).to_dict()["per_class_median"]

@@ -14,7 +14,7 @@ from torchcost.hardware.calibration import Calibration
 from torchcost.predict import gpu
 from torchcost.predict.host import HostCosts, host_class, scaled
 from torchcost.predict.kernels import DTYPE_NAMES, Kernel, fused_attention, fused_attention_backward, kernels
-from torchcost.predict.learned import OpTimeModel, features
+from torchcost.predict.learned import FEATURE_COUNT, OpTimeModel, features
 from torchcost.predict.learned.regression import Observation
 from torchcost.predict.optimizer import ForeachCall, as_call, foreach_calls, is_multi_tensor, is_scalar
 from torchcost.predict.prediction import EXECUTIONS, OpPrediction, Prediction
@@ -222,12 +222,14 @@ _MODELS: dict[int, tuple[Calibration, OpTimeModel]] = {}
 
 
 def learned_model(calibration: Calibration | None) -> OpTimeModel | None:
-    """The calibration's learned per-class op-time models (fitted once per calibration object)."""
-    if calibration is None or not calibration.observations:
+    """The calibration's learned per-class op-time models (fitted once per calibration object); None without
+    samples of this version's features."""
+    samples = [o for o in calibration.observations if len(o["features"]) == FEATURE_COUNT] if calibration else []
+    if calibration is None or not samples:
         return None
     key = id(calibration)
     if key not in _MODELS or _MODELS[key][0] is not calibration:
-        _MODELS[key] = (calibration, OpTimeModel([Observation.from_dict(o) for o in calibration.observations]))
+        _MODELS[key] = (calibration, OpTimeModel([Observation.from_dict(o) for o in samples]))
     return _MODELS[key][1]
 
 

@@ -137,6 +137,23 @@ def calibration_rows(calibration: Calibration) -> list[tuple[str, str, str]]:
         )
         for name, value in calibration.class_overhead_s.items()
     ]
+    rows += [(f"host: {name.replace('_', ' ')}", seconds(value), "per op, in a chain of tiny ones")
+             for name, value in calibration.host_s.items()]  # fmt: skip
+    if calibration.module_call_s:
+        rows.append(
+            ("module call", seconds(calibration.module_call_s), "beyond its ops: a chain of pass-through modules")
+        )
+    if calibration.kernel_floor_s:
+        rows.append(
+            ("smallest kernel", seconds(calibration.kernel_floor_s), "on the device, back to back in a CUDA graph")
+        )
+    check = calibration.check
+    if check:
+        held_out = f"{check.get('median_abs_error', 0.0):.1%} median error"
+        within = f"{check.get('within_10', 0.0):.0%} within ±10% of {check.get('samples', 0)} held-out samples"
+        rows.append(("learned op-time models", held_out, f"{within}; {details.get('learned', '')}"))
+    if "probe" in details:
+        rows.append(("quiet machine", "checked", details["probe"]))
     return rows
 
 

@@ -2,7 +2,7 @@
 of its record, fitted on sampled ops that ``torchcost calibrate`` measures (see features, sampling, observe,
 regression)."""
 
-from torchcost.predict.learned.features import features
+from torchcost.predict.learned.features import FEATURE_COUNT, features
 from torchcost.predict.learned.regression import Check, Observation, OpTimeModel, held_out_check
 
-__all__ = ["Check", "Observation", "OpTimeModel", "features", "held_out_check"]
+__all__ = ["FEATURE_COUNT", "Check", "Observation", "OpTimeModel", "features", "held_out_check"]

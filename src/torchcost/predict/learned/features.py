@@ -2,9 +2,11 @@
 (so that predicting needs only a profile, counted on any device, meta included).
 
 Features (logarithms base 2 of sizes, so that a regressor sees ratios): FLOPs, bytes read, bytes written,
-output elements, first input's elements, and the working set (bytes read + written) over the last-level
-cache; then per class the shape that decides how a kernel tiles its work: a convolution's channels, kernel
-area, stride and groups; a matrix product's M, N and K.
+output elements, first input's elements, the working set (bytes read + written) over the last-level cache, and
+the bytes of outputs the op allocates (an op that is not in place writes fresh memory: for large outputs the
+CPU's allocator maps new pages, and touching them costs a page fault each); then per class the shape that decides
+how a kernel tiles its work: a convolution's channels, kernel area, stride and groups; a matrix product's M, N
+and K.
 """
 
 from __future__ import annotations
@@ -36,8 +38,17 @@ def features(record: OpRecord, cache_bytes: int) -> list[float]:
         _log(output),
         _log(first),
         math.log2((working_set + 1) / max(cache_bytes, 1)),
+        _log(0 if _in_place(record) else cost.bytes_written),
     ]
     return common + _shape_features(record)
+
+
+FEATURE_COUNT = 11  # calibrations whose samples have another count were made by another version: not used
+
+
+def _in_place(record: OpRecord) -> bool:
+    """An op that writes into a tensor it was given (``relu_``, ``add_``, ``copy_``): it allocates nothing."""
+    return record.op.endswith("_") and not record.op.endswith("__")
 
 
 def _shape_features(record: OpRecord) -> list[float]:
