@@ -46,9 +46,11 @@ ELEMENT_BYTES = {
     "complex128": 16,
 }
 DTYPE_NAMES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16", "int8": "int8", "float8_e4m3fn": "fp8"}
-# Below this many channels per group, cuDNN runs a grouped convolution as a direct kernel on the CUDA cores.
+# Below this many input channels per group (the K of a tensor-core instruction's k8 fp16 step), a convolution runs as a
+# direct kernel on the CUDA cores: depthwise ones, and 3-channel stems.
 TENSOR_CORE_GROUP_WIDTH = 8
 HEAD_DIM = 64  # of a fused attention op whose head count its shapes do not give
+STREAMED_PIECE = 1 << 16  # elements per contiguous piece above which a concatenation streams
 SOFTMAX_FLOPS = 5  # per score, as counting/formulas/attention.py counts them
 
 
@@ -110,7 +112,20 @@ def kernels(record: OpRecord) -> list[Kernel]:
         return [Kernel("gemm", dtype, cost.memory_access, cost.flops, tuple(_matmul_gemms(record)), cost.macs)]
     if cls == "norm" and "batch_norm" in name and "backward" not in name and len(record.output_shapes) >= 3:
         return _batch_norm(record, dtype)
-    return [Kernel("copy" if cls == "movement" else "memory", dtype, cost.memory_access, cost.flops)]
+    kind = "copy" if cls == "movement" and not _streams(record) else "memory"
+    return [Kernel(kind, dtype, cost.memory_access, cost.flops)]
+
+
+def _streams(record: OpRecord) -> bool:
+    """A concatenation of large contiguous pieces (an LLM's KV cache growing by a token): it streams, where
+    other copies (a permuted tensor made contiguous, padding, gathers) read or write with strides."""
+    name = record.op.removeprefix("aten.")
+    if name not in ("cat", "stack") or not record.output_shapes or len(record.input_shapes) < 2:
+        return False
+    out = record.output_shapes[0]
+    along = next((d for d, size in enumerate(out) if any(len(s) == len(out) and s[d] != size
+                                                            for s in record.input_shapes)), 0)  # fmt: skip
+    return math.prod(out[along:]) // max(len(record.input_shapes), 1) >= STREAMED_PIECE
 
 
 def _output_bytes(record: OpRecord) -> int:
@@ -141,15 +156,16 @@ def _convolution(record: OpRecord, dtype: str) -> list[Kernel]:
     m, n = out[0] * math.prod(out[2:]), out[1] // groups
     k = max(1, record.cost.macs // max(groups * m * n, 1))
     cost = record.cost
-    main = Kernel(
-        _conv_kind(x[1] // groups), dtype, cost.memory_access, cost.flops, (Gemm(groups, m, n, k),), cost.macs
-    )
+    kind = _conv_kind(x[1] // groups)
+    main = Kernel(kind, dtype, cost.memory_access, cost.flops, (Gemm(groups, m, n, k),), cost.macs)
     has_bias = len(record.input_shapes) >= 3 and len(record.input_shapes[2]) == 1
     return [main, Kernel("memory", dtype, 2 * _output_bytes(record), math.prod(out))] if has_bias else [main]
 
 
 def _conv_kind(channels_per_group: int) -> str:
-    return "conv" if channels_per_group >= TENSOR_CORE_GROUP_WIDTH else "depthwise"
+    """A convolution with fewer input channels per group than a tensor-core instruction takes (a depthwise one,
+    and a 3-channel stem) runs as a direct kernel on the CUDA cores; any other as an implicit GEMM."""
+    return "depthwise" if channels_per_group < TENSOR_CORE_GROUP_WIDTH else "conv"
 
 
 def _convolution_backward(record: OpRecord, dtype: str) -> list[Kernel]:
