@@ -42,12 +42,13 @@ from torchcost.predict.host import HOST_CLASSES, HostCosts, host_class
 from torchcost.predict.kernels import kernels
 from torchcost.predict.predict import REFERENCE_HOST, module_entries, predict_gpu
 from torchcost.predict.taxonomy import reads_back
+from torchcost.predict.timeline import overlapped_latency
 from torchcost.records import Profile
 
 HERE = Path(__file__).resolve().parent
 TRUTH = HERE / "data" / "gpu-truth"
 RESULTS = HERE / "results" / "gpu_fit.json"
-KINDS = ("gemm", "conv", "grouped", "attention", "depthwise", "memory", "copy")
+KINDS = gpu.KINDS
 
 
 class Linear(torch.nn.Module):
@@ -109,33 +110,14 @@ def make_case(name: str, group: str, measured: float, profile: Profile, rates: g
         waits.append(reads_back(record))
         for kernel in found:
             kernel_step.append(step)
-            kinds.append(KINDS.index(_kind(kernel)))
-            work.append(_work(kernel, rates))
+            kinds.append(KINDS.index(gpu.kind_of(kernel)))
+            work.append(gpu.work_seconds(kernel, rates))
             moved.append(kernel.bytes)
     return Case(
         name, group, measured, profile,
         np.array(classes), np.array(counts), np.array(entered), np.array(waits, dtype=bool),
         np.array(kernel_step, dtype=int), np.array(kinds, dtype=int), np.array(work), np.array(moved, dtype=float),
     )  # fmt: skip
-
-
-def _kind(kernel: Any) -> str:
-    if kernel.kind in ("gemm", "conv", "attention") and not kernel.gemms:
-        return "memory"
-    return "grouped" if kernel.kind == "conv" and kernel.gemms[0].batch > 1 else kernel.kind
-
-
-def _work(kernel: Any, rates: gpu.GpuRates) -> float:
-    """The kernel's compute seconds at efficiency 1 (``gpu.kernel_time`` divides by the efficiency)."""
-    if kernel.kind in ("gemm", "conv", "attention") and kernel.gemms:
-        dtype = gpu.math_dtype(kernel, rates.settings)
-        rate = rates.rate(dtype)
-        if kernel.kind == "attention":
-            seconds = sum(gpu.gemm_seconds(g, gpu.ATTENTION_TILE, rate, rates.sms) for g in kernel.gemms)
-            modelled = sum(g.macs for g in kernel.gemms)
-            return seconds * (kernel.macs / modelled if modelled and kernel.macs else 1.0)
-        return sum(gpu.gemm_seconds(g, gpu.tile(dtype, g.m, g.n), rate, rates.sms) for g in kernel.gemms)
-    return kernel.flops / rates.rate("fp32")
 
 
 @dataclass(frozen=True)
@@ -221,24 +203,15 @@ def seconds(case: Case, c: Constants, dram: float) -> float:
     e = c.efficiency
     bandwidth = dram * e.bandwidth
     # per kind (KINDS order): the compute efficiency and the share of the elementwise bandwidth
-    compute_share = np.array([e.gemm, e.conv, e.grouped, e.attention, e.depthwise_compute, 1.0, 1.0])
-    bandwidth_share = np.array([1.0, e.conv_bandwidth, e.conv_bandwidth, 1.0, e.depthwise_bandwidth, 1.0,
-                                e.copy_bandwidth])  # fmt: skip
+    compute_share = np.array([e.compute_share(kind) for kind in KINDS])
+    bandwidth_share = np.array([e.bandwidth_share(kind) for kind in KINDS])
     kind = case.kernel_kind
     times = np.maximum(case.kernel_work / compute_share[kind], case.kernel_bytes / (bandwidth * bandwidth_share[kind]))
     device = np.bincount(case.kernel_step, weights=times + e.floor_s, minlength=len(case.step_class))
     dispatch = np.array([c.host.dispatch_s[name] for name in HOST_CLASSES])[case.step_class]
     host = dispatch + c.host.extra_kernel_s * np.maximum(case.step_kernels - 1, 0)
     host = host + case.step_entries * c.host.module_call_s
-    clock = device_end = 0.0
-    for h, d, k, w in zip(host.tolist(), device.tolist(), case.step_kernels.tolist(), case.step_waits.tolist(),
-                          strict=True):  # fmt: skip
-        clock += h
-        if w:
-            clock = max(clock, device_end)
-        if k:
-            device_end = max(clock, device_end) + d
-    return max(clock, device_end)
+    return overlapped_latency(host.tolist(), device.tolist(), case.step_kernels.tolist(), case.step_waits.tolist())
 
 
 def residuals(

@@ -55,6 +55,7 @@ from torchcost.predict.kernels import Kernel, compute_dtype, fused_attention, ke
 from torchcost.predict.optimizer import is_multi_tensor
 from torchcost.predict.predict import REFERENCE_HOST, _groups, module_entries
 from torchcost.predict.taxonomy import launches_kernel, op_class, reads_back
+from torchcost.predict.timeline import overlapped_latency
 from torchcost.records import OpRecord, Profile
 
 HERE = Path(__file__).resolve().parent
@@ -71,7 +72,7 @@ METHODS = {"wave": "kernel models (eager timeline)", "roofline": "plain roofline
 PARAM_TOLERANCE = 0.01  # the model built here must have the table's parameter count (timm versions differ)
 SETTINGS = gpu.MathSettings()  # PyTorch's defaults, as timm's benchmark ran: TF32 convolutions, fp32 matmuls
 Indexed = list[tuple[int, OpRecord]]
-KINDS = ("gemm", "conv", "grouped", "attention", "depthwise", "memory", "copy")
+KINDS = gpu.KINDS
 NOTES = [
     "Measured throughput: timm's published tables (bench/data/README.md), AMP fp16, NCHW, eager PyTorch.",
     "AMP is counted as CUDA's autocast runs it (`profile(..., autocast='fp16')`): matmuls and convolutions in"
@@ -137,8 +138,8 @@ class Timeline:
             waits.append(wait)
             for kernel in step_kernels:
                 kernel_step.append(len(host) - 1)
-                kinds.append(KINDS.index(_kind(kernel)))
-                work.append(_work(kernel, rates))
+                kinds.append(KINDS.index(gpu.kind_of(kernel)))
+                work.append(gpu.work_seconds(kernel, rates))
                 moved.append(kernel.bytes)
         self.host = host
         self.kernels = launched
@@ -165,41 +166,14 @@ class Timeline:
         """The eager timeline's latency at efficiencies ``e``."""
         bandwidth = self.dram * e.bandwidth
         # per kind (KINDS order): the compute efficiency and the share of the elementwise bandwidth
-        compute_share = np.array([e.gemm, e.conv, e.grouped, e.attention, e.depthwise_compute, 1.0, 1.0])
-        bandwidth_share = np.array([1.0, e.conv_bandwidth, e.conv_bandwidth, 1.0, e.depthwise_bandwidth, 1.0,
-                                    e.copy_bandwidth])  # fmt: skip
+        compute_share = np.array([e.compute_share(kind) for kind in KINDS])
+        bandwidth_share = np.array([e.bandwidth_share(kind) for kind in KINDS])
         kind = self.kernel_kind
         times = np.maximum(
             self.kernel_work / compute_share[kind], self.kernel_bytes / (bandwidth * bandwidth_share[kind])
         )
         device = np.bincount(self.kernel_step, weights=times + e.floor_s, minlength=len(self.host)).tolist()
-        clock = device_end = 0.0
-        for h, d, k, w in zip(self.host, device, self.kernels, self.waits, strict=True):
-            clock += h
-            if w:
-                clock = max(clock, device_end)
-            if k:
-                device_end = max(clock, device_end) + d
-        return max(clock, device_end)
-
-
-def _kind(kernel: Kernel) -> str:
-    if kernel.kind in ("gemm", "conv", "attention") and not kernel.gemms:
-        return "memory"
-    return "grouped" if kernel.kind == "conv" and kernel.gemms[0].batch > 1 else kernel.kind
-
-
-def _work(kernel: Kernel, rates: gpu.GpuRates) -> float:
-    """The kernel's compute seconds at efficiency 1 (``gpu.kernel_time`` divides by the efficiency)."""
-    if kernel.kind in ("gemm", "conv", "attention") and kernel.gemms:
-        dtype = gpu.math_dtype(kernel, rates.settings)
-        rate = rates.rate(dtype)
-        if kernel.kind == "attention":
-            seconds = sum(gpu.gemm_seconds(g, gpu.ATTENTION_TILE, rate, rates.sms) for g in kernel.gemms)
-            modelled = sum(g.macs for g in kernel.gemms)
-            return seconds * (kernel.macs / modelled if modelled and kernel.macs else 1.0)
-        return sum(gpu.gemm_seconds(g, gpu.tile(dtype, g.m, g.n), rate, rates.sms) for g in kernel.gemms)
-    return kernel.flops / rates.rate("fp32")
+        return overlapped_latency(self.host, device, self.kernels, self.waits)
 
 
 # --- the plain roofline ----------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ import torch
 import torchcost
 from torchcost.inputs import InputOptions, example_inputs
 from torchcost.predict import predict
+from torchcost.predict.calibrate import busy_cores
 from torchcost.prepare import with_batch
 from torchcost.sources import load_model
 
@@ -131,6 +132,7 @@ def main() -> None:
     if device.calibration is None or not device.calibration.observations:
         device.calibration = torchcost.calibrate("cpu", progress=True)
     load = os.getloadavg()[0]
+    busy = busy_cores()  # what else uses the CPUs now (the load average still counts the calibration just run)
     cases = []
     for spec in args.models:
         for batch in (int(b) for b in args.batches.split(",")):
@@ -150,6 +152,7 @@ def main() -> None:
             "threads": torch.get_num_threads(),
             "torch": torch.__version__,
             "load_average_at_start": load,
+            "busy_cores_at_start": busy,
             "calibration_check": calibration.check,
             "calibration_samples": len(calibration.observations),
         },

@@ -23,7 +23,7 @@ from torchcost.errors import ProfilingError
 from torchcost.hardware import Hardware, hardware
 from torchcost.peak_memory.prefill import prefill_activation_bytes
 from torchcost.predict import EXECUTIONS, gpu, predict
-from torchcost.predict.kernels import tensor_bytes
+from torchcost.predict.kernels import tensor_bytes, weight_bytes
 from torchcost.predict.taxonomy import op_class
 from torchcost.prepare import copy_to
 from torchcost.profiler import profile
@@ -425,9 +425,8 @@ def _stored(record: OpRecord, weight: float, kv: float) -> OpRecord:
     cls = op_class(record)
     shapes, dtypes = record.input_shapes, record.input_dtypes
     extra: float
-    if cls == "matmul" and len(shapes) >= 2 and (len(shapes[-1]) == 2 or "grouped_mm" in record.op):
-        dtype = dtypes[len(shapes) - 1] if len(dtypes) >= len(shapes) else "bfloat16"
-        extra = tensor_bytes(shapes[-1], dtype) * (weight - 1)
+    if cls == "matmul" and weight_bytes(record):
+        extra = weight_bytes(record) * (weight - 1)
     elif cls == "attention" and len(shapes) >= 3 and "backward" not in record.op:
         extra = sum(tensor_bytes(shapes[i], dtypes[i] if len(dtypes) > i else "bfloat16") for i in (1, 2)) * (kv - 1)
     else:

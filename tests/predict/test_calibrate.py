@@ -61,7 +61,12 @@ def test_a_busy_machine_is_refused_and_nothing_is_saved(cache_dir, monkeypatch):
 
 @pytest.mark.parametrize(
     ("drift", "error", "message"),
-    [(0.5, 0.05, "probe moved [+]50%"), (0.0, 0.30, "miss their held-out samples by 30%"), (-0.1, 0.1, None)],
+    [
+        (0.5, 0.05, "probe moved [+]50%"),
+        (0.0, 0.30, "miss their held-out samples by 30%"),
+        (-0.1, 0.1, None),
+        (0.0, 0.21, None),  # what the learned models reach on a quiet 2-core VM: kept
+    ],
 )
 def test_unsound_calibrations_are_not_kept(drift, error, message):
     result = learned_calibration([])

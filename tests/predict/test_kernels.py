@@ -2,7 +2,7 @@ import torch
 from torch import nn
 
 import torchcost
-from torchcost.predict.kernels import Gemm, fused_attention, fused_attention_backward, kernels
+from torchcost.predict.kernels import Gemm, fused_attention, fused_attention_backward, kernels, weight_bytes
 
 
 def records(model, *inputs, **options):
@@ -113,3 +113,10 @@ def test_attentions_math_reference_is_one_fused_kernel_on_a_gpu():
     assert kernel.macs == 2 * 8 * 32 * 32 * 16 * 528 // 1024
     assert kernel.bytes == 4 * 2 * 4 * 32 * 16 * 4  # Q, K, V read and O written once, fp32
     assert fused_attention_backward(kernel).macs == round(2.5 * kernel.macs)
+
+
+def test_the_weight_an_op_reads():
+    found = records(nn.Sequential(nn.Conv2d(3, 8, 3), nn.Flatten(), nn.Linear(8 * 6 * 6, 10)), torch.randn(1, 3, 8, 8))
+    assert weight_bytes(only(found, "aten.convolution")) == 8 * 3 * 3 * 3 * 4  # (8, 3, 3, 3) fp32
+    assert weight_bytes(only(found, "aten.addmm")) == 288 * 10 * 4  # addmm(bias, x, w.t()): the last operand
+    assert weight_bytes(only(found, "aten.view")) == 0

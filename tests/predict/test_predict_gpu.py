@@ -116,3 +116,10 @@ def test_predict_picks_the_gpu_model_from_the_hardware():
     )
     assert predict(p, GPU).notes and "eager" in predict(p, GPU).notes[1]
     assert EXACT.floor_s == 1 * US
+
+
+def test_a_model_that_runs_no_op_still_calls_its_modules():
+    p = torchcost.profile(nn.Identity(), torch.randn(4, 4), device="meta")
+    assert not p.records
+    assert predict_gpu(p, RATES, HOST, "fp32", "eager", "wavy").latency_s == pytest.approx(2 * US)  # one call
+    assert predict_gpu(p, RATES, HOST, "fp32", "graphs", "wavy").latency_s == pytest.approx(15 * US)  # the replay

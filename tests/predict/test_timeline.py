@@ -45,3 +45,12 @@ def test_on_a_cpu_nothing_overlaps():
 def test_a_replay_cost_comes_first():
     timeline = run([step(0, 2), step(0, 2)], overlap=True, start_s=15)
     assert timeline.latency_s == pytest.approx(19) and timeline.placed[0].advance_s == 17
+
+
+def test_the_fast_latency_is_the_timelines():
+    from torchcost.predict.timeline import overlapped_latency
+
+    steps = [step(1, 100), step(0, 0, kernels=0, waits=True), step(2, 1), step(10, 2), step(3, 0, kernels=0)]
+    fast = overlapped_latency([s.host_s for s in steps], [s.device_s for s in steps], [s.kernels for s in steps],
+                              [s.waits for s in steps])  # fmt: skip
+    assert fast == run(steps, overlap=True).latency_s == 116

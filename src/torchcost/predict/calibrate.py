@@ -121,7 +121,11 @@ SAMPLE_S = 2.0  # how long /proc/stat is sampled to see what else runs
 WAIT_FOR_QUIET_S = 60
 WAIT_STEP_S = 3.0
 PROBE_DRIFT = 0.2  # the reference probe may move this much between the start and the end
-MAX_CHECK_ERROR = 0.15  # median held-out error above which a calibration is not kept
+# Median held-out error above which a calibration is not kept. On a quiet 2-core VM the same sampled op times
+# within 1 to 3% twice over, and the learned models miss held-out samples by about 20% (their features cannot see
+# everything a CPU kernel does): that is their accuracy, not interference, which the /proc/stat check and the
+# probe catch. A miss well above it means the samples disagree with each other: the machine changed as it ran.
+MAX_CHECK_ERROR = 0.25
 MAX_SAMPLES_PER_CLASS = 400  # kept across calibrations that extend each other
 
 

@@ -16,12 +16,12 @@ kernels have their own. The memory side: every product reads its operands and wr
 bandwidth, so a skinny product (a batch-1 classifier head, an LLM's decode step) streams its weight:
 ``memory = bytes / bandwidth``. The kernel takes ``max(compute, memory) + floor``.
 
-**Depthwise convolutions** (fewer than 8 channels per group) run as direct kernels on the CUDA cores, and
-**everything else** (elementwise, norms, softmax, reductions, pooling, copies) is bound by bandwidth: its bytes
-over the bandwidth, or its FLOPs over the CUDA cores' peak when that is longer. Copies (layout changes,
-concatenation, padding, gathers: ``copy`` kernels) often read or write with strides and reach less. A reduction
-is parallel over its input, so a reduction to few outputs (a bias gradient) is no slower per byte than an
-elementwise op.
+**Narrow convolutions** (fewer than 8 input channels per group: depthwise ones, a 3-channel stem) run as direct
+kernels on the CUDA cores, and **everything else** (elementwise, norms, softmax, reductions, pooling, copies) is
+bound by bandwidth: its bytes over the bandwidth, or its FLOPs over the CUDA cores' peak when that is longer.
+Copies (layout changes, concatenation, padding, gathers: ``copy`` kernels) often read or write with strides and
+reach less. A reduction is parallel over its input, so a reduction to few outputs (a bias gradient) is no slower
+per byte than an elementwise op.
 
 fp32 convolutions use TF32 tensor cores when ``torch.backends.cudnn.allow_tf32`` is True (PyTorch's default);
 fp32 matrix products only when ``torch.get_float32_matmul_precision()`` is "high" or "medium" (the default is
@@ -72,6 +72,16 @@ class Efficiency:
     depthwise_compute: float  # of the CUDA cores' fp32 peak, by direct depthwise kernels
     floor_s: float  # the device time of the smallest kernel (launch latency, a wave's ramp-up and drain)
     source: str
+
+    def compute_share(self, kind: str) -> float:
+        """The share of the peak a kernel of this kind (``kind_of``) computes at."""
+        shares = {"gemm": self.gemm, "conv": self.conv, "grouped": self.grouped, "attention": self.attention}
+        return shares.get(kind, self.depthwise_compute if kind == "depthwise" else 1.0)
+
+    def bandwidth_share(self, kind: str) -> float:
+        """The share of the elementwise kernels' bandwidth a kernel of this kind streams at."""
+        shares = {"conv": self.conv_bandwidth, "grouped": self.conv_bandwidth, "copy": self.copy_bandwidth}
+        return shares.get(kind, self.depthwise_bandwidth if kind == "depthwise" else 1.0)
 
 
 # Hopper (compute capability 9.0): fitted on an H200 (``bench/fit_gpu.py`` on ``bench/data/gpu-truth``: the 42 bf16
@@ -146,13 +156,16 @@ class GpuRates:
         """The datasheet peak of a math dtype (fp32 when the GPU has no such units)."""
         return self.peak.get(dtype) or self.peak.get("fp32") or 1.0
 
-    def gemm_rate(self, dtype: str, kind: str, grouped: bool = False) -> float:
-        """FLOP/s a large product of this kind reaches: calibrated for cuBLAS when measured, else peak x efficiency."""
+    def compute_share(self, kind: str, dtype: str) -> float:
+        """The share of ``dtype``'s peak a kernel of this kind reaches: a calibration's measured products for cuBLAS,
+        else the generation's efficiency."""
         if kind == "gemm" and dtype in self.matmul_rate:
-            return self.matmul_rate[dtype]
-        e = self.efficiency
-        share = {"gemm": e.gemm, "conv": e.grouped if grouped else e.conv}.get(kind, e.attention)
-        return self.rate(dtype) * share
+            return self.matmul_rate[dtype] / self.rate(dtype)
+        return self.efficiency.compute_share(kind)
+
+    def gemm_rate(self, dtype: str, kind: str) -> float:
+        """FLOP/s a large product of this kind reaches."""
+        return self.rate(dtype) * self.compute_share(kind, dtype)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -278,24 +291,34 @@ class KernelTime:
         return max(self.compute_s, self.memory_s) + self.floor_s
 
 
+KINDS = ("gemm", "conv", "grouped", "attention", "depthwise", "memory", "copy")
+
+
+def kind_of(kernel: Kernel) -> str:
+    """What sets a kernel's rates: its kind, a grouped convolution apart, a product with nothing to multiply as
+    memory."""
+    if kernel.kind in ("gemm", "conv", "attention") and not kernel.gemms:
+        return "memory"
+    return "grouped" if kernel.kind == "conv" and kernel.gemms[0].batch > 1 else kernel.kind
+
+
+def work_seconds(kernel: Kernel, rates: GpuRates) -> float:
+    """The kernel's compute time at its math dtype's full datasheet rate: waves of tiles for the products, FLOPs on
+    the fp32 CUDA cores for the rest (``kernel_time`` divides it by the share the kernel reaches)."""
+    if kind_of(kernel) not in ("gemm", "conv", "grouped", "attention"):
+        return kernel.flops / rates.rate("fp32")
+    dtype = math_dtype(kernel, rates.settings)
+    rate = rates.rate(dtype)
+    if kernel.kind == "attention":
+        seconds = sum(gemm_seconds(g, ATTENTION_TILE, rate, rates.sms) for g in kernel.gemms)
+        modelled = sum(g.macs for g in kernel.gemms)
+        return seconds * (kernel.macs / modelled if modelled and kernel.macs else 1.0)  # a causal mask skips blocks
+    return sum(gemm_seconds(g, tile(dtype, g.m, g.n), rate, rates.sms) for g in kernel.gemms)
+
+
 def kernel_time(kernel: Kernel, rates: GpuRates) -> KernelTime:
     """Compute, memory and fixed time of one kernel (it takes the larger of the first two, plus the third)."""
-    e = rates.efficiency
-    if kernel.kind in ("gemm", "conv", "attention") and kernel.gemms:
-        dtype = math_dtype(kernel, rates.settings)
-        conv = kernel.kind == "conv"
-        rate = rates.gemm_rate(dtype, kernel.kind, grouped=conv and kernel.gemms[0].batch > 1)
-        if kernel.kind == "attention":
-            compute = sum(gemm_seconds(g, ATTENTION_TILE, rate, rates.sms) for g in kernel.gemms)
-            modelled = sum(g.macs for g in kernel.gemms)
-            compute *= kernel.macs / modelled if modelled and kernel.macs else 1.0  # a causal mask skips blocks
-        else:
-            compute = sum(gemm_seconds(g, tile(dtype, g.m, g.n), rate, rates.sms) for g in kernel.gemms)
-        bandwidth = rates.bandwidth * (e.conv_bandwidth if conv else 1.0)  # a GEMM streams its operands
-        return KernelTime(compute, kernel.bytes / bandwidth, e.floor_s)
-    if kernel.kind == "depthwise":
-        compute = kernel.flops / (rates.rate("fp32") * e.depthwise_compute)
-        memory = kernel.bytes / (rates.bandwidth * e.depthwise_bandwidth)
-        return KernelTime(compute, memory, e.floor_s)
-    share = e.copy_bandwidth if kernel.kind == "copy" else 1.0
-    return KernelTime(kernel.flops / rates.rate("fp32"), kernel.bytes / (rates.bandwidth * share), e.floor_s)
+    kind = kind_of(kernel)
+    compute = work_seconds(kernel, rates) / rates.compute_share(kind, math_dtype(kernel, rates.settings))
+    memory = kernel.bytes / (rates.bandwidth * rates.efficiency.bandwidth_share(kind))
+    return KernelTime(compute, memory, rates.efficiency.floor_s)

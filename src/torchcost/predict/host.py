@@ -11,7 +11,7 @@ call plus a little per tensor in their lists.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from torchcost.predict.taxonomy import launches_kernel, op_class
@@ -30,7 +30,6 @@ class HostCosts:
     module_call_s: float
     graph_replay_s: float  # replaying a captured CUDA graph (execution="graphs"): one cost per run
     source: str
-    notes: tuple[str, ...] = field(default_factory=tuple)
 
     def op_s(self, host_class: str, kernels: int) -> float:
         """Issuing one op of ``host_class`` that launches ``kernels`` kernels."""
@@ -61,12 +60,6 @@ def host_class(record: OpRecord) -> str:
     if record.op.startswith("aten._foreach_") or record.op.startswith("aten._fused_"):
         return "foreach"
     return "kernel"
-
-
-def uniform(seconds: float, module_call_s: float, source: str) -> HostCosts:
-    """The same cost for every op that launches a kernel (and for views): a spec-sheet device's guess."""
-    dispatch = {name: seconds for name in HOST_CLASSES}
-    return HostCosts(dispatch, 0.0, 0.0, module_call_s, 0.0, source)
 
 
 def scaled(costs: HostCosts, factor: float, source: str) -> HostCosts:

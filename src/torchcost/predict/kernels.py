@@ -116,6 +116,20 @@ def kernels(record: OpRecord) -> list[Kernel]:
     return [Kernel(kind, dtype, cost.memory_access, cost.flops)]
 
 
+def weight_bytes(record: OpRecord) -> int:
+    """The bytes of the weight an op reads: a convolution's second tensor, a matrix product's 2-D last operand
+    (``x @ w.t()``, ``addmm(bias, x, w.t())``) or an expert product's; 0 for other ops."""
+    cls = op_class(record)
+    shapes, dtypes = record.input_shapes, record.input_dtypes
+    if cls in ("conv", "depthwise_conv") and "backward" not in record.op and len(shapes) >= 2:
+        index = 1
+    elif cls == "matmul" and len(shapes) >= 2 and (len(shapes[-1]) == 2 or "grouped_mm" in record.op):
+        index = len(shapes) - 1
+    else:
+        return 0
+    return tensor_bytes(shapes[index], dtypes[index] if len(dtypes) > index else "float32")
+
+
 def _streams(record: OpRecord) -> bool:
     """A concatenation of large contiguous pieces (an LLM's KV cache growing by a token): it streams, where
     other copies (a permuted tensor made contiguous, padding, gathers) read or write with strides."""

@@ -13,7 +13,14 @@ from torchcost.hardware import Hardware
 from torchcost.hardware.calibration import Calibration
 from torchcost.predict import gpu
 from torchcost.predict.host import HostCosts, host_class, scaled
-from torchcost.predict.kernels import DTYPE_NAMES, Kernel, fused_attention, fused_attention_backward, kernels
+from torchcost.predict.kernels import (
+    DTYPE_NAMES,
+    Kernel,
+    fused_attention,
+    fused_attention_backward,
+    kernels,
+    weight_bytes,
+)
 from torchcost.predict.learned import FEATURE_COUNT, OpTimeModel, features
 from torchcost.predict.learned.regression import Observation
 from torchcost.predict.optimizer import ForeachCall, as_call, foreach_calls, is_multi_tensor, is_scalar
@@ -24,7 +31,9 @@ from torchcost.predict.timeline import Step, Timeline, run
 from torchcost.records import OpRecord, Profile
 
 # The host of the H200 the GPU constants were fitted on (``bench/fit_gpu.py``, ``bench/data/gpu-truth``, measured
-# 2026-12-04): seconds to issue one op per host class, in eager PyTorch 2.11 under CUDA events.
+# 2026-12-04): seconds to issue one op per host class, in eager PyTorch 2.11 under CUDA events. Not fitted (no case
+# runs them; ``torchcost calibrate --device cuda`` measures them): a foreach call's set-up, about two elementwise
+# ops', and 1 us per tensor its launch arguments pack; a CUDA graph's replay (cudaGraphLaunch), 15 us.
 REFERENCE_HOST = HostCosts(
     dispatch_s={
         "view": 2.65e-6,
@@ -93,6 +102,12 @@ def module_entries(profile: Profile, indexed: Indexed) -> dict[int, int]:
     return entries
 
 
+def _calls_without_ops(profile: Profile, indexed: Indexed, module_call_s: float) -> list[Step]:
+    """A model that runs no op (an ``Identity``) still pays for calling its modules."""
+    calls = sum(m.calls for m in profile.modules)
+    return [Step((), calls * module_call_s, 0.0, 0.0, 0.0, 0)] if calls and not indexed else []
+
+
 def host_costs(hardware: Hardware) -> HostCosts:
     """The host's costs: measured by a CUDA calibration, scaled from an older one, else the reference host's."""
     calibration = hardware.calibration
@@ -130,6 +145,7 @@ def predict_gpu(
         else:
             steps += [_gpu_step(i, r, rates, host, entries.get(i, 0)) for i, r in group]
     steps += _optimizer_steps(loop, rates, host)
+    steps += _calls_without_ops(profile, indexed, host.module_call_s)
     if graphs:
         steps = [Step(s.records, 0.0, s.device_s, s.compute_s, s.memory_s, s.kernels) for s in steps]
     timeline = run(steps, overlap=True, start_s=host.graph_replay_s if graphs else 0.0)
@@ -240,6 +256,15 @@ def learned_model(calibration: Calibration | None) -> OpTimeModel | None:
     return _MODELS[key][1]
 
 
+def _weights_read_cold(profile: Profile, calibration: Calibration | None) -> float | None:
+    """The bytes/s a weight streams from memory at, when the model's weights cannot stay in the last-level cache
+    from one forward to the next (its sampled ops were timed with theirs in it); None when they can. A stream
+    reads at about half a copy's read + write bandwidth."""
+    if calibration is None or not calibration.cache_bytes or profile.size_bytes <= calibration.cache_bytes:
+        return None
+    return calibration.copy_bandwidth / 2 or None
+
+
 def _predict_host(profile: Profile, hardware: Hardware, dtype: str) -> Prediction:
     """A CPU (one thread: nothing overlaps) or an SoC from the spec table (its GPU overlaps its host)."""
     indexed = _indexed(profile)
@@ -248,11 +273,14 @@ def _predict_host(profile: Profile, hardware: Hardware, dtype: str) -> Predictio
     calibration = hardware.calibration
     model = learned_model(calibration) if dtype == "fp32" else None
     module_call_s = calibration.module_call_s if calibration is not None and model is not None else 0.0
+    cold = _weights_read_cold(profile, calibration) if model is not None else None
     steps, learned = [], {}
     for index, record in indexed:
         cls = op_class(record)
         compute, memory = rates.seconds(record, cls)
         seconds = model.seconds(cls, features(record, calibration.cache_bytes)) if model and calibration else None
+        if seconds is not None and cold:
+            seconds = max(seconds, weight_bytes(record) / cold)
         host_s = entries.get(index, 0) * module_call_s
         if seconds is None:
             host_s += rates.overhead(cls)
@@ -260,6 +288,7 @@ def _predict_host(profile: Profile, hardware: Hardware, dtype: str) -> Predictio
         else:
             learned[index] = device_s = seconds
         steps.append(Step((index,), host_s, device_s, compute, memory, 1 if device_s else 0))
+    steps += _calls_without_ops(profile, indexed, module_call_s)
     timeline = run(steps, overlap=hardware.kind != "cpu")
     if model is not None:
         rates = Rates(rates.compute, rates.bandwidth, rates.overhead_s, "calibrated, learned op-time models")

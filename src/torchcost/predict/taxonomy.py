@@ -13,6 +13,8 @@ computes per element).
 
 from __future__ import annotations
 
+import functools
+
 from torchcost.records import OpRecord
 
 CLASSES = (
@@ -88,24 +90,36 @@ REDUCTIONS = {
 
 def op_class(record: OpRecord) -> str:
     """The class of an op (see the module docstring)."""
-    name = record.op.removeprefix("aten.")
+    named = _class_by_name(record.op)
+    if named == "convolution":
+        shapes = record.input_shapes
+        if len(shapes) >= 2 and len(shapes[1]) >= 3:
+            return "depthwise_conv" if is_depthwise(record) else "conv"
+    elif named:
+        return named
+    if record.cost.memory_access == 0:
+        return "view"  # views, reshapes, metadata, allocations: the dispatch alone
+    if record.cost.flops == 0:
+        return "movement"  # copies, cat, padding, gathers
+    return "pointwise"
+
+
+@functools.cache
+def _class_by_name(op: str) -> str:
+    """The class an op's name alone decides ("convolution" when its shapes decide which), or "" when its costs
+    do (a profile holds thousands of records of a few dozen ops: this runs once per op)."""
+    name = op.removeprefix("aten.")
     if "attention" in name or name in FUSED_TRANSFORMER_OPS:
         return "attention"
-    if "convolution" in name and len(record.input_shapes) >= 2 and len(record.input_shapes[1]) >= 3:
-        return "depthwise_conv" if is_depthwise(record) else "conv"
+    if "convolution" in name:
+        return "convolution"
     if is_matmul(name):
         return "matmul"
     if any(word in name for word in NORM_WORDS):
         return "norm"
     if any(word in name for word in POOLING_WORDS):
         return "pooling"
-    if name in REDUCTIONS:
-        return "reduction"
-    if record.cost.memory_access == 0:
-        return "view"  # views, reshapes, metadata, allocations: the dispatch alone
-    if record.cost.flops == 0:
-        return "movement"  # copies, cat, padding, gathers
-    return "pointwise"
+    return "reduction" if name in REDUCTIONS else ""
 
 
 def is_depthwise(record: OpRecord) -> bool:

@@ -4,9 +4,10 @@
 Features (logarithms base 2 of sizes, so that a regressor sees ratios): FLOPs, bytes read, bytes written,
 output elements, first input's elements, the working set (bytes read + written) over the last-level cache, and
 the bytes of outputs the op allocates (an op that is not in place writes fresh memory: for large outputs the
-CPU's allocator maps new pages, and touching them costs a page fault each); then per class the shape that decides
-how a kernel tiles its work: a convolution's channels, kernel area, stride and groups; a matrix product's M, N
-and K.
+CPU's allocator maps new pages, and touching them costs a page fault each), and what one element costs its
+kind of arithmetic (counted FLOPs are one per element for ``relu`` and ``gelu`` alike: a comparison against a
+polynomial of transcendentals); then per class the shape that decides how a kernel tiles its work: a
+convolution's channels, kernel area, stride and groups; a matrix product's M, N and K.
 """
 
 from __future__ import annotations
@@ -39,11 +40,28 @@ def features(record: OpRecord, cache_bytes: int) -> list[float]:
         _log(first),
         math.log2((working_set + 1) / max(cache_bytes, 1)),
         _log(0 if _in_place(record) else cost.bytes_written),
+        element_cost(record.op),
     ]
     return common + _shape_features(record)
 
 
-FEATURE_COUNT = 11  # calibrations whose samples have another count were made by another version: not used
+FEATURE_COUNT = 12  # calibrations whose samples have another count were made by another version: not used
+# What one element costs, by the kind of arithmetic (x86 and Arm vector units alike): a select, compare or
+# add; a division or a piecewise polynomial; a transcendental (exp, log, tanh, erf and what is built on them).
+# Matched against the op's name without its underscores' decorations (``_softmax``, ``gelu_backward``).
+DIVIDING = {"div", "reciprocal", "hardswish", "hardsigmoid", "remainder", "fmod", "lerp", "addcdiv"}
+TRANSCENDENTAL = {
+    "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "tanh", "sigmoid", "gelu", "silu", "erf", "erfc",
+    "erfinv", "pow", "sqrt", "rsqrt", "sin", "cos", "sinh", "cosh", "tan", "atan", "atan2", "asin", "acos",
+    "softplus", "elu", "selu", "celu", "mish", "logit", "softmax", "log_softmax", "safe_softmax", "logsumexp",
+    "glu", "log_sigmoid",
+}  # fmt: skip
+
+
+def element_cost(op: str) -> float:
+    """0 for a select, compare or add; 1 for a division or a piecewise polynomial; 2 for a transcendental."""
+    word = op.removeprefix("aten.").strip("_").split("_backward")[0]
+    return 2.0 if word in TRANSCENDENTAL else 1.0 if word in DIVIDING else 0.0
 
 
 def _in_place(record: OpRecord) -> bool:
