@@ -29,7 +29,6 @@ CLASSES = (
     "movement",
     "view",
 )
-GEMM_CLASSES = ("conv", "matmul", "attention")  # run on tensor cores as matrix products
 # What the rate-based roofline distinguishes: its compute rates are per class, everything else is "other".
 RATE_CLASSES = ("matmul", "attention", "conv", "depthwise_conv")
 
