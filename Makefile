@@ -8,9 +8,9 @@ CHROMIUM := /usr/bin/chromium
 BENCH_STAMP := $(VENV)/.bench-stamp
 NICE := nice -n 10
 
-.PHONY: demo test lint screenshot bench
+.PHONY: demo test test-compat lint screenshot bench
 
-$(STAMP): pyproject.toml requirements-dev.txt
+$(STAMP): pyproject.toml requirements-base.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -r requirements-dev.txt -e .
 	touch $(STAMP)
@@ -29,6 +29,22 @@ demo: $(STAMP)
 
 test: $(STAMP) $(CHROMIUM)
 	$(PY) -m pytest -q
+
+# The second environment CI tests: the oldest supported torch and torchvision with the newest transformers and
+# timm (requirements-compat.txt), in .venv-compat.
+COMPAT_VENV := .venv-compat
+COMPAT_PY := $(COMPAT_VENV)/bin/python
+COMPAT_STAMP := $(COMPAT_VENV)/.installed-stamp
+
+$(COMPAT_STAMP): pyproject.toml requirements-base.txt requirements-compat.txt
+	test -x $(COMPAT_PY) || $(PYTHON) -m venv $(COMPAT_VENV)
+	$(COMPAT_PY) -m pip install -q -r requirements-compat.txt -e .
+	touch $(COMPAT_STAMP)
+
+test-compat: $(COMPAT_STAMP) $(CHROMIUM)
+	$(COMPAT_PY) -m pip install -q --upgrade transformers timm
+	$(COMPAT_PY) -m pip list 2>/dev/null | grep -E '^(torch|torchvision|transformers|timm) '
+	$(COMPAT_PY) -m pytest -q
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests

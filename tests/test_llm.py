@@ -5,7 +5,7 @@ import torch
 
 from torchcost.errors import ProfilingError
 from torchcost.hardware import Hardware
-from torchcost.llm import build_llm, cache_tensors, llm_profile, presets
+from torchcost.llm import build_llm, cache_tensors, check_causal_lm, llm_profile
 
 transformers = pytest.importorskip("transformers")
 
@@ -243,10 +243,31 @@ def test_gpt2_takes_1024_positions():
         llm_profile(model, 2000, 2, 1, hardware_name=TOY, sweep=False)
 
 
-def test_an_unknown_preset_lists_the_presets():
+def test_an_unknown_preset_names_the_closest_and_the_list():
     with pytest.raises(ProfilingError, match="did you mean llama-3-8b") as e:
         build_llm("llama3-8b")
-    assert all(name in str(e.value) for name in presets())
+    assert "torchcost list shows the presets" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "llama-3-8b",
+        "llama-3-70b",
+        "llama-3-405b",
+        "mistral-7b",
+        "mixtral-8x7b",
+        "qwen2-7b",
+        "deepseek-v3",
+        "gemma-2b",
+        "gpt2",
+        "gpt-neox-1b",
+    ],
+)
+def test_the_first_llm_presets_still_answer_with_their_checkpoints(name):
+    """The names torchcost llm took before the presets became checkpoint configs."""
+    model = build_llm(name)
+    check_causal_lm(name, model)
 
 
 def test_a_model_that_is_not_a_causal_lm_is_refused():

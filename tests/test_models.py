@@ -27,8 +27,23 @@ def test_torchvision_classifier_matches_published_metadata(name):
     assert p.uncounted == []
 
 
-@pytest.mark.parametrize("name", ["mobilenet_v3_small", "resnet18", "efficientnet_b0", "vit_b_16", "swin_t"])
-@pytest.mark.parametrize("backward", [False, True])
+# Before torch 2.14, a Python number written into a slice (swin's attention mask) runs as lift_fresh and fill_ on
+# the CPU and as scalar_tensor, expand and copy_ on meta: 37 kB of the 1.6 GB a training step moves differ.
+SWIN_BEFORE_2_14 = pytest.mark.xfail(
+    torch.torch_version.TorchVersion(torch.__version__) < "2.14",
+    reason="torch < 2.14 writes a scalar into a slice with other ops on the CPU than on meta",
+    strict=True,
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "backward"),
+    [
+        pytest.param(name, backward, marks=SWIN_BEFORE_2_14 if (name, backward) == ("swin_t", True) else ())
+        for backward in (False, True)
+        for name in ("mobilenet_v3_small", "resnet18", "efficientnet_b0", "vit_b_16", "swin_t")
+    ],
+)
 def test_meta_counts_equal_cpu_counts(name, backward):
     """Counting on meta must give the CPU's numbers exactly: MACs, FLOPs, bytes read and bytes written (batch
     norm in eval mode once wrote 48,448 more bytes on meta in mobilenet_v3_small)."""

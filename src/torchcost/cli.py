@@ -24,7 +24,7 @@ from torchcost.hardware import UnknownHardwareError, hardware, known_hardware
 from torchcost.hardware.calibration import cache_path
 from torchcost.inputs import InputOptions, example_inputs, parse_kwargs_json
 from torchcost.latency import Latency, measure
-from torchcost.llm import llm_profile, presets
+from torchcost.llm import llm_profile
 from torchcost.op_timing import measure_ops
 from torchcost.peak_memory.estimate import settings_for
 from torchcost.peak_memory.fit import fit_batch
@@ -42,6 +42,7 @@ from torchcost.report.measurements import (
     hardware_list_table,
     hardware_table,
     latency_report,
+    preset_list_table,
 )
 from torchcost.report.memory import memory_report, write_memory_html
 from torchcost.report.roofline_plot import plot_roofline
@@ -49,6 +50,7 @@ from torchcost.report.sweep import SORTS, failures_text, sweep_table
 from torchcost.report.terminal import DEFAULT_DEPTH, render, render_brief, render_compare
 from torchcost.report.training import training_table
 from torchcost.sources import SOURCES, load_model
+from torchcost.sources.presets import all_presets
 from torchcost.sweep import SweepError, sweep
 from torchcost.sweep.runner import DEFAULT_TIMEOUT_S
 from torchcost.training import measure_step, timed
@@ -262,8 +264,16 @@ def _add_measure_commands(commands: Any) -> None:
     hw.add_argument("name", nargs="?", help="a spec entry (h100, l4, ...), cpu, cuda or local; none lists all")
     hw.add_argument("--json", metavar="PATH", help="write as JSON to PATH, or '-' for stdout only")
 
+    shipped = commands.add_parser(
+        "list", help="the checkpoint presets shipped with torchcost (real configs, no weights)"
+    )
+    shipped.add_argument("--json", metavar="PATH", help="write as JSON to PATH, or '-' for stdout only")
+
     llm = commands.add_parser("llm", help="LLM prefill and decode cost, KV cache, memory and tokens/s")
-    llm.add_argument("spec", help=f"a preset ({', '.join(presets())}) or a model spec such as hf:llama")
+    llm.add_argument(
+        "spec",
+        help="a checkpoint preset (torchcost list), a Hub id (hf:Qwen/Qwen3-8B) or a model spec such as hf:llama",
+    )
     llm.add_argument("--prompt-len", type=_positive, default=2048)
     llm.add_argument("--gen-len", type=_positive, default=256)
     llm.add_argument("--batch", type=_positive, default=1)
@@ -487,6 +497,22 @@ def _hw(args: argparse.Namespace, console: Console, to_stdout: bool) -> None:
     _emit(args, console, to_stdout, device.to_dict(), hardware_table(device))
 
 
+def _list(args: argparse.Namespace, console: Console, to_stdout: bool) -> None:
+    shipped = list(all_presets().values())
+    data = [
+        {
+            "name": p.name,
+            "hub_id": p.hub_id,
+            "model_type": p.model_type,
+            "aliases": list(p.aliases),
+            "published_parameters": p.published_parameters,
+            "published_where": p.published_where,
+        }
+        for p in shipped
+    ]
+    _emit(args, console, to_stdout, data, preset_list_table(shipped))
+
+
 def _calibrate(args: argparse.Namespace, console: Console, to_stdout: bool) -> None:
     result = calibrate(args.device, quick=args.quick, progress=not args.quiet, force=args.force)
     path = cache_path(result.device)
@@ -693,6 +719,7 @@ COMMANDS = {
     "compare": _compare,
     "bench": _bench,
     "hw": _hw,
+    "list": _list,
     "calibrate": _calibrate,
     "guidelines": _guidelines,
     "llm": _llm,

@@ -14,7 +14,7 @@ from torchcost.inputs import InputOptions, example_inputs
 from torchcost.prepare import as_dtype
 from torchcost.profiler import profile
 from torchcost.records import Profile
-from torchcost.sources import load_model
+from torchcost.sources import LoadedModel, ModelSourceError, load_model
 from torchcost.step import autocast_dtype
 from torchcost.units import si
 
@@ -48,7 +48,10 @@ def profile_spec(
     devices = [device] if device else ["meta", "cpu"]
     for attempt, run_on in enumerate(devices):
         loaded = load_model(spec, run_on, trust_pickle=trust_pickle, weights=weights)
-        args, kwargs = example_inputs(loaded, options)  # on the CPU: on meta, the model may look at their values
+        try:
+            args, kwargs = example_inputs(loaded, options)  # on the CPU: on meta, the model may look at their values
+        except (ProfilingError, RuntimeError, ValueError, TypeError) as exc:
+            raise with_fallback(loaded, exc, "making its example inputs") from exc
         run_dtype = dtype or floating_dtype(loaded.model)  # e.g. an fp16 checkpoint takes fp16 inputs
         try:
             result = profile(
@@ -64,8 +67,11 @@ def profile_spec(
             )
         except ProfilingError as exc:
             if attempt + 1 == len(devices):
-                raise
-            before_cpu_retry(loaded.model, exc, "counting", on_retry)
+                raise with_fallback(loaded, exc, "counting") from exc
+            try:
+                before_cpu_retry(loaded.model, exc, "counting", on_retry)
+            except ProfilingError as refused:
+                raise with_fallback(loaded, exc, "counting") if loaded.if_it_fails else refused from refused
             continue
         result.model = spec
         if loaded.keyword_inputs is not None and loaded.keyword_inputs.note:
@@ -73,6 +79,15 @@ def profile_spec(
         result.notes += [loaded.note] if loaded.note else []
         return result
     raise AssertionError("unreachable")
+
+
+def with_fallback(loaded: LoadedModel, exc: Exception, doing: str) -> Exception:
+    """``exc``, or where the source knows what else to try (a default config's real checkpoints), a one-line
+    error that says it."""
+    if not loaded.if_it_fails:
+        return exc
+    why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return ModelSourceError(f"{loaded.spec}: {doing} failed ({type(exc).__name__}: {why}); {loaded.if_it_fails}")
 
 
 def floating_dtype(model: nn.Module) -> torch.dtype | None:

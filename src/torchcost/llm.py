@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import inspect
 import itertools
 import math
 import time
@@ -28,8 +27,10 @@ from torchcost.predict.taxonomy import op_class
 from torchcost.prepare import copy_to
 from torchcost.profiler import profile
 from torchcost.records import OpRecord, Profile
-from torchcost.sources import MODEL_FILE_SUFFIXES, load_model
+from torchcost.sources import MODEL_FILE_SUFFIXES, load_model, presets
 from torchcost.sources.base import require
+from torchcost.sources.hf import config_from_values
+from torchcost.sources.hf_cache import cache_keyword, with_cache
 from torchcost.units import si
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -37,101 +38,41 @@ BITS = {"fp32": 32, "bf16": 16, "fp16": 16, "fp8": 8, "int8": 8, "int4": 4}
 MAX_SWEEP_BATCH = 1024
 
 
-# Published architecture numbers (weights are never loaded): config class, then
-# (hidden, MLP, layers, query heads, key/value heads, vocabulary), then anything else the model needs,
-# with the context length it was trained for (max_position_embeddings).
-PRESETS: dict[str, tuple[str, tuple[int, int, int, int, int, int], dict[str, Any]]] = {
-    "llama-3-8b": ("LlamaConfig", (4096, 14336, 32, 32, 8, 128256), {"max_position_embeddings": 8192}),
-    "llama-3-70b": ("LlamaConfig", (8192, 28672, 80, 64, 8, 128256), {"max_position_embeddings": 8192}),
-    "llama-3-405b": ("LlamaConfig", (16384, 53248, 126, 128, 8, 128256), {"max_position_embeddings": 131072}),
-    "mistral-7b": (
-        "MistralConfig",
-        (4096, 14336, 32, 32, 8, 32000),
-        {"sliding_window": 4096, "max_position_embeddings": 32768},
-    ),
-    "mixtral-8x7b": (
-        "MixtralConfig",
-        (4096, 14336, 32, 32, 8, 32000),
-        {"num_local_experts": 8, "num_experts_per_tok": 2, "max_position_embeddings": 32768},
-    ),
-    "qwen2-7b": ("Qwen2Config", (3584, 18944, 28, 28, 4, 152064), {"max_position_embeddings": 32768}),
-    # deepseek-ai/DeepSeek-V3's config.json: multi-head latent attention, 256 routed experts (8 per token) and 1
-    # shared expert in all but the first 3 layers; 671 B parameters, 37 B active
-    "deepseek-v3": (
-        "DeepseekV3Config",
-        (7168, 18432, 61, 128, 128, 129280),
-        {
-            "moe_intermediate_size": 2048,
-            "n_routed_experts": 256,
-            "num_experts_per_tok": 8,
-            "n_shared_experts": 1,
-            "first_k_dense_replace": 3,
-            "n_group": 8,
-            "topk_group": 4,
-            "q_lora_rank": 1536,
-            "kv_lora_rank": 512,
-            "qk_nope_head_dim": 128,
-            "qk_rope_head_dim": 64,
-            "v_head_dim": 128,
-            "max_position_embeddings": 163840,
-        },
-    ),
-    "gemma-2b": ("GemmaConfig", (2048, 16384, 18, 8, 1, 256000), {"head_dim": 256, "max_position_embeddings": 8192}),
-    "gpt-neox-1b": ("GPTNeoXConfig", (2048, 8192, 16, 8, 8, 50304), {"max_position_embeddings": 2048}),
-}
 # Where configs keep the longest context the model takes (GPT-2: n_positions, most others: max_position_embeddings)
 MAX_POSITION_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length", "n_ctx")
 
 
 def preset_config(name: str) -> Any:
-    """The transformers config of a preset (``gpt2`` is GPT2Config's own default)."""
+    """The transformers config of a shipped checkpoint preset (``torchcost list``)."""
     transformers = require("transformers", "transformers")
-
-    if name == "gpt2":
-        return transformers.GPT2Config()
-    class_name, (hidden, mlp, layers, heads, kv_heads, vocab), extra = PRESETS[name]
-    config_class = getattr(transformers, class_name)
-    settings = dict(
-        hidden_size=hidden,
-        intermediate_size=mlp,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        vocab_size=vocab,
-        **extra,
-    )
-    if class_name != "GPTNeoXConfig":
-        settings["num_key_value_heads"] = kv_heads
-    return config_class(**settings)
-
-
-def presets() -> list[str]:
-    return sorted([*PRESETS, "gpt2"])
+    shipped = presets.preset(name)
+    if shipped is None:
+        raise ProfilingError(_unknown_preset(name))
+    return config_from_values(transformers, dict(shipped.config), shipped.name)
 
 
 def build_llm(spec: str) -> nn.Module:
-    """A preset name (``llama-3-70b``) or any model spec torchcost.sources knows, built on meta."""
-    if spec in presets():
-        transformers = require("transformers", "transformers")
-        config = preset_config(spec)
-        with torch.device("meta"):
-            built: nn.Module = transformers.AutoModelForCausalLM.from_config(config)
-        return built
-    if ":" not in spec and not spec.endswith(MODEL_FILE_SUFFIXES):
-        close = difflib.get_close_matches(spec, presets(), n=3, cutoff=0.4)
-        maybe = f"did you mean {', '.join(close)}? " if close else ""
-        raise ProfilingError(
-            f"unknown LLM preset {spec!r}; {maybe}presets: {', '.join(presets())}; "
-            "or give a model spec such as hf:llama or hf:path/to/config.json"
-        )
+    """A checkpoint preset (``llama-3.1-8b``), a Hub id (``hf:Qwen/Qwen3-8B``) or any model spec
+    torchcost.sources knows, built on meta."""
+    if ":" not in spec and not spec.endswith(MODEL_FILE_SUFFIXES) and presets.preset(spec) is None:
+        raise ProfilingError(_unknown_preset(spec))
     return load_model(spec, "meta").model
 
 
+def _unknown_preset(name: str) -> str:
+    close = difflib.get_close_matches(name, presets.names(), n=3, cutoff=0.4)
+    maybe = f"did you mean {', '.join(close)}? " if close else ""
+    return (
+        f"unknown LLM preset {name!r}; {maybe}torchcost list shows the presets; or give a model spec such as "
+        "hf:Qwen/Qwen3-8B, hf:llama or hf:path/to/config.json"
+    )
+
+
 def check_causal_lm(spec: str, model: nn.Module) -> None:
-    """Refuse, in one line, a model that is not a decoder taking a KV cache (``past_key_values``)."""
-    takes_cache = "past_key_values" in inspect.signature(model.forward).parameters
-    if not takes_cache or getattr(getattr(model, "config", None), "is_encoder_decoder", False):
+    """Refuse, in one line, a model that is not a decoder taking a KV cache (``cache`` or ``past_key_values``)."""
+    if cache_keyword(model) is None or getattr(getattr(model, "config", None), "is_encoder_decoder", False):
         raise ProfilingError(
-            f"{spec} is not a causal LM ({type(model).__name__} is not a decoder that takes past_key_values); "
+            f"{spec} is not a causal LM ({type(model).__name__} is not a decoder that takes a KV cache); "
             "give one such as hf:gpt2, hf:llama or a preset"
         )
 
@@ -353,7 +294,7 @@ def _filled_cache(model: nn.Module, batch: int, context: int) -> Any:
     """A KV cache holding ``context`` tokens, filled by an (uncounted) prefill on meta."""
     cache = _new_cache(model)
     with torch.no_grad():
-        model(_tokens(batch, context), past_key_values=cache, use_cache=True)
+        model(_tokens(batch, context), **with_cache(model, cache))
     return cache
 
 
@@ -439,7 +380,7 @@ def _decode_step(model: nn.Module, batch: int, context: int, cache: Any | None =
     """One counted decode step at ``context``: its profile, the KV bytes it read, the KV bytes after it."""
     cache = cache if cache is not None else _filled_cache(model, batch, context)
     kv_read = cache_bytes(cache)
-    step = profile(model, _tokens(batch, 1), past_key_values=cache, use_cache=True)
+    step = profile(model, _tokens(batch, 1), **with_cache(model, cache))
     return step, kv_read, cache_bytes(cache)
 
 
@@ -455,7 +396,7 @@ def llm_profile(
     sweep: bool = True,
     execution: str | None = None,
 ) -> LLMProfile:
-    """Prefill and decode cost of a causal LM (a transformers-style model taking ``past_key_values``).
+    """Prefill and decode cost of a causal LM (a transformers-style model taking a KV cache).
 
     Counting runs the model's forward on meta: one prefill over ``prompt_len`` tokens, then single-token
     decode steps with the real KV cache at the first, middle and last generated position.
@@ -483,7 +424,7 @@ def llm_profile(
     weights = _weights_read(module)
 
     cache = _new_cache(module)
-    prefill_count = profile(module, _tokens(batch, prompt_len), past_key_values=cache, use_cache=True)
+    prefill_count = profile(module, _tokens(batch, prompt_len), **with_cache(module, cache))
     prompt_cache_bytes = cache_bytes(cache)
     prefill = _phase(prefill_count, device, precision, weights, 0, 0, prompt_len)
 
@@ -493,7 +434,7 @@ def llm_profile(
     for context in contexts:
         step, kv_read, full_cache_bytes = _decode_step(module, batch, context, cache if context == prompt_len else None)
         decode.append(_phase(step, device, precision, weights, kv_read, context, 1))
-    first_step = profile(module, _tokens(batch, 1), past_key_values=_new_cache(module), use_cache=True)
+    first_step = profile(module, _tokens(batch, 1), **with_cache(module, _new_cache(module)))
 
     kv_scale = precision.kv_scale()
     params_total = prefill_count.params.total

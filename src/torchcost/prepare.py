@@ -45,7 +45,8 @@ def prepare(
         raise ProfilingError("give either example inputs or input_size=, not both")
     run_dtype = as_dtype(dtype)
     if has_lazy_parameters(model):
-        model = initialized_copy(model, inputs, kwargs)
+        lazy_inputs = random_inputs(input_size, run_dtype or torch.float32, device_of(model)) if input_size else inputs
+        model = initialized_copy(model, lazy_inputs, kwargs)
     model_device = device_of(model)
     run_device = checked_device(device) if device is not None else model_device
     needs_copy = run_device != model_device or (run_dtype is not None and _dtype_of(model) != run_dtype)
@@ -78,6 +79,8 @@ def copy_to(
     with warnings.catch_warnings():
         # an exported program's graph keeps fake tensors in its node metadata, and copying one warns
         warnings.filterwarnings("ignore", message="Accessing the data pointer of FakeTensor")
+        # torch 2.11 warns when its own tree specs (an unflattened program's) are copied
+        warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
         return copy.deepcopy(model, memo)
 
 
@@ -95,8 +98,10 @@ def has_lazy_parameters(model: nn.Module) -> bool:
 
 def initialized_copy(model: nn.Module, inputs: tuple[Any, ...], kwargs: dict[str, Any]) -> nn.Module:
     """A copy of a model with lazy modules, initialised by one forward on the example inputs (not counted);
-    the user's model stays uninitialised."""
+    the user's model stays uninitialised. The forward runs where the model's parameters are (a model built on
+    meta is initialised on meta), and its lazy parameters take their shapes there."""
     copied = copy.deepcopy(model)
+    inputs, kwargs = move((inputs, kwargs), device_of(copied), None)
     with torch.no_grad():
         copied(*inputs, **kwargs)
     return copied
@@ -128,7 +133,9 @@ def checked_device(device: torch.device | str) -> torch.device:
 
 
 def device_of(model: nn.Module) -> torch.device:
-    tensor = next(itertools.chain(model.parameters(), model.buffers()), None)
+    """The device of the model's first parameter or buffer that is not lazy (cpu when it has none)."""
+    tensors = itertools.chain(model.parameters(), model.buffers())
+    tensor = next((t for t in tensors if not is_lazy(t)), None)
     return tensor.device if tensor is not None else torch.device("cpu")
 
 

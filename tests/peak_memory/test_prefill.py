@@ -8,6 +8,7 @@ from torchcost.hardware import Hardware
 from torchcost.llm import cache_bytes, cache_tensors, llm_profile
 from torchcost.peak_memory.estimate import Settings, estimate
 from torchcost.peak_memory.prefill import KV_CACHE, prefill_activation_bytes
+from torchcost.sources.hf_cache import with_cache
 
 transformers = pytest.importorskip("transformers")
 TOY_CPU = Hardware("toy-cpu", "toy CPU", "cpu", {"fp32": 1e12}, 1e11, 1e10, 4, "test")
@@ -19,7 +20,7 @@ def test_the_kv_cache_is_its_own_category():
     ids = torch.zeros(2, 8, dtype=torch.long, device="meta")
     settings = Settings(False, None, None, None, None, None)
     labels = {KV_CACHE: lambda: cache_tensors(cache)}
-    result = estimate(model, (ids,), {"past_key_values": cache, "use_cache": True}, settings, "meta", "cpu", labels)
+    result = estimate(model, (ids,), with_cache(model, cache), settings, "meta", "cpu", labels)
     assert result.timeline[-1].bytes[KV_CACHE] == cache_bytes(cache) > 0
     assert result.timeline[0].bytes[KV_CACHE] == 0  # it fills up during the prefill
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import torchcost
+from torchcost.from_spec import profile_spec
 from torchcost.inputs import InputOptions, example_inputs
 from torchcost.sources import ModelSourceError, load_model
 from torchcost.sources.files import state_dict_in
@@ -125,3 +126,19 @@ def test_state_dict_found_under_usual_checkpoint_keys():
     weights = {"w": torch.zeros(1)}
     assert state_dict_in({"model": weights, "step": 1}) == weights
     assert state_dict_in({"step": 1}) is None
+
+
+def test_a_lazy_module_from_a_file_is_initialised_where_it_was_built(tmp_path):
+    """A model built on meta with ``nn.LazyLinear`` learns its weight shape from a meta forward (it failed with
+    'Tensor on device meta is not on the expected device cpu')."""
+    path = tmp_path / "lazy.py"
+    path.write_text(
+        "from torch import nn\n"
+        "def build():\n"
+        "    return nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.LazyLinear(10))\n"
+    )
+    result = profile_spec(f"{path}:build", InputOptions(sizes=[(1, 3, 32, 32)]))
+    # conv: 8*3*3*3 + 8 = 224; linear: (8*30*30)*10 + 10 = 72,010
+    assert result.params.total == 224 + 72_010
+    # conv: 8*30*30 outputs * 27 = 194,400; linear: 7,200 * 10 = 72,000
+    assert result.macs == 194_400 + 72_000

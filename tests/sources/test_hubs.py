@@ -139,7 +139,7 @@ def test_hf_vision_config_gets_pixel_values(tmp_path):
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("hf:gpt3", "unknown transformers model type 'gpt3'; closest types: .*gpt2"),
+        ("hf:gpt3", "unknown transformers model type or preset 'gpt3'; closest: .*gpt2"),
         ("hf:missing/config.json", "no config file at missing/config.json"),
     ],
 )

@@ -268,6 +268,10 @@ def _pad_keepdim(args: tuple[Any, ...]) -> tuple[Any, ...]:
     return (*args[:3], args[3] if len(args) > 3 else False)
 
 
+# Runs a function's own body with the modes still on (torch >= 2.14); older torch has no such entry point.
+_REDISPATCH: Callable[..., Any] | None = getattr(torch.overrides, "redispatch_function", None)
+
+
 class AutocastFunctions(TorchFunctionMode):
     """The policy on the functions the model calls (above autograd, before PyTorch splits them into kernels)."""
 
@@ -289,10 +293,12 @@ class AutocastFunctions(TorchFunctionMode):
             return emulated.run(cast, func, name, args, kwargs, below_autograd=False)
         if self._passing and self._passing[-1] is func:  # it asked the modes again (Tensor.unflatten, no_grad):
             return func(*args, **kwargs)  # run it without this mode; its kernels still meet AutocastKernels
+        if _REDISPATCH is None:  # torch < 2.14: the functions it calls are not seen; its kernels still are
+            return func(*args, **kwargs)
         self._passing.append(func)  # the functions it calls are seen (those of F.multi_head_attention_forward)
         try:
             with self:
-                return torch.overrides.redispatch_function(func, types, args, kwargs)  # type: ignore[no-untyped-call]
+                return _REDISPATCH(func, types, args, kwargs)
         finally:
             self._passing.pop()
 

@@ -10,6 +10,7 @@ from torch import nn
 
 from torchcost.hardware import Hardware
 from torchcost.peak_memory.estimate import Settings, estimate, reachable_tensors
+from torchcost.sources.hf_cache import with_cache
 
 KV_CACHE = "kv_cache"
 
@@ -19,7 +20,7 @@ def prefill_activation_bytes(model: nn.Module, tokens: torch.Tensor, cache: Any,
     far: hidden states, attention and MLP intermediates and the logits alive at the peak. ``cache`` is an empty
     KV cache object (every tensor it holds after the run is the cache)."""
     settings = Settings(False, None, None, None, None, None)
-    kwargs = {"past_key_values": cache, "use_cache": True}
+    kwargs = with_cache(model, cache)
     target = "cuda" if device.kind == "gpu" else "cpu"
     result = estimate(model, (tokens,), kwargs, settings, "meta", target, {KV_CACHE: lambda: reachable_tensors(cache)})
     kept = ("parameters", "buffers", KV_CACHE)

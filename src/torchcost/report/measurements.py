@@ -15,6 +15,7 @@ from torchcost.hardware.calibration import Calibration
 from torchcost.latency import UNSTABLE_CV, BatchLatency, Latency
 from torchcost.report.columns import Column
 from torchcost.report.fitted import FittedTable
+from torchcost.sources.presets import Preset
 from torchcost.units import duration, ratio, si
 
 
@@ -186,3 +187,21 @@ def guideline_table(experiment: Experiment) -> FittedTable[GuidelineRow]:
     ]
     title, caption = f"{experiment.key}: {experiment.title}", f"guideline: {experiment.guideline}"
     return FittedTable(columns, experiment.rows, title=title, caption=caption)
+
+
+PRESET_COLUMNS: list[Column[Preset]] = [
+    Column("preset", lambda p: p.name, numeric=False),
+    Column("Hub id", lambda p: p.hub_id, numeric=False),
+    Column("model type", lambda p: p.model_type, numeric=False, drop=2),
+    Column("published params", lambda p: si(p.published_parameters) if p.published_parameters else "-", drop=3),
+    Column("also", lambda p: ", ".join(p.aliases) or "-", numeric=False, drop=1),
+]
+
+
+def preset_list_table(shipped: list[Preset]) -> FittedTable[Preset]:
+    return FittedTable(
+        PRESET_COLUMNS,
+        shipped,
+        title="checkpoint presets (config.json shipped with torchcost, no weights)",
+        caption="name one as it is (torchcost profile llama-3.1-8b) or by its Hub id (hf:meta-llama/Llama-3.1-8B)",
+    )

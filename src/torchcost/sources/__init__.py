@@ -4,13 +4,16 @@
 ``torchvision:NAME``               any torchvision model, random weights
 ``timm:NAME``                      a timm model, random weights, its pretrained config's input size
 ``hf:MODEL_TYPE``                  a transformers model from its default config (``hf:gpt2``, ``hf:bert``)
-``hf:path/to/config.json``         a transformers model from a config file
+``hf:ORG/NAME[@REVISION]``         a Hub checkpoint's config.json, from huggingface_hub's cache or the Hub
+``PRESET`` or ``hf:PRESET``        a shipped checkpoint config (``llama-3.1-8b``; ``torchcost list``)
+``hf:path/to/config.json``         a transformers model from a config file (or a checkpoint folder)
 ``path/to/model.py:NAME``          calls NAME() from that file (this runs your code)
 ``model.pt2``                      a ``torch.export`` program
 ``model.pt``                       a TorchScript archive; a whole pickled model only with ``trust_pickle``
 =================================  ====================================================================
 
-Nothing is downloaded. A state dict alone has no architecture: load it into a model with ``weights=``.
+No weights are downloaded (a Hub id fetches the config files only). A state dict alone has no architecture: load
+it into a model with ``weights=``.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pathlib import Path
 import torch
 
 from torchcost.prepare import checked_device
-from torchcost.sources import files, hf, timm_models, vision
+from torchcost.sources import files, hf, hub, presets, timm_models, vision
 from torchcost.sources.base import (
     LoadedModel,
     MissingPackageError,
@@ -76,13 +79,18 @@ def _load(spec: str, device: torch.device, trust_pickle: bool) -> LoadedModel:
     if sep and source in SOURCES:
         load = {"torchvision": vision.load, "timm": timm_models.load, "hf": hf.load}[source]
         return load(spec, name, device)
+    if presets.preset(spec) is not None:
+        return hf.load(spec, spec, device)
     if spec.endswith(".py"):
         raise ModelSourceError(f"{spec}: name the class or function that builds the model, e.g. {spec}:build_model")
     if Path(spec).is_file():
         return files.load_file(spec, Path(spec), device, trust_pickle)
+    if hub.hub_id(spec) is not None and Path(spec).suffix not in MODEL_FILE_SUFFIXES:
+        raise ModelSourceError(f"no such file: {spec}; for a Hub checkpoint write hf:{spec}")
     if Path(spec).suffix in MODEL_FILE_SUFFIXES or "/" in spec:
         raise ModelSourceError(f"no such file: {spec}")
     raise UnknownModelError(
-        f"cannot read model spec {spec!r}: write torchvision:NAME, timm:NAME, hf:MODEL_TYPE, "
-        "hf:path/to/config.json, path/to/model.py:NAME, or the path of a .pt2 or TorchScript file"
+        f"cannot read model spec {spec!r}: write torchvision:NAME, timm:NAME, hf:MODEL_TYPE, hf:ORG/NAME, "
+        "hf:path/to/config.json, a checkpoint preset (torchcost list), path/to/model.py:NAME, or the path of a "
+        ".pt2 or TorchScript file"
     )

@@ -53,6 +53,7 @@ class LoadedModel:
     input_hint: str = ""  # why there is no default input, said when input_sizes is None
     keyword_inputs: KeywordMaker | None = None  # keywords: makes the model's keyword inputs
     note: str = ""  # what the source set or assumed that the counts depend on
+    if_it_fails: str = ""  # what to try instead when the model cannot run (a default config's real checkpoints)
 
 
 def require(package: str, extra: str) -> ModuleType:
@@ -76,15 +77,28 @@ def build_on(device: torch.device, factory: Callable[[], nn.Module]) -> nn.Modul
     a constructor may look at them (``.tolist()``, ``.item()``) and the model's buffers keep their values. A
     constructor that looks at anything else is built with only the parameters and buffers put on meta as they
     are registered, so each one exists on the CPU only for a moment.
+
+    The random weights are drawn from a fixed seed (the global random state is left as it was), so a model
+    whose counts depend on its values (a detector's number of boxes) counts the same on every run.
     """
     try:
-        with device, values_while_building() if device.type == "meta" else contextlib.nullcontext():
+        with device, _seeded(), values_while_building() if device.type == "meta" else contextlib.nullcontext():
             return factory()
     except (NotImplementedError, RuntimeError):
         if device.type != "meta":
             raise
-    with _registered_tensors_on_meta(), values_while_building():
+    with _registered_tensors_on_meta(), _seeded(), values_while_building():
         return factory()
+
+
+WEIGHTS_SEED = 0
+
+
+@contextlib.contextmanager
+def _seeded() -> Iterator[None]:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(WEIGHTS_SEED)
+        yield
 
 
 @contextlib.contextmanager

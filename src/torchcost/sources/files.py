@@ -79,11 +79,15 @@ def load_file(spec: str, path: Path, device: torch.device, trust_pickle: bool = 
 
 def _exported(spec: str, path: Path) -> LoadedModel:
     """A ``torch.export`` program, unflattened so that its module tree is reported as it was written."""
-    program = torch.export.load(path)
-    try:
-        model: nn.Module = torch.export.unflatten(program)
-    except Exception:  # some programs cannot be unflattened; the flat graph still counts the same ops
-        model = program.module()
+    with warnings.catch_warnings():
+        # torch's own code, reading the archive and copying its tree specs (torch 2.11), warns about itself
+        warnings.filterwarnings("ignore", message="The given buffer is not writable")
+        warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+        program = torch.export.load(path)
+        try:
+            model: nn.Module = torch.export.unflatten(program)
+        except Exception:  # some programs cannot be unflattened; the flat graph still counts the same ops
+            model = program.module()
     values = {node.name: node.meta.get("val") for node in program.graph.nodes if node.op == "placeholder"}
     inputs = [values.get(name) for name in program.graph_signature.user_inputs]
     if not all(isinstance(v, torch.Tensor) and all(isinstance(d, int) for d in v.shape) for v in inputs):

@@ -1,8 +1,11 @@
-"""``hf:MODEL_TYPE`` or ``hf:path/to/config.json``: a transformers model built from its config (random weights).
+"""``hf:MODEL_TYPE``, ``hf:ORG/NAME[@REVISION]``, ``hf:PRESET`` or ``hf:path/to/config.json``: a transformers model
+built from its config (random weights, never downloaded).
 
-Nothing is downloaded: ``hf:gpt2`` is ``AutoConfig.for_model("gpt2")`` (the library's default config for that
-architecture), and a config.json is read from disk. The model class is the usual head for the architecture:
-the first class a config.json names under ``architectures`` (as the Hub's config files do), else
+``hf:gpt2`` is ``AutoConfig.for_model("gpt2")`` (the library's default config for that architecture); a Hub id
+reads the checkpoint's config.json from huggingface_hub's cache or the Hub (see ``hub``); a preset is a shipped
+checkpoint config (see ``presets``); a config.json or a checkpoint folder is read from disk. The model class is
+the usual head for the architecture: the first class a config.json names under ``architectures`` (as the Hub's
+config files do), else
 sequence-to-sequence LM for encoder-decoders, masked LM where the architecture has one (BERT, RoBERTa),
 causal LM where it has one (GPT-2, Llama), image-text-to-text for vision-language models, the bare model
 otherwise, and for types with no bare model the first task head (or backbone) transformers has for them; when a
@@ -18,28 +21,54 @@ import inspect
 import json
 import re
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from torchcost.sources import hub, presets
 from torchcost.sources.base import LoadedModel, ModelSourceError, UnknownModelError, build_on, closest, require
 from torchcost.sources.hf_inputs import KeywordInputs, text_config_of
 from torchcost.sources.hf_series import derive_horizon
+
+
+@dataclass
+class FoundConfig:
+    """A transformers config, with where it came from."""
+
+    config: Any
+    note: str = ""  # where it came from, when that is not the spec itself (a shipped preset, a Hub commit)
+    folder: Path | None = None  # the checkpoint's folder, with its processor configs where it has them
+    default: bool = False  # the library's default config of a model type
 
 
 def load(spec: str, name: str, device: torch.device) -> LoadedModel:
     """Build the model in the config's dtype (``dtype`` / ``torch_dtype``; float32 when it sets none), as
     transformers' ``from_config`` does."""
     transformers = require("transformers", "transformers")
-    config = _config(transformers, name)
+    found = _config(transformers, name)
+    config = found.config
     derived, matched = _derive_unset(config), _match_widths(config)
     named = [getattr(transformers, n, None) for n in getattr(config, "architectures", None) or []]
     model_classes = [c for c in named if c is not None][:1] or _model_classes(transformers, config)
-    model = _build(spec, model_classes, config, device, derived)
+    shipped = presets.of_model_type(config.model_type) if found.default else []
+    if_it_fails = f"the default config of a model type may not run: try a real checkpoint, {', '.join(shipped)}"
+    try:
+        model = _build(spec, model_classes, config, device, derived)
+    except ModelSourceError as exc:
+        if not shipped:
+            raise
+        raise ModelSourceError(f"{exc}; or {if_it_fails}") from exc
     sections = _fit_mrope_sections(model)
-    loaded = _with_inputs(spec, model, config)
-    notes = [f"the config leaves {', '.join(derived)} unset: taken as {'; '.join(derived.values())}"] if derived else []
+    inputs = KeywordInputs(model, config, found.folder)
+    loaded = LoadedModel(spec, model, None, input_kind="keywords", keyword_inputs=inputs)
+    if found.default:
+        loaded.if_it_fails = if_it_fails if shipped else DEFAULT_CONFIG_HINT
+    notes = [found.note] if found.note else []
+    notes += (
+        [f"the config leaves {', '.join(derived)} unset: taken as {'; '.join(derived.values())}"] if derived else []
+    )
     notes += [
         f"the config's {field} differs from its text model's width: taken as {how}" for field, how in matched.items()
     ]
@@ -73,6 +102,7 @@ def _derive_unset(config: Any) -> dict[str, str]:
     return derived
 
 
+DEFAULT_CONFIG_HINT = "give a real checkpoint's config (hf:ORG/NAME, or hf:path/to/config.json)"
 BUILD_ERRORS = (TypeError, AttributeError, KeyError, ValueError, IndexError)
 MISSING_ATTRIBUTE = re.compile(r"'(\w+)' object has no attribute '(\w+)'")
 
@@ -203,7 +233,7 @@ def _config_failure(spec: str, config: Any, exc: Exception) -> str:
         )
     return (
         f"{spec}: building the model from this config failed ({reason}{where}); the default config of a "
-        "model type is not always complete: give a config.json of a real checkpoint (hf:path/to/config.json)"
+        f"model type is not always complete: {DEFAULT_CONFIG_HINT}"
     )
 
 
@@ -218,17 +248,44 @@ def _configs(config: Any) -> list[Any]:
     return [config, *(c for sub in subs for c in _configs(sub))]
 
 
-def _config(transformers: Any, name: str) -> Any:
+def _config(transformers: Any, name: str) -> FoundConfig:
+    """The config ``name`` stands for, in this order: a config file or a checkpoint folder here, a Hub id, a
+    model type's default config, a shipped checkpoint preset."""
     path = Path(name)
     if name.endswith(".json") or path.is_dir():
-        return _config_from_file(transformers, path / "config.json" if path.is_dir() else path)
+        file = path / "config.json" if path.is_dir() else path
+        return FoundConfig(_config_from_file(transformers, file), folder=file.parent)
+    repo = hub.hub_id(name)
+    if repo is not None:
+        return _from_hub(transformers, repo)
     known = sorted(transformers.CONFIG_MAPPING.keys())
-    if name not in known:
-        raise UnknownModelError(
-            f"unknown transformers model type {name!r}; closest types: {', '.join(closest(name, known))} "
-            "(or give a path to a config.json)"
+    if name in known:
+        return FoundConfig(transformers.AutoConfig.for_model(name), default=True)
+    shipped = presets.preset(name)
+    if shipped is not None:
+        note = f"config: {shipped.hub_id}'s config.json, as shipped with torchcost"
+        return FoundConfig(config_from_values(transformers, dict(shipped.config), shipped.name), note)
+    raise UnknownModelError(
+        f"unknown transformers model type or preset {name!r}; closest: "
+        f"{', '.join(closest(name, sorted({*known, *presets.names()})))} (or give a Hub id, hf:ORG/NAME, or a "
+        "path to a config.json; torchcost list shows the presets)"
+    )
+
+
+def _from_hub(transformers: Any, repo: hub.HubId) -> FoundConfig:
+    """A Hub checkpoint's config: from the cache where it is there; else, for a shipped preset named without a
+    revision, the shipped copy (no network needed); else fetched from the Hub."""
+    shipped = presets.preset(repo.repo) if repo.revision is None else None
+    folder = hub.cached(repo)
+    if folder is None and shipped is not None:
+        note = (
+            f"config: {repo}'s config.json as shipped with torchcost (not in the Hub cache); name a revision "
+            f"(hf:{repo}@main) to read the Hub's"
         )
-    return transformers.AutoConfig.for_model(name)
+        return FoundConfig(config_from_values(transformers, dict(shipped.config), shipped.name), note)
+    folder = folder or hub.fetch(repo)
+    note = f"config: {repo}'s config.json at commit {folder.name[:12]}"
+    return FoundConfig(_config_from_file(transformers, folder / hub.CONFIG), note, folder)
 
 
 def _config_from_file(transformers: Any, path: Path) -> Any:
@@ -238,9 +295,14 @@ def _config_from_file(transformers: Any, path: Path) -> Any:
         raise ModelSourceError(f"no config file at {path}") from None
     except json.JSONDecodeError as exc:
         raise ModelSourceError(f"{path} is not valid JSON: {exc}") from None
+    return config_from_values(transformers, values, str(path))
+
+
+def config_from_values(transformers: Any, values: Any, origin: str) -> Any:
+    """A config from a config.json's values (``origin`` names it in errors)."""
     model_type = values.pop("model_type", None) if isinstance(values, dict) else None
     if model_type is None:
-        raise ModelSourceError(f'{path} has no "model_type" key; a transformers config.json names its architecture')
+        raise ModelSourceError(f'{origin} has no "model_type" key; a transformers config.json names its architecture')
     return transformers.AutoConfig.for_model(model_type, **values)
 
 
@@ -273,8 +335,3 @@ def _model_classes(transformers: Any, config: Any) -> list[Any]:
     if not auto_classes:
         raise ModelSourceError(f"transformers maps no model class to {config.model_type!r} configs")
     return [*auto_classes, *dict.fromkeys(model_classes)]
-
-
-def _with_inputs(spec: str, model: Any, config: Any) -> LoadedModel:
-    """The model's keyword inputs, made as its own processors would make them (see hf_inputs)."""
-    return LoadedModel(spec, model, None, input_kind="keywords", keyword_inputs=KeywordInputs(model, config))

@@ -26,6 +26,7 @@ import inspect
 import re
 from collections.abc import Iterator
 from functools import cached_property, partial
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -60,8 +61,9 @@ IMAGE_EXTRAS = (
 )
 # "batch_size, num_frames, num_channels, height, width = pixel_values.shape" or "batch_size, num_images =
 # pixel_values.shape[:2]": the second size's name
-STACK_UNPACK = re.compile(
+STACK_UNPACK = re.compile(  # the last form: IDEFICS from transformers 5.25 on
     r"\w+,\s*(\w+)(?:,\s*\w+){3}\s*=\s*pixel_values\.shape\b|\w+,\s*(\w+)\s*=\s*pixel_values\.shape\[:2\]"
+    r"|pixel_values\.flatten\(0,\s*1\)"
 )
 RECURRENT_LAYERS = {"linear_attention", "mamba", "conv"}  # layer types that keep states, not keys and values
 SUFFIXES = ("_vision_model", "_vision_encoder", "_vision", "_text_model", "_text", "_encoder", "_model", "_thinker")
@@ -70,8 +72,9 @@ SUFFIXES = ("_vision_model", "_vision_encoder", "_vision", "_text_model", "_text
 class KeywordInputs:
     """Makes the keyword inputs of one transformers model; ``note`` says what the last call made."""
 
-    def __init__(self, model: nn.Module, config: Any) -> None:
+    def __init__(self, model: nn.Module, config: Any, checkpoint: Path | None = None) -> None:
         self.model, self.config = model, config
+        self.checkpoint = checkpoint  # a folder with the checkpoint's processor configs, when it has them
         inner = getattr(model, "model", None)  # a head's base model (DeepSeek-VL's head has no get_image_features)
         self.owners = (model, inner) if isinstance(inner, nn.Module) else (model,)
         forward = inspect.signature(type(model).forward).parameters
@@ -205,8 +208,9 @@ class KeywordInputs:
     @cached_property
     def image_processor(self) -> Any:
         """The model type's image processor, at the config's patch sizes where it cuts images into patches (see
-        ``_image_processor``); built once for all the images one call makes."""
-        return _image_processor(self.config)
+        ``_image_processor``), or the checkpoint's own where its folder has a ``preprocessor_config.json``; built
+        once for all the images one call makes."""
+        return _checkpoint_image_processor(self.checkpoint) or _image_processor(self.config)
 
     def _processed(self, **data: Any) -> dict[str, Any] | None:
         """``data`` through the image processor, as tensors; None where it has none or refuses the data."""
@@ -282,7 +286,7 @@ class KeywordInputs:
         unpacked = next((m for m in map(STACK_UNPACK.search, map(_source, functions)) if m), None)
         if unpacked is None:
             return pixels
-        frames = _find(self.config, "num_frames") if "frame" in (unpacked[1] or unpacked[2]) else None
+        frames = _find(self.config, "num_frames") if "frame" in (unpacked[1] or unpacked[2] or "") else None
         count = frames if isinstance(frames, int) and frames > 0 else 1
         if count > 1:
             notes.append(f"each image repeated as a clip of {count} frames (the config's num_frames)")
@@ -587,6 +591,19 @@ def _decoder_positions(config: Any) -> int:
 
 def _random_images(count: int, side: int, generator: torch.Generator) -> list[torch.Tensor]:
     return [torch.randint(0, 256, (3, side, side), dtype=torch.uint8, generator=generator) for _ in range(count)]
+
+
+def _checkpoint_image_processor(folder: Path | None) -> Any:
+    """The image processor a checkpoint's ``preprocessor_config.json`` describes (its image size, crop and
+    patching), read from its folder alone; None where it has none or transformers cannot build it."""
+    if folder is None or not (folder / "preprocessor_config.json").is_file():
+        return None
+    from transformers import AutoImageProcessor
+
+    try:
+        return AutoImageProcessor.from_pretrained(str(folder), local_files_only=True)  # type: ignore[no-untyped-call]
+    except Exception:
+        return None
 
 
 def _image_processor(config: Any) -> Any:

@@ -29,6 +29,7 @@ from torchcost.predict import predict
 from torchcost.prepare import random_inputs, with_batch
 from torchcost.profiler import ProfilingError, profile
 from torchcost.records import Profile
+from torchcost.sources import presets
 from torchcost.sources.base import build_on
 from torchcost.sources.files import import_file
 from torchcost.sweep.rows import Row, SpaceEntry, Task
@@ -117,7 +118,8 @@ def family(spec: str) -> str:
             return str(torchvision.models.get_model_builder(name).__module__).rsplit(".", 1)[-1]
         if source == "hf" and "/" not in name and not name.endswith(".json"):  # a type, not a config's path
             return name
-    return ""
+    shipped = presets.preset(spec.removeprefix("hf:"))  # a checkpoint preset, by name or Hub id
+    return shipped.model_type if shipped is not None else ""
 
 
 def describe(exc: BaseException, settings: Settings) -> str:
