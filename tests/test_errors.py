@@ -7,6 +7,7 @@ from torch import nn
 
 import torchcost
 from torchcost import ProfilingError
+from torchcost.errors import InputMismatchError
 
 
 @pytest.mark.parametrize(
@@ -33,8 +34,8 @@ def test_bad_arguments_raise_profiling_error(call, message):
 
 
 def test_a_failing_forward_hints_in_python_and_in_flags():
-    with pytest.raises(
-        ProfilingError, match=r"hint: check the input shapes \(the example inputs or input_size=\)"
-    ) as e:
+    with pytest.raises(ProfilingError, match=r"; check the input shapes \(the example inputs or input_size=\)") as e:
         torchcost.profile(nn.Linear(4, 2), torch.randn(1, 5))
     assert "(--input-size)" in e.value.cli
+    assert "\n" not in str(e.value)  # an input that does not fit is one line
+    assert isinstance(e.value, InputMismatchError)

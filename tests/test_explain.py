@@ -1,11 +1,13 @@
 import dataclasses
 
+import pytest
 import torch
 from torch import nn
 
 import torchcost
 from torchcost.explain import explain, fill_size, parallelism
 from torchcost.hardware import Hardware
+from torchcost.latency import BatchLatency, Latency
 from torchcost.predict import predict
 
 TOY = Hardware("toy", "toy", "cpu", {"fp32": 1e12}, 100e9, None, 4, "test")
@@ -109,3 +111,17 @@ def test_overhead_finding_says_what_would_help_when_it_dominates():
     assert calls == 8 and prediction.module_calls_s == 8 * 50e-6
     assert "8 module calls" in found.message and "torch.compile" in found.message
     assert found.score > 0.5
+
+
+def test_the_overhead_share_is_the_summary_s_even_with_a_measured_latency():
+    """resnet50 on an L4 said "overhead 38.1%" in the summary and "(48%)" in the finding, which divided the
+    predicted wait by a measured latency."""
+    torchvision = pytest.importorskip("torchvision")
+    p = torchcost.profile(torchvision.models.resnet18(), input_size=(1, 3, 224, 224))
+    l4 = torchcost.hardware("l4")
+    prediction = predict(p, l4)
+    measured = BatchLatency(None, prediction.latency_s * 3, prediction.latency_s * 3, 0.0, 0.0, 0.0, 0.0, 10, None)
+    p.latency = Latency("cuda", "NVIDIA L4", 1, "float32", "test", None, by_batch=[measured])
+    finding = kinds(explain(p, prediction=prediction, hardware=l4))["launches"]
+    assert finding.score == pytest.approx(prediction.overhead_s / prediction.latency_s)
+    assert prediction.time_by("bound")["overhead"] == pytest.approx(prediction.overhead_s)

@@ -357,3 +357,26 @@ def test_zero_dim_outputs_replay_on_meta():
     model = ScalarGate()
     on_meta = torchcost.profile(model, torch.randn(2, 3), device="meta")
     assert on_meta.records == torchcost.profile(model, torch.randn(2, 3)).records
+
+
+def test_a_container_that_is_never_called_sums_the_modules_inside_it():
+    """nn.ModuleList is never called: its row once read 0 FLOPs ("not called") and hid GPT-2's blocks."""
+
+    class Stack(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.blocks = nn.ModuleList([nn.Linear(8, 8), nn.Linear(8, 8)])
+            self.parts = nn.ModuleDict({"head": nn.Linear(8, 2)})
+
+        def forward(self, x):
+            for block in self.blocks:
+                x = block(x)
+            return self.parts["head"](x)
+
+    p = torchcost.profile(Stack(), torch.randn(1, 8))
+    rows = {m.name: m for m in p.modules}
+    assert rows["blocks"].macs == rows["blocks.0"].macs + rows["blocks.1"].macs == 2 * 64  # 8 x 8 each
+    assert rows["parts"].macs == rows["parts.head"].macs == 16
+    assert rows["blocks"].memory_access.total == sum(rows[f"blocks.{i}"].memory_access.total for i in (0, 1))
+    assert rows["blocks"].calls == 0
+    assert rows["blocks"].macs + rows["parts"].macs == p.macs

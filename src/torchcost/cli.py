@@ -7,7 +7,9 @@ import argparse
 import contextlib
 import importlib.util
 import json
+import logging
 import os
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -16,6 +18,7 @@ from typing import Any, NoReturn
 from rich.console import Console, RenderableType
 from rich.text import Text
 
+from torchcost import __version__
 from torchcost.errors import ProfilingError
 from torchcost.explain import explain
 from torchcost.from_spec import profile_spec
@@ -77,10 +80,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _shape(text: str) -> tuple[int, ...]:
-    try:
-        shape = tuple(int(part) for part in text.replace("x", ",").split(",") if part.strip())
-    except ValueError:
-        shape = ()
+    """``1,3,224,224`` or ``1x3x224x224``; every part a positive integer (``1,x,32,32`` has an empty one)."""
+    parts = [part.strip() for part in re.split(r"[,x]", text.strip())]
+    shape = tuple(int(part) for part in parts) if all(part.isdigit() for part in parts) else ()
     if not shape or min(shape) < 1:
         raise argparse.ArgumentTypeError(f"input size {text!r} is not a list of positive sizes such as 1,3,224,224")
     return shape
@@ -189,6 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_measure_commands(commands)
     _add_sweep_command(commands)
     _add_memory_command(commands)
+    for listed in commands._choices_actions:  # each command's --help opens with the line the command list shows
+        command = commands.choices[listed.dest]
+        command.description = command.description or listed.help
+    parser.add_argument("--version", action="version", version=f"torchcost {__version__}")
     return parser
 
 
@@ -576,17 +582,41 @@ def _sweep(args: argparse.Namespace, console: Console, to_stdout: bool) -> int:
         console.print(sweep_table(result.rows, result.hardware, args.sort, args.top))
         for line in failures_text(result.rows):
             console.print(f"[yellow]failed:[/] {line}", highlight=False, soft_wrap=True)
-    saved = f" -> {args.out}" if args.out else ""
     Console(stderr=True).print(
-        f"swept in {result.seconds:.1f} s: {result.done} done ({result.failed} failed), {result.skipped} skipped"
-        f"{saved}",
+        f"swept in {result.seconds:.1f} s: {result.done} done ({result.failed} failed), {result.skipped} skipped",
         highlight=False,
         soft_wrap=True,
     )
+    _wrote(args.out, args.markdown, args.html)
     return 1 if result.done and result.failed == result.done else 0
 
 
+# What other libraries log about their own code, not about the user's model: torchao (imported by transformers)
+# registers its enums with torch's pytree, which torch 2.14 reports as deprecated at every import; a fake-tensor
+# run (torchcost memory) logs the traceback of a shape error that torchcost reports in one line.
+THIRD_PARTY_NOISE = {
+    "torch.utils._pytree": "register_constant() on Enum subclasses is deprecated",
+    "torch._subclasses.fake_tensor": "failed while attempting to run meta for",
+}
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in record.getMessage()
+
+
+def _quiet_third_parties() -> None:
+    for logger, text in THIRD_PARTY_NOISE.items():
+        if not any(isinstance(f, _DropMessage) for f in logging.getLogger(logger).filters):
+            logging.getLogger(logger).addFilter(_DropMessage(text))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _quiet_third_parties()
     args = build_parser().parse_args(argv)
     to_stdout = "-" in (getattr(args, "json", None), getattr(args, "csv", None), getattr(args, "markdown", None))
     console = _console(to_stdout)
@@ -709,9 +739,10 @@ def _memory(args: argparse.Namespace, console: Console, to_stdout: bool) -> None
     if args.max_batch and device is not None:
         fit = fit_batch(loaded.model, loaded.inputs, loaded.kwargs, settings, device)
     data = {**result.to_dict(), **({"max_batch": fit.to_dict()} if fit else {})}
-    if args.html:
-        write_memory_html(result, args.html)
     _emit(args, console, to_stdout, data, memory_report(result, args.depth, device, fit))
+    if args.html:
+        write_memory_html(result, args.html, device, fit)
+        _wrote(args.html)
 
 
 COMMANDS = {

@@ -14,3 +14,16 @@ class ProfilingError(RuntimeError, ValueError):
     def __init__(self, message: str, *, cli: str | None = None) -> None:
         super().__init__(message)
         self.cli = message if cli is None else cli
+
+
+class InputMismatchError(ProfilingError):
+    """The forward failed on inputs that do not fit the model (a shape or a type), not for lack of real values:
+    running it on the CPU instead would fail the same way, so nothing retries it there."""
+
+
+def needs_real_values(exc: BaseException) -> bool:
+    """A forward that failed on meta for lack of values (``.item()``, a data-dependent shape, an op with no meta
+    kernel), which a run on real data may not; any other failure is the inputs' or the model's own."""
+    if isinstance(exc, NotImplementedError):
+        return True
+    return isinstance(exc, RuntimeError) and any(w in str(exc).lower() for w in ("meta", "item", "data-dependent"))

@@ -58,14 +58,14 @@ def explain(
     prediction: Prediction | None = None,
     hardware: Hardware | None = None,
 ) -> list[Finding]:
-    """Findings ranked by how much of the run they explain."""
-    latency = latency or profile.latency
+    """Findings ranked by how much of the run they explain. ``latency`` is no longer read (shares are of the
+    predicted time, which measured per-op times replace where the profile has them); kept for callers."""
     times, source = _op_times(profile, prediction)
     findings = [
         *_uncounted(profile),
         *_cheap_ops(profile, times, source),
         *_memory_bound(profile, times, source, prediction),
-        *_host_bound(profile, latency, prediction, hardware),
+        *_host_bound(profile, prediction, hardware),
         *_depthwise_conv(profile, hardware, prediction),
         *_small_ops(profile, times, source, hardware),
         *_shared(profile),
@@ -133,15 +133,14 @@ def _memory_bound(
 OVERHEAD_DOMINATES = 0.5  # share of the run above which the eager framework's own cost is the thing to fix
 
 
-def _host_bound(
-    profile: Profile, latency: Latency | None, prediction: Prediction | None, hardware: Hardware | None
-) -> list[Finding]:
-    """How much of the run waits on the host's dispatch (the eager framework) rather than on kernels."""
+def _host_bound(profile: Profile, prediction: Prediction | None, hardware: Hardware | None) -> list[Finding]:
+    """How much of the predicted run waits on the host's dispatch (the eager framework) rather than on kernels:
+    a share of the predicted latency, as the summary's "overhead" is (never of a measured one)."""
     if prediction is None or prediction.execution == "graphs":
         return []
     launches = _launch_count(profile)
     calls = sum(m.calls for m in profile.modules)
-    total = latency.median_s if latency is not None else prediction.latency_s
+    total = prediction.latency_s
     waited = prediction.overhead_s
     share = _share(waited, total)
     message = (

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from torchcost.errors import ProfilingError
+from torchcost.errors import InputMismatchError, ProfilingError
 from torchcost.inputs import InputOptions, example_inputs
 from torchcost.prepare import as_dtype
 from torchcost.profiler import profile
@@ -66,7 +66,7 @@ def profile_spec(
                 **kwargs,
             )
         except ProfilingError as exc:
-            if attempt + 1 == len(devices):
+            if attempt + 1 == len(devices) or isinstance(exc, InputMismatchError):
                 raise with_fallback(loaded, exc, "counting") from exc
             try:
                 before_cpu_retry(loaded.model, exc, "counting", on_retry)

@@ -15,6 +15,7 @@ from torchcost.counting.fused import FusedCalls
 from torchcost.counting.meta_values import BUILT, MetaFunctions, MetaValues
 from torchcost.counting.mode import CountingMode, ModuleStack
 from torchcost.counting.registry import tensors_in
+from torchcost.errors import InputMismatchError, needs_real_values
 from torchcost.errors import ProfilingError as ProfilingError  # re-exported: it was defined here
 from torchcost.params import count_params, params_per_module, size_bytes, size_if
 from torchcost.prepare import InputSize, ModelState, device_of, prepare, random_inputs
@@ -148,8 +149,8 @@ def _profile_auto(
     }
     try:
         return profile(model, *inputs, device="meta", **settings, **kwargs)
-    except ProfilingError:
-        if device_of(model).type == "meta":
+    except ProfilingError as exc:
+        if device_of(model).type == "meta" or isinstance(exc, InputMismatchError):
             raise
     return profile(model, *inputs, device=None, **settings, **kwargs)
 
@@ -183,14 +184,17 @@ def _forward_failure(model: nn.Module, stack: ModuleStack, exc: Exception, devic
             failed + give + "e.g. profile(model, torch.randn(1, 3, 224, 224))",
             cli=failed + give + "with --input-size or --kwargs-json",
         )
-    meta_failure = isinstance(exc, RuntimeError | NotImplementedError)
-    if device.type == "meta" and meta_failure and any(word in str(exc) for word in ("meta", "item", "data-dependent")):
+    if device.type == "meta" and needs_real_values(exc):
         why = "this model needs real data (a value-dependent branch or shape); profile on "
         return ProfilingError(failed + why + "device='cpu'", cli=failed + why + "--device cpu")
-    check = "check the input shapes ({}) against what the model expects"
-    return ProfilingError(
-        failed + check.format("the example inputs or input_size="), cli=failed + check.format("--input-size")
-    )
+    mismatch = f"{where} failed: {type(exc).__name__}: {_first_line(exc)}; check the input shapes ({{}}) against "
+    mismatch += "what the model expects"
+    return InputMismatchError(mismatch.format("the example inputs or input_size="), cli=mismatch.format("--input-size"))
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0].rstrip(".") if text else ""
 
 
 def _backward(output: Any, mode: CountingMode) -> None:
@@ -254,10 +258,27 @@ def _module_stats(model: nn.Module, records: list[OpRecord], stack: ModuleStack)
             output_shapes=list(stack.output_shapes.get(name, [])),
             user_formula=name in stack.user_formula,
         )
+    containers = _containers(stats)
     for record in records:
         for name in record.modules:
             stats[name].add(record.cost)
+        for container in {c for module in record.modules for c in containers.get(module, ())}:
+            stats[container].add(record.cost)
     return list(stats.values())
+
+
+def _containers(stats: dict[str, ModuleStats]) -> dict[str, list[str]]:
+    """For each module, its enclosing modules that are never called (``nn.ModuleList``, ``nn.ModuleDict``): a
+    container's row sums what ran inside it, as a called module's row does."""
+    uncalled = {name for name, s in stats.items() if s.calls == 0}
+    enclosing: dict[str, list[str]] = {}
+    for name in stats:
+        parts = name.split(".") if name else []
+        prefixes = [".".join(parts[:i]) for i in range(1, len(parts))]
+        found = [p for p in prefixes if p in uncalled]
+        if found:
+            enclosing[name] = found
+    return enclosing
 
 
 def _operator_stats(records: list[OpRecord]) -> list[OperatorStats]:

@@ -3,7 +3,7 @@ import pytest
 from torchcost.hardware import Hardware
 from torchcost.hardware.calibration import Calibration
 from torchcost.predict import predict, rates_for
-from torchcost.predict.roofline import BANDWIDTH_EFFICIENCY, SPEC_EFFICIENCY
+from torchcost.predict.roofline import BANDWIDTH_EFFICIENCY, QUICK_SOURCE, SPEC_EFFICIENCY
 from torchcost.predict.taxonomy import op_class
 from torchcost.records import MemoryAccess, OpCost, OpRecord, ParamCount, Profile, TensorSpec
 
@@ -113,3 +113,17 @@ def test_predicts_a_real_model_on_a_spec_device():
 def test_expert_and_quantised_matrix_products_are_matmuls(op):
     # mixture-of-experts layers run their experts through _grouped_mm (70% of a Mixtral's FLOPs)
     assert op_class(record(op, 1000, 10, inputs=((8, 4), (2, 4, 3)))) == "matmul"
+
+
+def test_this_cpu_without_a_calibration_measures_its_bandwidth_in_a_copy():
+    """`llm ... --hardware local` once failed before calibration although the CPU's peaks were known."""
+    local = Hardware("cpu", "this CPU", "cpu", {"fp32": 1e11, "bf16": 2e11}, None, None, 2, "detected")
+    rates = rates_for(local, "bf16")
+    assert rates.source == QUICK_SOURCE
+    assert 1e8 < rates.bandwidth < 1e13  # bytes/s of a real copy, whatever the machine
+
+
+def test_what_is_missing_is_named():
+    spec_cpu = Hardware("toy", "toy CPU", "cpu", {}, None, None, 2, "test")
+    with pytest.raises(ValueError, match="toy CPU has no bf16 peak and no memory bandwidth"):
+        rates_for(spec_cpu, "bf16")

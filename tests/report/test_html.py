@@ -4,7 +4,10 @@ import re
 import sys
 
 import pytest
+import torch
 
+import torchcost
+from torchcost.report.charts import module_shares
 from torchcost.report.html import render_compare_html, render_html
 from torchcost.sources import MissingPackageError
 
@@ -63,3 +66,18 @@ def test_chart_axes_use_si_prefixes_and_legends_clear_the_toolbar():
     assert compare.layout.legend.y < 0  # below the charts: the toolbar and the subplot titles are above them
     shares = charts.share_figure(*charts.operator_shares(first))
     assert shares.layout.legend.y > 1 and shares.layout.margin.t >= 60  # a band above the legend for the toolbar
+
+
+def test_module_shares_are_of_the_whole_model():
+    """GPT-2's per-module chart once drew transformer.ln_f at 100% of the FLOPs: the shares were of the bars shown,
+    and the blocks' ModuleList counted nothing."""
+    transformers = pytest.importorskip("transformers")
+    config = transformers.GPT2Config(n_layer=2, n_embd=64, n_head=4, vocab_size=100, n_positions=32)
+    with torch.device("meta"):
+        model = transformers.GPT2LMHeadModel(config)
+    p = torchcost.profile(model, torch.zeros(1, 16, dtype=torch.long))
+    names, shares = module_shares(p)
+    rows = {m.name: m for m in p.modules}
+    for name, share in zip(names, shares["FLOPs"], strict=True):
+        assert share == pytest.approx(100 * rows[name].flops / rows[""].flops)
+    assert shares["FLOPs"][names.index("transformer.ln_f")] < 5

@@ -20,9 +20,9 @@ def profile(**settings):
     return memory(model, torch.randn(3, 4), device="meta", **settings)
 
 
-def text(result, depth=1):
+def text(result, depth=1, device=None, fit=None):
     console = Console(file=io.StringIO(), width=160, record=True)
-    console.print(memory_report(result, depth))
+    console.print(memory_report(result, depth, device, fit))
     return console.export_text()
 
 
@@ -69,3 +69,25 @@ def test_repr_is_one_line_and_html_repr_is_a_table():
     result = profile()
     assert "\n" not in repr(result) and "peak" in repr(result)
     assert dataclasses.replace(result, model="x")._repr_html_().count("<tr>") == len(result.breakdown)
+
+
+def test_the_html_page_says_what_the_terminal_says_about_fitting(tmp_path):
+    """The page of `memory --max-batch --hardware l4` once had neither the largest batch nor the verdict, and its
+    timeline axis ran past the last op."""
+    pytest.importorskip("plotly")
+    from torchcost.hardware import hardware
+    from torchcost.peak_memory.fit import BatchFit
+    from torchcost.report.charts import memory_timeline_figure
+    from torchcost.report.memory import write_memory_html
+
+    result = profile()
+    l4 = hardware("l4")
+    fit = BatchFit(4096, result.peak_bytes, l4.memory, l4.name, "cuda", False, {4096: result.peak_bytes})
+    terminal = text(result, 1, l4, fit)
+    path = tmp_path / "memory.html"
+    write_memory_html(result, str(path), l4, fit)
+    page = path.read_text(encoding="utf-8")
+    for said in (f"fits in {l4.name}", "largest batch: 4096"):
+        assert said in terminal and said in page
+    axis = memory_timeline_figure(result).layout.xaxis.range
+    assert tuple(axis) == (result.timeline[0].step, result.timeline[-1].step)

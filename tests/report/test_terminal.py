@@ -12,6 +12,7 @@ from rich.console import Console
 from torch import nn
 
 import torchcost
+from torchcost.records import TensorSpec
 from torchcost.report.terminal import render, render_brief, render_text
 from torchcost.units import si
 
@@ -157,3 +158,19 @@ def test_brackets_in_names_are_printed_not_read_as_markup():
     profile.model = "hf:configs/[html]/config.json"
     text = render_with(profile, depth=1, sort="flops")
     assert "torchcost: hf:configs/[html]/config.json" in text and "│ proj[bold] " in text
+
+
+def test_long_inputs_wrap_and_never_cut_a_number_or_hide_a_note():
+    """At 140 columns, hf:llava's summary once printed `4,919,474,831,3…`, and hf:qwen2_vl's hid a note: the
+    inputs' long value kept its column wide and squeezed the details."""
+    p = small_profile()
+    p.inputs = [TensorSpec((1, 3, 336, 336), "float32", f"pixel_values_{i}") for i in range(6)]
+    p.macs, p.flops = 4_919_474_831_360, 9_843_501_583_364
+    p.notes = ["the config's vision_config.hidden_size differs from its text model's width: taken as 8192"]
+    console = Console(file=io.StringIO(), width=140, record=True)
+    render(p, console)
+    text = console.export_text()
+    assert "…" not in text.split("per module")[0]
+    assert "4,919,474,831,360" in text and "9,843,501,583,364" in text
+    words = " ".join(line.split("│")[3].strip() for line in text.splitlines() if line.count("│") == 4)
+    assert p.notes[0] in " ".join(words.split())

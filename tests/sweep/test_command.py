@@ -47,7 +47,8 @@ def test_resume_after_an_interrupted_sweep(tmp_path, space_file, capsys):
     args = ["sweep", *specs, "--out", str(out), "--resume", "--quiet", "--markdown", "-", "--html", str(html)]
     assert main(args) == 0
     captured = capsys.readouterr()
-    assert f"{8 - len(finished)} done (1 failed), {len(finished)} skipped -> {out}" in captured.err
+    assert f"{8 - len(finished)} done (1 failed), {len(finished)} skipped\n" in captured.err
+    assert f"wrote {out}\nwrote {html}\n" in captured.err  # every file written is announced, the same way
     rows, _ = read_rows(out)
     assert sorted(row.spec for row in rows) == sorted(
         [*SPECS, *(f"{space_file}:widths/{w}" for w in ("w4", "w8", "w16", "wrong_channels"))]
@@ -56,7 +57,7 @@ def test_resume_after_an_interrupted_sweep(tmp_path, space_file, capsys):
     markdown = captured.out
     assert markdown.startswith("## torchcost sweep\n\n8 rows: 7 counted, 1 failed; the top 7 by macs:")
     assert "| torchvision:squeezenet1_1 | squeezenet | 1x3x224x224 float32 | 1.24 M | 349.15 M |" in markdown
-    assert "- 1 x ProfilingError: RuntimeError: Given groups=N, weight of size [N, N, N, N]" in markdown
+    assert "- 1 x InputMismatchError: RuntimeError: Given groups=N, weight of size [N, N, N, N]" in markdown
     page = html.read_text()
     assert "Plotly.newPlot" in page and page.count("<tr class='sweep-row'>") == 7
 

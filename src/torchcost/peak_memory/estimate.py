@@ -17,11 +17,11 @@ from torch.utils._pytree import tree_map
 
 from torchcost.counting.mode import ModuleStack
 from torchcost.counting.registry import tensors_in
+from torchcost.errors import InputMismatchError, ProfilingError, needs_real_values
 from torchcost.peak_memory.build import build, categories, peak_at
 from torchcost.peak_memory.profile import MemoryProfile
 from torchcost.peak_memory.tracker import CUDA_BLOCK, LifetimeTracker
 from torchcost.prepare import ModelState, as_dtype, device_of, prepare
-from torchcost.profiler import ProfilingError
 from torchcost.records import TensorSpec
 from torchcost.step import (
     LossFn,
@@ -245,10 +245,15 @@ def _forward(
         where = f"the forward of {type(model).__name__}"
         if stack.forward and stack.forward[-1]:
             where = f"module '{stack.forward[-1]}' ({type(model.get_submodule(stack.forward[-1])).__name__})"
-        hint = "check the input shapes against what the model expects"
-        if abstract:
+        failed = f"{where} failed: {type(exc).__name__}: {exc}\n  hint: "
+        if abstract and needs_real_values(exc):
             hint = "if the model needs real values (a data-dependent branch or shape), use device='cpu'"
-        raise ProfilingError(f"{where} failed: {type(exc).__name__}: {exc}\n  hint: {hint}") from exc
+            raise ProfilingError(failed + hint) from exc
+        reason = str(exc).strip().splitlines()[0].rstrip(".") if str(exc).strip() else ""
+        mismatch = (
+            f"{where} failed: {type(exc).__name__}: {reason}; check the input shapes against what the model expects"
+        )
+        raise InputMismatchError(mismatch) from exc
 
 
 def reachable_tensors(tree: Any, depth: int = 6) -> list[torch.Tensor]:

@@ -9,11 +9,11 @@ from typing import Any
 
 from torch import nn
 
+from torchcost.errors import InputMismatchError, ProfilingError
 from torchcost.from_spec import before_cpu_retry, floating_dtype
 from torchcost.inputs import InputOptions, example_inputs
 from torchcost.peak_memory.estimate import Settings, estimate
 from torchcost.peak_memory.profile import MemoryProfile
-from torchcost.profiler import ProfilingError
 from torchcost.sources import load_model
 
 
@@ -49,7 +49,7 @@ def memory_spec(
         try:
             result = estimate(model, args, kwargs, run_settings, run_on, target)
         except ProfilingError as exc:
-            if attempt + 1 == len(devices):
+            if attempt + 1 == len(devices) or isinstance(exc, InputMismatchError):
                 raise
             before_cpu_retry(model, exc, "tracking", on_retry)
             continue

@@ -237,6 +237,19 @@ def _rates(
 HOST_CHAIN = 64  # ops per timed chain: enough that the host's cost per op dominates the timer's own
 
 
+QUICK_COPY_ELEMENTS = 32 * 2**20  # 128 MB of float32 each way: past any CPU's last-level cache
+
+
+@functools.cache
+def quick_copy_bandwidth(min_time: float = 0.2) -> float:
+    """This CPU's memory bandwidth from a 128 MB copy timed for about ``min_time`` seconds (read + write bytes per
+    second), for a machine not yet calibrated; measured once per process."""
+    a = torch.empty(QUICK_COPY_ELEMENTS)
+    out = torch.empty_like(a)
+    seconds = _seconds(lambda: out.copy_(a), min_time, "cpu")
+    return 2 * a.element_size() * QUICK_COPY_ELEMENTS / seconds
+
+
 def _host_probes(device: torch.device) -> dict[str, Callable[[], Any]]:
     """One tiny op per host class (predict/host.py): each launches a kernel far shorter than its dispatch."""
     x = torch.randn(8, 8, device=device)

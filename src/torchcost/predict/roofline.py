@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from torchcost.hardware import Hardware
+from torchcost.predict.calibrate import quick_copy_bandwidth
 from torchcost.predict.gpu import GpuRates, math_dtype
 from torchcost.predict.kernels import Kernel
 from torchcost.predict.taxonomy import RATE_CLASSES, rate_class
@@ -27,6 +28,7 @@ BANDWIDTH_EFFICIENCY = 0.8
 SPEC_OVERHEAD_S = {"soc": 10e-6, "cpu": 2e-6}  # eager dispatch (+ launch on an SoC's GPU) per op, typical
 SPEC_SOURCE = "spec peaks x efficiency"
 CALIBRATED = "calibrated"
+QUICK_SOURCE = "peaks from /proc/cpuinfo x efficiency, bandwidth from a 0.2 s copy (torchcost calibrate measures more)"
 
 
 @dataclass(frozen=True)
@@ -67,14 +69,19 @@ def rates_for(hardware: Hardware, dtype: str = "fp32") -> Rates:
         overheads = {**cal.class_overhead_s, "attention": cal.class_overhead_s.get("matmul", cal.op_overhead_s)}
         return Rates(compute, cal.bandwidth, cal.op_overhead_s, CALIBRATED, overheads)
     peak = hardware.peak.get(dtype) or hardware.peak.get("fp32")
-    if not peak or not hardware.bandwidth:
+    bandwidth, source = hardware.bandwidth, SPEC_SOURCE
+    if peak and not bandwidth and hardware.key == "cpu":  # this machine's CPU, not calibrated: measure a copy
+        bandwidth, source = quick_copy_bandwidth() / BANDWIDTH_EFFICIENCY, QUICK_SOURCE
+    missing = [what for what, value in ((f"{dtype} peak", peak), ("memory bandwidth", bandwidth)) if not value]
+    if missing:
         raise ValueError(
-            f"{hardware.name} has no {dtype} peak or no memory bandwidth to predict with; "
-            "run `torchcost calibrate` (for this machine) or pick a spec-table entry"
+            f"{hardware.name} has no {' and no '.join(missing)} to predict with; run `torchcost calibrate` (this "
+            "machine, about a minute) or pick a spec-table entry (torchcost hw lists them)"
         )
+    assert peak and bandwidth  # narrowed for mypy: missing is empty
     compute = {cls: peak * eff for cls, eff in SPEC_EFFICIENCY.items()}
     overhead = SPEC_OVERHEAD_S.get(hardware.kind, 5e-6)
-    return Rates(compute, hardware.bandwidth * BANDWIDTH_EFFICIENCY, overhead, SPEC_SOURCE)
+    return Rates(compute, bandwidth * BANDWIDTH_EFFICIENCY, overhead, source)
 
 
 def gpu_summary(rates: GpuRates, dtype: str, host_s: float) -> Rates:

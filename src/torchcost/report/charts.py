@@ -66,7 +66,8 @@ def module_shares(profile: Profile) -> tuple[list[str], dict[str, list[float]]]:
     depth = chart_depth(profile.modules)
     shown = [m for m in profile.modules if m.depth == depth]
     rows = {m.name: (m.flops, m.memory_access.total, m.measured_s or 0.0) for m in shown}
-    return _shares(rows, extras.has_module_times(profile))
+    root = next(m for m in profile.modules if m.name == "")  # shares of the whole model, not of the bars shown
+    return _shares(rows, extras.has_module_times(profile), (root.flops, root.memory_access.total, root.measured_s))
 
 
 def chart_depth(modules: Sequence[ModuleStats], wanted: int = 4) -> int:
@@ -77,9 +78,17 @@ def chart_depth(modules: Sequence[ModuleStats], wanted: int = 4) -> int:
     return 1
 
 
-def _shares(rows: Mapping[str, tuple[float, float, float]], timed: bool) -> tuple[list[str], dict[str, list[float]]]:
+def _shares(
+    rows: Mapping[str, tuple[float, float, float]],
+    timed: bool,
+    whole: tuple[float, float, float | None] | None = None,
+) -> tuple[list[str], dict[str, list[float]]]:
+    """Each row's percent of ``whole`` (the sum of the rows when not given), the biggest few, then "other"."""
     quantities = ["FLOPs", "memory access", *(["measured time"] if timed else [])]
-    totals = [sum(values[i] for values in rows.values()) or 1.0 for i in range(len(quantities))]
+    totals = [
+        (whole[i] if whole is not None and whole[i] else sum(values[i] for values in rows.values())) or 1.0
+        for i in range(len(quantities))
+    ]
     percents = {name: [100 * values[i] / totals[i] for i in range(len(quantities))] for name, values in rows.items()}
     percents = {name: shares for name, shares in percents.items() if any(shares)}  # views, allocations: no bars
     ranked = sorted(percents, key=lambda name: max(percents[name]), reverse=True)
@@ -251,6 +260,8 @@ def memory_timeline_figure(result: MemoryProfile) -> Any:
     )
     layout = {**LAYOUT, "legend": {"orientation": "h", "y": -0.2, "yanchor": "top", "x": 0}}
     figure.update_layout(**layout, height=460, xaxis_title="op call", yaxis_title="live bytes", hovermode="closest")
+    # the axis ends at the last op: the peak's label would otherwise stretch it past the run
+    figure.update_xaxes(range=[result.timeline[0].step, result.timeline[-1].step])
     figure.update_yaxes(exponentformat="SI", ticksuffix="B")
     return figure
 

@@ -36,7 +36,10 @@ def module_label(module: ModuleStats, flat: bool) -> str:
 
 
 def output_shapes(module: ModuleStats) -> str:
-    return " ".join(str(list(s)) for s in module.output_shapes[:2]) or ("-" if module.calls else "not called")
+    shapes = " ".join(str(list(s)) for s in module.output_shapes[:2])
+    if shapes or module.calls:
+        return shapes or "-"
+    return "sum of its modules" if module.flops or module.memory_access.total else "not called"
 
 
 def module_columns(profile: Profile, flat: bool) -> list[Column[ModuleStats]]:

@@ -12,12 +12,13 @@ from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
 
+from torchcost.peak_memory.fit import BatchFit
 from torchcost.peak_memory.profile import MemoryProfile
 from torchcost.peak_memory.profile import label as memory_label
 from torchcost.records import ModuleStats, OperatorStats, Profile
 from torchcost.report import charts, extras
 from torchcost.report.columns import output_shapes
-from torchcost.report.memory import run_line
+from torchcost.report.memory import largest_batch_text, run_line
 from torchcost.report.summary import compare_rows, inputs_text, run_settings, summary_items
 from torchcost.sources.base import MissingPackageError
 from torchcost.units import UNIT_NOTE, duration, percent, si
@@ -60,15 +61,21 @@ def render_compare_html(profiles: Sequence[Profile]) -> str:
     return _page("torchcost compare", sections)
 
 
-def render_memory_html(result: MemoryProfile) -> str:
-    """Peak memory: the breakdown as cards, the timeline stacked by category, each module's activations."""
+def render_memory_html(result: MemoryProfile, verdict: str | None = None, fit: BatchFit | None = None) -> str:
+    """Peak memory: the breakdown as cards (with whether it fits the device, and the largest batch that does,
+    as the terminal says them), the timeline stacked by category, each module's activations."""
     _require_plotly()
-    cards = [("peak", result.peak_bytes, f"after {result.peak_at.op} ({result.peak_at.phase})")]
+    peak_detail = f"after {result.peak_at.op} ({result.peak_at.phase})" + (f"; {verdict}" if verdict else "")
+    cards = [("peak", si(result.peak_bytes, "B"), peak_detail)]
+    if fit is not None:
+        cards.append(("largest batch", str(fit.batch or "none"), largest_batch_text(fit)))
     cards += [
-        (memory_label(c), v, percent(v, result.peak_bytes) + " of the peak") for c, v in result.breakdown.items() if v
+        (memory_label(c), si(v, "B"), percent(v, result.peak_bytes) + " of the peak")
+        for c, v in result.breakdown.items()
+        if v
     ]
     card_html = "".join(
-        f"<div class='card'><div class='label'>{_e(name)}</div><div class='value'>{_e(si(value, 'B'))}</div>"
+        f"<div class='card'><div class='label'>{_e(name)}</div><div class='value'>{_e(value)}</div>"
         f"<div class='detail'>{_e(detail)}</div></div>"
         for name, value, detail in cards
     )

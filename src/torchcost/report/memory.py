@@ -49,13 +49,22 @@ def peak_text(result: MemoryProfile, device: Hardware | None = None) -> Text:
     lines = [f"peak after {at.op} (op {at.step:,} of {len(result.timeline) - 1:,}) in {where}, {at.phase}"]
     phases = [f"{phase} {si(result.phase_peaks[phase], 'B')}" for phase in PHASES if phase in result.phase_peaks]
     lines.append("highest live memory per phase: " + " · ".join(phases))
-    if device is not None and device.memory:
-        fits = result.peak_bytes <= device.memory
-        verdict = "fits" if fits else "does NOT fit"
-        lines.append(
-            f"{verdict} in {device.name}: {percent(result.peak_bytes, device.memory)} of its {si(device.memory, 'B')}"
-        )
+    verdict = fit_verdict(result, device)
+    lines += [verdict] if verdict else []
     return Text("\n".join(lines))
+
+
+def fit_verdict(result: MemoryProfile, device: Hardware | None) -> str | None:
+    """Whether the peak fits in the device's memory, in words (None when its memory is unknown)."""
+    if device is None or not device.memory:
+        return None
+    verdict = "fits" if result.peak_bytes <= device.memory else "does NOT fit"
+    return f"{verdict} in {device.name}: {percent(result.peak_bytes, device.memory)} of its {si(device.memory, 'B')}"
+
+
+def largest_batch_text(fit: BatchFit) -> str:
+    largest = f"{fit.batch}" if fit.batch else "none (one sample does not fit)"
+    return f"largest batch: {largest} (batches tried on meta against {fit.hardware}'s {si(fit.memory_bytes, 'B')})"
 
 
 def module_table(result: MemoryProfile, depth: int) -> Table:
@@ -89,10 +98,7 @@ def module_table(result: MemoryProfile, depth: int) -> Table:
 
 
 def fit_report(fit: BatchFit) -> Group:
-    largest = f"{fit.batch}" if fit.batch else "none (one sample does not fit)"
-    title = Text(
-        f"largest batch: {largest} (batches tried on meta against {fit.hardware}'s {si(fit.memory_bytes, 'B')})"
-    )
+    title = Text(largest_batch_text(fit))
     table = Table()
     for header in ("batch", "peak", "exact bytes", "fits"):
         table.add_column(header, justify="right")
@@ -123,7 +129,9 @@ def _bytes(value: int | None) -> str:
     return "-" if value is None else si(value, "B")
 
 
-def write_memory_html(result: MemoryProfile, path: str) -> None:
+def write_memory_html(
+    result: MemoryProfile, path: str, device: Hardware | None = None, fit: BatchFit | None = None
+) -> None:
     from torchcost.report.html import render_memory_html  # plotly is an optional dependency
 
-    write_text(path, render_memory_html(result))
+    write_text(path, render_memory_html(result, fit_verdict(result, device), fit))

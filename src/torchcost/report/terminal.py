@@ -26,10 +26,12 @@ def summary_table(profile: Profile) -> Table:
     title = Text(f"torchcost: {profile.model}", style="table.title")  # Text, not markup: a spec may hold "[...]"
     table = Table(title=title, show_header=False, title_justify="left")
     table.add_column("quantity", style="bold", no_wrap=True)
-    table.add_column("value", justify="right", no_wrap=True)
-    table.add_column("detail", style="dim")
+    table.add_column("value", justify="right")
+    table.add_column("detail", style="dim", overflow="fold")  # a long word folds, never cut
     for item in summary_items(profile):
-        table.add_row(Text(item.label), Text(item.value), Text(item.detail))
+        # a number is never wrapped; the inputs' shapes wrap, so that they do not squeeze the other columns
+        value = Text(item.value, no_wrap=item.label != "inputs")
+        table.add_row(Text(item.label), value, Text(item.detail))
     return table
 
 
@@ -110,7 +112,7 @@ def render_compare(profiles: list[Profile], console: Console) -> None:
     for profile in profiles:
         # on a narrow terminal a spec prints as "source:" over "name", each whole
         header = profile.model.replace(":", ":\n", 1) if narrow else profile.model
-        table.add_column(Text(header, justify="right"), justify="right", overflow="ellipsis")
+        table.add_column(Text(header, justify="right", overflow="fold"), justify="right", overflow="fold")
     for label, values in rows:
         table.add_row(Text(label), *(Text(v) for v in values))
     why = [Text(line) for line in compare_findings(profiles)]

@@ -54,7 +54,10 @@ def import_file(path: Path) -> Any:
         raise ModelSourceError(f"cannot import {path} as Python")
     module = importlib.util.module_from_spec(module_spec)
     sys.modules[name] = module  # dataclasses and pickling look their module up here
-    module_spec.loader.exec_module(module)
+    try:
+        module_spec.loader.exec_module(module)
+    except SyntaxError as exc:  # the file is not Python: bad input, like a file that is not there
+        raise ModelSourceError(f"{path}, line {exc.lineno}: not valid Python ({exc.msg})") from None
     return module
 
 
