@@ -672,18 +672,32 @@ def profile_cost_section() -> str:
         return "(run `bench/profile_cost.py`)"
     data = json.loads(path.read_text())
     env = data["environment"]
+    before_path = path.with_name("profile_cost_before.json")  # the same run of earlier code, when kept
+    before = json.loads(before_path.read_text()) if before_path.exists() else None
+    earlier = {c["model"]: c for c in before["cases"]} if before else {}
     lines = [
         [c["model"], f"{c['forward_s'] * 1e3:.1f} ms", f"{c['auto_ratio']:.2f}x", f"{c['cpu_ratio']:.2f}x"]
+        + ([f"{earlier[c['model']]['auto_ratio']:.2f}x" if c["model"] in earlier else "-"] if before else [])
         for c in data["cases"]
     ]
+    then = (
+        f" The last column is the same benchmark run just before on this machine with earlier code ({before['environment']['code']}, "
+        f"load average {before['environment']['load_average_at_start']:.2f}): a median {before['median_auto_ratio']:.2f}x."
+        if before
+        else ""
+    )
     return "\n".join(
         [
             f"{env['threads']} threads (torch's default on this machine), torch {env['torch']}, {env['date']}, median "
             f"of {env['repeats']} interleaved runs each, load average {env['load_average_at_start']:.2f} at the start: "
             f"**`profile(model, x)` takes a median {data['median_auto_ratio']:.2f}x one plain forward** "
-            f'(`device="auto"`, the default: a meta copy), {data["median_cpu_ratio"]:.2f}x with `device="cpu"`.',
+            f'(`device="auto"`, the default: a meta copy), {data["median_cpu_ratio"]:.2f}x with `device="cpu"`.{then}',
             "",
-            table(["model (batch 1, 224x224)", "forward", "profile (auto)", "profile (cpu)"], lines),
+            table(
+                ["model (batch 1, 224x224)", "forward", "profile (auto)", "profile (cpu)"]
+                + (["profile (auto), earlier code"] if before else []),
+                lines,
+            ),
         ]
     )
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import itertools
 import warnings
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -81,7 +82,40 @@ def copy_to(
         warnings.filterwarnings("ignore", message="Accessing the data pointer of FakeTensor")
         # torch 2.11 warns when its own tree specs (an unflattened program's) are copied
         warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
-        return copy.deepcopy(model, memo)
+        return _copy_module(model, memo)
+
+
+# What copy.deepcopy consults on a class; a module class that defines none beyond nn.Module's is copied field by
+# field (the same result as deepcopy, without pickle's protocol for every module and its empty hook dicts).
+_COPY_PROTOCOL = ("__deepcopy__", "__copy__", "__reduce_ex__", "__reduce__", "__getstate__", "__setstate__")
+
+
+def _plain_module_class(cls: type) -> bool:
+    return "__slots__" not in vars(cls) and all(
+        getattr(cls, name, None) is getattr(nn.Module, name, None) for name in _COPY_PROTOCOL
+    )
+
+
+def _copy_module(module: nn.Module, memo: dict[int, Any]) -> nn.Module:
+    """``copy.deepcopy(module, memo)``, a module tree at a time: its children copied the same way, its parameters
+    and buffers taken from ``memo`` (converted already), every other field deep-copied."""
+    if id(module) in memo:
+        copied: nn.Module = memo[id(module)]
+        return copied
+    cls = type(module)
+    if not _plain_module_class(cls):
+        return copy.deepcopy(module, memo)
+    new = cls.__new__(cls)
+    memo[id(module)] = new
+    for key, value in module.__dict__.items():
+        if key == "_modules":
+            value = type(value)((n, None if m is None else _copy_module(m, memo)) for n, m in value.items())
+        elif type(value) in (dict, OrderedDict, set) and not value:  # the many empty hook dicts and sets
+            value = type(value)()
+        else:
+            value = copy.deepcopy(value, memo)
+        new.__dict__[key] = value
+    return new
 
 
 def _channels_last(leaf: Any) -> Any:

@@ -253,7 +253,7 @@ def _module_stats(model: nn.Module, records: list[OpRecord], stack: ModuleStack)
             type=type(module).__name__,
             depth=0 if name == "" else name.count(".") + 1,
             params=params[name],
-            own_params=sum(p.numel() for p in module.parameters(recurse=False)),
+            own_params=sum(p.numel() for p in module._parameters.values() if p is not None),
             calls=stack.calls.get(name, 0),
             output_shapes=list(stack.output_shapes.get(name, [])),
             user_formula=name in stack.user_formula,

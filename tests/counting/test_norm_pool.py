@@ -103,6 +103,58 @@ def test_layer_norm_and_addmm_meta_shortcuts_match_the_cpu_kernels(dtype, normal
 
 
 @pytest.mark.parametrize(
+    ("shapes", "dim"),
+    [
+        ([(1, 64, 7, 7), (1, 32, 7, 7), (1, 32, 7, 7)], 1),  # DenseNet's feature concatenation
+        ([(2, 3), (5, 3)], 0),
+        ([(2, 3), (2, 4)], -1),
+        ([(2, 3)], 1),
+    ],
+)
+def test_cat_meta_shortcut_matches_the_cpu_kernel(shapes, dim):
+    from torchcost.counting.mode import META_SHORTCUTS
+
+    tensors = [torch.randn(shape) for shape in shapes]
+    reference = torch.ops.aten.cat.default(tensors, dim)
+    fast = META_SHORTCUTS[torch.ops.aten.cat.default](([t.to("meta") for t in tensors], dim), {})
+    assert (fast.shape, fast.stride(), fast.dtype) == (reference.shape, reference.stride(), reference.dtype)
+
+
+@pytest.mark.parametrize(
+    ("op", "x", "rest"),
+    [
+        (torch.ops.aten.mean.dim, torch.randn(1, 960, 7, 7), ([-1, -2], True)),  # MobileNet's pooling
+        (torch.ops.aten.mean.dim, torch.randn(2, 16, 7, 7), ([2, 3],)),
+        (torch.ops.aten.mean.dim, torch.randn(3, 5, dtype=torch.bfloat16), ([0], False)),
+        (torch.ops.aten.hardswish.default, torch.randn(2, 8, 5, 5), ()),
+        (torch.ops.aten.hardswish.default, torch.randn(2, 8, 5, 5).to(memory_format=torch.channels_last), ()),
+        (torch.ops.aten.hardswish_.default, torch.randn(2, 8, 5, 5), ()),
+    ],
+)
+def test_pooling_and_activation_meta_shortcuts_match_the_cpu_kernels(op, x, rest):
+    from torchcost.counting.mode import META_SHORTCUTS
+
+    reference = op(x.clone(), *rest)
+    fast = META_SHORTCUTS[op]((x.to("meta"), *rest), {})
+    assert (fast.shape, fast.stride(), fast.dtype) == (reference.shape, reference.stride(), reference.dtype)
+
+
+@pytest.mark.parametrize(
+    "tensors",
+    [
+        [torch.empty(2, 3, device="meta"), torch.empty(2, 3, device="meta", dtype=torch.float16)],  # promotion
+        [torch.empty(2, 3, device="meta"), torch.empty(0, device="meta")],  # the legacy empty input
+        [torch.empty(3, 2, device="meta").t(), torch.empty(2, 3, device="meta")],  # a transposed input
+        [torch.empty(1, 8, 4, 4, device="meta").to(memory_format=torch.channels_last)] * 2,
+    ],
+)
+def test_cat_meta_shortcut_leaves_other_cases_to_pytorch(tensors):
+    from torchcost.counting.mode import META_SHORTCUTS
+
+    assert META_SHORTCUTS[torch.ops.aten.cat.default]((tensors, 0), {}) is NotImplemented
+
+
+@pytest.mark.parametrize(
     ("model", "x"),
     [
         (nn.Linear(5, 5), torch.randn(1, 3)),  # addmm: (1, 3) @ (3 != 5, 5)

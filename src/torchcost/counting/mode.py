@@ -17,7 +17,7 @@ from torchcost.counting import formulas
 from torchcost.counting.autocast import CPU_STAND_INS
 from torchcost.counting.meta_kernels import META_SHORTCUTS
 from torchcost.counting.meta_values import MetaValues
-from torchcost.counting.registry import OpCall, find_formula, find_module_formula, tensors_in
+from torchcost.counting.registry import NO_TENSORS, OpCall, find_formula, find_module_formula, tensors_in
 from torchcost.counting.schema import returns_new_tensors, updates_self
 from torchcost.records import OpCost, OpRecord, Shape
 
@@ -25,11 +25,22 @@ Rule = Callable[[OpCall], OpCost]
 
 
 def shapes_of(tree: Any) -> tuple[Shape, ...]:
-    return tuple(tuple(t.shape) for t in tensors_in(tree))
+    return _shapes(tensors_in(tree))
 
 
 def dtypes_of(tree: Any) -> tuple[str, ...]:
-    return tuple(str(t.dtype).removeprefix("torch.") for t in tensors_in(tree))
+    return _dtypes(tensors_in(tree))
+
+
+def _shapes(tensors: list[torch.Tensor]) -> tuple[Shape, ...]:
+    return tuple(tuple(t.shape) for t in tensors)
+
+
+def _dtypes(tensors: list[torch.Tensor]) -> tuple[str, ...]:
+    return tuple(DTYPE_NAMES.get(t.dtype) or str(t.dtype).removeprefix("torch.") for t in tensors)
+
+
+DTYPE_NAMES = {d: str(d).removeprefix("torch.") for d in (torch.float32, torch.float16, torch.bfloat16, torch.int64)}
 
 
 def signature(tree: Any, strides: bool = False) -> Hashable:
@@ -38,6 +49,8 @@ def signature(tree: Any, strides: bool = False) -> Hashable:
 
     Raises ``TypeError`` for an argument that cannot be a dictionary key (symbolic sizes, for one).
     """
+    if type(tree) in NO_TENSORS:  # most arguments: sizes, flags, dtypes
+        return (type(tree).__name__, tree)
     if isinstance(tree, torch.Tensor):
         layout = tree.stride() if strides and tree.layout == torch.strided else None
         return (tuple(tree.shape), tree.dtype, tree.device.type, layout)
@@ -284,19 +297,20 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             return self._decompose(func, args, kwargs)
         out: Any = NotImplemented
         learn: Hashable = None
-        if tensors_in(args) and all(t.device.type == "meta" for t in tensors_in(args)):
+        positional = tensors_in(args)
+        if positional and all(t.device.type == "meta" for t in positional):
             shortcut = META_SHORTCUTS.get(func)
             if shortcut is not None:
                 out = shortcut(args, kwargs)
             elif self._replayable[func] == "new":
                 learn = pointwise_on_meta_key(func, args, kwargs)
                 if learn in self._pointwise_dtype:
-                    shape = tensors_in(args)[0].shape
+                    shape = positional[0].shape
                     out, learn = torch.empty(shape, dtype=self._pointwise_dtype[learn], device="meta"), None
         if out is NotImplemented:
             out = self._kernel(func, args, kwargs)
         if learn is not None and isinstance(out, torch.Tensor) and out.is_contiguous():
-            self._pointwise_dtype.update({learn: out.dtype} if out.shape == tensors_in(args)[0].shape else {})
+            self._pointwise_dtype.update({learn: out.dtype} if out.shape == positional[0].shape else {})
         return out, self._apply(rule, OpCall(func, args, kwargs, out))
 
     def _kernel(self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -390,17 +404,18 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             call = OpCall(func, args, kwargs, out)
             cost = OpCost(bytes_read=call.bytes_read(), bytes_written=call.bytes_written())
         in_backward = torch._C._current_graph_task_id() != -1
+        inputs, outputs = tensors_in((args, kwargs)), tensors_in(out)  # each tree walked once
         self.records.append(
             OpRecord(
                 op=str(func.overloadpacket),
                 phase=self.phase or ("backward" if in_backward else "forward"),
                 modules=self.modules.current,
                 cost=cost,
-                input_shapes=shapes_of((args, kwargs)),
-                output_shapes=shapes_of(out),
+                input_shapes=_shapes(inputs),
+                output_shapes=_shapes(outputs),
                 counted=counted,
-                input_dtypes=dtypes_of((args, kwargs)),
-                output_dtypes=dtypes_of(out),
+                input_dtypes=_dtypes(inputs),
+                output_dtypes=_dtypes(outputs),
                 fused=self.fused,
             )
         )

@@ -126,13 +126,22 @@ def tensors_in(tree: Any) -> list[torch.Tensor]:
     return found
 
 
+# Argument types that hold no tensor, skipped at once: most of an op's arguments (strides, padding, flags).
+NO_TENSORS = frozenset(
+    {int, float, bool, str, type(None), torch.dtype, torch.device, torch.layout, torch.memory_format}
+)
+
+
 def _collect(tree: Any, found: list[torch.Tensor]) -> None:
     # plain containers walked directly: pytree's generic walk costs more than many ops' formulas
+    if type(tree) in NO_TENSORS:
+        return
     if isinstance(tree, torch.Tensor):
         found.append(tree)
     elif isinstance(tree, tuple | list):  # named tuples and torch.return_types too
         for leaf in tree:
-            _collect(leaf, found)
+            if type(leaf) not in NO_TENSORS:
+                _collect(leaf, found)
     elif isinstance(tree, dict):
         for leaf in tree.values():
             _collect(leaf, found)

@@ -20,6 +20,9 @@ SOFTMAX_BACKWARD_FLOPS = 4  # grad * y, sum, subtract, multiply
 VARIANCE_FLOPS = 4  # mean: add; then subtract, square, add
 VECTOR_NORM_FLOPS = 2  # square (or abs), add
 LOGSUMEXP_FLOPS = 4  # max, subtract, exp, add
+# x * clamp(x + 3, 0, 6) / 6: add, clamp below, clamp above, multiply, divide (its decomposition's count; PyTorch
+# does not tag it pointwise, and decomposing it on every call cost about 1 ms)
+HARDSWISH_FLOPS = 5
 
 
 def pointwise(call: OpCall) -> OpCost:
@@ -40,6 +43,11 @@ def softmax(call: OpCall) -> OpCost:
 @register(*ops_named(aten, ["_softmax_backward_data", "_log_softmax_backward_data"]))
 def softmax_backward(call: OpCall) -> OpCost:
     return call.cost(flops=SOFTMAX_BACKWARD_FLOPS * call.arg(0).numel())
+
+
+@register(aten.hardswish, aten.hardswish_)
+def hardswish(call: OpCall) -> OpCost:
+    return call.cost(flops=HARDSWISH_FLOPS * call.output.numel())
 
 
 @register(aten.var, aten.std, aten.var_mean, aten.std_mean)
