@@ -681,8 +681,9 @@ def profile_cost_section() -> str:
         for c in data["cases"]
     ]
     then = (
-        f" The last column is the same benchmark run just before on this machine with earlier code ({before['environment']['code']}, "
-        f"load average {before['environment']['load_average_at_start']:.2f}): a median {before['median_auto_ratio']:.2f}x."
+        f" The last column is the same benchmark run just before on this machine with earlier code "
+        f"({before['environment']['code']}, load average {before['environment']['load_average_at_start']:.2f}): a "
+        f"median {before['median_auto_ratio']:.2f}x."
         if before
         else ""
     )
