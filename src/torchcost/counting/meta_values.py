@@ -59,11 +59,11 @@ class MetaValues:
         if not _on_meta(tensor):
             return tensor
         value: torch.Tensor | None = self._values.get(tensor)  # type: ignore[no-untyped-call]
-        if _storage(tensor) in self._unknown:
-            return None
-        if value is None and self.fallback is not None:
-            return self.fallback.get(tensor)
-        return value
+        if value is None:  # most tensors (weights, activations): no storage to check, the cheap answer first
+            value = self.fallback.get(tensor) if self.fallback is not None else None
+            if value is None:
+                return None
+        return None if _storage(tensor) in self._unknown else value
 
     def compute(self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """``func`` run on the values of its meta arguments (on the CPU); NotImplemented if one is unknown."""
