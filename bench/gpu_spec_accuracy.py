@@ -52,9 +52,8 @@ from torchcost.hardware import Hardware
 from torchcost.predict import gpu
 from torchcost.predict.host import host_class
 from torchcost.predict.kernels import Kernel, compute_dtype, fused_attention, kernels
-from torchcost.predict.optimizer import is_multi_tensor
 from torchcost.predict.predict import REFERENCE_HOST, _groups, module_entries
-from torchcost.predict.taxonomy import launches_kernel, op_class, reads_back
+from torchcost.predict.taxonomy import is_multi_tensor, launches_kernel, op_class, reads_back
 from torchcost.predict.timeline import overlapped_latency
 from torchcost.records import OpRecord, Profile
 

@@ -505,18 +505,7 @@ def _hw(args: argparse.Namespace, console: Console, to_stdout: bool) -> None:
 
 def _list(args: argparse.Namespace, console: Console, to_stdout: bool) -> None:
     shipped = list(all_presets().values())
-    data = [
-        {
-            "name": p.name,
-            "hub_id": p.hub_id,
-            "model_type": p.model_type,
-            "aliases": list(p.aliases),
-            "published_parameters": p.published_parameters,
-            "published_where": p.published_where,
-        }
-        for p in shipped
-    ]
-    _emit(args, console, to_stdout, data, preset_list_table(shipped))
+    _emit(args, console, to_stdout, [p.to_dict() for p in shipped], preset_list_table(shipped))
 
 
 def _calibrate(args: argparse.Namespace, console: Console, to_stdout: bool) -> None:

@@ -21,6 +21,21 @@ class InputMismatchError(ProfilingError):
     running it on the CPU instead would fail the same way, so nothing retries it there."""
 
 
+def input_mismatch(where: str, exc: BaseException, inputs: str = "", flags: str = "") -> InputMismatchError:
+    """One line: what failed, why (the first line of ``exc``), and to check the input shapes (``inputs`` names them
+    in Python's words, ``flags`` in the command line's)."""
+    failed = f"{where} failed: {type(exc).__name__}: {first_line(exc).rstrip('.')}; check the input shapes"
+    python, cli = (f" ({named})" if named else "" for named in (inputs, flags))
+    expects = " against what the model expects"
+    return InputMismatchError(failed + python + expects, cli=failed + cli + expects)
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message ("" when it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
+
+
 def needs_real_values(exc: BaseException) -> bool:
     """A forward that failed on meta for lack of values (``.item()``, a data-dependent shape, an op with no meta
     kernel), which a run on real data may not; any other failure is the inputs' or the model's own."""

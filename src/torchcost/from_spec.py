@@ -9,7 +9,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from torchcost.errors import InputMismatchError, ProfilingError
+from torchcost.errors import InputMismatchError, ProfilingError, first_line
 from torchcost.inputs import InputOptions, example_inputs
 from torchcost.prepare import as_dtype
 from torchcost.profiler import profile
@@ -50,7 +50,7 @@ def profile_spec(
         loaded = load_model(spec, run_on, trust_pickle=trust_pickle, weights=weights)
         try:
             args, kwargs = example_inputs(loaded, options)  # on the CPU: on meta, the model may look at their values
-        except (ProfilingError, RuntimeError, ValueError, TypeError) as exc:
+        except (RuntimeError, ValueError, TypeError) as exc:  # a ProfilingError is both of the first two
             raise with_fallback(loaded, exc, "making its example inputs") from exc
         run_dtype = dtype or floating_dtype(loaded.model)  # e.g. an fp16 checkpoint takes fp16 inputs
         try:
@@ -86,7 +86,7 @@ def with_fallback(loaded: LoadedModel, exc: Exception, doing: str) -> Exception:
     error that says it."""
     if not loaded.if_it_fails:
         return exc
-    why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    why = first_line(exc) or type(exc).__name__
     return ModelSourceError(f"{loaded.spec}: {doing} failed ({type(exc).__name__}: {why}); {loaded.if_it_fails}")
 
 
@@ -98,7 +98,7 @@ def before_cpu_retry(model: nn.Module, exc: ProfilingError, doing: str, on_retry
     """After a run on meta failed: refuse a CPU run the weights would not fit, else tell ``on_retry`` why."""
     check_fits_in_memory(model, exc)
     if on_retry is not None:
-        why = exc.args[0].splitlines()[0]
+        why = first_line(exc)
         why = why if len(why) <= RETRY_REASON_CHARS else why[: RETRY_REASON_CHARS - 3] + "..."
         on_retry(f"{doing} on meta failed ({why}); retrying on cpu")
 

@@ -23,7 +23,7 @@ from torchcost.hardware import Hardware, hardware
 from torchcost.peak_memory.prefill import prefill_activation_bytes
 from torchcost.predict import EXECUTIONS, gpu, predict
 from torchcost.predict.kernels import tensor_bytes, weight_bytes
-from torchcost.predict.roofline import QUICK_SOURCE
+from torchcost.predict.roofline import QUICK_SOURCE, measures_bandwidth
 from torchcost.predict.taxonomy import op_class
 from torchcost.prepare import copy_to
 from torchcost.profiler import profile
@@ -545,7 +545,7 @@ def _assumptions(precision: _Precision, device: Hardware, experts: bool) -> list
             "mixture of experts: routing is unknown on meta; each token goes to its top-k experts and tokens are "
             "spread evenly, so a step reads min(experts, routed tokens) experts' weights"
         )
-    spec = QUICK_SOURCE if device.key == "cpu" and not device.bandwidth else "spec peaks x default efficiency"
+    spec = QUICK_SOURCE if measures_bandwidth(device) else "spec peaks x default efficiency"
     rates = "calibrated" if device.calibration else "kernel models" if graphs else spec
     notes.append(f"rates: {device.name}, {rates}")
     return notes

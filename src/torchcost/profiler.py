@@ -15,7 +15,7 @@ from torchcost.counting.fused import FusedCalls
 from torchcost.counting.meta_values import BUILT, MetaFunctions, MetaValues
 from torchcost.counting.mode import CountingMode, ModuleStack
 from torchcost.counting.registry import tensors_in
-from torchcost.errors import InputMismatchError, needs_real_values
+from torchcost.errors import InputMismatchError, input_mismatch, needs_real_values
 from torchcost.errors import ProfilingError as ProfilingError  # re-exported: it was defined here
 from torchcost.params import count_params, params_per_module, size_bytes, size_if
 from torchcost.prepare import InputSize, ModelState, device_of, prepare, random_inputs
@@ -187,14 +187,7 @@ def _forward_failure(model: nn.Module, stack: ModuleStack, exc: Exception, devic
     if device.type == "meta" and needs_real_values(exc):
         why = "this model needs real data (a value-dependent branch or shape); profile on "
         return ProfilingError(failed + why + "device='cpu'", cli=failed + why + "--device cpu")
-    mismatch = f"{where} failed: {type(exc).__name__}: {_first_line(exc)}; check the input shapes ({{}}) against "
-    mismatch += "what the model expects"
-    return InputMismatchError(mismatch.format("the example inputs or input_size="), cli=mismatch.format("--input-size"))
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0].rstrip(".") if text else ""
+    return input_mismatch(where, exc, "the example inputs or input_size=", "--input-size")
 
 
 def _backward(output: Any, mode: CountingMode) -> None:

@@ -37,10 +37,7 @@ def _shapes(tensors: list[torch.Tensor]) -> tuple[Shape, ...]:
 
 
 def _dtypes(tensors: list[torch.Tensor]) -> tuple[str, ...]:
-    return tuple(DTYPE_NAMES.get(t.dtype) or str(t.dtype).removeprefix("torch.") for t in tensors)
-
-
-DTYPE_NAMES = {d: str(d).removeprefix("torch.") for d in (torch.float32, torch.float16, torch.bfloat16, torch.int64)}
+    return tuple(str(t.dtype).removeprefix("torch.") for t in tensors)
 
 
 def signature(tree: Any, strides: bool = False) -> Hashable:

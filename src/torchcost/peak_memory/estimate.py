@@ -17,7 +17,7 @@ from torch.utils._pytree import tree_map
 
 from torchcost.counting.mode import ModuleStack
 from torchcost.counting.registry import tensors_in
-from torchcost.errors import InputMismatchError, ProfilingError, needs_real_values
+from torchcost.errors import ProfilingError, input_mismatch, needs_real_values
 from torchcost.peak_memory.build import build, categories, peak_at
 from torchcost.peak_memory.profile import MemoryProfile
 from torchcost.peak_memory.tracker import CUDA_BLOCK, LifetimeTracker
@@ -249,11 +249,7 @@ def _forward(
         if abstract and needs_real_values(exc):
             hint = "if the model needs real values (a data-dependent branch or shape), use device='cpu'"
             raise ProfilingError(failed + hint) from exc
-        reason = str(exc).strip().splitlines()[0].rstrip(".") if str(exc).strip() else ""
-        mismatch = (
-            f"{where} failed: {type(exc).__name__}: {reason}; check the input shapes against what the model expects"
-        )
-        raise InputMismatchError(mismatch) from exc
+        raise input_mismatch(where, exc) from exc
 
 
 def reachable_tensors(tree: Any, depth: int = 6) -> list[torch.Tensor]:

@@ -169,14 +169,14 @@ def calibrate(
     learned = 0 if gpu else len(SAMPLERS) * per_class + RESAMPLED_CLASSES * (per_class // 2)
     with progress_bar(progress) as bar:
         task = bar.add_task("calibrating", total=len(dtypes) + 6 + learned + (len(HOST_PROBES) + 2 if gpu else 0))
-        probe = reference_seconds(lambda fn, t: _seconds(fn, t, dev.type), min_time) if not gpu else 0.0
+        probe = reference_seconds(functools.partial(_seconds, device=dev.type), min_time) if not gpu else 0.0
         with torch.inference_mode():
             _rates(result, dev, dtypes, n, elements, min_time, lambda: bar.advance(task))
             if gpu:
                 _host_costs(result, dev, min_time, lambda: bar.advance(task))
         if not gpu:  # counted as profile() counts (not in inference mode, where ops are not decomposed)
             _learn(result, effort, min_time, lambda: bar.advance(task))
-            drift = reference_seconds(lambda fn, t: _seconds(fn, t, dev.type), min_time) / probe - 1
+            drift = reference_seconds(functools.partial(_seconds, device=dev.type), min_time) / probe - 1
             result.details["probe"] = f"256 x 256 matmul {probe * 1e6:.1f} us at the start, {drift:+.0%} at the end"
     if not gpu and not force:
         _refuse_if_unsound(result, drift)
@@ -296,7 +296,7 @@ def _host_costs(result: Calibration, dev: torch.device, min_time: float, advance
     per_tensor = max((long - short) / (FOREACH_TENSORS[1] - FOREACH_TENSORS[0]), 0.0)
     result.host_s["foreach_tensor"] = per_tensor
     result.host_s["foreach"] = max(short - per_tensor * FOREACH_TENSORS[0], 0.0)
-    result.module_call_s = module_call_seconds(lambda fn, t: _seconds(fn, t, dev.type), min_time / 4)
+    result.module_call_s = module_call_seconds(functools.partial(_seconds, device=dev.type), min_time / 4)
     advance()
     replay, floor = _graph_seconds(dev, min_time / 4)
     if replay:
@@ -346,15 +346,15 @@ def _learn(result: Calibration, effort: str, min_time: float, advance: Callable[
     same = earlier is not None and earlier.cache_bytes == result.cache_bytes
     kept = [o for o in earlier.observations if len(o["features"]) == FEATURE_COUNT] if earlier and same else []
     seed = len(kept)  # new configurations each time
-    fresh = observe(lambda fn, t: timed(fn, t), effort, result.cache_bytes, seed, advance)
+    fresh = observe(timed, effort, result.cache_bytes, seed, advance)
     check = held_out_check([*map(Observation.from_dict, kept), *fresh]).to_dict()["per_class_median"]
     worst = sorted((c for c in check if check[c] > RESAMPLE_ERROR), key=check.__getitem__)[-RESAMPLED_CLASSES:]
     extra = SAMPLES_PER_CLASS[effort] // 2
-    fresh += observe(lambda fn, t: timed(fn, t), effort, result.cache_bytes, seed + 1, advance, worst, extra)
+    fresh += observe(timed, effort, result.cache_bytes, seed + 1, advance, worst, extra)
     for _ in range((RESAMPLED_CLASSES - len(worst)) * extra):
         advance()
     result.observations = _capped([*kept, *(o.to_dict() for o in fresh)])
-    result.module_call_s = module_call_seconds(lambda fn, t: timed(fn, t), min_time)
+    result.module_call_s = module_call_seconds(timed, min_time)
     result.check = held_out_check([Observation.from_dict(o) for o in result.observations]).to_dict()
     resampled = f", more of {', '.join(worst)}" if worst else ""
     result.details["learned"] = (

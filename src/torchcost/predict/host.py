@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from torchcost.predict.taxonomy import launches_kernel, op_class
+from torchcost.predict.taxonomy import is_multi_tensor, launches_kernel, op_class
 from torchcost.records import OpRecord
 
 HOST_CLASSES = ("view", "kernel", "norm", "conv", "matmul", "foreach")
@@ -57,7 +57,7 @@ def host_class(record: OpRecord) -> str:
         return "matmul"
     if cls == "norm":
         return "norm"
-    if record.op.startswith("aten._foreach_") or record.op.startswith("aten._fused_"):
+    if is_multi_tensor(record):
         return "foreach"
     return "kernel"
 

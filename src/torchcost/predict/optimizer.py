@@ -42,11 +42,6 @@ class ForeachCall:
         return max(1, math.ceil(self.tensors / MAX_TENSORS_PER_LAUNCH), math.ceil(self.chunks / MAX_BLOCKS_PER_LAUNCH))
 
 
-def is_multi_tensor(record: OpRecord) -> bool:
-    """A record of a foreach or fused multi-tensor op (``aten._foreach_add_``, ``aten._fused_adamw_``)."""
-    return record.op.startswith(("aten._foreach_", "aten._fused_"))
-
-
 def is_scalar(record: OpRecord) -> bool:
     """An op on 0-d tensors only: a step counter on the CPU, or reading it (``.item()``); host work alone."""
     return all(len(shape) == 0 for shape in (*record.input_shapes, *record.output_shapes))

@@ -23,10 +23,10 @@ from torchcost.predict.kernels import (
 )
 from torchcost.predict.learned import FEATURE_COUNT, OpTimeModel, features
 from torchcost.predict.learned.regression import Observation
-from torchcost.predict.optimizer import ForeachCall, as_call, foreach_calls, is_multi_tensor, is_scalar
+from torchcost.predict.optimizer import ForeachCall, as_call, foreach_calls, is_scalar
 from torchcost.predict.prediction import EXECUTIONS, OpPrediction, Prediction
 from torchcost.predict.roofline import Rates, gpu_summary, rates_for
-from torchcost.predict.taxonomy import op_class, reads_back
+from torchcost.predict.taxonomy import is_multi_tensor, op_class, reads_back
 from torchcost.predict.timeline import Step, Timeline, run
 from torchcost.records import OpRecord, Profile
 

@@ -70,7 +70,7 @@ def rates_for(hardware: Hardware, dtype: str = "fp32") -> Rates:
         return Rates(compute, cal.bandwidth, cal.op_overhead_s, CALIBRATED, overheads)
     peak = hardware.peak.get(dtype) or hardware.peak.get("fp32")
     bandwidth, source = hardware.bandwidth, SPEC_SOURCE
-    if peak and not bandwidth and hardware.key == "cpu":  # this machine's CPU, not calibrated: measure a copy
+    if peak and measures_bandwidth(hardware):
         bandwidth, source = quick_copy_bandwidth() / BANDWIDTH_EFFICIENCY, QUICK_SOURCE
     missing = [what for what, value in ((f"{dtype} peak", peak), ("memory bandwidth", bandwidth)) if not value]
     if missing:
@@ -82,6 +82,11 @@ def rates_for(hardware: Hardware, dtype: str = "fp32") -> Rates:
     compute = {cls: peak * eff for cls, eff in SPEC_EFFICIENCY.items()}
     overhead = SPEC_OVERHEAD_S.get(hardware.kind, 5e-6)
     return Rates(compute, bandwidth * BANDWIDTH_EFFICIENCY, overhead, source)
+
+
+def measures_bandwidth(hardware: Hardware) -> bool:
+    """This machine's CPU with no bandwidth of its own (not calibrated): a quick copy gives one."""
+    return hardware.key == "cpu" and not hardware.bandwidth
 
 
 def gpu_summary(rates: GpuRates, dtype: str, host_s: float) -> Rates:

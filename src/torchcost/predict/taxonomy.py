@@ -156,3 +156,8 @@ READ_BACK_OPS = {"_local_scalar_dense", "item", "equal", "is_nonzero", "nonzero"
 def reads_back(record: OpRecord) -> bool:
     """Whether the host waits for the op's result (``.item()``, ``nonzero``)."""
     return record.op.removeprefix("aten.") in READ_BACK_OPS
+
+
+def is_multi_tensor(record: OpRecord) -> bool:
+    """A record of a foreach or fused multi-tensor op (``aten._foreach_add_``, ``aten._fused_adamw_``)."""
+    return record.op.startswith(("aten._foreach_", "aten._fused_"))

@@ -276,7 +276,7 @@ def _from_hub(transformers: Any, repo: hub.HubId) -> FoundConfig:
     """A Hub checkpoint's config: from the cache where it is there; else, for a shipped preset named without a
     revision, the shipped copy (no network needed); else fetched from the Hub."""
     shipped = presets.preset(repo.repo) if repo.revision is None else None
-    folder = hub.cached(repo)
+    folder = hub.cached(repo) if shipped is not None else None  # hub.fetch reads the cache itself
     if folder is None and shipped is not None:
         note = (
             f"config: {repo}'s config.json as shipped with torchcost (not in the Hub cache); name a revision "

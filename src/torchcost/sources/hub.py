@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from torchcost.errors import first_line
 from torchcost.sources.base import ModelSourceError, require
 
 CONFIG = "config.json"
@@ -68,6 +69,7 @@ def failure(hub: Any, repo: HubId, exc: Exception) -> str:
     """Why the repo's config.json could not be had, in one line with what to do."""
     errors = hub.errors
     cache = hub.constants.HF_HUB_CACHE
+    why = first_line(exc) or type(exc).__name__
     if isinstance(exc, errors.GatedRepoError):
         return (
             f"hf:{repo} is a gated repo and this machine has no token that may read it: accept its terms on "
@@ -87,18 +89,13 @@ def failure(hub: Any, repo: HubId, exc: Exception) -> str:
         )
     if isinstance(exc, errors.HfHubHTTPError):
         status = getattr(getattr(exc, "response", None), "status_code", "an error")
-        return f"hf:{repo}: the Hub answered {status} ({_first_line(exc)}); try again later"
+        return f"hf:{repo}: the Hub answered {status} ({why}); try again later"
     if hub.constants.is_offline_mode():
         return (
             f"hf:{repo}: its config.json is not in the Hub cache ({cache}) and HF_HUB_OFFLINE is set: fetch it "
             "once with the network on, or give a config file (hf:path/to/config.json)"
         )
     return (
-        f"hf:{repo}: cannot reach the Hub ({_first_line(exc)}) and its config.json is not in the cache ({cache}); "
+        f"hf:{repo}: cannot reach the Hub ({why}) and its config.json is not in the cache ({cache}); "
         "connect, or use a shipped preset (torchcost list) or a config file (hf:path/to/config.json)"
     )
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -30,6 +30,17 @@ class Preset:
     def model_type(self) -> str:
         return str(self.config["model_type"])
 
+    def to_dict(self) -> dict[str, Any]:
+        """What ``torchcost list --json`` shows: everything but the config."""
+        return {
+            "name": self.name,
+            "hub_id": self.hub_id,
+            "model_type": self.model_type,
+            "aliases": list(self.aliases),
+            "published_parameters": self.published_parameters,
+            "published_where": self.published_where,
+        }
+
 
 @functools.cache
 def all_presets() -> dict[str, Preset]:

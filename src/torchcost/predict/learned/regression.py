@@ -101,9 +101,7 @@ class OpTimeModel:
     """Predicts the time of an op of a class from its features; one regressor per class."""
 
     def __init__(self, observations: Sequence[Observation]) -> None:
-        by_class: dict[str, list[Observation]] = {}
-        for observation in observations:
-            by_class.setdefault(observation.op_class, []).append(observation)
+        by_class = _by_class(observations)
         self.classes = sorted(by_class)
         self._models = {name: _fit(group) for name, group in by_class.items()}
 
@@ -150,9 +148,7 @@ def held_out_check(observations: Sequence[Observation], seed: int = 0) -> Check:
     """Every sample predicted by models fitted on the others of its class, in ``FOLDS`` folds (each class dealt
     round the folds in a random order): one error per sample, so the median moves little from one run to the next."""
     rng = random.Random(seed)
-    by_class: dict[str, list[Observation]] = {}
-    for observation in observations:
-        by_class.setdefault(observation.op_class, []).append(observation)
+    by_class = _by_class(observations)
     folds: list[list[Observation]] = [[] for _ in range(FOLDS)]
     for group in by_class.values():
         if len(group) > 2:
@@ -167,3 +163,10 @@ def held_out_check(observations: Sequence[Observation], seed: int = 0) -> Check:
             if predicted is not None:
                 errors.setdefault(observation.op_class, []).append(predicted / observation.seconds - 1)
     return Check(errors)
+
+
+def _by_class(observations: Sequence[Observation]) -> dict[str, list[Observation]]:
+    grouped: dict[str, list[Observation]] = {}
+    for observation in observations:
+        grouped.setdefault(observation.op_class, []).append(observation)
+    return grouped
