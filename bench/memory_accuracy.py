@@ -4,8 +4,7 @@ References (the measuring code below shares nothing with the estimator):
 - CPU: the allocator itself. ``torch.profiler`` with ``profile_memory=True`` records every allocation and free
   of PyTorch's CPU allocator; the peak is the highest running sum over one step, plus the bytes alive before it
   (parameters, buffers, inputs, optimizer state: summed here from their storages).
-- CUDA, when a GPU is present: ``torch.cuda.max_memory_allocated()`` over one step, less what the allocator held
-  before the step beyond the step's own tensors (cuBLAS workspaces, kept from the warm-up); both are reported.
+- CUDA (``--device cuda``, below): ``torch.cuda.max_memory_allocated()`` and ``max_memory_reserved()``.
 
 Cases: torchvision models at batch 1 and 8 (inference) and a training step at batch 8 with SGD and with AdamW;
 GPT-2 and a ViT (transformers configs, random weights) the same way; then a Llama-3-70B-sized training step on
@@ -15,8 +14,18 @@ with one thread; training steps are steady-state ones (two warm-up steps first, 
     .venv/bin/python bench/memory_accuracy.py              # the representative subset (about 30 min, 2 cores)
     .venv/bin/python bench/memory_accuracy.py --zoo        # every torchvision classification model (hours)
     .venv/bin/python bench/memory_accuracy.py resnet18 gpt2 llama-70b    # some cases
+    python3 bench/memory_accuracy.py --device cuda     # on a GPU (PYTHONPATH=src): the CUDA cases, about 3 min
+    .venv/bin/python bench/memory_accuracy.py --device cuda --check   # those cases' estimates only, no GPU needed
 
-Results go to bench/results/memory.json; bench/report.py puts them in docs/benchmarks.md.
+Results go to bench/results/memory.json (CUDA: memory_cuda.json); bench/report.py puts them in
+docs/benchmarks.md.
+
+CUDA cases (``--device cuda``): each in a fresh process, two warm-up steps, then one step measured with
+``torch.cuda.max_memory_allocated()`` and ``max_memory_reserved()`` (stats reset before it), against
+``memory(..., device="meta", gpu="cuda")`` (this GPU's compute capability) and a real tracked run
+(``device="cuda"``). The context is what the device holds for this process beyond the allocator's segments
+(``mem_get_info``: total - free - reserved), with nothing else on the GPU. The first eight cases are the ones
+the CUDA-memory issue reported; the ones marked held out were chosen after the allocator rules were written.
 """
 
 from __future__ import annotations
@@ -55,6 +64,23 @@ SUBSET = [
 ]
 STEPS = [("inference", 1), ("inference", 8), ("sgd", 8), ("adamw", 8)]
 TOKENS = 128
+CUDA_RESULTS = HERE / "results" / "memory_cuda.json"
+CUDA_PREDICTED = HERE / "results" / "memory_cuda_predicted.json"  # --check: the estimates, before any GPU measured
+CUDA_CASES = [  # model, step, batch, held out
+    ("resnet50", "adamw", 32, False),
+    ("vit_b_16", "adamw", 32, False),
+    ("convnext_tiny", "adamw", 32, False),
+    ("mobilenet_v3_large", "adamw", 64, False),
+    ("efficientnet_b0", "sgd", 64, False),
+    ("resnet50", "inference", 64, False),
+    ("vit_b_16", "inference", 64, False),
+    ("deit_small", "adamw", 64, False),
+    ("gpt2", "adamw", 16, True),
+    ("bert", "adamw", 16, True),
+    ("llama-small", "adamw", 4, True),
+    ("hf-vit", "inference", 128, True),
+    ("resnet50", "sgd", 96, True),
+]
 
 
 # ------------------------------------------------------------------------------------------------ models
@@ -74,6 +100,29 @@ def build(name: str) -> tuple[Any, Callable[[int], tuple[tuple[Any, ...], dict[s
         import transformers
 
         model = transformers.ViTForImageClassification(transformers.ViTConfig())
+        return model, lambda b: ((torch.randn(b, 3, 224, 224),), {})
+    if name == "bert":  # BERT-base, 512 tokens
+        import transformers
+
+        model = transformers.BertForMaskedLM(transformers.BertConfig())
+        return model, lambda b: ((torch.randint(0, 30522, (b, 512)),), {})
+    if name == "llama-small":  # a 1B-class Llama (Llama-3.2-1B's shape), 1024 tokens
+        import transformers
+
+        config = transformers.LlamaConfig(
+            hidden_size=2048,
+            intermediate_size=8192,
+            num_hidden_layers=16,
+            num_attention_heads=32,
+            num_key_value_heads=8,
+            vocab_size=128256,
+        )
+        model = transformers.LlamaForCausalLM(config)
+        return model, lambda b: ((torch.randint(0, 128256, (b, 1024)),), {})
+    if name == "deit_small":
+        import timm
+
+        model = timm.create_model("deit_small_patch16_224")
         return model, lambda b: ((torch.randn(b, 3, 224, 224),), {})
     import torchvision
 
@@ -173,19 +222,6 @@ def measured_cpu(step: Step) -> int:
     return before + highest
 
 
-def measured_cuda(step: Step) -> tuple[int, int]:
-    """max_memory_allocated over one step, and what the allocator held before it beyond the step's tensors."""
-    import torch
-
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
-    held = torch.cuda.memory_allocated() - step.alive_before(block=512)
-    kept = step.run()
-    torch.cuda.synchronize()
-    del kept
-    return torch.cuda.max_memory_allocated(), held
-
-
 def one_model(name: str) -> list[dict[str, Any]]:
     import torch
 
@@ -205,12 +241,6 @@ def one_model(name: str) -> list[dict[str, Any]]:
         row |= {"meta_bytes": on_meta.peak_bytes, "cpu_bytes": on_cpu.peak_bytes, "ops": len(on_meta.timeline) - 1}
         row |= {"breakdown": on_meta.breakdown, "peak_at": on_meta.peak_at.to_dict()}
         row["measured_bytes"] = measured_cpu(Step(model, args, kwargs, mode, "cpu"))
-        if torch.cuda.is_available():
-            for_cuda = memory(model, *args, device="meta", target="cuda", **settings, **kwargs)
-            cuda_run = memory(model, *args, device="cuda", **settings, **kwargs)
-            peak, held = measured_cuda(Step(model, args, kwargs, mode, "cuda"))
-            row |= {"cuda_meta_bytes": for_cuda.peak_bytes, "cuda_run_bytes": cuda_run.peak_bytes}
-            row |= {"cuda_measured_bytes": peak, "cuda_held_before_bytes": held}
         rows.append(row)
         gc.collect()
     return rows
@@ -259,6 +289,67 @@ def llama_70b() -> list[dict[str, Any]]:
 # ----------------------------------------------------------------------------------------------- driver
 
 
+def cuda_case(name: str, mode: str, batch: int, check: bool) -> dict[str, Any]:
+    """One CUDA case: torchcost's figures for this GPU, and (unless ``check``) the measured ones."""
+    import torch
+
+    from torchcost.peak_memory import memory
+
+    model, inputs = build(name)
+    args, kwargs = inputs(batch)
+    settings = {} if mode == "inference" else {"optimizer": mode}
+    gpu = "cuda" if torch.cuda.is_available() else "h200"
+    start = time.perf_counter()
+    estimate = memory(model, *args, device="meta", gpu=gpu, **settings, **kwargs)
+    row: dict[str, Any] = {"case": name, "mode": mode, "batch": batch, "meta_s": time.perf_counter() - start}
+    row |= {"meta_bytes": estimate.peak_bytes, "meta_reserved_bytes": estimate.reserved_bytes}
+    row |= {"breakdown": estimate.breakdown, "peak_at": estimate.peak_at.to_dict()}
+    if check:
+        return row
+    step = Step(model, args, kwargs, mode, "cuda")
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    kept = step.run()
+    torch.cuda.synchronize()
+    del kept
+    free, total = torch.cuda.mem_get_info()
+    row |= {
+        "measured_bytes": torch.cuda.max_memory_allocated(),
+        "measured_reserved_bytes": torch.cuda.max_memory_reserved(),
+    }
+    row["context_bytes"] = total - free - torch.cuda.memory_reserved()
+    del step
+    gc.collect()
+    torch.cuda.empty_cache()
+    row["cuda_run_bytes"] = memory(model, *args, device="cuda", **settings, **kwargs).peak_bytes
+    return row
+
+
+def cuda_main(check: bool) -> None:
+    """The CUDA cases, each in its own process; results to memory_cuda.json."""
+    import torch
+
+    if not check and not torch.cuda.is_available():
+        raise SystemExit("no CUDA device here: run on a GPU, or add --check for the estimates only")
+    rows = []
+    for name, mode, batch, held_out in CUDA_CASES:
+        command = [sys.executable, __file__, "--cuda-worker", name, mode, str(batch), *(["--check"] if check else [])]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S)
+        lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+        row = lines[0] if done.returncode == 0 and lines else {"case": name, "mode": mode, "batch": batch}
+        row["error"] = None if lines else done.stderr.strip().splitlines()[-1:]
+        row["held_out"] = held_out
+        if row.get("measured_bytes"):
+            row["error_peak"] = row["meta_bytes"] / row["measured_bytes"] - 1
+            row["error_reserved"] = row["meta_reserved_bytes"] / row["measured_reserved_bytes"] - 1
+        rows.append(row)
+        print(json.dumps({k: v for k, v in row.items() if k not in ("breakdown", "peak_at")}), flush=True)
+    gpu = "NVIDIA H200 (the spec table entry)" if check else torch.cuda.get_device_name()
+    environment = {"date": date.today().isoformat(), "torch": torch.__version__, "gpu": gpu}
+    path = CUDA_PREDICTED if check else CUDA_RESULTS
+    path.write_text(json.dumps({"environment": environment, "results": rows}, indent=1) + "\n")
+
+
 def worker(name: str) -> None:
     sys.path.insert(0, str(HERE.parent / "src"))
     rows = llama_70b() if name == "llama-70b" else one_model(name)
@@ -269,6 +360,14 @@ def worker(name: str) -> None:
 def main(argv: list[str]) -> None:
     if argv[:1] == ["--worker"]:
         worker(argv[1])
+        return
+    if argv[:1] == ["--cuda-worker"]:
+        sys.path.insert(0, str(HERE.parent / "src"))
+        print(json.dumps(cuda_case(argv[1], argv[2], int(argv[3]), check="--check" in argv)))
+        return
+    if argv[:2] == ["--device", "cuda"]:
+        sys.path.insert(0, str(HERE.parent / "src"))
+        cuda_main(check="--check" in argv)
         return
     if argv[:1] == ["--zoo"]:
         import torchvision

@@ -720,6 +720,7 @@ def _memory(args: argparse.Namespace, console: Console, to_stdout: bool) -> None
         settings,
         device=args.device,
         target=target,
+        capability=None if device is None else device.capability,
         trust_pickle=args.trust_pickle,
         weights=args.weights,
         on_retry=_note,

@@ -78,3 +78,35 @@ def test_peak_within_5_percent_of_the_allocator(optimizer, device):
     finally:
         torch.set_num_threads(threads)
     assert abs(estimated - measured) <= 0.05 * measured, (estimated, measured)
+
+
+class SelfAttention(nn.Module):
+    """nn.MultiheadAttention as transformer encoders call it in inference: the fused attention op."""
+
+    def __init__(self, width: int, heads: int) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.attention = nn.MultiheadAttention(width, heads, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.attention(x, x, x, need_weights=False)[0]
+
+
+@pytest.mark.parametrize(
+    ("shape", "heads"),
+    [
+        ((8, 128, 256), 8),  # the scores (B H T T = 4 BTD) dominate: 2 BTD + B H T T = 6 BTD beyond the output
+        ((4, 16, 256), 8),  # the projection and its per-head copy dominate: 5 BTD beyond the output
+    ],
+)
+def test_fused_attention_equals_the_allocator(shape, heads):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        x = torch.randn(*shape)
+        measured = allocator_peak(SelfAttention(shape[-1], heads), x, None)
+        estimated = memory(SelfAttention(shape[-1], heads), x, device="meta")
+    finally:
+        torch.set_num_threads(threads)
+    assert estimated.peak_at.op == "aten._native_multi_head_attention"
+    assert estimated.peak_bytes == measured

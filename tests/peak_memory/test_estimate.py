@@ -227,11 +227,25 @@ def test_optimizer_factory():
     assert p.timeline[-1].bytes["optimizer_state"] == PARAM_BYTES + 4 * 4  # sum per value, a step per tensor
 
 
-def test_cuda_target_rounds_each_allocation_up_to_512_bytes():
+def test_cuda_target_counts_allocator_blocks_and_the_cublas_workspace():
     p = memory(chain(), X, device="meta", target="cuda")
-    # params: 4 tensors -> 4 blocks; input 1 block; h1 and r 1 block each
-    assert p.peak_bytes == (4 + 1 + 2) * 512
+    # params: 4 tensors -> 4 blocks of 512 bytes; input 1 block; h1 and r 1 block each; and one cuBLAS workspace
+    # (the forward's thread calls addmm), 32 MiB (compute capability unknown: the default of 9.x and later)
+    assert p.peak_bytes == (4 + 1 + 2) * 512 + 32 * 2**20
+    assert p.breakdown["library_workspace"] == 32 * 2**20
+    # segments: the seven small blocks share one 2 MiB segment; the workspace (>= 10 MiB) gets exactly 32 MiB
+    assert p.reserved_bytes == 2 * 2**20 + 32 * 2**20
+    assert p.device_bytes == p.reserved_bytes + 512 * 2**20  # and the CUDA context allowance
     assert p.target == "cuda"
+
+
+def test_cublas_workspace_follows_the_gpu_named():
+    # an L4 (compute capability 8.9) takes the :4096:2:16:8 default: 2 x 4096 KiB + 8 x 16 KiB = 8,519,680 bytes
+    p = memory(chain(), X, device="meta", gpu="l4")
+    assert p.target == "cuda" and p.breakdown["library_workspace"] == 8_519_680
+    # a training step calls cuBLAS from the caller's thread (forward) and autograd's (backward): two workspaces
+    p = memory(chain(), X, device="meta", gpu="h100", optimizer="sgd")
+    assert p.breakdown["library_workspace"] == 2 * 32 * 2**20
 
 
 def test_auto_falls_back_to_the_model_device_when_values_are_needed():

@@ -25,7 +25,7 @@ def peak(batch: int) -> int:
 def test_largest_batch_that_fits(answer):
     fit = max_batch(linear(), torch.randn(1, 4), device(peak(answer) + 47))  # 47 bytes short of the next batch
     assert fit.batch == answer
-    assert fit.peak_bytes == peak(answer)
+    assert fit.needed_bytes == peak(answer)
     assert all(value == peak(batch) for batch, value in fit.tried.items())
     assert len(fit.tried) <= 8  # the line through the peaks lands on the answer in a few runs
     assert fit.to_dict()["tried"][str(answer)] == peak(answer)
@@ -33,7 +33,7 @@ def test_largest_batch_that_fits(answer):
 
 def test_nothing_fits():
     fit = max_batch(linear(), torch.randn(5, 4), device(peak(1) - 1))
-    assert fit.batch == 0 and fit.peak_bytes is None and fit.tried == {1: peak(1)}
+    assert fit.batch == 0 and fit.needed_bytes is None and fit.tried == {1: peak(1)}
 
 
 def test_the_search_stops_at_the_limit(monkeypatch):

@@ -1,4 +1,4 @@
-"""The modelled kernel workspaces (BLAS operand copies, CPU convolutions), by hand."""
+"""The modelled kernel workspaces (BLAS operand copies, CPU convolutions, fused attention), by hand."""
 
 import pytest
 import torch
@@ -62,3 +62,23 @@ def test_blas_takes_transposed_operands_as_they_are():
     assert workspace_bytes(mm, (a, b.t()), a @ b.t(), "cpu") == 0  # column-major b: no copy
     expanded = torch.ones(()).expand(8, 4)
     assert workspace_bytes(mm, (expanded, b.t()), expanded @ b.t(), "cuda") == 8 * 4 * 4
+
+
+def test_fused_attention_on_cuda_takes_the_fast_path():
+    attention = nn.MultiheadAttention(256, 8, batch_first=True)
+
+    class SelfAttention(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.attention = attention
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.attention(x, x, x, need_weights=False)[0]
+
+    x = torch.randn(8, 128, 256)  # BTD = 262,144 fp32 values = 1 MiB
+    on_cpu, on_cuda = (memory(SelfAttention(), x, device="meta", target=target) for target in ("cpu", "cuda"))
+    step = [point.op for point in on_cpu.timeline].index("aten._native_multi_head_attention")
+    # CPU: max(5 BTD, 2 BTD + B H T T) = max(5, 2 + 4) MiB beyond the output (B H T T = 8 x 8 x 128 x 128 x 4 bytes)
+    assert on_cpu.timeline[step].bytes["workspace"] == 6 * 2**20
+    # CUDA, head dimension 32: the projection (3 BTD) and the attention result (BTD), one 4 MiB block
+    assert on_cuda.timeline[step].bytes["workspace"] == 4 * 2**20

@@ -40,6 +40,7 @@ class Hardware:
     clock_hz: float | None = None  # boost clock (GPUs), base clock (CPUs)
     l2_bytes: int | None = None  # L2 cache (GPUs)
     arch: str | None = None  # GPU generation ("hopper"), which sets the kernel models' efficiencies
+    capability: tuple[int, int] | None = None  # CUDA compute capability (NVIDIA GPUs)
 
     def ridge_point(self, dtype: str = "fp32") -> float | None:
         """Arithmetic intensity (FLOP/byte) above which an op is compute-bound on the peak roofs."""
@@ -58,6 +59,7 @@ class Hardware:
             "clock_hz": self.clock_hz,
             "l2_bytes": self.l2_bytes,
             "arch": self.arch,
+            "capability": None if self.capability is None else list(self.capability),
             "ridge_point_flop_per_byte": self.ridge_point(),
             "source": self.source,
             "notes": list(self.notes),
@@ -91,6 +93,7 @@ def _from_entry(key: str, entry: dict[str, Any]) -> Hardware:
         clock_hz=float(entry["clock_hz"]) if "clock_hz" in entry else None,
         l2_bytes=entry.get("l2_bytes"),
         arch=entry.get("arch"),
+        capability=tuple(entry["capability"]) if "capability" in entry else None,
     )
 
 
@@ -130,10 +133,10 @@ def this_gpu() -> Hardware:
     arch = ARCHES.get(gpu.capability[0])
     if key is None:
         found = Hardware("cuda", gpu.name, "gpu", {}, None, float(gpu.memory), gpu.sms, "torch.cuda properties only")
-        found.arch = arch
+        found.arch, found.capability = arch, gpu.capability
         return found
     spec = _from_entry(key, _table()[key])
-    spec.arch = arch or spec.arch
+    spec.arch, spec.capability = arch or spec.arch, gpu.capability
     spec.notes.append(f"this GPU ({gpu.name}, {gpu.sms} SMs) matched to the spec entry {key}")
     return spec
 

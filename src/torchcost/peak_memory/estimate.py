@@ -7,7 +7,7 @@ import contextlib
 import copy
 import itertools
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -18,9 +18,12 @@ from torch.utils._pytree import tree_map
 from torchcost.counting.mode import ModuleStack
 from torchcost.counting.registry import tensors_in
 from torchcost.errors import ProfilingError, input_mismatch, needs_real_values
+from torchcost.hardware import hardware
 from torchcost.peak_memory.build import build, categories, peak_at
+from torchcost.peak_memory.cuda_allocator import replay
+from torchcost.peak_memory.cuda_libraries import CONTEXT_ALLOWANCE, add_cublas_workspaces, cublas_workspace_bytes
 from torchcost.peak_memory.profile import MemoryProfile
-from torchcost.peak_memory.tracker import CUDA_BLOCK, LifetimeTracker
+from torchcost.peak_memory.tracker import Lifetimes, LifetimeTracker
 from torchcost.prepare import ModelState, as_dtype, device_of, prepare
 from torchcost.records import TensorSpec
 from torchcost.step import (
@@ -41,8 +44,8 @@ from torchcost.step import (
 Labels = Mapping[str, Callable[[], list[torch.Tensor]]]  # extra category -> the tensors in it, read after the run
 
 NOT_COUNTED = (
-    "not counted: memory the allocator caches but does not hand out, fragmentation, the CUDA context, and kernel "
-    "workspaces other than BLAS operand copies and CPU convolutions' buffers (cuBLAS's, cuDNN's, oneDNN's in backward)"
+    "not counted: kernel workspaces other than BLAS operand copies, cuBLAS's and CPU convolutions' buffers "
+    "(cuDNN's, oneDNN's in backward)"
 )
 
 
@@ -69,6 +72,7 @@ def memory(
     checkpoint: str | None = None,
     device: torch.device | str | None = "auto",
     target: str | None = None,
+    gpu: str | None = None,
     **kwargs: Any,
 ) -> MemoryProfile:
     """Peak memory of ``model(*inputs, **kwargs)``, or of one training step, tracked storage by storage.
@@ -90,18 +94,25 @@ def memory(
         device: ``"meta"``: an abstract copy (no memory allocated, no kernel run; tensors behave as CPU ones);
             ``"cpu"``/``"cuda"``: a real run on that device (training on a copy of the model); ``None``: the
             model's own device. ``"auto"``: meta, and the model's own device if the forward needs real values.
-        target: the device kind the figures are for, ``"cpu"`` or ``"cuda"`` (allocations rounded up to
-            512 bytes, multi-tensor optimizer kernels); by default the kind of the device run on or the model's.
+        target: the device kind the figures are for, ``"cpu"`` or ``"cuda"`` (the caching allocator's blocks,
+            cuBLAS workspaces, multi-tensor optimizer kernels); by default the kind of the device run on or the
+            model's.
+        gpu: the GPU the CUDA figures are for, a spec-table name (``"h100"``, ``"l4"``) or ``"cuda"`` (this
+            machine's); implies ``target="cuda"``. Its compute capability sets the cuBLAS workspace size; without
+            it, the GPU run on, else the 32 MiB of Hopper and later.
     """
     settings = settings_for(train, optimizer, loss, dtype, autocast, checkpoint)
+    capability = None
+    if gpu is not None:
+        capability, target = hardware(gpu).capability, "cuda"
     if device == "auto":
         try:
-            return estimate(model, inputs, kwargs, settings, "meta", target)
+            return estimate(model, inputs, kwargs, settings, "meta", target, capability=capability)
         except ProfilingError:
             if device_of(model).type == "meta":
                 raise
-        return estimate(model, inputs, kwargs, settings, None, target)
-    return estimate(model, inputs, kwargs, settings, device, target)
+        return estimate(model, inputs, kwargs, settings, None, target, capability=capability)
+    return estimate(model, inputs, kwargs, settings, device, target, capability=capability)
 
 
 def settings_for(
@@ -129,9 +140,11 @@ def estimate(
     device: torch.device | str | None,
     target: str | None = None,
     labels: Labels | None = None,
+    capability: tuple[int, int] | None = None,
 ) -> MemoryProfile:
     """One tracked run; ``labels`` puts the storages of some tensors alive after the run in their own category
-    (``torchcost llm`` keeps the KV cache apart this way)."""
+    (``torchcost llm`` keeps the KV cache apart this way); ``capability`` is the CUDA compute capability the
+    figures are for (None: the GPU run on, else unknown)."""
     abstract = device is not None and torch.device(device).type == "meta"
     run_on = torch.device("cpu") if abstract else torch.device(device) if device is not None else device_of(model)
     kind = target or ("cuda" if (device_of(model) if abstract else run_on).type == "cuda" else "cpu")
@@ -151,6 +164,11 @@ def estimate(
             if run_model is model:
                 scope.callback(ModelState(model).restore)
         tracker = _run(run_model, inputs, kwargs, settings, abstract, run_on.type, kind, labels or {})
+    reserved = None
+    if kind == "cuda":
+        if capability is None and run_on.type == "cuda":
+            capability = torch.cuda.get_device_capability(run_on)
+        reserved = _through_allocator(tracker.seen, capability)
     kinds = categories(tracker.seen)
     built = build(tracker.seen, kinds, run_model)
     return MemoryProfile(
@@ -169,8 +187,21 @@ def estimate(
         phase_peaks=built.phase_peaks,
         timeline=built.timeline,
         modules=built.modules,
-        notes=_notes(settings, abstract, kind),
+        notes=_notes(settings, abstract, kind, capability),
+        reserved_bytes=reserved,
+        context_bytes=CONTEXT_ALLOWANCE if kind == "cuda" else None,
     )
+
+
+def _through_allocator(seen: Lifetimes, capability: tuple[int, int] | None) -> int:
+    """Make the tracked bytes what the CUDA caching allocator hands out, cuBLAS workspaces included, in a
+    steady-state step; the bytes it reserves."""
+    add_cublas_workspaces(seen, cublas_workspace_bytes(capability))
+    replayed = replay(seen)
+    for life, nbytes in zip(seen.lives, replayed.blocks, strict=True):
+        life.nbytes = nbytes
+    seen.steps = [replace(call, workspace=nbytes) for call, nbytes in zip(seen.steps, replayed.workspaces, strict=True)]
+    return replayed.reserved
 
 
 def _run(
@@ -195,8 +226,7 @@ def _run(
     model.train(settings.train)
     names = {id(module): name for name, module in model.named_modules()}
     stack = ModuleStack(names)
-    block = CUDA_BLOCK if target == "cuda" else 1
-    tracker = LifetimeTracker(stack, block, None if abstract else device_type, workspaces=target)
+    tracker = LifetimeTracker(stack, None if abstract else device_type, workspaces=target)
     _track_state(tracker, model, inputs, kwargs, optimizer)
     with stack, tracker:
         with torch.set_grad_enabled(settings.train), autocast_to(settings.autocast, device_type):
@@ -291,7 +321,7 @@ def _fake(tensor: torch.Tensor, mode: FakeTensorMode, dtype: torch.dtype | None)
     return fake.requires_grad_(tensor.requires_grad) if tensor.is_floating_point() else fake
 
 
-def _notes(settings: Settings, abstract: bool, target: str) -> list[str]:
+def _notes(settings: Settings, abstract: bool, target: str, capability: tuple[int, int] | None) -> list[str]:
     notes = []
     if settings.train and settings.optimizer is not None:
         notes.append(
@@ -305,7 +335,22 @@ def _notes(settings: Settings, abstract: bool, target: str) -> list[str]:
     if abstract:
         notes.append("counted on meta: fake CPU tensors, no memory allocated and no kernel run")
     if target == "cuda":
-        notes.append("for CUDA: each allocation rounded up to 512 bytes (the caching allocator's smallest block)")
+        notes.append(
+            "for CUDA: every allocation replayed through PyTorch's caching allocator in a steady-state step (512-byte "
+            "rounding, 2 MiB and 20 MiB segments, blocks not split when the rest is small): allocated bytes as "
+            "torch.cuda.max_memory_allocated() counts them, reserved as max_memory_reserved()"
+        )
+        workspace = cublas_workspace_bytes(capability)
+        gpu = (
+            "compute capability unknown"
+            if capability is None
+            else f"compute capability {capability[0]}.{capability[1]}"
+        )
+        notes.append(f"cuBLAS workspaces: {workspace:,} bytes per thread that calls cuBLAS ({gpu})")
+        notes.append(
+            f"what nvidia-smi shows adds the CUDA context to the reserved bytes: an allowance of "
+            f"{CONTEXT_ALLOWANCE >> 20} MiB, not measured"
+        )
     if target == "cuda" and abstract and isinstance(settings.optimizer, str):
         notes.append("the optimizer runs its multi-tensor (foreach) kernels, as PyTorch picks on CUDA")
     notes.append(NOT_COUNTED)

@@ -19,20 +19,21 @@ STALL = 3  # after this many tries that move the same end of the bracket, halve 
 
 @dataclass
 class BatchFit:
-    """The largest batch that fits (0: not even one), its peak, and every batch tried with its peak."""
+    """The largest batch that fits (0: not even one), the bytes it needs, and every batch tried with the bytes
+    it needs: the peak, or on a GPU the allocator's reserved bytes and the CUDA context allowance."""
 
     batch: int
-    peak_bytes: int | None
+    needed_bytes: int | None  # the peak, or on a GPU reserved + context
     memory_bytes: float
     hardware: str
     target: str
     train: bool
-    tried: dict[int, int] = field(default_factory=dict)  # batch -> peak bytes
+    tried: dict[int, int] = field(default_factory=dict)  # batch -> bytes needed
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "batch": self.batch,
-            "peak_bytes": self.peak_bytes,
+            "needed_bytes": self.needed_bytes,
             "memory_bytes": self.memory_bytes,
             "hardware": self.hardware,
             "target": self.target,
@@ -54,7 +55,8 @@ def max_batch(
     checkpoint: str | None = None,
     kwargs: dict[str, Any] | None = None,
 ) -> BatchFit:
-    """The largest batch (first dimension of every input tensor) whose peak memory fits the device's memory.
+    """The largest batch (first dimension of every input tensor) whose peak memory fits the device's memory
+    (on a GPU: the bytes the caching allocator reserves, and the CUDA context allowance).
 
     Each candidate is one ``memory(..., device="meta")`` run; the candidates come from the line through the
     peaks already found (peak memory is close to affine in the batch), so a search takes a handful of runs.
@@ -77,7 +79,8 @@ def fit_batch(
 
     def fits(batch: int) -> bool:
         args, keywords = with_batch(on_meta, batch)
-        tried[batch] = estimate(model, args, keywords, settings, "meta", target).peak_bytes
+        found = estimate(model, args, keywords, settings, "meta", target, capability=device.capability)
+        tried[batch] = found.device_bytes
         return tried[batch] <= capacity
 
     capacity = device.memory
@@ -95,7 +98,7 @@ def fit_batch(
         else:
             high, moved = candidate, moved + "h"
         moved = "" if stalled else moved
-    result.batch, result.peak_bytes = low, tried[low]
+    result.batch, result.needed_bytes = low, tried[low]
     return result
 
 

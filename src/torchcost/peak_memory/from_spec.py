@@ -34,6 +34,7 @@ def memory_spec(
     *,
     device: str | None = None,
     target: str | None = None,
+    capability: tuple[int, int] | None = None,
     trust_pickle: bool = False,
     weights: str | None = None,
     on_retry: Callable[[str], None] | None = None,
@@ -47,7 +48,7 @@ def memory_spec(
         args, kwargs = example_inputs(source, inputs, run_on)
         run_settings = replace(settings, dtype=settings.dtype or floating_dtype(model))  # an fp16 checkpoint: fp16
         try:
-            result = estimate(model, args, kwargs, run_settings, run_on, target)
+            result = estimate(model, args, kwargs, run_settings, run_on, target, capability=capability)
         except ProfilingError as exc:
             if attempt + 1 == len(devices) or isinstance(exc, InputMismatchError):
                 raise

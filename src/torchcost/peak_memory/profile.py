@@ -20,10 +20,12 @@ CATEGORIES: dict[str, str] = {
     "inputs_outputs": "inputs and outputs",
     "workspace": "kernel workspace",  # held by a kernel only while it runs (modelled: peak_memory/workspace.py)
 }
+# Categories only some runs have, after the others: on CUDA, cuBLAS's workspaces (peak_memory/cuda_libraries.py)
+EXTRA_LABELS = {"library_workspace": "cuBLAS workspaces"}
 
 
 def label(category: str) -> str:
-    return CATEGORIES.get(category, category.replace("_", " "))
+    return CATEGORIES.get(category) or EXTRA_LABELS.get(category) or category.replace("_", " ")
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ class MemoryProfile:
     model: str
     inputs: list[TensorSpec]
     device: str  # where it ran: meta (no memory allocated), cpu or cuda
-    target: str  # the device kind the figures are for: cpu, or cuda (allocations rounded up to 512 bytes)
+    target: str  # the device kind the figures are for: cpu, or cuda (the caching allocator's blocks)
     train: bool
     optimizer: str | None
     dtype: str | None
@@ -108,6 +110,16 @@ class MemoryProfile:
     timeline: list[TimelinePoint] = field(repr=False)
     modules: list[ModuleMemory] = field(repr=False)
     notes: list[str] = field(default_factory=list)
+    reserved_bytes: int | None = None  # CUDA: the caching allocator's segments, cached free blocks included
+    context_bytes: int | None = None  # CUDA: the allowance for the context, outside the allocator
+
+    @property
+    def device_bytes(self) -> int:
+        """What the device must hold: on CUDA, reserved bytes and the context (what nvidia-smi shows); else
+        the peak."""
+        if self.reserved_bytes is None:
+            return self.peak_bytes
+        return self.reserved_bytes + (self.context_bytes or 0)
 
     def to_dict(self, timeline: bool = True) -> dict[str, Any]:
         """JSON-ready dict; ``timeline=False`` leaves out the per-op timeline (one entry per op call)."""
@@ -122,6 +134,9 @@ class MemoryProfile:
             "autocast": self.autocast,
             "checkpoint": self.checkpoint,
             "peak_bytes": self.peak_bytes,
+            "reserved_bytes": self.reserved_bytes,
+            "context_bytes": self.context_bytes,
+            "device_bytes": self.device_bytes,
             "breakdown": dict(self.breakdown),
             "peak_at": self.peak_at.to_dict(),
             "phase_peaks": dict(self.phase_peaks),

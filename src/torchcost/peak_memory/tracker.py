@@ -9,7 +9,6 @@ when its weak reference calls back. Step ``k`` is the moment after the ``k``-th 
 from __future__ import annotations
 
 import functools
-import math
 import weakref
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +22,6 @@ from torchcost.counting.registry import tensors_in
 from torchcost.peak_memory.workspace import workspace_bytes
 
 UNRECORDED = ("prim", "profiler")  # metadata queries (a fake tensor's device) and profiler markers: not ops
-CUDA_BLOCK = 512  # the CUDA caching allocator rounds every allocation up to this many bytes (kMinBlockSize)
 
 
 @dataclass
@@ -61,11 +59,6 @@ class Lifetimes:
     backward_from: int | None = None
 
 
-def allocated(nbytes: int, block: int) -> int:
-    """Bytes an allocator hands out for ``nbytes``: rounded up to ``block`` bytes."""
-    return math.ceil(nbytes / block) * block if block > 1 else nbytes
-
-
 class LifetimeTracker(TorchDispatchMode):  # type: ignore[no-untyped-call]
     """Records each op call and the birth and death of every storage it makes.
 
@@ -73,12 +66,9 @@ class LifetimeTracker(TorchDispatchMode):  # type: ignore[no-untyped-call]
     "backward" even while the caller still says "forward".
     """
 
-    def __init__(
-        self, modules: ModuleStack, block: int = 1, device_type: str | None = None, workspaces: str | None = None
-    ) -> None:
+    def __init__(self, modules: ModuleStack, device_type: str | None = None, workspaces: str | None = None) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.modules = modules
-        self.block = block
         self.workspaces = workspaces  # model kernels' transient buffers on this device kind (peak_memory/workspace.py)
         self.device_type = device_type  # count only storages on this kind of device (None: all)
         self.phase = "forward"
@@ -107,7 +97,7 @@ class LifetimeTracker(TorchDispatchMode):  # type: ignore[no-untyped-call]
             return out
         in_backward = torch._C._current_graph_task_id() != -1
         phase = "backward" if in_backward and self.phase == "forward" else self.phase
-        workspace = allocated(workspace_bytes(func, args, out, self.workspaces), self.block) if self.workspaces else 0
+        workspace = workspace_bytes(func, args, out, self.workspaces) if self.workspaces else 0
         # no module runs in the optimizer (a recomputation stopped early in backward leaves its modules entered)
         modules = () if phase == "optimizer" else self.modules.current
         self.seen.steps.append(Step(str(func.overloadpacket), phase, modules, workspace))
@@ -122,7 +112,7 @@ class LifetimeTracker(TorchDispatchMode):  # type: ignore[no-untyped-call]
         storage = tensor.untyped_storage()
         key = id(storage)
         known = self._alive.get(key)
-        nbytes = allocated(storage.nbytes(), self.block)
+        nbytes = storage.nbytes()
         if known is not None:
             life = self.seen.lives[known[0]]
             if life.nbytes == nbytes:

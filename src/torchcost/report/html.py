@@ -18,7 +18,7 @@ from torchcost.peak_memory.profile import label as memory_label
 from torchcost.records import ModuleStats, OperatorStats, Profile
 from torchcost.report import charts, extras
 from torchcost.report.columns import output_shapes
-from torchcost.report.memory import largest_batch_text, run_line
+from torchcost.report.memory import device_line, largest_batch_text, run_line
 from torchcost.report.summary import compare_rows, inputs_text, run_settings, summary_items
 from torchcost.sources.base import MissingPackageError
 from torchcost.units import UNIT_NOTE, duration, percent, si
@@ -67,6 +67,8 @@ def render_memory_html(result: MemoryProfile, verdict: str | None = None, fit: B
     _require_plotly()
     peak_detail = f"after {result.peak_at.op} ({result.peak_at.phase})" + (f"; {verdict}" if verdict else "")
     cards = [("peak", si(result.peak_bytes, "B"), peak_detail)]
+    if result.reserved_bytes is not None:
+        cards.append(("reserved", si(result.reserved_bytes, "B"), device_line(result)))
     if fit is not None:
         cards.append(("largest batch", str(fit.batch or "none"), largest_batch_text(fit)))
     cards += [

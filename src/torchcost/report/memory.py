@@ -49,17 +49,33 @@ def peak_text(result: MemoryProfile, device: Hardware | None = None) -> Text:
     lines = [f"peak after {at.op} (op {at.step:,} of {len(result.timeline) - 1:,}) in {where}, {at.phase}"]
     phases = [f"{phase} {si(result.phase_peaks[phase], 'B')}" for phase in PHASES if phase in result.phase_peaks]
     lines.append("highest live memory per phase: " + " · ".join(phases))
+    lines += [device_line(result)] if result.reserved_bytes is not None else []
     verdict = fit_verdict(result, device)
     lines += [verdict] if verdict else []
     return Text("\n".join(lines))
 
 
+def device_line(result: MemoryProfile) -> str:
+    """On CUDA: what the caching allocator reserves and what nvidia-smi would show."""
+    reserved, context = result.reserved_bytes or 0, result.context_bytes or 0
+    return (
+        f"reserved by the caching allocator: {si(reserved, 'B')} (the peak and cached free blocks) · with a CUDA "
+        f"context allowance of {si(context, 'B')}, nvidia-smi would show about {si(result.device_bytes, 'B')}"
+    )
+
+
 def fit_verdict(result: MemoryProfile, device: Hardware | None) -> str | None:
-    """Whether the peak fits in the device's memory, in words (None when its memory is unknown)."""
+    """Whether the run fits in the device's memory, in words (None when its memory is unknown): on CUDA, judged
+    on the reserved bytes and the context allowance, else on the peak."""
     if device is None or not device.memory:
         return None
-    verdict = "fits" if result.peak_bytes <= device.memory else "does NOT fit"
-    return f"{verdict} in {device.name}: {percent(result.peak_bytes, device.memory)} of its {si(device.memory, 'B')}"
+    needed = result.device_bytes
+    verdict = "fits" if needed <= device.memory else "does NOT fit"
+    judged = "reserved + context" if result.reserved_bytes is not None else "peak"
+    return (
+        f"{verdict} in {device.name}: {judged} {si(needed, 'B')} is {percent(needed, device.memory)} of its "
+        f"{si(device.memory, 'B')}"
+    )
 
 
 def largest_batch_text(fit: BatchFit) -> str:
@@ -99,12 +115,13 @@ def module_table(result: MemoryProfile, depth: int) -> Table:
 
 def fit_report(fit: BatchFit) -> Group:
     title = Text(largest_batch_text(fit))
+    needed = "reserved + context" if fit.target == "cuda" else "peak"
     table = Table()
-    for header in ("batch", "peak", "exact bytes", "fits"):
+    for header in ("batch", needed, "exact bytes", "fits"):
         table.add_column(header, justify="right")
-    for batch, peak in sorted(fit.tried.items()):
-        fits = "yes" if peak <= fit.memory_bytes else "no"
-        table.add_row(str(batch), si(peak, "B"), f"{peak:,}", fits, style="bold" if batch == fit.batch else "")
+    for batch, nbytes in sorted(fit.tried.items()):
+        fits = "yes" if nbytes <= fit.memory_bytes else "no"
+        table.add_row(str(batch), si(nbytes, "B"), f"{nbytes:,}", fits, style="bold" if batch == fit.batch else "")
     return Group(title, table)
 
 
