@@ -248,6 +248,15 @@ def test_cublas_workspace_follows_the_gpu_named():
     assert p.breakdown["library_workspace"] == 2 * 32 * 2**20
 
 
+def test_adam_step_counts_stay_on_the_host_for_cuda():
+    # Adam's state per parameter: exp_avg and exp_avg_sq (4 tensors of 8 to 128 bytes: one 512-byte block each)
+    # and a step count, a host tensor for a CUDA model (not capturable, not fused)
+    p = memory(chain(), X, device="meta", gpu="h100", optimizer="adam")
+    assert p.timeline[0].bytes["optimizer_state"] == 2 * 4 * 512
+    p = memory(chain(), X, device="meta", optimizer="adam")  # for a CPU: 2 x 232 bytes and four 4-byte steps
+    assert p.timeline[0].bytes["optimizer_state"] == 2 * PARAM_BYTES + 4 * 4
+
+
 def test_auto_falls_back_to_the_model_device_when_values_are_needed():
     class NeedsValues(nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -227,7 +227,7 @@ def _run(
     names = {id(module): name for name, module in model.named_modules()}
     stack = ModuleStack(names)
     tracker = LifetimeTracker(stack, None if abstract else device_type, workspaces=target)
-    _track_state(tracker, model, inputs, kwargs, optimizer)
+    _track_state(tracker, model, inputs, kwargs, optimizer, host_steps=target == "cuda")
     with stack, tracker:
         with torch.set_grad_enabled(settings.train), autocast_to(settings.autocast, device_type):
             output = _forward(model, stack, inputs, kwargs, abstract)
@@ -253,17 +253,23 @@ def _track_state(
     inputs: tuple[Any, ...],
     kwargs: dict[str, Any],
     optimizer: torch.optim.Optimizer | None,
+    host_steps: bool = False,
 ) -> None:
     """What exists before the run: parameters, buffers (and other tensors the modules hold), the inputs, the
-    optimizer state."""
+    optimizer state; with ``host_steps``, less the optimizers' step counts, which PyTorch keeps on the host for
+    a CUDA model unless the optimizer is capturable or fused (``_init_group`` in ``torch/optim/adam.py``)."""
     tracker.track(list(model.parameters()), "parameters")
     held = [value for module in model.modules() for value in vars(module).values() if isinstance(value, torch.Tensor)]
     tracker.track([*model.buffers(), *held], "buffers")
     tracker.track(tensors_in((inputs, kwargs)), "inputs_outputs")
     if optimizer is not None:
-        tracker.track(
-            [v for s in optimizer.state.values() for v in s.values() if isinstance(v, torch.Tensor)], "optimizer_state"
-        )
+        state = [
+            value
+            for values in optimizer.state.values()
+            for key, value in values.items()
+            if isinstance(value, torch.Tensor) and not (host_steps and key == "step" and value.dim() == 0)
+        ]
+        tracker.track(state, "optimizer_state")
 
 
 def _forward(
