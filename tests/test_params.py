@@ -1,7 +1,7 @@
 import torch
 from torch import nn
 
-from torchcost.params import count_params, size_bytes, size_if
+from torchcost.params import count_params, members, named_modules, size_bytes, size_if
 
 
 class Tied(nn.Module):
@@ -61,3 +61,16 @@ def test_params_per_module_equals_each_subtree_counted_alone():
     # by hand: root 12 + (6 + 2) + (6 + 3) = 29; first branch 12 + 8 = 20; second 12; tied root 15 once
     assert params_per_module(model)[""] == 29 and params_per_module(model)["0"] == 20
     assert params_per_module(model)["1"] == 12 and params_per_module(tied)[""] == 15
+
+
+def test_named_modules_walks_as_pytorch_does():
+    shared = nn.Linear(2, 2)
+    model = nn.Sequential(
+        nn.Sequential(shared, nn.ReLU()), nn.ModuleList([shared, nn.Sequential()]), nn.ModuleDict({"head": shared})
+    )
+    model.add_module("missing", None)
+    for remove_duplicate in (True, False):
+        ours = [(name, id(m)) for name, m in named_modules(model, remove_duplicate)]
+        theirs = [(name, id(m)) for name, m in model.named_modules(remove_duplicate=remove_duplicate)]
+        assert ours == theirs
+    assert members(model, "_parameters") == list(model.parameters())

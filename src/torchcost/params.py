@@ -16,6 +16,7 @@ from torch.nn.parameter import is_lazy
 
 from torchcost.records import ParamCount
 
+PLAIN = (torch.Tensor, nn.Parameter)  # tensors of these exact types hold their own data: no quantization state
 # Bytes per element for the "what if" sizes; int4 packs two values per byte.
 WHAT_IF_BYTES: dict[str, float] = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1, "int4": 0.5}
 
@@ -23,6 +24,8 @@ WHAT_IF_BYTES: dict[str, float] = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1, "
 def logical_numel(t: torch.Tensor) -> int:
     """The elements a tensor stands for: those of the weight a packed 4-bit tensor encodes (bitsandbytes keeps
     its shape in ``quant_state.shape``), else its own."""
+    if type(t) in PLAIN:
+        return t.numel()
     state = getattr(t, "quant_state", None)
     shape = getattr(state, "shape", None)
     return math.prod(shape) if shape is not None else t.numel()
@@ -31,6 +34,8 @@ def logical_numel(t: torch.Tensor) -> int:
 def stored_bytes(t: torch.Tensor) -> int:
     """Bytes a tensor stores: the sum over the inner tensors of a tensor subclass (``__tensor_flatten__``), the
     packed data plus the quantization state of a bitsandbytes tensor, else elements x element size."""
+    if type(t) in PLAIN:
+        return t.numel() * t.element_size()
     if _is_wrapper(t):
         names, _ = t.__tensor_flatten__()  # type: ignore[attr-defined]
         return sum(stored_bytes(getattr(t, name)) for name in names)
@@ -52,7 +57,7 @@ def _state_bytes(state: object, depth: int = 2) -> int:
 
 def is_weight(t: torch.Tensor) -> bool:
     """Floating-point, or a quantized stand-in for floating-point weights."""
-    return t.is_floating_point() or hasattr(t, "quant_state") or _is_wrapper(t)
+    return t.is_floating_point() or (type(t) not in PLAIN and (hasattr(t, "quant_state") or _is_wrapper(t)))
 
 
 def unique_tensors(tensors: Iterable[torch.Tensor]) -> list[torch.Tensor]:
@@ -60,6 +65,8 @@ def unique_tensors(tensors: Iterable[torch.Tensor]) -> list[torch.Tensor]:
     seen: set[object] = set()
     unique = []
     for t in tensors:
+        if id(t) in seen:
+            continue
         keys: list[object] = [id(t), _storage_key(t)]
         if any(key in seen for key in keys):
             continue
@@ -71,7 +78,7 @@ def unique_tensors(tensors: Iterable[torch.Tensor]) -> list[torch.Tensor]:
 def _storage_key(t: torch.Tensor) -> object:
     """Where the tensor's data lives (the same memory reached twice is one tensor); its identity on meta, for
     lazy tensors and for subclasses without storage of their own."""
-    if t.device.type == "meta" or is_lazy(t) or t.numel() == 0 or _is_wrapper(t):
+    if t.is_meta or is_lazy(t) or t.numel() == 0 or (type(t) not in PLAIN and _is_wrapper(t)):
         return id(t)
     return (t.device, t.data_ptr(), t.dtype, tuple(t.shape), t.stride())
 
@@ -87,9 +94,9 @@ def params_per_module(model: nn.Module) -> dict[str, int]:
     The same numbers as ``unique_parameters(module)`` summed for each module, without walking every
     subtree again: each tensor is added once to every module above any of its owners.
     """
-    totals = {name: 0 for name, _ in model.named_modules()}
+    totals = {name: 0 for name, _ in named_modules(model)}
     above: dict[object, tuple[int, set[str]]] = {}  # storage key -> (elements, modules that contain it)
-    for name, module in model.named_modules(remove_duplicate=False):
+    for name, module in named_modules(model, remove_duplicate=False):
         for param in module._parameters.values():
             if param is None:
                 continue
@@ -104,8 +111,43 @@ def params_per_module(model: nn.Module) -> dict[str, int]:
     return totals
 
 
+def named_modules(root: nn.Module, remove_duplicate: bool = True) -> list[tuple[str, nn.Module]]:
+    """``root.named_modules()`` as a list, in its order (depth first, each module before its children; each
+    module object once unless ``remove_duplicate=False``), walked with a list instead of nested generators:
+    several times faster on trees of hundreds of modules."""
+    found: list[tuple[str, nn.Module]] = []
+    seen: set[int] = set()
+    pending: list[tuple[str, nn.Module]] = [("", root)]
+    while pending:
+        name, module = pending.pop()
+        if remove_duplicate:
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
+        found.append((name, module))
+        children = [
+            (f"{name}.{key}" if name else key, child) for key, child in module._modules.items() if child is not None
+        ]
+        pending.extend(reversed(children))
+    return found
+
+
+def members(module: nn.Module, kind: str) -> list[torch.Tensor]:
+    """``module.parameters()`` (``kind="_parameters"``) or ``module.buffers()`` (``"_buffers"``) as a list, in
+    the same order, each tensor object once: read from each module's own table, without the prefixed names
+    ``named_parameters`` builds for every member at every depth."""
+    seen: set[int] = set()
+    found = []
+    for _, child in named_modules(module):
+        for tensor in getattr(child, kind).values():
+            if tensor is not None and id(tensor) not in seen:
+                seen.add(id(tensor))
+                found.append(tensor)
+    return found
+
+
 def unique_parameters(module: nn.Module) -> list[nn.Parameter]:
-    return unique_tensors(module.parameters())  # type: ignore[return-value]
+    return unique_tensors(members(module, "_parameters"))  # type: ignore[return-value]
 
 
 def count_params(module: nn.Module) -> ParamCount:
@@ -113,14 +155,19 @@ def count_params(module: nn.Module) -> ParamCount:
     params = unique_parameters(module)
     trainable = sum(logical_numel(p) for p in params if p.requires_grad)
     total = sum(logical_numel(p) for p in params)
-    buffers = sum(b.numel() for b in unique_tensors(module.buffers()))
-    unshared = sum(logical_numel(p) for _, p in module.named_parameters(remove_duplicate=False))
+    buffers = sum(b.numel() for b in unique_tensors(members(module, "_buffers")))
+    unshared = sum(
+        logical_numel(p)
+        for _, child in named_modules(module, remove_duplicate=False)
+        for p in child._parameters.values()
+        if p is not None
+    )
     return ParamCount(total, trainable, total - trainable, buffers, shared=unshared - total)
 
 
 def size_bytes(module: nn.Module) -> int:
     """Bytes to store the parameters and buffers at their real dtypes."""
-    tensors = unique_tensors([*module.parameters(), *module.buffers()])
+    tensors = unique_tensors([*members(module, "_parameters"), *members(module, "_buffers")])
     return sum(stored_bytes(t) for t in tensors)
 
 
@@ -129,7 +176,7 @@ def size_if(module: nn.Module) -> dict[str, int]:
 
     Integer buffers (such as BatchNorm's ``num_batches_tracked``) keep their real size.
     """
-    tensors = unique_tensors([*module.parameters(), *module.buffers()])
+    tensors = unique_tensors([*members(module, "_parameters"), *members(module, "_buffers")])
     floating = sum(logical_numel(t) for t in tensors if is_weight(t))
     fixed = sum(stored_bytes(t) for t in tensors if not is_weight(t))
     return {name: math.ceil(floating * width) + fixed for name, width in WHAT_IF_BYTES.items()}

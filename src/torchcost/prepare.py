@@ -85,9 +85,12 @@ def copy_to(
         return _copy_module(model, memo)
 
 
-# What copy.deepcopy consults on a class; a module class that defines none beyond nn.Module's is copied field by
-# field (the same result as deepcopy, without pickle's protocol for every module and its empty hook dicts).
-_COPY_PROTOCOL = ("__deepcopy__", "__copy__", "__reduce_ex__", "__reduce__", "__getstate__", "__setstate__")
+# What copy.deepcopy consults on a class. A module class that defines none of these beyond nn.Module's, or only
+# its own __setstate__ (nn.Conv2d keeps one for old checkpoints), is copied field by field: the same result as
+# deepcopy, which makes a new instance, deep-copies the fields and hands them to __setstate__, without pickle's
+# protocol for every module.
+_COPY_PROTOCOL = ("__deepcopy__", "__copy__", "__reduce_ex__", "__reduce__", "__getstate__")
+_ATOMIC = (type(None), bool, int, float, str)  # deepcopy returns these as they are
 
 
 def _plain_module_class(cls: type) -> bool:
@@ -107,14 +110,22 @@ def _copy_module(module: nn.Module, memo: dict[int, Any]) -> nn.Module:
         return copy.deepcopy(module, memo)
     new = cls.__new__(cls)
     memo[id(module)] = new
+    state = {}
     for key, value in module.__dict__.items():
+        kind = type(value)
         if key == "_modules":
-            value = type(value)((n, None if m is None else _copy_module(m, memo)) for n, m in value.items())
-        elif type(value) in (dict, OrderedDict, set) and not value:  # the many empty hook dicts and sets
-            value = type(value)()
-        else:
+            value = kind((n, None if m is None else _copy_module(m, memo)) for n, m in value.items())
+        elif kind in (dict, OrderedDict, set) and not value:  # the many empty hook dicts and sets
+            value = kind()
+        elif key in ("_parameters", "_buffers") and kind in (dict, OrderedDict):
+            value = kind((n, memo[id(t)] if id(t) in memo else copy.deepcopy(t, memo)) for n, t in value.items())
+        elif not (kind in _ATOMIC or (kind is tuple and all(type(item) in _ATOMIC for item in value))):
             value = copy.deepcopy(value, memo)
-        new.__dict__[key] = value
+        state[key] = value
+    if cls.__setstate__ is nn.Module.__setstate__:
+        new.__dict__.update(state)
+    else:
+        new.__setstate__(state)  # type: ignore[no-untyped-call]
     return new
 
 

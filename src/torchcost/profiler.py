@@ -17,7 +17,7 @@ from torchcost.counting.mode import CountingMode, ModuleStack
 from torchcost.counting.registry import tensors_in
 from torchcost.errors import InputMismatchError, input_mismatch, needs_real_values
 from torchcost.errors import ProfilingError as ProfilingError  # re-exported: it was defined here
-from torchcost.params import count_params, params_per_module, size_bytes, size_if
+from torchcost.params import count_params, named_modules, params_per_module, size_bytes, size_if
 from torchcost.prepare import InputSize, ModelState, device_of, prepare, random_inputs
 from torchcost.records import (
     MemoryAccess,
@@ -84,7 +84,7 @@ def profile(
     step = steady_optimizer(run_model, optimizer) if optimizer is not None else None
     inputs, kwargs = prepared.inputs, prepared.kwargs
 
-    names = {id(module): name for name, module in run_model.named_modules()}
+    names = {id(module): name for name, module in named_modules(run_model)}
     state = ModelState(model)
     try:
         stack = ModuleStack(names)
@@ -240,7 +240,7 @@ def _input_specs(inputs: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Tensor
 def _module_stats(model: nn.Module, records: list[OpRecord], stack: ModuleStack) -> list[ModuleStats]:
     stats: dict[str, ModuleStats] = {}
     params = params_per_module(model)
-    for name, module in model.named_modules():
+    for name, module in named_modules(model):
         stats[name] = ModuleStats(
             name=name,
             type=type(module).__name__,

@@ -169,3 +169,81 @@ def test_meta_shortcuts_refuse_shapes_that_do_not_fit_as_pytorch_does(model, x):
     with pytest.raises(ProfilingError) as on_meta:
         torchcost.profile(model, x, device="meta")
     assert type(on_meta.value.__cause__) is type(on_cpu.value.__cause__)
+
+
+@pytest.mark.parametrize(
+    ("x", "weight", "stride", "padding", "dilation", "groups"),
+    [
+        ((2, 3, 9, 9), (4, 3, 3, 3), [1, 1], [1, 1], [1, 1], 1),
+        ((2, 3, 9, 9), (4, 3, 3, 3), [2, 2], [0, 0], [2, 2], 1),
+        ((1, 8, 10, 10), (8, 1, 3, 3), [2, 2], [1, 1], [1, 1], 8),  # depthwise, as MobileNet's
+        ((2, 4, 20), (6, 4, 5), [1], [2], [1], 1),  # 1-D
+        ((1, 2, 5, 6, 7), (3, 2, 3, 3, 3), [1, 2, 1], [1, 1, 0], [1, 1, 1], 1),  # 3-D
+    ],
+)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_convolution_meta_shortcut_matches_the_cpu_kernel(x, weight, stride, padding, dilation, groups, dtype):
+    from torchcost.counting.mode import META_SHORTCUTS
+
+    op = torch.ops.aten.convolution.default
+    inputs, kernel, bias = torch.randn(x, dtype=dtype), torch.randn(weight, dtype=dtype), torch.randn(weight[0])
+    args = (stride, padding, dilation, False, [0] * len(stride), groups)
+    reference = op(inputs, kernel, bias.to(dtype), *args)
+    fast = META_SHORTCUTS[op]((inputs.to("meta"), kernel.to("meta"), bias.to("meta", dtype), *args), {})
+    assert (fast.shape, fast.stride(), fast.dtype) == (reference.shape, reference.stride(), reference.dtype)
+
+
+def test_convolution_meta_shortcut_leaves_mismatches_to_pytorch():
+    from torchcost.counting.mode import META_SHORTCUTS
+
+    op = torch.ops.aten.convolution.default
+    x, weight = torch.empty(1, 3, 8, 8, device="meta"), torch.empty(4, 5, 3, 3, device="meta")  # 3 channels, 5 wanted
+    assert META_SHORTCUTS[op]((x, weight, None, [1, 1], [0, 0], [1, 1], False, [0, 0], 1), {}) is NotImplemented
+    tiny = torch.empty(1, 5, 2, 2, device="meta")  # a 3x3 kernel does not fit a 2x2 map
+    assert META_SHORTCUTS[op]((tiny, weight, None, [1, 1], [0, 0], [1, 1], False, [0, 0], 1), {}) is NotImplemented
+    with pytest.raises(RuntimeError):
+        op(x, weight, None, [1, 1], [0, 0], [1, 1], False, [0, 0], 1)  # PyTorch's kernel says what is wrong
+
+
+@pytest.mark.parametrize("op", ["add", "sub", "mul", "div"])
+@pytest.mark.parametrize(
+    ("a", "b", "dtype"),
+    [
+        ((2, 8, 5, 5), (2, 8, 1, 1), torch.float32),  # a squeeze-excite gate
+        ((2, 8, 1, 1), (2, 8, 5, 5), torch.float32),
+        ((8,), (2, 8), torch.float16),
+        ((3, 4), (3, 4), torch.bfloat16),
+    ],
+)
+def test_binary_meta_shortcut_matches_the_cpu_kernel(op, a, b, dtype):
+    from torchcost.counting.mode import META_SHORTCUTS
+
+    overload = getattr(torch.ops.aten, op).Tensor
+    left, right = torch.randn(a, dtype=dtype), torch.rand(b, dtype=dtype) + 1
+    reference = overload(left, right)
+    fast = META_SHORTCUTS[overload]((left.to("meta"), right.to("meta")), {})
+    assert (fast.shape, fast.stride(), fast.dtype) == (reference.shape, reference.stride(), reference.dtype)
+
+
+def test_binary_meta_shortcut_leaves_promotion_and_layouts_to_pytorch():
+    from torchcost.counting.mode import META_SHORTCUTS
+
+    mul = META_SHORTCUTS[torch.ops.aten.mul.Tensor]
+    x = torch.empty(2, 8, 5, 5, device="meta")
+    assert mul((x, torch.empty(2, 8, 5, 5, dtype=torch.float16, device="meta")), {}) is NotImplemented
+    assert mul((x.to(memory_format=torch.channels_last), x), {}) is NotImplemented
+    assert mul((torch.empty(3, dtype=torch.int64, device="meta"),) * 2, {}) is NotImplemented
+    assert mul((x, torch.empty(3, device="meta")), {}) is NotImplemented  # shapes that do not broadcast
+
+
+@pytest.mark.parametrize("name", ["relu", "hardsigmoid", "sigmoid", "silu", "gelu"])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_activation_meta_shortcuts_match_the_cpu_kernels(name, channels_last):
+    from torchcost.counting.mode import META_SHORTCUTS
+
+    op = getattr(torch.ops.aten, name).default
+    x = torch.randn(2, 8, 5, 5)
+    x = x.to(memory_format=torch.channels_last) if channels_last else x
+    reference = op(x)
+    fast = META_SHORTCUTS[op]((x.to("meta"),), {})
+    assert (fast.shape, fast.stride(), fast.dtype) == (reference.shape, reference.stride(), reference.dtype)

@@ -30,7 +30,7 @@ def _batch_norm_on_meta(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     channels = x.shape[1] if training or running_mean is None else 0
     parameter = next((t for t in args[1:5] if t is not None), x)  # 16-bit inputs keep fp32 statistics in fp32
     stats = torch.empty((channels,), dtype=parameter.dtype, device="meta")
-    return torch.empty_like(x), stats, torch.empty_like(stats)
+    return _like(x), stats, torch.empty((channels,), dtype=parameter.dtype, device="meta")
 
 
 def _batch_norm_with_update_on_meta(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -59,8 +59,8 @@ def _layer_norm_on_meta(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return NotImplemented
     kept = tuple(x.shape[: x.dim() - len(normalized)]) + (1,) * len(normalized)
     stats_dtype = args[2].dtype if len(args) > 2 and args[2] is not None else x.dtype  # the weight's, as on a CPU
-    stats = torch.empty(kept, dtype=stats_dtype, device="meta")
-    return torch.empty(x.shape, dtype=x.dtype, device="meta"), stats, torch.empty_like(stats)
+    mean, rstd = (torch.empty(kept, dtype=stats_dtype, device="meta") for _ in range(2))
+    return torch.empty(x.shape, dtype=x.dtype, device="meta"), mean, rstd
 
 
 def _addmm_on_meta(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -96,14 +96,55 @@ def _grouped_mm_on_meta(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
 
 
 def _convolution_on_meta(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """``convolution`` of a 4-D input on meta, its output in ``torch.channels_last`` when the input or the weight
+    """``convolution`` on meta. A 4-D input: its output in ``torch.channels_last`` when the input or the weight
     is, as cuDNN and oneDNN write it (``cudnn_conv_suggest_memory_format``, ``mkldnn_conv_use_channels_last``);
-    PyTorch's meta kernel always writes it contiguous, and a later ``reshape`` would then copy nothing."""
+    PyTorch's meta kernel always writes it contiguous, and a later ``reshape`` would then copy nothing. Dense
+    inputs and weights: the output shape worked out here, contiguous (PyTorch's meta kernel is Python, about
+    70 us a call); anything it does not check runs PyTorch's kernel, which says what is wrong."""
     x, weight = args[0], args[1]
-    if kwargs or x.dim() != 4 or not any(_is_channels_last(t) for t in (x, weight)):
+    if kwargs:
         return NotImplemented
-    out = torch.ops.aten.convolution.default(*args)
-    return torch.empty(out.shape, dtype=out.dtype, device="meta", memory_format=torch.channels_last)
+    if x.dim() == 4 and any(_is_channels_last(t) for t in (x, weight)):
+        out = torch.ops.aten.convolution.default(*args)
+        return torch.empty(out.shape, dtype=out.dtype, device="meta", memory_format=torch.channels_last)
+    shape = _convolution_shape(*args[:9])
+    return NotImplemented if shape is None else torch.empty(shape, dtype=x.dtype, device="meta")
+
+
+def _convolution_shape(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    stride: list[int],
+    padding: list[int],
+    dilation: list[int],
+    transposed: bool,
+    output_padding: list[int],
+    groups: int,
+) -> tuple[int, ...] | None:
+    """The output shape of a plain convolution of contiguous tensors of one dtype (None for any other):
+    ``(size + 2 padding - dilation (kernel - 1) - 1) // stride + 1`` per spatial dimension."""
+    spatial = x.dim() - 2
+    plain = (
+        not transposed
+        and x.dim() == weight.dim() in (3, 4, 5)
+        and len(stride) == len(padding) == len(dilation) == spatial
+        and x.dtype == weight.dtype in _FLOATS
+        and x.is_contiguous()
+        and weight.is_contiguous()
+        and groups > 0
+        and x.shape[1] > 0
+        and x.shape[1] == weight.shape[1] * groups
+        and weight.shape[0] % groups == 0
+        and (bias is None or (tuple(bias.shape) == (weight.shape[0],) and bias.dtype == x.dtype))
+    )
+    if not plain:
+        return None
+    sizes = [
+        (size + 2 * pad - dil * (kernel - 1) - 1) // step + 1
+        for size, kernel, step, pad, dil in zip(x.shape[2:], weight.shape[2:], stride, padding, dilation, strict=True)
+    ]
+    return None if min(sizes) <= 0 else (x.shape[0], weight.shape[0], *sizes)
 
 
 def _cat_on_meta(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -144,18 +185,47 @@ def _mean_on_meta(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
 
 
 def _unary_on_meta(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """A floating-point activation of one dense tensor (``hardswish``, whose meta kernel is Python decomposing
-    it: about 0.7 ms a call): its output shaped and strided as its input."""
+    """A floating-point activation of one dense tensor (``hardswish``, ``relu``, ``gelu`` with its default tanh-free
+    form; meta kernels that are Python decomposing them: 0.1 to 0.7 ms a call): its output shaped and strided as
+    its input."""
     x = args[0]
     if len(args) != 1 or kwargs or x.dtype not in _FLOATS or not (x.is_contiguous() or _is_channels_last(x)):
         return NotImplemented
-    return torch.empty_like(x)
+    return _like(x)
+
+
+def _binary_on_meta(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``add``, ``sub``, ``mul`` or ``div`` of two contiguous floating-point tensors of one dtype (a squeeze-excite
+    gate times its feature map): contiguous, of their broadcast shape (PyTorch's meta kernel is Python
+    reference code, about 0.2 ms a call)."""
+    if len(args) != 2 or kwargs or not all(isinstance(t, torch.Tensor) for t in args):
+        return NotImplemented
+    a, b = args
+    if not (a.dtype == b.dtype in _FLOATS and a.is_contiguous() and b.is_contiguous()):
+        return NotImplemented
+    if _is_channels_last(a) or _is_channels_last(b):
+        return NotImplemented
+    try:
+        shape = torch.broadcast_shapes(a.shape, b.shape)  # type: ignore[no-untyped-call]
+    except RuntimeError:
+        return NotImplemented
+    return torch.empty(shape, dtype=a.dtype, device="meta")
 
 
 def _unary_in_place_on_meta(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """The in-place form (``hardswish_``): its input, which it returns."""
     x = args[0]
     return x if len(args) == 1 and not kwargs and x.dtype in _FLOATS else NotImplemented
+
+
+def _like(x: torch.Tensor) -> torch.Tensor:
+    """``torch.empty_like(x)`` on meta without its Python stride computation, for a contiguous or channels-last
+    ``x`` (any other layout takes ``empty_like`` itself)."""
+    if x.is_contiguous():
+        return torch.empty(x.shape, dtype=x.dtype, device="meta")
+    if _is_channels_last(x):
+        return torch.empty(x.shape, dtype=x.dtype, device="meta", memory_format=torch.channels_last)
+    return torch.empty_like(x)
 
 
 def _is_channels_last(tensor: torch.Tensor) -> bool:
@@ -177,6 +247,15 @@ META_SHORTCUTS: dict[OpOverload, Callable[[tuple[Any, ...], dict[str, Any]], Any
     torch.ops.aten.convolution.default: _convolution_on_meta,
     torch.ops.aten.cat.default: _cat_on_meta,
     torch.ops.aten.hardswish.default: _unary_on_meta,
+    torch.ops.aten.hardsigmoid.default: _unary_on_meta,
+    torch.ops.aten.relu.default: _unary_on_meta,
+    torch.ops.aten.sigmoid.default: _unary_on_meta,
+    torch.ops.aten.silu.default: _unary_on_meta,
+    torch.ops.aten.gelu.default: _unary_on_meta,
+    torch.ops.aten.add.Tensor: _binary_on_meta,
+    torch.ops.aten.sub.Tensor: _binary_on_meta,
+    torch.ops.aten.mul.Tensor: _binary_on_meta,
+    torch.ops.aten.div.Tensor: _binary_on_meta,
     torch.ops.aten.mean.dim: _mean_on_meta,
     torch.ops.aten.hardswish_.default: _unary_in_place_on_meta,
     **({torch.ops.aten._grouped_mm.default: _grouped_mm_on_meta} if hasattr(torch.ops.aten, "_grouped_mm") else {}),

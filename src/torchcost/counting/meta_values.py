@@ -13,6 +13,7 @@ views) keep the known elements of a tensor known beside the unknown ones.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -26,7 +27,7 @@ from torch.utils._pytree import tree_leaves, tree_map
 from torch.utils.weak import WeakTensorKeyDictionary
 
 from torchcost.counting.meta_kernels import sdpa_on_meta
-from torchcost.counting.registry import tensors_in
+from torchcost.counting.registry import NO_TENSORS, tensors_in
 from torchcost.counting.schema import updates_self
 
 MAX_ELEMENTS = 1 << 22  # outputs larger than this (16 MB of fp32) are not computed: their values stay unknown
@@ -75,13 +76,25 @@ class MetaValues:
             return self.get(leaf) if isinstance(leaf, torch.Tensor) else _off_meta(leaf)
 
         try:
-            return func(*tree_map(real, args), **tree_map(real, kwargs))
+            return func(*_map_leaves(real, args), **_map_leaves(real, kwargs))
         except Exception:
             return NotImplemented
 
-    def follow(self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
+    def follow(
+        self,
+        func: OpOverload,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        out: Any,
+        inputs: list[torch.Tensor] | None = None,
+    ) -> None:
         """Keep the values of ``out`` (the op's meta result) when they can be computed; mark tensors the op
-        wrote as unknown when they cannot."""
+        wrote as unknown when they cannot. ``inputs``: the argument tensors, when the caller has them already."""
+        # most ops of a model: an argument's value is unknown, and there are no known elements to move
+        if self._unknown_result(func, tensors_in((args, kwargs)) if inputs is None else inputs):
+            self._mark_written(func, args, kwargs)
+            self._spread(func, args, kwargs, out)
+            return
         outputs = [t for t in tensors_in(out) if _on_meta(t)]
         too_large = sum(t.numel() for t in outputs) > self.max_elements and not func.is_view  # a view is free
         if not outputs or too_large:
@@ -89,8 +102,7 @@ class MetaValues:
         else:
             computed = self.compute(func, args, kwargs)
         if computed is NotImplemented:
-            for tensor in _written(func, args, kwargs):
-                self._unknown.add(_storage(tensor))
+            self._mark_written(func, args, kwargs)
             self._spread(func, args, kwargs, out)
             if outputs and not too_large:
                 self._follow_parts(func, args, kwargs, outputs)
@@ -98,6 +110,22 @@ class MetaValues:
         for meta, value in zip(outputs, [t for t in tensors_in(computed)], strict=False):
             if meta.shape == value.shape and meta.dtype == value.dtype:
                 self.seed(meta, value)
+
+    def _unknown_result(self, func: OpOverload, tensors: list[torch.Tensor]) -> bool:
+        """Whether an op on these arguments has no value to compute (a meta argument is unknown) and no known
+        elements to move (it combines elements, or none of its meta arguments is even partly known)."""
+        metas = [tensor for tensor in tensors if _on_meta(tensor)]
+        if func.overloadpacket in MOVES_ELEMENTS:
+            return bool(metas) and not any(self._partly_known(tensor) for tensor in metas)
+        return any(self.get(tensor) is None for tensor in metas)
+
+    def _mark_written(self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """The storages an op of unknown result wrote in place hold unknown values from now on."""
+        for index, name in _writes(func):
+            value = args[index] if index < len(args) else kwargs.get(name)
+            for tensor in tensors_in(value):
+                if _on_meta(tensor):
+                    self._unknown.add(_storage(tensor))
 
     def _follow_parts(
         self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any], outputs: list[torch.Tensor]
@@ -195,10 +223,11 @@ class MetaValues:
 
         return tree_map(to_meta, computed)
 
-    def on_meta(self, tree: Any) -> Any:
+    def on_meta(self, tree: Any, tensors: list[torch.Tensor] | None = None) -> Any:
         """Tensors the model made on the CPU (no device given) that meet meta activations, moved to meta with their
-        values: on a CPU run both are on the CPU. One-element tensors stay: PyTorch mixes those with any device."""
-        if not _mixes_devices(tree):
+        values: on a CPU run both are on the CPU. One-element tensors stay: PyTorch mixes those with any device.
+        ``tensors``: the tree's tensors, when the caller has them already."""
+        if not _mixes_devices(tensors_in(tree) if tensors is None else tensors):
             return tree
 
         def to_meta(leaf: Any) -> Any:
@@ -264,14 +293,26 @@ MOVES_ELEMENTS = {
 }  # fmt: skip
 
 
+def _map_leaves(fn: Callable[[Any], Any], tree: Any) -> Any:
+    """``tree_map``, with an op's usual arguments (tuples, lists and dicts of tensors and numbers) walked
+    directly: pytree's generic walk costs more than the ops whose values are computed."""
+    kind = type(tree)
+    if kind is tuple or kind is list:
+        return kind(_map_leaves(fn, leaf) for leaf in tree)
+    if kind is dict:
+        return {key: _map_leaves(fn, leaf) for key, leaf in tree.items()}
+    if kind in NO_TENSORS or isinstance(tree, torch.Tensor):
+        return fn(tree)
+    return tree_map(fn, tree)
+
+
 def _off_meta(leaf: Any) -> Any:
     """A ``device="meta"`` argument as the CPU, where the values are computed."""
     return _CPU if isinstance(leaf, torch.device) and leaf.type == "meta" else leaf
 
 
-def _mixes_devices(tree: Any) -> bool:
+def _mixes_devices(tensors: list[torch.Tensor]) -> bool:
     """Meta tensors and tensors with data of more than one dimension among the arguments."""
-    tensors = tensors_in(tree)
     return any(_on_meta(t) for t in tensors) and any(not _on_meta(t) and t.dim() > 0 for t in tensors)
 
 
@@ -279,15 +320,14 @@ def _storage(tensor: torch.Tensor) -> StorageWeakRef:
     return StorageWeakRef(tensor.untyped_storage())  # type: ignore[no-untyped-call]
 
 
-def _written(func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[torch.Tensor]:
-    """The meta tensors an op writes in place (``out=`` included)."""
-    written = []
-    for index, argument in enumerate(func._schema.arguments):
-        if argument.alias_info is None or not argument.alias_info.is_write:
-            continue
-        value = args[index] if index < len(args) else kwargs.get(argument.name)
-        written += [t for t in tensors_in(value) if _on_meta(t)]
-    return written
+@functools.cache
+def _writes(func: OpOverload) -> tuple[tuple[int, str], ...]:
+    """The positions and names of the arguments an op writes in place (``out=`` included)."""
+    return tuple(
+        (index, argument.name)
+        for index, argument in enumerate(func._schema.arguments)
+        if argument.alias_info is not None and argument.alias_info.is_write
+    )
 
 
 class MetaFunctions:

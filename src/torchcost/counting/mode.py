@@ -17,7 +17,14 @@ from torchcost.counting import formulas
 from torchcost.counting.autocast import CPU_STAND_INS
 from torchcost.counting.meta_kernels import META_SHORTCUTS
 from torchcost.counting.meta_values import MetaValues
-from torchcost.counting.registry import NO_TENSORS, OpCall, find_formula, find_module_formula, tensors_in
+from torchcost.counting.registry import (
+    NO_TENSORS,
+    OpCall,
+    find_formula,
+    find_module_formula,
+    tensor_bytes,
+    tensors_in,
+)
 from torchcost.counting.schema import returns_new_tensors, updates_self
 from torchcost.records import OpCost, OpRecord, Shape
 
@@ -46,13 +53,18 @@ def signature(tree: Any, strides: bool = False) -> Hashable:
 
     Raises ``TypeError`` for an argument that cannot be a dictionary key (symbolic sizes, for one).
     """
-    if type(tree) in NO_TENSORS:  # most arguments: sizes, flags, dtypes
-        return (type(tree).__name__, tree)
+    kind = type(tree)
+    if kind in NO_TENSORS:  # most arguments: sizes, flags, dtypes
+        return (kind, tree)
     if isinstance(tree, torch.Tensor):
         layout = tree.stride() if strides and tree.layout == torch.strided else None
-        return (tuple(tree.shape), tree.dtype, tree.device.type, layout)
-    if isinstance(tree, list | tuple):
-        return (type(tree).__name__, *(signature(leaf, strides) for leaf in tree))
+        return (tuple(tree.shape), tree.dtype, "meta" if tree.is_meta else tree.device.type, layout)
+    if kind is list or kind is tuple:
+        if all(type(leaf) is int for leaf in tree):  # a size, a stride, padding: its values as they are
+            return (kind, "ints", tuple(tree))
+        return (kind, *[signature(leaf, strides) for leaf in tree])
+    if isinstance(tree, list | tuple):  # named tuples
+        return (kind, *(signature(leaf, strides) for leaf in tree))
     if isinstance(tree, dict):
         return ("dict", *((key, signature(leaf, strides)) for key, leaf in tree.items()))
     hash(tree)
@@ -153,7 +165,7 @@ class ModuleStack:
     def __init__(self, names: dict[int, str]) -> None:
         self.names = names  # id(module) -> dotted path ("" for the root)
         self.forward: list[str] = []
-        self.forward_inputs: list[tuple[Shape, ...]] = []
+        self.forward_inputs: list[tuple[Shape, ...]] = []  # input shapes of each running module (for a failure)
         self.backward: list[str] = []
         self.calls: dict[str, int] = {}
         self.output_shapes: dict[str, list[Shape]] = {}
@@ -161,6 +173,7 @@ class ModuleStack:
         self.user_formula: set[str] = set()  # modules counted by a user formula
         self.emit: Callable[[OpRecord], None] | None = None  # where a user formula's record goes
         self._handles: list[Any] = []
+        self._current: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())  # the last stack asked for, as ``current``
 
     def __enter__(self) -> ModuleStack:
         self._handles = [
@@ -176,15 +189,19 @@ class ModuleStack:
 
     @property
     def current(self) -> tuple[str, ...]:
-        in_backward = torch._C._current_graph_task_id() != -1
-        return tuple(dict.fromkeys(self.backward if in_backward else self.forward))
+        """The running modules' paths, outermost first (each once)."""
+        stack = self.backward if torch._C._current_graph_task_id() != -1 else self.forward
+        key = tuple(stack)
+        if key != self._current[0]:
+            self._current = (key, tuple(dict.fromkeys(stack)))
+        return self._current[1]
 
     def _enter_forward(self, module: torch.nn.Module, args: Any) -> None:
         name = self.names.get(id(module))
         if name is None:
             return
         self.forward.append(name)
-        self.forward_inputs.append(shapes_of(args))
+        self.forward_inputs.append(shapes_of(args))  # shapes, not the tensors: holding them would change lifetimes
         self.calls[name] = self.calls.get(name, 0) + 1
         if not self.opaque and find_module_formula(module) is not None:
             self.opaque.append(name)
@@ -222,8 +239,10 @@ class ModuleStack:
             self.emit(record)
 
     def _on_gradients(self, tree: Any, action: Callable[[], None]) -> None:
+        if not torch.is_grad_enabled():  # inference: no backward to follow
+            return
         tensors = [t for t in tensors_in(tree) if t.requires_grad]
-        if tensors and torch.is_grad_enabled():
+        if tensors:
             self._handles.append(register_multi_grad_hook(tensors, lambda grad: action(), mode="any"))
 
     @staticmethod
@@ -258,48 +277,54 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self, func: OpOverload, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
     ) -> Any:
         kwargs = kwargs or {}
+        inputs = tensors_in((args, kwargs))  # walked once, shared by every stage below
         if self.values is not None:
-            args, kwargs = self.values.on_meta((args, kwargs))
+            moved = self.values.on_meta((args, kwargs), inputs)
+            if moved[0] is not args or moved[1] is not kwargs:
+                args, kwargs = moved
+                inputs = tensors_in((args, kwargs))
         if func not in self._rules:
             self._rules[func] = rule_for(func)
             self._replayable[func] = "new" if returns_new_tensors(func) else "self" if updates_self(func) else None
-        meta_key = self._meta_key(func, args, kwargs)
+        meta_key = self._meta_key(func, args, kwargs, inputs)
         value_runs = self._value_runs
         if meta_key is not None and meta_key in self._on_meta:
             spec, cost = self._on_meta[meta_key]
             out = args[0] if spec == "self" else _empty_meta(spec)
         else:
-            out, cost = self._run(func, args, kwargs)
+            out, cost = self._run(func, args, kwargs, inputs)
             in_place = self._replayable[func] == "self"
             spec = ("self" if out is args[0] else None) if in_place else _tensor_meta(out)
             if meta_key is not None and spec is not None and self._value_runs == value_runs:
                 self._on_meta[meta_key] = (spec, cost)
         if self.values is not None and self._value_runs == value_runs:
-            self.values.follow(func, args, kwargs, out)
+            self.values.follow(func, args, kwargs, out, inputs)
         if _crosses_meta(func, args, out):  # tolist(), or x[[0, 2]]'s index, on meta: a copy a CPU never makes
             return out
         if self._decomposing:
             self._decomposing[-1].append(cost)
         elif self.recording and not self.modules.opaque and func.namespace != "profiler":  # markers are not ops
-            self._record(func, args, kwargs, out, cost)
+            self._record(func, inputs, out, cost)
         return out
 
     def _emit(self, record: OpRecord) -> None:
         if self.recording:
             self.records.append(record)
 
-    def _run(self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, OpCost | None]:
+    def _run(
+        self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any], inputs: list[torch.Tensor]
+    ) -> tuple[Any, OpCost | None]:
         rule = self._rules[func]
         if rule is None:
             return self._decompose(func, args, kwargs)
         out: Any = NotImplemented
         learn: Hashable = None
-        positional = tensors_in(args)
+        positional = tensors_in(args) if len(inputs) else inputs
         if positional and all(t.device.type == "meta" for t in positional):
             shortcut = META_SHORTCUTS.get(func)
             if shortcut is not None:
                 out = shortcut(args, kwargs)
-            elif self._replayable[func] == "new":
+            if out is NotImplemented and self._replayable[func] == "new":
                 learn = pointwise_on_meta_key(func, args, kwargs)
                 if learn in self._pointwise_dtype:
                     shape = positional[0].shape
@@ -308,7 +333,9 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             out = self._kernel(func, args, kwargs)
         if learn is not None and isinstance(out, torch.Tensor) and out.is_contiguous():
             self._pointwise_dtype.update({learn: out.dtype} if out.shape == positional[0].shape else {})
-        return out, self._apply(rule, OpCall(func, args, kwargs, out))
+        call = OpCall(func, args, kwargs, out)
+        call.__dict__["inputs"] = inputs  # OpCall.inputs, cached: the tensors walked already
+        return out, self._apply(rule, call)
 
     def _kernel(self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Run the op; on meta, an op whose result depends on values (``item``, ``nonzero``) runs on the
@@ -326,14 +353,15 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             self._value_runs += 1
             return out
 
-    def _meta_key(self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable:
+    def _meta_key(
+        self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any], tensors: list[torch.Tensor]
+    ) -> Hashable:
         """On meta, an op that makes new tensors is a function of its signature: its outputs (shapes,
         strides, dtypes, no data) and its cost are computed once per signature and then replayed, which
         skips PyTorch's Python meta kernels on every repeated layer. An in-place op returns its first
         argument, unchanged on meta."""
         if not self._replayable[func]:
             return None
-        tensors = tensors_in((args, kwargs))
         if not tensors or any(t.device.type != "meta" for t in tensors):
             return None
         try:
@@ -393,15 +421,14 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         macs = sum(part.macs for part in parts if part is not None)
         return out, OpCost(flops, macs, call.bytes_read(), call.bytes_written())
 
-    def _record(
-        self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any, cost: OpCost | None
-    ) -> None:
+    def _record(self, func: OpOverload, inputs: list[torch.Tensor], out: Any, cost: OpCost | None) -> None:
         counted = cost is not None
+        outputs = tensors_in(out)
         if cost is None:  # FLOPs unknown; the bytes it moved are still known
-            call = OpCall(func, args, kwargs, out)
-            cost = OpCost(bytes_read=call.bytes_read(), bytes_written=call.bytes_written())
+            cost = OpCost(
+                bytes_read=sum(tensor_bytes(t) for t in inputs), bytes_written=sum(tensor_bytes(t) for t in outputs)
+            )
         in_backward = torch._C._current_graph_task_id() != -1
-        inputs, outputs = tensors_in((args, kwargs)), tensors_in(out)  # each tree walked once
         self.records.append(
             OpRecord(
                 op=str(func.overloadpacket),

@@ -15,6 +15,7 @@ wrong for its op (an embedding reads only the rows it gathers).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -95,6 +96,8 @@ def register_module(*module_types: type[nn.Module], override: bool = False) -> C
 
 def find_module_formula(module: nn.Module) -> ModuleFormula | None:
     """The formula registered for the module's class or the nearest base class, or None."""
+    if not _MODULE_FORMULAS:  # the usual case: none registered
+        return None
     for cls in type(module).__mro__:
         formula = _MODULE_FORMULAS.get(cls)
         if formula is not None:
@@ -172,12 +175,14 @@ class OpCall:
                 return self.kwargs.get(name, default) if argument.kwarg_only else self.arg(index, default)
         return default
 
-    @property
+    @functools.cached_property
     def inputs(self) -> list[torch.Tensor]:
+        """The argument tensors, in pytree order (walked once per call)."""
         return tensors_in((self.args, self.kwargs))
 
-    @property
+    @functools.cached_property
     def outputs(self) -> list[torch.Tensor]:
+        """The returned tensors (walked once per call)."""
         return tensors_in(self.out)
 
     @property
