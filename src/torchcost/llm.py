@@ -25,7 +25,7 @@ from torchcost.predict import EXECUTIONS, gpu, predict
 from torchcost.predict.kernels import tensor_bytes, weight_bytes
 from torchcost.predict.roofline import QUICK_SOURCE, measures_bandwidth
 from torchcost.predict.taxonomy import op_class
-from torchcost.prepare import copy_to
+from torchcost.prepare import FLOATING_DTYPES, copy_to
 from torchcost.profiler import profile
 from torchcost.records import OpRecord, Profile
 from torchcost.sources import MODEL_FILE_SUFFIXES, load_model, presets
@@ -34,7 +34,6 @@ from torchcost.sources.hf import config_from_values
 from torchcost.sources.hf_cache import cache_keyword, with_cache
 from torchcost.units import si
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 BITS = {"fp32": 32, "bf16": 16, "fp16": 16, "fp8": 8, "int8": 8, "int4": 4}
 MAX_SWEEP_BATCH = 1024
 
@@ -417,7 +416,7 @@ def llm_profile(
     module = build_llm(model) if isinstance(model, str) else model
     check_causal_lm(spec, module)
     check_context(spec, module, prompt_len, gen_len)
-    module = copy_to(module, torch.device("meta"), DTYPES[dtype]).eval()
+    module = copy_to(module, torch.device("meta"), FLOATING_DTYPES[dtype]).eval()
     device = hardware(hardware_name) if isinstance(hardware_name, str) else hardware_name
     if execution == "graphs" and not gpu.applies(device):
         raise ValueError(f"execution='graphs' replays CUDA graphs, and {device.name} is not a GPU; use eager")

@@ -18,6 +18,7 @@ from torch.utils._pytree import tree_map
 
 from torchcost.errors import ProfilingError
 from torchcost.params import unique_parameters
+from torchcost.units import SHORT_DTYPE_NAMES
 
 InputSize = Sequence[int] | Sequence[Sequence[int]]
 
@@ -150,6 +151,12 @@ def initialized_copy(model: nn.Module, inputs: tuple[Any, ...], kwargs: dict[str
     with torch.no_grad():
         copied(*inputs, **kwargs)
     return copied
+
+
+# The floating-point dtypes by short name ("fp32", "fp16", "bf16").
+FLOATING_DTYPES = {
+    short: getattr(torch, name) for name, short in SHORT_DTYPE_NAMES.items() if short in ("fp32", "fp16", "bf16")
+}
 
 
 def as_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:

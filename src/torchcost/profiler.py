@@ -11,11 +11,12 @@ import torch
 from torch import nn
 
 from torchcost.counting.autocast import CountedAutocast
+from torchcost.counting.failure import forward_failure
 from torchcost.counting.fused import FusedCalls
 from torchcost.counting.meta_values import BUILT, MetaFunctions, MetaValues
 from torchcost.counting.mode import CountingMode, ModuleStack
 from torchcost.counting.registry import tensors_in
-from torchcost.errors import InputMismatchError, input_mismatch, needs_real_values
+from torchcost.errors import InputMismatchError
 from torchcost.errors import ProfilingError as ProfilingError  # re-exported: it was defined here
 from torchcost.params import count_params, named_modules, params_per_module, size_bytes, size_if
 from torchcost.prepare import InputSize, ModelState, device_of, prepare, random_inputs
@@ -168,26 +169,7 @@ def _forward(
             warnings.filterwarnings("ignore", message=r"Using `torch.compile\(module\)` when there are global hooks")
             return model(*inputs, **kwargs)
     except Exception as exc:
-        raise _forward_failure(model, stack, exc, device) from exc
-
-
-def _forward_failure(model: nn.Module, stack: ModuleStack, exc: Exception, device: torch.device) -> ProfilingError:
-    where = f"the forward of {type(model).__name__}"
-    if stack.forward and stack.forward[-1]:
-        module = model.get_submodule(stack.forward[-1])
-        shapes = ", ".join(str(list(s)) for s in stack.forward_inputs[-1]) or "(keyword inputs only)"
-        where = f"module '{stack.forward[-1]}' ({type(module).__name__}) with input shapes {shapes}"
-    failed = f"{where} failed: {type(exc).__name__}: {exc}\n  hint: "
-    if isinstance(exc, TypeError) and "forward() missing" in str(exc):
-        give = "give the example inputs its forward takes, "
-        return ProfilingError(
-            failed + give + "e.g. profile(model, torch.randn(1, 3, 224, 224))",
-            cli=failed + give + "with --input-size or --kwargs-json",
-        )
-    if device.type == "meta" and needs_real_values(exc):
-        why = "this model needs real data (a value-dependent branch or shape); profile on "
-        return ProfilingError(failed + why + "device='cpu'", cli=failed + why + "--device cpu")
-    return input_mismatch(where, exc, "the example inputs or input_size=", "--input-size")
+        raise forward_failure(model, stack, exc, device.type == "meta", "profile") from exc
 
 
 def _backward(output: Any, mode: CountingMode) -> None:

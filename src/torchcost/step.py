@@ -16,6 +16,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from torchcost.counting.registry import tensors_in
+from torchcost.prepare import FLOATING_DTYPES
 
 OptimizerFactory = Callable[[list[nn.Parameter]], torch.optim.Optimizer]
 OptimizerSpec = str | OptimizerFactory | torch.optim.Optimizer
@@ -28,7 +29,6 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adam": lambda params, **kw: torch.optim.Adam(params, **kw),
     "adamw": lambda params, **kw: torch.optim.AdamW(params, **kw),
 }
-AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
 
 
 def training_copy(model: nn.Module) -> nn.Module:
@@ -147,8 +147,9 @@ def autocast_dtype(autocast: torch.dtype | str | None) -> torch.dtype | None:
     """The dtype ``autocast`` names ("bf16", "fp16", torch.bfloat16...); refused in one line unless 16-bit."""
     if autocast is None or autocast in (torch.bfloat16, torch.float16):
         return autocast
-    if isinstance(autocast, str) and autocast in AUTOCAST_DTYPES:
-        return AUTOCAST_DTYPES[autocast]
+    named = (FLOATING_DTYPES.get(autocast) or getattr(torch, autocast, None)) if isinstance(autocast, str) else None
+    if isinstance(named, torch.dtype) and named in (torch.bfloat16, torch.float16):
+        return named
     raise ValueError(f"unknown autocast dtype {autocast!r}; use bf16 or fp16")
 
 

@@ -8,6 +8,9 @@ UNIT_NOTE = "units: decimal SI (1 k = 10^3, 1 M = 10^6, 1 G = 10^9; 1 MB = 10^6 
 
 _PREFIXES = (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3))
 
+# The short dtype names torchcost speaks (--dtype, --amp, the spec table's peaks), by torch's own names.
+SHORT_DTYPE_NAMES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16", "int8": "int8", "float8_e4m3fn": "fp8"}
+
 
 def si(value: float, unit: str = "") -> str:
     """``si(4_089_184_256) == "4.09 G"``, ``si(102_228_128, "B") == "102.23 MB"``."""

@@ -15,9 +15,10 @@ from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils._pytree import tree_map
 
+from torchcost.counting.failure import forward_failure
 from torchcost.counting.mode import ModuleStack
 from torchcost.counting.registry import tensors_in
-from torchcost.errors import ProfilingError, input_mismatch, needs_real_values
+from torchcost.errors import ProfilingError
 from torchcost.hardware import hardware
 from torchcost.peak_memory.build import build, categories, peak_at
 from torchcost.peak_memory.cuda_allocator import replay
@@ -278,14 +279,7 @@ def _forward(
     try:
         return model(*inputs, **kwargs)
     except Exception as exc:
-        where = f"the forward of {type(model).__name__}"
-        if stack.forward and stack.forward[-1]:
-            where = f"module '{stack.forward[-1]}' ({type(model.get_submodule(stack.forward[-1])).__name__})"
-        failed = f"{where} failed: {type(exc).__name__}: {exc}\n  hint: "
-        if abstract and needs_real_values(exc):
-            hint = "if the model needs real values (a data-dependent branch or shape), use device='cpu'"
-            raise ProfilingError(failed + hint) from exc
-        raise input_mismatch(where, exc) from exc
+        raise forward_failure(model, stack, exc, abstract, "memory") from exc
 
 
 def reachable_tensors(tree: Any, depth: int = 6) -> list[torch.Tensor]:

@@ -27,9 +27,8 @@ from torchcost.hardware.detect import cpu_model_name, last_level_cache_bytes
 from torchcost.predict.learned import FEATURE_COUNT, Observation, held_out_check
 from torchcost.predict.learned.observe import SAMPLES_PER_CLASS, module_call_seconds, observe, reference_seconds
 from torchcost.predict.learned.sampling import SAMPLERS
+from torchcost.prepare import FLOATING_DTYPES
 from torchcost.timing import progress_bar, timing_module
-
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def _seconds(fn: Callable[[], Any], min_time: float, device: str) -> float:
@@ -197,7 +196,7 @@ def _rates(
     """The micro-benchmarks of rates and overheads: matmul per dtype, conv suites, copy, add, per-op overheads."""
     result.matmul_n = n
     for name in dtypes:
-        a = torch.randn(n, n, device=dev, dtype=DTYPES[name])
+        a = torch.randn(n, n, device=dev, dtype=FLOATING_DTYPES[name])
         seconds = _seconds(functools.partial(torch.mm, a, a), min_time, dev.type)
         result.matmul_flops[name] = 2 * n**3 / seconds
         result.details[f"matmul_{name}"] = f"({n}, {n}) x ({n}, {n}): {seconds * 1e3:.3f} ms"

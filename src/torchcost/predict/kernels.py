@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from torchcost.counting.formulas.attention import attended_pairs
 from torchcost.predict.taxonomy import launches_kernel, op_class
 from torchcost.records import OpRecord, Shape
+from torchcost.units import SHORT_DTYPE_NAMES
 
 # Bytes per element of the dtypes records name.
 ELEMENT_BYTES = {
@@ -45,7 +46,6 @@ ELEMENT_BYTES = {
     "complex64": 8,
     "complex128": 16,
 }
-DTYPE_NAMES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16", "int8": "int8", "float8_e4m3fn": "fp8"}
 # Below this many input channels per group (the K of a tensor-core instruction's k8 fp16 step), a convolution runs as a
 # direct kernel on the CUDA cores: depthwise ones, and 3-channel stems.
 TENSOR_CORE_GROUP_WIDTH = 8
@@ -82,7 +82,7 @@ class Kernel:
 
 def compute_dtype(record: OpRecord) -> str:
     """The dtype an op computes in: its first floating input's."""
-    names = [DTYPE_NAMES[d] for d in record.input_dtypes if d in DTYPE_NAMES and d != "int8"]
+    names = [SHORT_DTYPE_NAMES[d] for d in record.input_dtypes if d in SHORT_DTYPE_NAMES and d != "int8"]
     quantized = "int8" in record.input_dtypes[:2] and op_class(record) == "matmul"
     return "int8" if quantized and not names else names[0] if names else "fp32"
 
@@ -345,7 +345,7 @@ def fused_attention(records: list[OpRecord], causal: bool) -> Kernel | None:
     out = last.output_shapes[0] if last.output_shapes else q
     moved = sum(tensor_bytes(shape, dtype) for shape in (q, key, v, out))
     scores = math.prod(q[:-2]) * attended_pairs(queries, keys, causal)
-    compute = DTYPE_NAMES.get(dtype, "fp32")
+    compute = SHORT_DTYPE_NAMES.get(dtype, "fp32")
     return Kernel("attention", compute, moved, 2 * macs + SOFTMAX_FLOPS * scores, gemms, macs)
 
 

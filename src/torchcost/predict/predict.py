@@ -14,7 +14,6 @@ from torchcost.hardware.calibration import Calibration
 from torchcost.predict import gpu
 from torchcost.predict.host import HostCosts, host_class, scaled
 from torchcost.predict.kernels import (
-    DTYPE_NAMES,
     Kernel,
     fused_attention,
     fused_attention_backward,
@@ -29,6 +28,7 @@ from torchcost.predict.roofline import Rates, gpu_summary, rates_for
 from torchcost.predict.taxonomy import is_multi_tensor, op_class, reads_back
 from torchcost.predict.timeline import Step, Timeline, run
 from torchcost.records import OpRecord, Profile
+from torchcost.units import SHORT_DTYPE_NAMES
 
 # The host of the H200 the GPU constants were fitted on (``bench/fit_gpu.py``, ``bench/data/gpu-truth``, measured
 # 2026-12-04): seconds to issue one op per host class, in eager PyTorch 2.11 under CUDA events. Not fitted (no case
@@ -58,9 +58,9 @@ Indexed = list[tuple[int, OpRecord]]
 def profile_dtype(profile: Profile) -> str:
     """The dtype the profiled run computes in: autocast's when counted under it, else the first floating input's."""
     if profile.autocast is not None:
-        return DTYPE_NAMES[profile.autocast]
-    floating = [spec.dtype for spec in profile.inputs if spec.dtype in DTYPE_NAMES and spec.dtype != "int8"]
-    return DTYPE_NAMES[floating[0]] if floating else "fp32"
+        return SHORT_DTYPE_NAMES[profile.autocast]
+    floating = [spec.dtype for spec in profile.inputs if spec.dtype in SHORT_DTYPE_NAMES and spec.dtype != "int8"]
+    return SHORT_DTYPE_NAMES[floating[0]] if floating else "fp32"
 
 
 def predict(profile: Profile, hardware: Hardware, dtype: str | None = None, execution: str = "eager") -> Prediction:

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
 
 from torchcost.records import CostTotals, ModuleStats, OperatorStats, Profile
 from torchcost.report.extras import has_module_times, has_op_times
-
-Sort = Literal["flops", "macs", "memory", "time"]
-By = Literal["op", "module"]
 
 SORT_KEYS: dict[str, Callable[[CostTotals], float]] = {
     "flops": lambda row: row.flops,
