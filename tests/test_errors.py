@@ -1,6 +1,8 @@
 """The Python API raises ProfilingError for what it cannot profile as given, in Python's words (the command
 line says the same in flags)."""
 
+import importlib
+
 import pytest
 import torch
 from torch import nn
@@ -39,3 +41,19 @@ def test_a_failing_forward_hints_in_python_and_in_flags():
     assert "(--input-size)" in e.value.cli
     assert "\n" not in str(e.value)  # an input that does not fit is one line
     assert isinstance(e.value, InputMismatchError)
+
+
+@pytest.mark.parametrize(
+    ("module", "new"),
+    [
+        ("torchcost.peak_memory.estimate", "MemorySettings"),
+        ("torchcost.sweep.worker", "WorkerSettings"),
+        ("torchcost.guidelines", "GuidelineSettings"),
+    ],
+)
+def test_renamed_settings_still_answer_with_a_warning(module, new):
+    imported = importlib.import_module(module)
+    with pytest.warns(DeprecationWarning, match=f"{module}.Settings is now {module}.{new}"):
+        assert imported.Settings is getattr(imported, new)
+    with pytest.raises(AttributeError, match="has no attribute 'Nothing'"):
+        imported.Nothing  # noqa: B018

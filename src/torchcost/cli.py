@@ -22,7 +22,7 @@ from torchcost import __version__
 from torchcost.errors import ProfilingError
 from torchcost.explain import explain
 from torchcost.from_spec import profile_spec
-from torchcost.guidelines import Settings, run_guidelines
+from torchcost.guidelines import GuidelineSettings, run_guidelines
 from torchcost.hardware import UnknownHardwareError, hardware, known_hardware
 from torchcost.hardware.calibration import cache_path
 from torchcost.inputs import InputOptions, example_inputs, parse_kwargs_json
@@ -519,7 +519,7 @@ def _guidelines(args: argparse.Namespace, console: Console, to_stdout: bool) -> 
     if device.key == "cpu" and device.calibration is None:
         console.print("[yellow]no calibration for this machine yet: running a quick one (torchcost calibrate)")
         device.calibration = calibrate("cpu", quick=True, progress=not args.quiet)
-    settings = Settings.quick() if args.quick else Settings()
+    settings = GuidelineSettings.quick() if args.quick else GuidelineSettings()
     experiments = run_guidelines(device, settings, progress=not args.quiet)
     data = {"hardware": device.name, "experiments": [e.to_dict() for e in experiments]}
     _emit(args, console, to_stdout, data, *(guideline_table(e) for e in experiments))

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
+from typing import Any
+
 
 class ProfilingError(RuntimeError, ValueError):
     """What is wrong and how to fix it, in one line (a forward failure adds a hint line).
@@ -36,9 +40,29 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else ""
 
 
+# What PyTorch's fake tensors (memory() on meta) raise for an op whose output depends on values, or that they cannot
+# run (torch/_subclasses/fake_tensor.py)
+FAKE_TENSOR_LIMITS = ("DynamicOutputShapeException", "DataDependentOutputException", "UnsupportedOperatorException")
+
+
 def needs_real_values(exc: BaseException) -> bool:
     """A forward that failed on meta for lack of values (``.item()``, a data-dependent shape, an op with no meta
     kernel), which a run on real data may not; any other failure is the inputs' or the model's own."""
-    if isinstance(exc, NotImplementedError):
+    if isinstance(exc, NotImplementedError) or type(exc).__name__ in FAKE_TENSOR_LIMITS:
         return True
     return isinstance(exc, RuntimeError) and any(w in str(exc).lower() for w in ("meta", "item", "data-dependent"))
+
+
+def renamed(module: str, names: dict[str, Any]) -> Callable[[str], Any]:
+    """A module's ``__getattr__`` that still answers the old names of objects renamed in it (old name -> the
+    object), with a ``DeprecationWarning``; kept for one release."""
+
+    def old_name(name: str) -> Any:
+        if name not in names:
+            raise AttributeError(f"module {module!r} has no attribute {name!r}")
+        new = names[name]
+        message = f"{module}.{name} is now {module}.{new.__name__}; the old name goes in the next release"
+        warnings.warn(message, DeprecationWarning, stacklevel=2)
+        return new
+
+    return old_name

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from torchcost.errors import renamed
 from torchcost.hardware import Hardware
 from torchcost.latency import measure
 from torchcost.predict import predict
@@ -26,13 +27,13 @@ from torchcost.profiler import profile
 
 
 @dataclass(frozen=True)
-class Settings:
+class GuidelineSettings:
     size: int = 56  # feature map height and width
     blocks: int = 5  # each network repeats its block this many times
     min_time: float = 0.5  # seconds of timed runs per network
 
     @classmethod
-    def quick(cls) -> Settings:
+    def quick(cls) -> GuidelineSettings:
         return cls(size=14, blocks=2, min_time=0.02)
 
 
@@ -184,10 +185,10 @@ EXPERIMENTS: list[tuple[str, str, str, Callable[[int], list[tuple[str, nn.Module
 
 
 def run_guidelines(
-    hardware: Hardware | None, settings: Settings | None = None, progress: bool = False
+    hardware: Hardware | None, settings: GuidelineSettings | None = None, progress: bool = False
 ) -> list[Experiment]:
     """Count, predict (when ``hardware`` can be predicted for) and measure every network of every experiment."""
-    settings = settings or Settings()
+    settings = settings or GuidelineSettings()
     torch.manual_seed(0)
     experiments = []
     for key, title, guideline, build in EXPERIMENTS:
@@ -211,3 +212,6 @@ def run_guidelines(
             )
         experiments.append(experiment)
     return experiments
+
+
+__getattr__ = renamed(__name__, {"Settings": GuidelineSettings})

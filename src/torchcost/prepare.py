@@ -7,18 +7,20 @@ import copy
 import itertools
 import warnings
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
 from torch.nn.parameter import is_lazy
 from torch.utils._pytree import tree_map
 
-from torchcost.errors import ProfilingError
+from torchcost.errors import InputMismatchError, ProfilingError
 from torchcost.params import unique_parameters
 from torchcost.units import SHORT_DTYPE_NAMES
+
+T = TypeVar("T")
 
 InputSize = Sequence[int] | Sequence[Sequence[int]]
 
@@ -189,6 +191,20 @@ def device_of(model: nn.Module) -> torch.device:
     tensors = itertools.chain(model.parameters(), model.buffers())
     tensor = next((t for t in tensors if not is_lazy(t)), None)
     return tensor.device if tensor is not None else torch.device("cpu")
+
+
+def meta_then_device(model: nn.Module, run: Callable[[str | None], T]) -> T:
+    """``run("meta")``, and ``run(None)`` (the model's own device) when that failed for lack of real values: not
+    for inputs that do not fit (``InputMismatchError``: the model's device would fail the same way), nor for a
+    model that has no data to run on."""
+    try:
+        return run("meta")
+    except InputMismatchError:
+        raise
+    except ProfilingError:
+        if device_of(model).type == "meta":
+            raise
+    return run(None)
 
 
 def _dtype_of(model: nn.Module) -> torch.dtype | None:

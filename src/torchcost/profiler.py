@@ -16,10 +16,9 @@ from torchcost.counting.fused import FusedCalls
 from torchcost.counting.meta_values import BUILT, MetaFunctions, MetaValues
 from torchcost.counting.mode import CountingMode, ModuleStack
 from torchcost.counting.registry import tensors_in
-from torchcost.errors import InputMismatchError
 from torchcost.errors import ProfilingError as ProfilingError  # re-exported: it was defined here
 from torchcost.params import count_params, named_modules, params_per_module, size_bytes, size_if
-from torchcost.prepare import InputSize, ModelState, device_of, prepare, random_inputs
+from torchcost.prepare import InputSize, ModelState, meta_then_device, prepare, random_inputs
 from torchcost.records import (
     MemoryAccess,
     ModuleStats,
@@ -148,12 +147,7 @@ def _profile_auto(
         "autocast": autocast,
         "channels_last": channels_last,
     }
-    try:
-        return profile(model, *inputs, device="meta", **settings, **kwargs)
-    except ProfilingError as exc:
-        if device_of(model).type == "meta" or isinstance(exc, InputMismatchError):
-            raise
-    return profile(model, *inputs, device=None, **settings, **kwargs)
+    return meta_then_device(model, lambda run_on: profile(model, *inputs, device=run_on, **settings, **kwargs))
 
 
 def _forward(

@@ -298,3 +298,15 @@ def test_to_dict_and_repr():
     )
     assert repr(p).startswith("MemoryProfile(Sequential, training step on meta: peak ") and "\n" not in repr(p)
     assert "<table>" in p._repr_html_()
+
+
+def test_inputs_that_do_not_fit_are_not_retried_on_the_model_device(monkeypatch):
+    from torchcost.errors import InputMismatchError
+    from torchcost.peak_memory import estimate as module
+
+    runs = []
+    real = module.estimate
+    monkeypatch.setattr(module, "estimate", lambda *args, **kwargs: runs.append(args[4]) or real(*args, **kwargs))
+    with pytest.raises(InputMismatchError, match=r"module '0' \(Linear\) with input shapes \[3, 5\]"):
+        memory(chain(), torch.randn(3, 5))  # 5 features where the first Linear takes 4
+    assert runs == ["meta"]  # the CPU would fail the same way

@@ -6,7 +6,7 @@ import torch
 from tests.test_llm import TOY, V, llama
 from torchcost.hardware import Hardware
 from torchcost.llm import cache_bytes, cache_tensors, llm_profile
-from torchcost.peak_memory.estimate import Settings, estimate
+from torchcost.peak_memory.estimate import MemorySettings, estimate
 from torchcost.peak_memory.prefill import KV_CACHE, prefill_activation_bytes
 from torchcost.sources.hf_cache import with_cache
 
@@ -18,7 +18,7 @@ def test_the_kv_cache_is_its_own_category():
     model = llama()
     cache = transformers.DynamicCache(config=model.config)
     ids = torch.zeros(2, 8, dtype=torch.long, device="meta")
-    settings = Settings(False, None, None, None, None, None)
+    settings = MemorySettings(False, None, None, None, None, None)
     labels = {KV_CACHE: lambda: cache_tensors(cache)}
     result = estimate(model, (ids,), with_cache(model, cache), settings, "meta", "cpu", labels)
     assert result.timeline[-1].bytes[KV_CACHE] == cache_bytes(cache) > 0

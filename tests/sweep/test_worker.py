@@ -8,12 +8,12 @@ import torch
 import torchcost
 from torchcost.sweep.rows import Task
 from torchcost.sweep.specs import expand, tasks
-from torchcost.sweep.worker import Settings, family, memory_limit, run_task
+from torchcost.sweep.worker import WorkerSettings, family, memory_limit, run_task
 
 
 def test_hub_model_row_matches_the_published_numbers():
     pytest.importorskip("torchvision")
-    row = run_task(Task("torchvision:resnet18"), Settings({"h100": torchcost.hardware("h100")}))
+    row = run_task(Task("torchvision:resnet18"), WorkerSettings({"h100": torchcost.hardware("h100")}))
     assert row.error == ""
     assert row.params == 11_689_512  # torchvision's num_params
     assert round(row.macs / 1e9, 3) == 1.814  # and _ops (GMACs)
@@ -30,7 +30,7 @@ def test_hub_model_row_matches_the_published_numbers():
 
 def test_space_entries_at_grid_points(space_file):
     grid = tasks(expand([f"{space_file}:widths"]), batches=[1, 2], dtypes=["float32", "float16"])
-    rows = {(r.spec.rsplit("/", 1)[1], r.batch, r.dtype): r for r in (run_task(t, Settings()) for t in grid)}
+    rows = {(r.spec.rsplit("/", 1)[1], r.batch, r.dtype): r for r in (run_task(t, WorkerSettings()) for t in grid)}
     # conv 3 -> 8, 3x3, on 32x32: 30 * 30 * 8 * 3 * 9 = 194,400 MACs per image
     assert rows[("w8", 1, "float32")].macs == 194_400
     assert rows[("w8", 2, "float32")].macs == 2 * 194_400
@@ -45,12 +45,12 @@ def test_space_entries_at_grid_points(space_file):
 
 def test_input_size_grid_replaces_a_space_entrys_inputs(space_file):
     (task,) = tasks(expand([f"{space_file}:widths"])[:1], input_sizes=[[(1, 3, 10, 10)]])
-    row = run_task(task, Settings())
+    row = run_task(task, WorkerSettings())
     assert row.input_size == "1x3x10x10" and row.macs == 8 * 8 * 4 * 3 * 9  # 8x8 outputs, 4 channels
 
 
 def test_a_failing_model_is_a_row_not_an_exception():
-    row = run_task(Task("torchvision:resnet5"), Settings())
+    row = run_task(Task("torchvision:resnet5"), WorkerSettings())
     assert row.error.startswith("UnknownModelError: unknown torchvision model 'resnet5'; closest names:")
     assert row.macs is None and row.seconds is not None
 
@@ -76,5 +76,5 @@ def test_memory_guard_stops_an_allocation_past_the_limit_and_is_lifted_after():
 def test_memory_guard_failure_names_the_limit(trouble_file):
     big = next(m for m in expand([f"{trouble_file}:trouble"]) if m.name == "allocates_1gib")
     (task,) = tasks([big])
-    row = run_task(task, Settings(max_memory=512 * 2**20))
+    row = run_task(task, WorkerSettings(max_memory=512 * 2**20))
     assert row.error.startswith("over the memory limit of 0.5 GiB per model (--max-memory): RuntimeError:")

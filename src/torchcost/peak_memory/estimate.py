@@ -18,14 +18,14 @@ from torch.utils._pytree import tree_map
 from torchcost.counting.failure import forward_failure
 from torchcost.counting.mode import ModuleStack
 from torchcost.counting.registry import tensors_in
-from torchcost.errors import ProfilingError
+from torchcost.errors import renamed
 from torchcost.hardware import hardware
 from torchcost.peak_memory.build import build, categories, peak_at
 from torchcost.peak_memory.cuda_allocator import replay
 from torchcost.peak_memory.cuda_libraries import CONTEXT_ALLOWANCE, add_cublas_workspaces, cublas_workspace_bytes
 from torchcost.peak_memory.profile import MemoryProfile
 from torchcost.peak_memory.tracker import Lifetimes, LifetimeTracker
-from torchcost.prepare import ModelState, as_dtype, device_of, prepare
+from torchcost.prepare import ModelState, as_dtype, device_of, meta_then_device, prepare
 from torchcost.records import TensorSpec
 from torchcost.step import (
     LossFn,
@@ -51,7 +51,7 @@ NOT_COUNTED = (
 
 
 @dataclass(frozen=True)
-class Settings:
+class MemorySettings:
     """What to run: inference or a training step, and the what-ifs."""
 
     train: bool
@@ -107,12 +107,9 @@ def memory(
     if gpu is not None:
         capability, target = hardware(gpu).capability, "cuda"
     if device == "auto":
-        try:
-            return estimate(model, inputs, kwargs, settings, "meta", target, capability=capability)
-        except ProfilingError:
-            if device_of(model).type == "meta":
-                raise
-        return estimate(model, inputs, kwargs, settings, None, target, capability=capability)
+        return meta_then_device(
+            model, lambda run_on: estimate(model, inputs, kwargs, settings, run_on, target, capability=capability)
+        )
     return estimate(model, inputs, kwargs, settings, device, target, capability=capability)
 
 
@@ -123,21 +120,21 @@ def settings_for(
     dtype: torch.dtype | str | None,
     autocast: torch.dtype | str | None,
     checkpoint: str | None,
-) -> Settings:
+) -> MemorySettings:
     check_optimizer(optimizer)
     train = train or optimizer is not None
     if checkpoint is not None and not train:
         raise ValueError("checkpoint= applies to a training step: pass train=True (--train)")
     if loss is not None and not train:
         raise ValueError("loss= applies to a training step: pass train=True (--train)")
-    return Settings(train, optimizer, loss, as_dtype(dtype), autocast_dtype(autocast), checkpoint)
+    return MemorySettings(train, optimizer, loss, as_dtype(dtype), autocast_dtype(autocast), checkpoint)
 
 
 def estimate(
     model: nn.Module,
     inputs: tuple[Any, ...],
     kwargs: dict[str, Any],
-    settings: Settings,
+    settings: MemorySettings,
     device: torch.device | str | None,
     target: str | None = None,
     labels: Labels | None = None,
@@ -209,7 +206,7 @@ def _run(
     model: nn.Module,
     inputs: tuple[Any, ...],
     kwargs: dict[str, Any],
-    settings: Settings,
+    settings: MemorySettings,
     abstract: bool,
     device_type: str,
     target: str,
@@ -321,7 +318,7 @@ def _fake(tensor: torch.Tensor, mode: FakeTensorMode, dtype: torch.dtype | None)
     return fake.requires_grad_(tensor.requires_grad) if tensor.is_floating_point() else fake
 
 
-def _notes(settings: Settings, abstract: bool, target: str, capability: tuple[int, int] | None) -> list[str]:
+def _notes(settings: MemorySettings, abstract: bool, target: str, capability: tuple[int, int] | None) -> list[str]:
     notes = []
     if settings.train and settings.optimizer is not None:
         notes.append(
@@ -355,3 +352,6 @@ def _notes(settings: Settings, abstract: bool, target: str, capability: tuple[in
         notes.append("the optimizer runs its multi-tensor (foreach) kernels, as PyTorch picks on CUDA")
     notes.append(NOT_COUNTED)
     return notes
+
+
+__getattr__ = renamed(__name__, {"Settings": MemorySettings})

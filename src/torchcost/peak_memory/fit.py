@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from torchcost.hardware import Hardware, hardware
-from torchcost.peak_memory.estimate import Settings, estimate, settings_for
+from torchcost.peak_memory.estimate import MemorySettings, estimate, settings_for
 from torchcost.prepare import move, with_batch
 from torchcost.step import LossFn, OptimizerSpec
 
@@ -68,7 +68,7 @@ def max_batch(
 
 
 def fit_batch(
-    model: nn.Module, inputs: tuple[Any, ...], kwargs: dict[str, Any], settings: Settings, device: Hardware
+    model: nn.Module, inputs: tuple[Any, ...], kwargs: dict[str, Any], settings: MemorySettings, device: Hardware
 ) -> BatchFit:
     """``max_batch`` with the run settings made already."""
     if device.memory is None:

@@ -12,7 +12,7 @@ from torch import nn
 from torchcost.errors import InputMismatchError, ProfilingError
 from torchcost.from_spec import before_cpu_retry, floating_dtype
 from torchcost.inputs import InputOptions, example_inputs
-from torchcost.peak_memory.estimate import Settings, estimate
+from torchcost.peak_memory.estimate import MemorySettings, estimate
 from torchcost.peak_memory.profile import MemoryProfile
 from torchcost.sources import load_model
 
@@ -30,7 +30,7 @@ class Loaded:
 def memory_spec(
     spec: str,
     inputs: InputOptions,
-    settings: Settings,
+    settings: MemorySettings,
     *,
     device: str | None = None,
     target: str | None = None,

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from torchcost.hardware import Hardware
-from torchcost.peak_memory.estimate import Settings, estimate, reachable_tensors
+from torchcost.peak_memory.estimate import MemorySettings, estimate, reachable_tensors
 from torchcost.sources.hf_cache import with_cache
 
 KV_CACHE = "kv_cache"
@@ -20,7 +20,7 @@ def prefill_activation_bytes(model: nn.Module, tokens: torch.Tensor, cache: Any,
     far: hidden states, attention and MLP intermediates and the logits alive at the peak (on a GPU, in the
     caching allocator's blocks; cuBLAS's workspace left out). ``cache`` is an empty
     KV cache object (every tensor it holds after the run is the cache)."""
-    settings = Settings(False, None, None, None, None, None)
+    settings = MemorySettings(False, None, None, None, None, None)
     kwargs = with_cache(model, cache)
     target = "cuda" if device.kind == "gpu" else "cpu"
     labels = {KV_CACHE: lambda: reachable_tensors(cache)}

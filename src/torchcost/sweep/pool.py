@@ -22,14 +22,14 @@ from pathlib import Path
 import torchcost
 from torchcost.sweep.output import SweepError
 from torchcost.sweep.rows import Row, Task
-from torchcost.sweep.worker import Settings, family, worker_name
+from torchcost.sweep.worker import WorkerSettings, family, worker_name
 
 STOP_WAIT_S = 5.0  # how long a killed worker may take to go
 FAILED_STARTS = 3  # workers that die while starting, in a row, before the sweep gives up
 
 
 class _Worker:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: WorkerSettings) -> None:
         task_read, task_write = os.pipe()
         row_read, row_write = os.pipe()
         self.process = subprocess.Popen(
@@ -81,7 +81,7 @@ def _environment() -> dict[str, str]:
 
 
 def run_pool(
-    tasks: Sequence[Task], settings: Settings, workers: int, timeout: float | None
+    tasks: Sequence[Task], settings: WorkerSettings, workers: int, timeout: float | None
 ) -> Generator[Row, None, None]:
     """Rows of ``tasks`` as they finish, on ``workers`` processes."""
     todo = deque(tasks)
@@ -126,7 +126,7 @@ class _Starts:
         self.any_ready, self.failed_in_a_row = True, 0
 
 
-def _receive(pool: list[_Worker], index: int, settings: Settings, starts: _Starts) -> Row | None:
+def _receive(pool: list[_Worker], index: int, settings: WorkerSettings, starts: _Starts) -> Row | None:
     """Read one message from ``pool[index]``; replace the worker if it died."""
     worker = pool[index]
     try:

@@ -17,13 +17,13 @@ from typing import Any
 
 from torchcost.sweep.output import SweepError
 from torchcost.sweep.rows import Row, Task
-from torchcost.sweep.worker import Settings, family, run_task, start_worker
+from torchcost.sweep.worker import WorkerSettings, family, run_task, start_worker
 
 
 class SweepActor:
     """A worker on Ray; made a Ray actor class by ``ray.remote`` when Ray is used."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: WorkerSettings) -> None:
         self.settings = settings
         start_worker(settings)
 
@@ -43,7 +43,7 @@ class _Slot:
 
 
 def run_ray(
-    tasks: Sequence[Task], settings: Settings, address: str | None, workers: int, timeout: float | None
+    tasks: Sequence[Task], settings: WorkerSettings, address: str | None, workers: int, timeout: float | None
 ) -> Generator[Row, None, None]:
     """Rows of ``tasks`` as they finish on Ray; a local Ray (``workers`` CPUs) when ``address`` is None."""
     ray = require_ray()

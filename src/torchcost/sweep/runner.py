@@ -20,7 +20,7 @@ from torchcost.sweep.output import RowWriter, SweepError, check_path, read_rows
 from torchcost.sweep.pool import run_pool
 from torchcost.sweep.ray_runner import require_ray, run_ray
 from torchcost.sweep.rows import Row, Shape, Task, columns
-from torchcost.sweep.worker import Settings
+from torchcost.sweep.worker import WorkerSettings
 
 DEFAULT_TIMEOUT_S = 300.0  # per model; the slowest timm model counts on meta in seconds
 PACKAGES = {"timm": "timm", "torchvision": "torchvision", "hf": "transformers"}  # what each source imports
@@ -88,7 +88,7 @@ def sweep(
     if not todo:
         raise SweepError("no models to sweep: the specs name none")
     limit = _memory_limit(max_memory, workers, device)
-    settings = Settings(_hardware(hardware), device, limit, trust_pickle, _packages(todo))
+    settings = WorkerSettings(_hardware(hardware), device, limit, trust_pickle, _packages(todo))
     names = list(settings.hardware)
     kept = _kept_rows(path, names) if resume and path is not None else []
     done_keys = {row.key for row in kept}
@@ -113,7 +113,7 @@ def sweep(
 
 
 def _run(
-    tasks: list[Task], settings: Settings, workers: int, ray: bool | str, timeout: float | None
+    tasks: list[Task], settings: WorkerSettings, workers: int, ray: bool | str, timeout: float | None
 ) -> Generator[Row, None, None]:
     if ray is False:
         return run_pool(tasks, settings, workers, timeout)

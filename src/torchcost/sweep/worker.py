@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from torchcost.errors import renamed
 from torchcost.from_spec import profile_spec
 from torchcost.hardware import Hardware
 from torchcost.inputs import InputOptions
@@ -39,7 +40,7 @@ ERROR_CHARS = 500  # an error message is kept to this length, on one line
 
 
 @dataclass(frozen=True)
-class Settings:
+class WorkerSettings:
     """What every task of a sweep shares."""
 
     hardware: dict[str, Hardware] = field(default_factory=dict)  # column name -> device to predict on
@@ -49,7 +50,7 @@ class Settings:
     preload: tuple[str, ...] = ()  # the model packages the tasks need, imported before the first task
 
 
-def start_worker(settings: Settings) -> None:
+def start_worker(settings: WorkerSettings) -> None:
     """Ready a worker process: one thread (the pool or Ray runs one worker per core), the model packages
     imported and a first count done (it imports much of torch lazily: seconds), so that neither a task's time
     nor its time limit includes them."""
@@ -60,7 +61,7 @@ def start_worker(settings: Settings) -> None:
     profile(nn.Linear(1, 1), torch.zeros(1, 1), device="meta")
 
 
-def run_task(task: Task, settings: Settings) -> Row:
+def run_task(task: Task, settings: WorkerSettings) -> Row:
     """The row of one task; never raises for a failure of the model."""
     start = time.perf_counter()
     try:
@@ -81,7 +82,7 @@ def worker_name(pid: int | None = None) -> str:
     return f"{socket.gethostname()}:{pid or os.getpid()}"
 
 
-def _row(task: Task, result: Profile, settings: Settings) -> Row:
+def _row(task: Task, result: Profile, settings: WorkerSettings) -> Row:
     row = Row(task.spec, task.input_size, task.batch, task.dtype)
     row.family = family(task.spec) or result.modules[0].type
     row.inputs = "; ".join(f"{'x'.join(map(str, spec.shape))} {spec.dtype}" for spec in result.inputs)
@@ -122,7 +123,7 @@ def family(spec: str) -> str:
     return shipped.model_type if shipped is not None else ""
 
 
-def describe(exc: BaseException, settings: Settings) -> str:
+def describe(exc: BaseException, settings: WorkerSettings) -> str:
     """The error on one line: its type and message, and what the memory guard had to do with it."""
     text = " ".join(f"{type(exc).__name__}: {exc}".split())
     if len(text) > ERROR_CHARS:
@@ -158,7 +159,7 @@ def _address_space() -> int | None:
     return pages * os.sysconf("SC_PAGE_SIZE")
 
 
-def _profile(task: Task, settings: Settings) -> Profile:
+def _profile(task: Task, settings: WorkerSettings) -> Profile:
     if task.entry is not None:
         return _profile_entry(task, task.entry, settings)
     options = InputOptions(sizes=task.shapes, batch=task.batch)
@@ -167,7 +168,7 @@ def _profile(task: Task, settings: Settings) -> Profile:
     )
 
 
-def _profile_entry(task: Task, entry: SpaceEntry, settings: Settings) -> Profile:
+def _profile_entry(task: Task, entry: SpaceEntry, settings: WorkerSettings) -> Profile:
     """A search-space entry: built on meta (from a builder), and on the cpu if counting needs real data."""
     model, inputs = _entry(entry)
     args, kwargs = _split(inputs)
@@ -214,3 +215,6 @@ def _entry(entry: SpaceEntry) -> tuple[Any, Any]:
                 raise LookupError(f"{entry.spec} changed: item {index} is no longer {entry.name!r}")
             return item[1], item[2]
     raise LookupError(f"{entry.spec} changed: it no longer yields {entry.name!r}")
+
+
+__getattr__ = renamed(__name__, {"Settings": WorkerSettings})
