@@ -37,7 +37,9 @@ from torchcost.predict.calibrate import calibrate
 from torchcost.prepare import checked_device
 from torchcost.profiler import profile
 from torchcost.records import Profile
-from torchcost.report.exports import ReportOptions, write_compare, write_exports, write_sweep_reports, write_text
+from torchcost.report.exports import ReportOptions, write_compare, write_exports, write_sweep_reports
+from torchcost.report.files import write_text
+from torchcost.report.html import write_memory_html
 from torchcost.report.llm import llm_tables
 from torchcost.report.measurements import (
     calibration_table,
@@ -47,7 +49,7 @@ from torchcost.report.measurements import (
     latency_report,
     preset_list_table,
 )
-from torchcost.report.memory import memory_report, write_memory_html
+from torchcost.report.memory import memory_report
 from torchcost.report.roofline_plot import plot_roofline
 from torchcost.report.sweep import SORTS, failures_text, sweep_table
 from torchcost.report.terminal import DEFAULT_DEPTH, render, render_brief, render_compare

@@ -78,7 +78,7 @@ def test_the_html_page_says_what_the_terminal_says_about_fitting(tmp_path):
     from torchcost.hardware import hardware
     from torchcost.peak_memory.fit import BatchFit
     from torchcost.report.charts import memory_timeline_figure
-    from torchcost.report.memory import write_memory_html
+    from torchcost.report.html import write_memory_html
 
     result = profile()
     l4 = hardware("l4")
@@ -91,3 +91,10 @@ def test_the_html_page_says_what_the_terminal_says_about_fitting(tmp_path):
         assert said in terminal and said in page
     axis = memory_timeline_figure(result).layout.xaxis.range
     assert tuple(axis) == (result.timeline[0].step, result.timeline[-1].step)
+
+
+def test_the_memory_page_writer_moved_to_html_with_a_warning():
+    from torchcost.report import html, memory
+
+    with pytest.warns(DeprecationWarning, match="is now torchcost.report.html.write_memory_html"):
+        assert memory.write_memory_html is html.write_memory_html

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from torchcost.records import Profile
 from torchcost.report.csvfile import render_csv
+from torchcost.report.files import write_text
 from torchcost.report.markdown import DEFAULT_DEPTH, render_compare_markdown, render_markdown
 from torchcost.sweep.runner import SweepResult
 
@@ -68,15 +68,6 @@ def write_sweep_reports(
         write_text(markdown, render_sweep_markdown(result.rows, result.hardware, sort, top))
     if html:
         write_text(html, render_sweep_html(result.rows, result.hardware, sort, top))
-
-
-def write_text(path: str, text: str) -> None:
-    """Write ``text`` to ``path``, or to stdout when ``path`` is ``-``."""
-    if path == "-":
-        sys.stdout.write(text)
-        return
-    with open(path, "w", encoding="utf-8") as file:
-        file.write(text)
 
 
 def _html(profile: Profile) -> str:

@@ -12,13 +12,15 @@ from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
 
+from torchcost.hardware import Hardware
 from torchcost.peak_memory.fit import BatchFit
 from torchcost.peak_memory.profile import MemoryProfile
 from torchcost.peak_memory.profile import label as memory_label
 from torchcost.records import ModuleStats, OperatorStats, Profile
 from torchcost.report import charts, extras
 from torchcost.report.columns import output_shapes
-from torchcost.report.memory import device_line, largest_batch_text, run_line
+from torchcost.report.files import write_text
+from torchcost.report.memory import device_line, fit_verdict, largest_batch_text, run_line
 from torchcost.report.summary import compare_rows, inputs_text, run_settings, summary_items
 from torchcost.sources.base import MissingPackageError
 from torchcost.units import UNIT_NOTE, duration, percent, si
@@ -29,7 +31,7 @@ PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
 
 def render_html(profile: Profile) -> str:
     """The whole report for one profile, as one HTML document."""
-    _require_plotly()
+    require_plotly()
     roofs = extras.roofs(profile)
     sections = [
         _header(f"torchcost: {profile.model}", _meta_line(profile)),
@@ -41,30 +43,30 @@ def render_html(profile: Profile) -> str:
         _module_tree(profile),
         _operator_table(profile),
     ]
-    return _page(f"torchcost: {profile.model}", sections)
+    return page(f"torchcost: {profile.model}", sections)
 
 
 def render_compare_html(profiles: Sequence[Profile]) -> str:
     """Several profiles side by side: a table of the headline numbers and one bar chart per quantity."""
-    _require_plotly()
-    headers = "".join(f"<th class='num'>{_e(p.model)}</th>" for p in profiles)
+    require_plotly()
+    headers = "".join(f"<th class='num'>{escape(p.model)}</th>" for p in profiles)
     body = "".join(
-        f"<tr><td>{_e(label)}</td>{''.join(f'<td class=num>{_e(v)}</td>' for v in values)}</tr>"
+        f"<tr><td>{escape(label)}</td>{''.join(f'<td class=num>{escape(v)}</td>' for v in values)}</tr>"
         for label, values in compare_rows(list(profiles))
     )
     table = f"<table class='data'><thead><tr><th>quantity</th>{headers}</tr></thead><tbody>{body}</tbody></table>"
     sections = [
-        _header("torchcost compare", " · ".join(_e(p.model) for p in profiles)),
+        _header("torchcost compare", " · ".join(escape(p.model) for p in profiles)),
         f"<section><h2>Side by side</h2>{table}</section>",
-        f"<section><h2>Compared</h2>{_figure(charts.compare_figure(profiles), 'chart-compare')}</section>",
+        f"<section><h2>Compared</h2>{figure_html(charts.compare_figure(profiles), 'chart-compare')}</section>",
     ]
-    return _page("torchcost compare", sections)
+    return page("torchcost compare", sections)
 
 
 def render_memory_html(result: MemoryProfile, verdict: str | None = None, fit: BatchFit | None = None) -> str:
     """Peak memory: the breakdown as cards (with whether it fits the device, and the largest batch that does,
     as the terminal says them), the timeline stacked by category, each module's activations."""
-    _require_plotly()
+    require_plotly()
     peak_detail = f"after {result.peak_at.op} ({result.peak_at.phase})" + (f"; {verdict}" if verdict else "")
     cards = [("peak", si(result.peak_bytes, "B"), peak_detail)]
     if result.reserved_bytes is not None:
@@ -77,30 +79,37 @@ def render_memory_html(result: MemoryProfile, verdict: str | None = None, fit: B
         if v
     ]
     card_html = "".join(
-        f"<div class='card'><div class='label'>{_e(name)}</div><div class='value'>{_e(value)}</div>"
-        f"<div class='detail'>{_e(detail)}</div></div>"
+        f"<div class='card'><div class='label'>{escape(name)}</div><div class='value'>{escape(value)}</div>"
+        f"<div class='detail'>{escape(detail)}</div></div>"
         for name, value, detail in cards
     )
     note = "Live bytes after every op call, stacked by category; hover for the op and its module."
-    timeline = _figure(charts.memory_timeline_figure(result), "chart-memory")
-    notes = "".join(f"<li>{_e(line)}</li>" for line in result.notes)
+    timeline = figure_html(charts.memory_timeline_figure(result), "chart-memory")
+    notes = "".join(f"<li>{escape(line)}</li>" for line in result.notes)
     sections = [
-        _header(f"torchcost memory: {result.model}", _e(run_line(result))),
+        _header(f"torchcost memory: {result.model}", escape(run_line(result))),
         f"<section class='cards' id='summary'>{card_html}</section>",
         f"<section id='timeline'><h2>Memory over the run</h2><p class='note'>{note}</p>{timeline}</section>",
         _memory_modules(result),
         f"<section id='notes'><h2>Notes</h2><ul class='findings'>{notes}</ul></section>",
     ]
-    return _page(f"torchcost memory: {result.model}", sections)
+    return page(f"torchcost memory: {result.model}", sections)
+
+
+def write_memory_html(
+    result: MemoryProfile, path: str, device: Hardware | None = None, fit: BatchFit | None = None
+) -> None:
+    """The memory page of ``result`` (whether it fits ``device``, the largest batch ``fit`` found) to ``path``."""
+    write_text(path, render_memory_html(result, fit_verdict(result, device), fit))
 
 
 def _memory_modules(result: MemoryProfile) -> str:
     names = ["type", "activations", "peak in forward", "peak in backward"]
-    head = "<th>module</th>" + "".join(_th(name, numeric=name != "type") for name in names)
+    head = "<th>module</th>" + "".join(th(name, numeric=name != "type") for name in names)
     rows = []
     for module in result.modules:
         parent = "" if module.depth == 1 else module.name.rsplit(".", 1)[0]
-        parent_attr = f" data-parent='{_e(parent)}'" if module.name else ""
+        parent_attr = f" data-parent='{escape(parent)}'" if module.name else ""
         label = module.name.rsplit(".", 1)[-1] if module.name else "(root)"
         cells: list[Cell] = [(module.type, None), (si(module.activation_bytes, "B"), float(module.activation_bytes))]
         cells += [
@@ -108,11 +117,11 @@ def _memory_modules(result: MemoryProfile) -> str:
             for v in (module.forward_peak_bytes, module.backward_peak_bytes)
         ]
         rows.append(
-            f"<tr class='module-row' data-name='{_e(module.name)}' data-depth='{module.depth}'{parent_attr}>"
-            f"<td class='name' title='{_e(module.name or '(root)')}'>"
+            f"<tr class='module-row' data-name='{escape(module.name)}' data-depth='{module.depth}'{parent_attr}>"
+            f"<td class='name' title='{escape(module.name or '(root)')}'>"
             f"<span style='padding-left:{1.2 * module.depth:.1f}em'></span>"
-            f"<button class='toggle' type='button' aria-label='expand or collapse'></button>{_e(label)}</td>"
-            f"{''.join(_td(*cell) for cell in cells)}</tr>"
+            f"<button class='toggle' type='button' aria-label='expand or collapse'></button>{escape(label)}</td>"
+            f"{''.join(td(*cell) for cell in cells)}</tr>"
         )
     table = (
         f"<div class='scroll'><table class='data tree' id='module-tree' data-open-depth='{OPEN_DEPTH}'>"
@@ -125,7 +134,7 @@ def _memory_modules(result: MemoryProfile) -> str:
     return f"<section id='modules'><h2>Modules ({len(result.modules)})</h2><p class='note'>{note}</p>{table}</section>"
 
 
-def _require_plotly() -> None:
+def require_plotly() -> None:
     try:
         import plotly  # noqa: F401
     except ImportError:
@@ -134,7 +143,7 @@ def _require_plotly() -> None:
         ) from None
 
 
-def _page(title: str, sections: list[str]) -> str:
+def page(title: str, sections: list[str]) -> str:
     from plotly.offline import get_plotlyjs
 
     plotly_js = get_plotlyjs().replace("</script", "<\\/script")
@@ -145,28 +154,28 @@ def _page(title: str, sections: list[str]) -> str:
     return (
         "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>\n"
-        f"<title>{_e(title)}</title>\n<style>\n{css}</style>\n<script>{plotly_js}</script>\n</head>\n<body>\n"
+        f"<title>{escape(title)}</title>\n<style>\n{css}</style>\n<script>{plotly_js}</script>\n</head>\n<body>\n"
         + "\n".join(s for s in sections if s)
-        + f"\n<footer><p>{_e(UNIT_NOTE)}. Made by torchcost {_e(__version__)}.</p></footer>\n"
+        + f"\n<footer><p>{escape(UNIT_NOTE)}. Made by torchcost {escape(__version__)}.</p></footer>\n"
         f"<script>\n{script}</script>\n</body>\n</html>\n"
     )
 
 
 def _header(title: str, meta: str) -> str:
-    return f"<header><h1>{_e(title)}</h1><p class='meta'>{meta}</p></header>"
+    return f"<header><h1>{escape(title)}</h1><p class='meta'>{meta}</p></header>"
 
 
 def _meta_line(profile: Profile) -> str:
     parts = [f"inputs {inputs_text(profile)}", f"device {profile.device}"]
     parts += ["forward + backward"] if profile.backward else ["forward, eval mode"]
     parts += run_settings(profile)
-    return _e(" · ".join(parts))
+    return escape(" · ".join(parts))
 
 
 def _cards(profile: Profile) -> str:
     cards = [
-        f"<div class='card'><div class='label'>{_e(item.label)}</div><div class='value'>{_e(item.value)}</div>"
-        f"<div class='detail'>{_e(item.detail)}</div></div>"
+        f"<div class='card'><div class='label'>{escape(item.label)}</div><div class='value'>{escape(item.value)}</div>"
+        f"<div class='detail'>{escape(item.detail)}</div></div>"
         for item in summary_items(profile)
         if item.label != "inputs"
     ]
@@ -182,7 +191,7 @@ def _cards(profile: Profile) -> str:
 def _uncounted(profile: Profile) -> str:
     if not profile.uncounted:
         return ""
-    ops = ", ".join(f"<code>{_e(u.op)}</code> x{u.count}" for u in profile.uncounted)
+    ops = ", ".join(f"<code>{escape(u.op)}</code> x{u.count}" for u in profile.uncounted)
     return (
         f"<p class='warning-text'>Uncounted ops (FLOPs unknown, not zero; their memory access is included): {ops}</p>"
     )
@@ -192,7 +201,7 @@ def _findings(profile: Profile) -> str:
     found = extras.findings(profile)
     if not found:
         return ""
-    items = "".join(f"<li>{_e(line)}</li>" for line in found)
+    items = "".join(f"<li>{escape(line)}</li>" for line in found)
     return f"<section id='findings'><h2>Findings</h2><ul class='findings'>{items}</ul></section>"
 
 
@@ -200,13 +209,15 @@ def _shares(profile: Profile) -> str:
     timed = " vs measured time" if extras.has_op_times(profile) else ""
     op_names, op_shares = charts.operator_shares(profile)
     figures = [
-        _figure(charts.share_figure(op_names, op_shares), "chart-ops", f"per op type: FLOPs vs memory access{timed}")
+        figure_html(
+            charts.share_figure(op_names, op_shares), "chart-ops", f"per op type: FLOPs vs memory access{timed}"
+        )
     ]
     module_names, module_shares = charts.module_shares(profile)
     if len(module_names) > 1:
         depth = charts.chart_depth(profile.modules)
         title = f"per module at depth {depth}: FLOPs vs memory access{timed}"
-        figures.append(_figure(charts.share_figure(module_names, module_shares), "chart-modules", title))
+        figures.append(figure_html(charts.share_figure(module_names, module_shares), "chart-modules", title))
     note = "FLOPs are not latency: ops with a small share of FLOPs can move a large share of the bytes" + (
         " and take a large share of the time." if timed else "."
     )
@@ -216,15 +227,16 @@ def _shares(profile: Profile) -> str:
 
 def _roofline(profile: Profile, roofs: extras.Roofs) -> str:
     note = (
-        f"Each point is one op call. Roofs of {_e(roofs.name)}: {_e(si(roofs.peak_flop_per_s, 'FLOP/s'))} compute, "
-        f"{_e(si(roofs.bandwidth_byte_per_s, 'B/s'))} memory bandwidth; ridge point {roofs.ridge:.1f} FLOP/byte."
+        f"Each point is one op call. Roofs of {escape(roofs.name)}: "
+        f"{escape(si(roofs.peak_flop_per_s, 'FLOP/s'))} compute, {escape(si(roofs.bandwidth_byte_per_s, 'B/s'))} "
+        f"memory bandwidth; ridge point {roofs.ridge:.1f} FLOP/byte."
     )
-    figure = _figure(charts.roofline_figure(profile, roofs), "chart-roofline")
+    figure = figure_html(charts.roofline_figure(profile, roofs), "chart-roofline")
     return f"<section id='roofline'><h2>Roofline</h2><p class='note'>{note}</p>{figure}</section>"
 
 
-def _figure(figure: Any, div_id: str, title: str = "") -> str:
-    heading = f"<h3>{_e(title)}</h3>" if title else ""
+def figure_html(figure: Any, div_id: str, title: str = "") -> str:
+    heading = f"<h3>{escape(title)}</h3>" if title else ""
     body = figure.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config=PLOTLY_CONFIG)
     return f"<div class='chart'>{heading}{body}</div>"
 
@@ -250,20 +262,20 @@ def _module_cells(profile: Profile) -> list[tuple[str, Callable[[ModuleStats], C
 
 def _module_tree(profile: Profile) -> str:
     cells = _module_cells(profile)
-    head = "<th>module</th>" + "".join(_th(name, numeric=name not in ("type", "output shape")) for name, _ in cells)
+    head = "<th>module</th>" + "".join(th(name, numeric=name not in ("type", "output shape")) for name, _ in cells)
     rows = []
     for module in profile.modules:
         parent = "" if module.depth == 1 else module.name.rsplit(".", 1)[0]
-        parent_attr = f" data-parent='{_e(parent)}'" if module.name else ""
+        parent_attr = f" data-parent='{escape(parent)}'" if module.name else ""
         label = module.name.rsplit(".", 1)[-1] if module.name else "(root)"
         name_cell = (
-            f"<td class='name' title='{_e(module.name or '(root)')}'>"
+            f"<td class='name' title='{escape(module.name or '(root)')}'>"
             f"<span style='padding-left:{1.2 * module.depth:.1f}em'></span>"
-            f"<button class='toggle' type='button' aria-label='expand or collapse'></button>{_e(label)}</td>"
+            f"<button class='toggle' type='button' aria-label='expand or collapse'></button>{escape(label)}</td>"
         )
-        tds = "".join(_td(*cell(module)) for _, cell in cells)
+        tds = "".join(td(*cell(module)) for _, cell in cells)
         rows.append(
-            f"<tr class='module-row' data-name='{_e(module.name)}' data-depth='{module.depth}'{parent_attr}>"
+            f"<tr class='module-row' data-name='{escape(module.name)}' data-depth='{module.depth}'{parent_attr}>"
             f"{name_cell}{tds}</tr>"
         )
     toolbar = (
@@ -308,8 +320,8 @@ def _operator_table(profile: Profile) -> str:
         "% memory",
         *(["time", "% time"] if timed else []),
     ]
-    head = "".join(_th(name, numeric=name != "op") for name in names)
-    body = "".join(f"<tr class='op-row'>{''.join(_td(*cell) for cell in cells(op))}</tr>" for op in profile.operators)
+    head = "".join(th(name, numeric=name != "op") for name in names)
+    body = "".join(f"<tr class='op-row'>{''.join(td(*cell) for cell in cells(op))}</tr>" for op in profile.operators)
     table = (
         f"<div class='scroll'><table class='data flat' id='operators'><thead><tr>{head}</tr></thead>"
         f"<tbody>{body}</tbody></table></div>"
@@ -321,15 +333,15 @@ def _time_cell(measured: float | None) -> Cell:
     return ("-", -1.0) if measured is None else (duration(measured), measured)
 
 
-def _th(name: str, numeric: bool) -> str:
-    return f"<th class='num'>{_e(name)}</th>" if numeric else f"<th>{_e(name)}</th>"
+def th(name: str, numeric: bool) -> str:
+    return f"<th class='num'>{escape(name)}</th>" if numeric else f"<th>{escape(name)}</th>"
 
 
-def _td(text: str, value: float | None) -> str:
+def td(text: str, value: float | None) -> str:
     if value is None:
-        return f"<td>{_e(text)}</td>"
-    return f"<td class='num' data-value='{value!r}'>{_e(text)}</td>"
+        return f"<td>{escape(text)}</td>"
+    return f"<td class='num' data-value='{value!r}'>{escape(text)}</td>"
 
 
-def _e(text: str) -> str:
+def escape(text: str) -> str:
     return html.escape(text, quote=True)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import warnings
+from typing import Any
+
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -9,7 +12,6 @@ from rich.text import Text
 from torchcost.hardware import Hardware
 from torchcost.peak_memory.fit import BatchFit
 from torchcost.peak_memory.profile import MemoryProfile, label
-from torchcost.report.exports import write_text
 from torchcost.units import UNIT_NOTE, percent, si
 
 PHASES = ("forward", "backward", "optimizer")
@@ -146,9 +148,11 @@ def _bytes(value: int | None) -> str:
     return "-" if value is None else si(value, "B")
 
 
-def write_memory_html(
-    result: MemoryProfile, path: str, device: Hardware | None = None, fit: BatchFit | None = None
-) -> None:
-    from torchcost.report.html import render_memory_html  # plotly is an optional dependency
+def __getattr__(name: str) -> Any:
+    """``write_memory_html``, which moved to ``torchcost.report.html``: the old name answers for one release."""
+    if name != "write_memory_html":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from torchcost.report import html  # imported on this call only: html imports this module
 
-    write_text(path, render_memory_html(result, fit_verdict(result, device), fit))
+    warnings.warn(f"{__name__}.{name} is now torchcost.report.html.{name}", DeprecationWarning, stacklevel=2)
+    return html.write_memory_html

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from rich.table import Table
 
 from torchcost.report.charts import LAYOUT
-from torchcost.report.html import _e, _figure, _page, _require_plotly, _td, _th
+from torchcost.report.html import escape, figure_html, page, require_plotly, td, th
 from torchcost.report.markdown import table
 from torchcost.sweep.failures import group_failures
 from torchcost.sweep.rows import Row
@@ -140,15 +140,15 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
 
 def render_sweep_html(rows: Sequence[Row], hardware: Sequence[str], sort: str, top: int | None) -> str:
     """One self-contained page: the Pareto chart of every counted row, the top rows, the failures."""
-    _require_plotly()
-    meta = _e(summary_line(rows))
+    require_plotly()
+    meta = escape(summary_line(rows))
     sections = [
         f"<header><h1>torchcost sweep</h1><p class='meta'>{meta}</p></header>",
         _chart_section(rows, hardware),
         _table_section(rows, hardware, sort, top),
         _failures_section(rows),
     ]
-    return _page("torchcost sweep", sections)
+    return page("torchcost sweep", sections)
 
 
 def _cost_axis(hardware: Sequence[str]) -> tuple[str, Callable[[Row], float | None]]:
@@ -169,7 +169,7 @@ def _chart_section(rows: Sequence[Row], hardware: Sequence[str]) -> str:
         "row beats on both (the Pareto front). Hover for the model."
     )
     figure = _pareto_figure(plotted, points, front, label)
-    return f"<section id='pareto'><h2>Cost against size</h2><p class='note'>{_e(note)}</p>{figure}</section>"
+    return f"<section id='pareto'><h2>Cost against size</h2><p class='note'>{escape(note)}</p>{figure}</section>"
 
 
 def _pareto_figure(rows: Sequence[Row], points: Sequence[tuple[float, float]], front: list[int], label: str) -> str:
@@ -204,34 +204,34 @@ def _pareto_figure(rows: Sequence[Row], points: Sequence[tuple[float, float]], f
     figure.update_layout(**LAYOUT, height=560, xaxis_title="parameters", yaxis_title=label)
     figure.update_xaxes(type="log", exponentformat="SI")
     figure.update_yaxes(type="log", exponentformat="SI", ticksuffix="s" if label.startswith("predicted") else "")
-    return _figure(figure, "chart-pareto")
+    return figure_html(figure, "chart-pareto")
 
 
 def _hover(row: Row, label: str, cost: float) -> str:
     shown = duration(cost) if label.startswith("predicted") else si(cost)
     return (
-        f"{_e(row.spec)}<br>{_e(row.family)} · {_e(row.inputs)}<br>params {si(row.params or 0)}, "
-        f"MACs {si(row.macs or 0)}<br>{_e(label)}: {shown}"
+        f"{escape(row.spec)}<br>{escape(row.family)} · {escape(row.inputs)}<br>params {si(row.params or 0)}, "
+        f"MACs {si(row.macs or 0)}<br>{escape(label)}: {shown}"
     )
 
 
 def _table_section(rows: Sequence[Row], hardware: Sequence[str], sort: str, top: int | None) -> str:
     shown = ranked(rows, hardware, sort, top)
     numeric = columns(hardware, timing=True)
-    head = "".join(_th(name, numeric=False) for name in ("spec", "family", "inputs"))
-    head += "".join(_th(c.header, numeric=True) for c in numeric)
+    head = "".join(th(name, numeric=False) for name in ("spec", "family", "inputs"))
+    head += "".join(th(c.header, numeric=True) for c in numeric)
     body = []
     for row in shown:
-        cells = "".join(_td(text, None) for text in (row.spec, row.family, row.inputs))
+        cells = "".join(td(text, None) for text in (row.spec, row.family, row.inputs))
         for column in numeric:
             value = column.value(row)
-            cells += _td(_cell(column, row), -1.0 if value is None else float(value))
+            cells += td(_cell(column, row), -1.0 if value is None else float(value))
         body.append(f"<tr class='sweep-row'>{cells}</tr>")
     table_html = (
         f"<div class='scroll'><table class='data flat' id='sweep-table'><thead><tr>{head}</tr></thead>"
         f"<tbody>{''.join(body)}</tbody></table></div>"
     )
-    heading = f"<h2>Top {len(shown)} by {_e(sort)}</h2><p class='note'>Click a column to sort.</p>"
+    heading = f"<h2>Top {len(shown)} by {escape(sort)}</h2><p class='note'>Click a column to sort.</p>"
     return f"<section id='rows'>{heading}{table_html}</section>"
 
 
@@ -240,8 +240,8 @@ def _failures_section(rows: Sequence[Row]) -> str:
     if not groups:
         return ""
     body = "".join(
-        f"<tr><td class='num' data-value='{len(g.specs)}'>{len(g.specs)}</td><td>{_e(g.reason)}</td>"
-        f"<td>{_e(_examples(g.specs))}</td></tr>"
+        f"<tr><td class='num' data-value='{len(g.specs)}'>{len(g.specs)}</td><td>{escape(g.reason)}</td>"
+        f"<td>{escape(_examples(g.specs))}</td></tr>"
         for g in groups
     )
     head = "<th class='num'>rows</th><th>reason</th><th>for example</th>"
