@@ -57,3 +57,13 @@ def test_renamed_settings_still_answer_with_a_warning(module, new):
         assert imported.Settings is getattr(imported, new)
     with pytest.raises(AttributeError, match="has no attribute 'Nothing'"):
         imported.Nothing  # noqa: B018
+
+
+def test_a_helper_that_moved_out_of_its_module_names_its_new_home():
+    import torchcost.llm
+    from torchcost.tensors import reachable_tensors
+
+    with pytest.warns(
+        DeprecationWarning, match="torchcost.llm.cache_tensors is now torchcost.tensors.reachable_tensors"
+    ):
+        assert torchcost.llm.cache_tensors is reachable_tensors

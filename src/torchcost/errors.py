@@ -61,7 +61,7 @@ def renamed(module: str, names: dict[str, Any]) -> Callable[[str], Any]:
         if name not in names:
             raise AttributeError(f"module {module!r} has no attribute {name!r}")
         new = names[name]
-        message = f"{module}.{name} is now {module}.{new.__name__}; the old name goes in the next release"
+        message = f"{module}.{name} is now {new.__module__}.{new.__name__}; the old name goes in the next release"
         warnings.warn(message, DeprecationWarning, stacklevel=2)
         return new
 

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from torchcost.errors import ProfilingError
+from torchcost.errors import ProfilingError, renamed
 from torchcost.hardware import Hardware, hardware
 from torchcost.peak_memory.prefill import prefill_activation_bytes
 from torchcost.predict import EXECUTIONS, gpu, predict
@@ -32,6 +32,7 @@ from torchcost.sources import MODEL_FILE_SUFFIXES, load_model, presets
 from torchcost.sources.base import require
 from torchcost.sources.hf import config_from_values
 from torchcost.sources.hf_cache import cache_keyword, with_cache
+from torchcost.tensors import reachable_tensors
 from torchcost.units import si
 
 BITS = {"fp32": 32, "bf16": 16, "fp16": 16, "fp8": 8, "int8": 8, "int4": 4}
@@ -259,25 +260,8 @@ def _mean_over_contexts(points: list[tuple[int, float]]) -> float:
     return area / (points[-1][0] - points[0][0])
 
 
-def cache_tensors(cache: Any, depth: int = 4) -> list[torch.Tensor]:
-    """Every tensor a KV cache object holds (walks its attributes, lists and dicts)."""
-    if isinstance(cache, torch.Tensor):
-        return [cache]
-    if depth == 0:
-        return []
-    if isinstance(cache, dict):
-        children: list[Any] = list(cache.values())
-    elif isinstance(cache, list | tuple):
-        children = list(cache)
-    elif hasattr(cache, "__dict__"):
-        children = list(vars(cache).values())
-    else:
-        return []
-    return [t for child in children for t in cache_tensors(child, depth - 1)]
-
-
 def cache_bytes(cache: Any) -> int:
-    return sum(t.numel() * t.element_size() for t in cache_tensors(cache))
+    return sum(t.numel() * t.element_size() for t in reachable_tensors(cache, depth=4))
 
 
 def _new_cache(model: nn.Module) -> Any:
@@ -548,3 +532,6 @@ def _assumptions(precision: _Precision, device: Hardware, experts: bool) -> list
     rates = "calibrated" if device.calibration else "kernel models" if graphs else spec
     notes.append(f"rates: {device.name}, {rates}")
     return notes
+
+
+__getattr__ = renamed(__name__, {"cache_tensors": reachable_tensors})

@@ -15,7 +15,6 @@ from torchcost.counting.failure import forward_failure
 from torchcost.counting.fused import FusedCalls
 from torchcost.counting.meta_values import BUILT, MetaFunctions, MetaValues
 from torchcost.counting.mode import CountingMode, ModuleStack
-from torchcost.counting.registry import tensors_in
 from torchcost.errors import ProfilingError as ProfilingError  # re-exported: it was defined here
 from torchcost.params import count_params, named_modules, params_per_module, size_bytes, size_if
 from torchcost.prepare import InputSize, ModelState, meta_then_device, prepare, random_inputs
@@ -29,6 +28,7 @@ from torchcost.records import (
     UncountedOp,
 )
 from torchcost.step import OptimizerSpec, autocast_dtype, optimizer_name, training_copy
+from torchcost.tensors import tensors_in
 from torchcost.training import counted_step, steady_optimizer, training_step
 
 

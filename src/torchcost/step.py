@@ -15,8 +15,8 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from torchcost.counting.registry import tensors_in
 from torchcost.prepare import FLOATING_DTYPES
+from torchcost.tensors import tensors_in
 
 OptimizerFactory = Callable[[list[nn.Parameter]], torch.optim.Optimizer]
 OptimizerSpec = str | OptimizerFactory | torch.optim.Optimizer

@@ -2,7 +2,7 @@ import torch
 import torch.nn.functional as F
 
 from tests.conftest import count, only, total
-from torchcost.counting.registry import tensor_bytes
+from torchcost.tensors import tensor_bytes
 
 
 def test_broadcast_add():

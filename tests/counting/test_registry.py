@@ -74,7 +74,7 @@ def test_tensors_in_walks_containers_as_pytree_does():
 
     from torch.utils._pytree import tree_leaves
 
-    from torchcost.counting.registry import tensors_in
+    from torchcost.tensors import tensors_in
 
     pair = collections.namedtuple("pair", "a b")
     tree = [

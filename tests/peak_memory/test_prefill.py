@@ -5,10 +5,11 @@ import torch
 
 from tests.test_llm import TOY, V, llama
 from torchcost.hardware import Hardware
-from torchcost.llm import cache_bytes, cache_tensors, llm_profile
+from torchcost.llm import cache_bytes, llm_profile
 from torchcost.peak_memory.estimate import MemorySettings, estimate
 from torchcost.peak_memory.prefill import KV_CACHE, prefill_activation_bytes
 from torchcost.sources.hf_cache import with_cache
+from torchcost.tensors import reachable_tensors
 
 transformers = pytest.importorskip("transformers")
 TOY_CPU = Hardware("toy-cpu", "toy CPU", "cpu", {"fp32": 1e12}, 1e11, 1e10, 4, "test")
@@ -19,7 +20,7 @@ def test_the_kv_cache_is_its_own_category():
     cache = transformers.DynamicCache(config=model.config)
     ids = torch.zeros(2, 8, dtype=torch.long, device="meta")
     settings = MemorySettings(False, None, None, None, None, None)
-    labels = {KV_CACHE: lambda: cache_tensors(cache)}
+    labels = {KV_CACHE: lambda: reachable_tensors(cache)}
     result = estimate(model, (ids,), with_cache(model, cache), settings, "meta", "cpu", labels)
     assert result.timeline[-1].bytes[KV_CACHE] == cache_bytes(cache) > 0
     assert result.timeline[0].bytes[KV_CACHE] == 0  # it fills up during the prefill

@@ -39,8 +39,8 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
 from torch.utils._pytree import tree_map
 
-from torchcost.counting.registry import tensors_in
 from torchcost.step import autocast_to
+from torchcost.tensors import tensors_in
 
 aten = torch.ops.aten
 

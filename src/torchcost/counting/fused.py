@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch.autograd.graph import register_multi_grad_hook
 
 from torchcost.counting.mode import CountingMode
-from torchcost.counting.registry import tensors_in
+from torchcost.tensors import tensors_in
 
 SDPA = "scaled_dot_product_attention"
 

@@ -27,8 +27,8 @@ from torch.utils._pytree import tree_leaves, tree_map
 from torch.utils.weak import WeakTensorKeyDictionary
 
 from torchcost.counting.meta_kernels import sdpa_on_meta
-from torchcost.counting.registry import NO_TENSORS, tensors_in
 from torchcost.counting.schema import updates_self
+from torchcost.tensors import NO_TENSORS, tensors_in
 
 MAX_ELEMENTS = 1 << 22  # outputs larger than this (16 MB of fp32) are not computed: their values stay unknown
 BUILD_MAX_ELEMENTS = 1 << 16  # while a model is built on meta: its buffers, not its weights

@@ -17,16 +17,10 @@ from torchcost.counting import formulas
 from torchcost.counting.autocast import CPU_STAND_INS
 from torchcost.counting.meta_kernels import META_SHORTCUTS
 from torchcost.counting.meta_values import MetaValues
-from torchcost.counting.registry import (
-    NO_TENSORS,
-    OpCall,
-    find_formula,
-    find_module_formula,
-    tensor_bytes,
-    tensors_in,
-)
+from torchcost.counting.registry import OpCall, find_formula, find_module_formula
 from torchcost.counting.schema import returns_new_tensors, updates_self
 from torchcost.records import OpCost, OpRecord, Shape
+from torchcost.tensors import NO_TENSORS, tensor_bytes, tensors_in
 
 Rule = Callable[[OpCall], OpCost]
 

@@ -16,7 +16,6 @@ wrong for its op (an embedding reads only the rows it gathers).
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -24,9 +23,10 @@ from typing import Any
 import torch
 from torch import nn
 from torch._ops import OpOverload, OpOverloadPacket
-from torch.utils._pytree import SUPPORTED_NODES, tree_leaves
 
 from torchcost.records import OpCost
+from torchcost.tensors import NO_TENSORS as NO_TENSORS
+from torchcost.tensors import tensor_bytes, tensors_in
 
 OpKey = OpOverload | OpOverloadPacket | str  # a str names an op of a library loaded later: "torchvision::nms"
 Formula = Callable[["OpCall"], OpCost]
@@ -112,44 +112,6 @@ def find_formula(op: OpOverload) -> Formula | None:
 
 def registered_ops() -> list[str]:
     return sorted(str(op) for op in _FORMULAS)
-
-
-def tensor_bytes(t: torch.Tensor) -> int:
-    """Bytes of the elements a tensor really refers to: a broadcast (stride-0) dimension is stored once."""
-    if t.layout != torch.strided:
-        return t.numel() * t.element_size()
-    elements = math.prod(size for size, stride in zip(t.shape, t.stride(), strict=True) if stride != 0)
-    return elements * t.element_size()
-
-
-def tensors_in(tree: Any) -> list[torch.Tensor]:
-    """The tensors in a tree of tuples, lists, dicts and other pytree nodes, in pytree order."""
-    found: list[torch.Tensor] = []
-    _collect(tree, found)
-    return found
-
-
-# Argument types that hold no tensor, skipped at once: most of an op's arguments (strides, padding, flags).
-NO_TENSORS = frozenset(
-    {int, float, bool, str, type(None), torch.dtype, torch.device, torch.layout, torch.memory_format}
-)
-
-
-def _collect(tree: Any, found: list[torch.Tensor]) -> None:
-    # plain containers walked directly: pytree's generic walk costs more than many ops' formulas
-    if type(tree) in NO_TENSORS:
-        return
-    if isinstance(tree, torch.Tensor):
-        found.append(tree)
-    elif isinstance(tree, tuple | list):  # named tuples and torch.return_types too
-        for leaf in tree:
-            if type(leaf) not in NO_TENSORS:
-                _collect(leaf, found)
-    elif isinstance(tree, dict):
-        for leaf in tree.values():
-            _collect(leaf, found)
-    elif type(tree) in SUPPORTED_NODES:
-        found.extend(leaf for leaf in tree_leaves(tree) if isinstance(leaf, torch.Tensor))
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ from torch.utils._pytree import tree_map
 
 from torchcost.counting.failure import forward_failure
 from torchcost.counting.mode import ModuleStack
-from torchcost.counting.registry import tensors_in
 from torchcost.errors import renamed
 from torchcost.hardware import hardware
 from torchcost.peak_memory.build import build, categories, peak_at
@@ -41,6 +40,7 @@ from torchcost.step import (
     trainable,
     training_copy,
 )
+from torchcost.tensors import reachable_tensors, tensors_in
 
 Labels = Mapping[str, Callable[[], list[torch.Tensor]]]  # extra category -> the tensors in it, read after the run
 
@@ -277,24 +277,6 @@ def _forward(
         return model(*inputs, **kwargs)
     except Exception as exc:
         raise forward_failure(model, stack, exc, abstract, "memory") from exc
-
-
-def reachable_tensors(tree: Any, depth: int = 6) -> list[torch.Tensor]:
-    """Every tensor reachable from ``tree`` through containers and object attributes (a KV cache object in
-    a model's output, for one)."""
-    if isinstance(tree, torch.Tensor):
-        return [tree]
-    if depth == 0 or tree is None or isinstance(tree, str | int | float | bool | nn.Module):
-        return []
-    if isinstance(tree, dict):
-        children: list[Any] = list(tree.values())
-    elif isinstance(tree, list | tuple | set):
-        children = list(tree)
-    elif hasattr(tree, "__dict__"):
-        children = list(vars(tree).values())
-    else:
-        return []
-    return [t for child in children for t in reachable_tensors(child, depth - 1)]
 
 
 def fake_copy(model: nn.Module, mode: FakeTensorMode, dtype: torch.dtype | None) -> nn.Module:

@@ -9,8 +9,9 @@ import torch
 from torch import nn
 
 from torchcost.hardware import Hardware
-from torchcost.peak_memory.estimate import MemorySettings, estimate, reachable_tensors
+from torchcost.peak_memory.estimate import MemorySettings, estimate
 from torchcost.sources.hf_cache import with_cache
+from torchcost.tensors import reachable_tensors
 
 KV_CACHE = "kv_cache"
 

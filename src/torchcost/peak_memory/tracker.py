@@ -18,8 +18,8 @@ from torch._ops import OpOverload
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from torchcost.counting.mode import ModuleStack
-from torchcost.counting.registry import tensors_in
 from torchcost.peak_memory.workspace import workspace_bytes
+from torchcost.tensors import tensors_in
 
 UNRECORDED = ("prim", "profiler")  # metadata queries (a fake tensor's device) and profiler markers: not ops
 

@@ -446,7 +446,7 @@ def _source(function: Any) -> str:
 
 
 def _tensors(tree: Any) -> list[torch.Tensor]:
-    from torchcost.counting.registry import tensors_in
+    from torchcost.tensors import tensors_in
 
     return tensors_in(tree)
 

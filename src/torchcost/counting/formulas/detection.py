@@ -19,8 +19,9 @@ import math
 
 import torch
 
-from torchcost.counting.registry import OpCall, ops_named, register, tensor_bytes
+from torchcost.counting.registry import OpCall, ops_named, register
 from torchcost.records import OpCost
+from torchcost.tensors import tensor_bytes
 
 aten = torch.ops.aten
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import torch
 
-from torchcost.counting.registry import OpCall, ops_named, register, tensor_bytes, tensors_in
+from torchcost.counting.registry import OpCall, ops_named, register
 from torchcost.records import OpCost
+from torchcost.tensors import tensor_bytes, tensors_in
 
 aten = torch.ops.aten
 
