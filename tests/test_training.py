@@ -72,3 +72,15 @@ def test_six_n_tokens_and_mfu_for_a_token_model():
 def test_image_models_have_no_token_rule():
     p = profile(nn.Conv2d(3, 4, 3), torch.randn(1, 3, 8, 8), optimizer="sgd", device="meta")
     assert p.training is not None and p.training.tokens is None and p.training.six_n_flops is None
+
+
+@pytest.mark.parametrize(
+    ("name", "home"), [("steady_optimizer", "torchcost.step"), ("counted_step", "torchcost.profiler")]
+)
+def test_the_step_kit_moved_with_warnings(name, home):
+    import importlib
+
+    import torchcost.training
+
+    with pytest.warns(DeprecationWarning, match=f"torchcost.training.{name} is now {home}.{name}"):
+        assert getattr(torchcost.training, name) is getattr(importlib.import_module(home), name)

@@ -27,9 +27,9 @@ from torchcost.records import (
     TensorSpec,
     UncountedOp,
 )
-from torchcost.step import OptimizerSpec, autocast_dtype, optimizer_name, training_copy
+from torchcost.step import OptimizerSpec, autocast_dtype, optimizer_name, steady_optimizer, training_copy
 from torchcost.tensors import tensors_in
-from torchcost.training import counted_step, steady_optimizer, training_step
+from torchcost.training import training_step
 
 
 def profile(
@@ -255,3 +255,12 @@ def _operator_stats(records: list[OpRecord]) -> list[OperatorStats]:
     for record in records:
         by_op.setdefault(record.op, OperatorStats(record.op)).add(record.cost)
     return sorted(by_op.values(), key=lambda o: (o.flops, o.memory_access.total), reverse=True)
+
+
+def counted_step(optimizer: torch.optim.Optimizer, mode: CountingMode) -> None:
+    """``optimizer.step()`` under the counting mode, its ops recorded in the "optimizer" phase."""
+    mode.phase = "optimizer"
+    try:
+        optimizer.step()
+    finally:
+        mode.phase = None

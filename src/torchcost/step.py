@@ -98,6 +98,14 @@ def steady_state(optimizer: torch.optim.Optimizer) -> None:
     optimizer.zero_grad(set_to_none=True)
 
 
+def steady_optimizer(model: nn.Module, spec: OptimizerSpec, foreach: bool | None = None) -> torch.optim.Optimizer:
+    """The optimizer over ``model`` (a copy: its weights change), its state made before anything is counted
+    (``make_optimizer`` then ``steady_state``)."""
+    made = make_optimizer(spec, model, foreach=foreach)
+    steady_state(made)
+    return made
+
+
 def default_loss(output: Any) -> torch.Tensor:
     """The sum of every floating-point output that requires grad."""
     roots = [t for t in tensors_in(output) if t.requires_grad and t.is_floating_point()]

@@ -15,12 +15,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from torchcost.counting.mode import CountingMode
+from torchcost.errors import renamed
 from torchcost.hardware import Hardware
 from torchcost.predict import Prediction
 from torchcost.prepare import ModelState, prepare
 from torchcost.records import Profile
-from torchcost.step import OptimizerSpec, compute_loss, make_optimizer, steady_state, training_copy
+from torchcost.step import OptimizerSpec, compute_loss, training_copy
+from torchcost.step import steady_optimizer as _steady_optimizer  # private here: the public name warns (below)
 from torchcost.timing import timing_module
 
 TOKEN_DTYPES = ("int64", "int32")
@@ -110,8 +111,7 @@ def measure_step(
     try:
         run_model = prepared.model if prepared.model is not model else training_copy(model)
         run_model.train()
-        step_optimizer = make_optimizer(optimizer, run_model)
-        steady_state(step_optimizer)
+        step_optimizer = _steady_optimizer(run_model, optimizer)
 
         def step() -> None:
             loss = compute_loss(None, run_model(*prepared.inputs, **prepared.kwargs))
@@ -126,17 +126,13 @@ def measure_step(
         state.restore()
 
 
-def steady_optimizer(model: nn.Module, optimizer: OptimizerSpec) -> torch.optim.Optimizer:
-    """The optimizer over ``model`` (a copy: its weights change), its state made before anything is counted."""
-    made = make_optimizer(optimizer, model)
-    steady_state(made)
-    return made
+def __getattr__(name: str) -> Any:
+    """``steady_optimizer`` (now in ``torchcost.step``) and ``counted_step`` (now in ``torchcost.profiler``) under
+    their old home, with a DeprecationWarning, for one release."""
+    if name == "steady_optimizer":
+        return renamed(__name__, {name: _steady_optimizer})(name)
+    if name == "counted_step":
+        from torchcost import profiler  # imported on this call only: the profiler imports this module
 
-
-def counted_step(optimizer: torch.optim.Optimizer, mode: CountingMode) -> None:
-    """``optimizer.step()`` under the counting mode, its ops recorded in the "optimizer" phase."""
-    mode.phase = "optimizer"
-    try:
-        optimizer.step()
-    finally:
-        mode.phase = None
+        return renamed(__name__, {name: profiler.counted_step})(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

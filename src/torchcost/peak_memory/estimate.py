@@ -34,9 +34,8 @@ from torchcost.step import (
     check_optimizer,
     checkpoint_blocks,
     compute_loss,
-    make_optimizer,
     optimizer_name,
-    steady_state,
+    steady_optimizer,
     trainable,
     training_copy,
 )
@@ -219,8 +218,7 @@ def _run(
             checkpoint_blocks(model, settings.checkpoint, preserve_rng_state=not abstract)
         if settings.optimizer is not None:
             foreach = abstract and target == "cuda"  # PyTorch's choice on CUDA, which a fake CPU tensor would not get
-            optimizer = make_optimizer(settings.optimizer, model, foreach=foreach)
-            steady_state(optimizer)
+            optimizer = steady_optimizer(model, settings.optimizer, foreach=foreach)
     model.train(settings.train)
     names = {id(module): name for name, module in model.named_modules()}
     stack = ModuleStack(names)
