@@ -44,8 +44,8 @@ from torchcost.tensors import reachable_tensors, tensors_in
 Labels = Mapping[str, Callable[[], list[torch.Tensor]]]  # extra category -> the tensors in it, read after the run
 
 NOT_COUNTED = (
-    "not counted: kernel workspaces other than BLAS operand copies, cuBLAS's and CPU convolutions' buffers "
-    "(cuDNN's, oneDNN's in backward)"
+    "not counted: kernel workspaces other than BLAS operand copies, cuBLAS's, the fused attention's and CPU "
+    "convolutions' buffers (cuDNN's, oneDNN's in backward)"
 )
 
 
