@@ -67,3 +67,19 @@ def test_a_helper_that_moved_out_of_its_module_names_its_new_home():
         DeprecationWarning, match="torchcost.llm.cache_tensors is now torchcost.tensors.reachable_tensors"
     ):
         assert torchcost.llm.cache_tensors is reachable_tensors
+
+
+@pytest.mark.parametrize(
+    ("module", "old", "home"),
+    [
+        ("torchcost.llm", "DTYPES", "torchcost.prepare.FLOATING_DTYPES"),
+        ("torchcost.predict.calibrate", "DTYPES", "torchcost.prepare.FLOATING_DTYPES"),
+        ("torchcost.predict.kernels", "DTYPE_NAMES", "torchcost.units.SHORT_DTYPE_NAMES"),
+        ("torchcost.step", "AUTOCAST_DTYPES", "torchcost.prepare.FLOATING_DTYPES"),
+    ],
+)
+def test_the_dtype_tables_that_moved_still_answer_with_a_warning(module, old, home):
+    imported = importlib.import_module(module)
+    with pytest.warns(DeprecationWarning, match=f"{module}.{old} is now {home}"):
+        table = getattr(imported, old)
+    assert table.get("fp16") == torch.float16 or table.get("float16") == "fp16"  # by short name, or to it

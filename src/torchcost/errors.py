@@ -54,14 +54,16 @@ def needs_real_values(exc: BaseException) -> bool:
 
 
 def renamed(module: str, names: dict[str, Any]) -> Callable[[str], Any]:
-    """A module's ``__getattr__`` that still answers the old names of objects renamed in it (old name -> the
-    object), with a ``DeprecationWarning``; kept for one release."""
+    """A module's ``__getattr__`` that still answers the old names of objects renamed or moved (old name -> the
+    object, or for a value without a name of its own, such as a table, ``(value, "where.it.is.now")``), with a
+    ``DeprecationWarning``; kept for one release."""
 
     def old_name(name: str) -> Any:
         if name not in names:
             raise AttributeError(f"module {module!r} has no attribute {name!r}")
         new = names[name]
-        message = f"{module}.{name} is now {new.__module__}.{new.__name__}; the old name goes in the next release"
+        new, where = new if isinstance(new, tuple) else (new, f"{new.__module__}.{new.__name__}")
+        message = f"{module}.{name} is now {where}; the old name goes in the next release"
         warnings.warn(message, DeprecationWarning, stacklevel=2)
         return new
 

@@ -534,4 +534,7 @@ def _assumptions(precision: _Precision, device: Hardware, experts: bool) -> list
     return notes
 
 
-__getattr__ = renamed(__name__, {"cache_tensors": reachable_tensors})
+__getattr__ = renamed(
+    __name__,
+    {"cache_tensors": reachable_tensors, "DTYPES": (FLOATING_DTYPES, "torchcost.prepare.FLOATING_DTYPES")},
+)

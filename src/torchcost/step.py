@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from torchcost.errors import renamed
 from torchcost.prepare import FLOATING_DTYPES
 from torchcost.tensors import tensors_in
 
@@ -169,3 +170,15 @@ def autocast_to(dtype: torch.dtype | None, device_type: str) -> Iterator[None]:
         return
     with torch.autocast(device_type, dtype=dtype):
         yield
+
+
+__getattr__ = renamed(
+    __name__,
+    {
+        "AUTOCAST_DTYPES": (
+            {key: FLOATING_DTYPES[key] for key in ("bf16", "fp16")}
+            | {"bfloat16": torch.bfloat16, "float16": torch.float16},
+            "torchcost.prepare.FLOATING_DTYPES (and torch's own names)",
+        )
+    },
+)

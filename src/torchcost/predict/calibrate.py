@@ -21,7 +21,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from torchcost.errors import ProfilingError
+from torchcost.errors import ProfilingError, renamed
 from torchcost.hardware.calibration import Calibration, load_calibration, save_calibration
 from torchcost.hardware.detect import cpu_model_name, last_level_cache_bytes
 from torchcost.predict.learned import FEATURE_COUNT, Observation, held_out_check
@@ -429,3 +429,6 @@ def _refuse_if_unsound(result: Calibration, drift: float) -> None:
             f"the learned op-time models miss their held-out samples by {error:.0%} (median, over "
             f"{result.check.get('samples', 0)} samples): not kept (calibrate again, or force it)"
         )
+
+
+__getattr__ = renamed(__name__, {"DTYPES": (FLOATING_DTYPES, "torchcost.prepare.FLOATING_DTYPES")})

@@ -25,6 +25,7 @@ import math
 from dataclasses import dataclass
 
 from torchcost.counting.formulas.attention import attended_pairs
+from torchcost.errors import renamed
 from torchcost.predict.taxonomy import launches_kernel, op_class
 from torchcost.records import OpRecord, Shape
 from torchcost.units import SHORT_DTYPE_NAMES
@@ -359,3 +360,6 @@ def fused_attention_backward(forward: Kernel) -> Kernel:
         forward.gemms,
         round(FLASH_BACKWARD_PRODUCTS * forward.macs),
     )
+
+
+__getattr__ = renamed(__name__, {"DTYPE_NAMES": (SHORT_DTYPE_NAMES, "torchcost.units.SHORT_DTYPE_NAMES")})
