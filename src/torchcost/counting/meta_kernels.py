@@ -201,9 +201,7 @@ def _binary_on_meta(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     if len(args) != 2 or kwargs or not all(isinstance(t, torch.Tensor) for t in args):
         return NotImplemented
     a, b = args
-    if not (a.dtype == b.dtype in _FLOATS and a.is_contiguous() and b.is_contiguous()):
-        return NotImplemented
-    if _is_channels_last(a) or _is_channels_last(b):
+    if not (a.dtype == b.dtype in _FLOATS and a.is_contiguous() and b.is_contiguous()):  # so not channels-last
         return NotImplemented
     try:
         shape = torch.broadcast_shapes(a.shape, b.shape)  # type: ignore[no-untyped-call]

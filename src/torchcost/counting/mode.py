@@ -313,7 +313,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             return self._decompose(func, args, kwargs)
         out: Any = NotImplemented
         learn: Hashable = None
-        positional = tensors_in(args) if len(inputs) else inputs
+        positional = tensors_in(args) if kwargs and inputs else inputs  # without keywords, the inputs are these
         if positional and all(t.device.type == "meta" for t in positional):
             shortcut = META_SHORTCUTS.get(func)
             if shortcut is not None:
