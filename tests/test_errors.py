@@ -83,3 +83,26 @@ def test_the_dtype_tables_that_moved_still_answer_with_a_warning(module, old, ho
     with pytest.warns(DeprecationWarning, match=f"{module}.{old} is now {home}"):
         table = getattr(imported, old)
     assert table.get("fp16") == torch.float16 or table.get("float16") == "fp16"  # by short name, or to it
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("torchcost.counting.meta_values", "torchcost.emulate.meta_values"),
+        ("torchcost.counting.meta_kernels", "torchcost.emulate.meta_kernels"),
+        ("torchcost.counting.autocast", "torchcost.emulate.autocast"),
+        ("torchcost.counting.schema", "torchcost.emulate.schema"),
+        ("torchcost.latency", "torchcost.measure.latency"),
+        ("torchcost.op_timing", "torchcost.measure.op_timing"),
+        ("torchcost.timing", "torchcost.measure.timing"),
+        ("torchcost.peak_memory.profile", "torchcost.peak_memory.memory_profile"),
+        ("torchcost.report.fitted", "torchcost.report.table_width"),
+    ],
+)
+def test_moved_modules_answer_from_their_old_path_with_a_warning(old, new, monkeypatch):
+    import sys
+
+    monkeypatch.delitem(sys.modules, old, raising=False)
+    with pytest.warns(DeprecationWarning, match=f"{old} is now {new}; the old module goes in the next release"):
+        moved = importlib.import_module(old)
+    assert moved is importlib.import_module(new)

@@ -7,7 +7,7 @@ from torch import nn
 import torchcost
 from torchcost.explain import explain, fill_size, parallelism
 from torchcost.hardware import Hardware
-from torchcost.latency import BatchLatency, Latency
+from torchcost.measure.latency import BatchLatency, Latency
 from torchcost.predict import predict
 
 TOY = Hardware("toy", "toy", "cpu", {"fp32": 1e12}, 100e9, None, 4, "test")
@@ -121,7 +121,7 @@ def test_the_overhead_share_is_the_summary_s_even_with_a_measured_latency():
     l4 = torchcost.hardware("l4")
     prediction = predict(p, l4)
     measured = BatchLatency(None, prediction.latency_s * 3, prediction.latency_s * 3, 0.0, 0.0, 0.0, 0.0, 10, None)
-    p.latency = Latency("cuda", "NVIDIA L4", 1, "float32", "test", None, by_batch=[measured])
-    finding = kinds(explain(p, prediction=prediction, hardware=l4))["launches"]
+    latency = Latency("cuda", "NVIDIA L4", 1, "float32", "test", None, by_batch=[measured])
+    finding = kinds(explain(p, latency, prediction=prediction, hardware=l4))["launches"]
     assert finding.score == pytest.approx(prediction.overhead_s / prediction.latency_s)
     assert prediction.time_by("bound")["overhead"] == pytest.approx(prediction.overhead_s)

@@ -7,7 +7,7 @@ from torch import nn
 from torchcost import profile
 from torchcost.hardware import Hardware
 from torchcost.predict import predict
-from torchcost.training import timed
+from torchcost.analysis import timed
 
 TOY = Hardware("toy", "toy GPU", "gpu", {"fp32": 1e12}, 1e11, 1e10, 10, "test")
 
@@ -75,7 +75,15 @@ def test_image_models_have_no_token_rule():
 
 
 @pytest.mark.parametrize(
-    ("name", "home"), [("steady_optimizer", "torchcost.step"), ("counted_step", "torchcost.profiler")]
+    ("name", "home"),
+    [
+        ("steady_optimizer", "torchcost.step"),
+        ("counted_step", "torchcost.profiler"),
+        ("TrainingStep", "torchcost.records"),
+        ("training_step", "torchcost.profiler"),
+        ("timed", "torchcost.analysis"),
+        ("measure_step", "torchcost.measure.step"),
+    ],
 )
 def test_the_step_kit_moved_with_warnings(name, home):
     import importlib

@@ -6,6 +6,8 @@
 (256000, 257000)
 """
 
+from torchcost import report  # noqa: F401  (installs how results print: torchcost.display)
+from torchcost.analysis import Analysis, analyze
 from torchcost.counting import DuplicateFormulaError, OpCall, register, register_module, registered_ops, unregister
 from torchcost.errors import ProfilingError
 from torchcost.explain import Finding, explain
@@ -13,9 +15,9 @@ from torchcost.from_spec import profile_spec
 from torchcost.hardware import Hardware, hardware, known_hardware
 from torchcost.hardware.calibration import Calibration
 from torchcost.inputs import InputOptions
-from torchcost.latency import BatchLatency, Latency, measure
 from torchcost.llm import LLMProfile, llm_profile
-from torchcost.op_timing import measure_ops
+from torchcost.measure.latency import BatchLatency, Latency, measure
+from torchcost.measure.op_timing import measure_ops
 from torchcost.params import count_params, size_bytes, size_if
 from torchcost.peak_memory import MemoryProfile, memory
 from torchcost.peak_memory.fit import BatchFit, max_batch
@@ -32,14 +34,15 @@ from torchcost.records import (
     ParamCount,
     Profile,
     TensorSpec,
+    TrainingStep,
     UncountedOp,
 )
 from torchcost.sweep import SweepResult, sweep
-from torchcost.training import TrainingStep
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Analysis",
     "BatchFit",
     "BatchLatency",
     "Calibration",
@@ -66,6 +69,7 @@ __all__ = [
     "TrainingStep",
     "UncountedOp",
     "__version__",
+    "analyze",
     "calibrate",
     "copy_to",
     "count_params",

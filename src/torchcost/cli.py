@@ -19,23 +19,21 @@ from rich.console import Console, RenderableType
 from rich.text import Text
 
 from torchcost import __version__
+from torchcost.analysis import Analysis, analysis_of, analyze
 from torchcost.errors import ProfilingError
-from torchcost.explain import explain
 from torchcost.from_spec import profile_spec
 from torchcost.guidelines import GuidelineSettings, run_guidelines
 from torchcost.hardware import UnknownHardwareError, hardware, known_hardware
 from torchcost.hardware.calibration import cache_path
 from torchcost.inputs import InputOptions, example_inputs, parse_kwargs_json
-from torchcost.latency import Latency, measure
 from torchcost.llm import llm_profile
-from torchcost.op_timing import measure_ops
+from torchcost.measure.latency import Latency, measure
 from torchcost.peak_memory.estimate import settings_for
 from torchcost.peak_memory.fit import fit_batch
 from torchcost.peak_memory.from_spec import memory_spec
-from torchcost.predict import EXECUTIONS, predict, profile_dtype
+from torchcost.predict import EXECUTIONS
 from torchcost.predict.calibrate import calibrate
 from torchcost.prepare import checked_device
-from torchcost.profiler import profile
 from torchcost.records import Profile
 from torchcost.report.exports import ReportOptions, write_compare, write_exports, write_sweep_reports
 from torchcost.report.files import write_text
@@ -58,7 +56,6 @@ from torchcost.sources import SOURCES, load_model
 from torchcost.sources.presets import all_presets
 from torchcost.sweep import SweepError, sweep
 from torchcost.sweep.runner import DEFAULT_TIMEOUT_S
-from torchcost.training import measure_step, timed
 
 REPORT_WIDTH = 140  # when the output is not a terminal (a pipe, a file, CI logs) and COLUMNS is not set
 DEBUG_VARIABLE = "TORCHCOST_DEBUG"  # set to 1 to see the traceback of an unexpected error
@@ -383,16 +380,27 @@ def input_options(args: argparse.Namespace) -> InputOptions:
     return InputOptions(args.input_size, args.input_dtype, args.batch, args.seq_len, kwargs)
 
 
-def run_profile(args: argparse.Namespace, console: Console, spec: str | None = None) -> Profile:
+def run_profile(args: argparse.Namespace, console: Console, spec: str | None = None) -> Analysis:
     """Profile ``spec`` (default ``args.spec``) as the arguments say; measure and explain when asked."""
-    result = _profile_with_latency(args, spec or args.spec) if args.latency else _count(args, console, spec)
-    _explain(result, args, console)
+    spec = spec or args.spec
+    name = args.hardware or ("local" if args.latency else None)
+    if args.latency:
+        result = _measured(args, spec, name)
+    else:
+        result = analysis_of(_count(args, spec), None, name, args.execution)
+    for note in result.notes:
+        _note(note)
+    roofline = getattr(args, "roofline", None)
+    if roofline:
+        if result.prediction is None:
+            raise ValueError(NEEDS_PREDICTION)
+        _wrote(plot_roofline(result.profile, result.prediction, roofline))
     return result
 
 
-def _count(args: argparse.Namespace, console: Console, spec: str | None) -> Profile:
+def _count(args: argparse.Namespace, spec: str) -> Profile:
     return profile_spec(
-        spec or args.spec,
+        spec,
         input_options(args),
         device=args.device,
         dtype=args.dtype,
@@ -406,44 +414,30 @@ def _count(args: argparse.Namespace, console: Console, spec: str | None) -> Prof
     )
 
 
-def _profile_with_latency(args: argparse.Namespace, spec: str) -> Profile:
+def _measured(args: argparse.Namespace, spec: str, hardware_name: str | None) -> Analysis:
     if args.amp or args.channels_last:
         option = "--amp" if args.amp else "--channels-last"
         raise ValueError(f"{option} is counted, not measured: leave out --latency, or add --hardware NAME to predict")
     device = args.device or "cpu"
     loaded = load_model(spec, device, trust_pickle=args.trust_pickle, weights=args.weights)
     inputs, kwargs = example_inputs(loaded, input_options(args), device)
-    optimizer = getattr(args, "optimizer", None)
-    result = profile(
-        loaded.model, *inputs, dtype=args.dtype, device=device, backward=args.backward, optimizer=optimizer, **kwargs
+    result = analyze(
+        loaded.model,
+        *inputs,
+        latency=True,
+        hardware=hardware_name,
+        execution=args.execution,
+        dtype=args.dtype,
+        device=device,
+        backward=args.backward,
+        optimizer=getattr(args, "optimizer", None),
+        min_time=args.min_time,
+        threads=args.threads,
+        progress=not args.quiet,
+        **kwargs,
     )
-    result.model = spec
-    if result.training is not None and optimizer is not None:
-        step_s = measure_step(loaded.model, inputs, kwargs, optimizer, args.dtype, device)
-        result.training.step_s, result.training.step_source = step_s, "measured"
-    timing = {"dtype": args.dtype, "threads": args.threads}
-    result.latency = measure(loaded.model, *inputs, min_time=args.min_time, progress=not args.quiet, **timing, **kwargs)
-    measure_ops(result, loaded.model, *inputs, **timing, **kwargs)
+    result.profile.model = spec
     return result
-
-
-def _explain(result: Profile, args: argparse.Namespace, console: Console) -> None:
-    """Roofline prediction on the named hardware (local with --latency), findings, the roofline chart."""
-    name = args.hardware or ("local" if args.latency else None)
-    device = hardware(name) if name else None
-    if device is not None:
-        try:
-            result.prediction = predict(result, device, execution=args.execution)
-        except ValueError as exc:
-            _note(f"no prediction: {exc}")
-        if result.training is not None:
-            timed(result.training, device, profile_dtype(result), result.prediction)
-    result.findings = explain(result, prediction=result.prediction, hardware=device)
-    roofline = getattr(args, "roofline", None)
-    if roofline:
-        if result.prediction is None:
-            raise ValueError(NEEDS_PREDICTION)
-        _wrote(plot_roofline(result, result.prediction, roofline))
 
 
 def _console(to_stdout: bool) -> Console:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -68,3 +70,11 @@ def renamed(module: str, names: dict[str, Any]) -> Callable[[str], Any]:
         return new
 
     return old_name
+
+
+def moved_module(old: str, new: str) -> None:
+    """Make the module ``old`` the module ``new`` that replaced it, with a ``DeprecationWarning`` on import; called
+    by the few lines left at the old path, kept for one release."""
+    message = f"{old} is now {new}; the old module goes in the next release"
+    warnings.warn(message, DeprecationWarning, stacklevel=3)
+    sys.modules[old] = importlib.import_module(new)

@@ -4,11 +4,12 @@ measured per-op times, end-to-end latency and a roofline prediction."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from torchcost.hardware import Hardware
-from torchcost.latency import Latency
+from torchcost.measure.latency import Latency
 from torchcost.predict import Prediction, predict
 from torchcost.predict.taxonomy import op_class
 from torchcost.records import OpRecord, Profile
@@ -207,28 +208,21 @@ def _shared(profile: Profile) -> list[Finding]:
     return [Finding("shared_params", message, 0.05, {"shared": shared})]
 
 
-def _latency_of(profile: Profile) -> tuple[float, str] | None:
-    if profile.latency is not None:
-        return profile.latency.median_s, "measured"
-    if profile.prediction is not None:
-        return profile.prediction.latency_s, "predicted"
-    return None
-
-
-def compare_findings(profiles: list[Profile]) -> list[str]:
-    """Sentences that relate each model to the first: FLOPs, memory access, op launches and latency ratios."""
+def compare_findings(profiles: list[Profile], latencies: Sequence[tuple[float, str] | None] = ()) -> list[str]:
+    """Sentences that relate each model to the first: FLOPs, memory access and op launches ratios, and latency
+    where both have one from the same source (``latencies``: seconds and "measured" or "predicted", per model)."""
     if len(profiles) < 2:
         return []
     base = profiles[0]
-    base_latency = _latency_of(base)
+    known = list(latencies) or [None] * len(profiles)
     lines = []
-    for other in profiles[1:]:
+    for other, other_latency in zip(profiles[1:], known[1:], strict=True):
         parts = [
             f"{other.model} has {ratio(other.flops, base.flops)} the FLOPs of {base.model}",
             f"{ratio(other.memory_access.total, base.memory_access.total)} its memory access",
             f"{ratio(_launch_count(other), _launch_count(base))} its operator launches",
         ]
-        other_latency = _latency_of(other)
+        base_latency = known[0]
         if base_latency and other_latency and base_latency[1] == other_latency[1]:
             parts.append(f"and {ratio(other_latency[0], base_latency[0])} its {other_latency[1]} latency")
         lines.append(", ".join(parts))

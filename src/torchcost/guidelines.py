@@ -21,7 +21,7 @@ from torch import nn
 
 from torchcost.errors import renamed
 from torchcost.hardware import Hardware
-from torchcost.latency import measure
+from torchcost.measure.latency import measure
 from torchcost.predict import predict
 from torchcost.profiler import profile
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import warnings
 from collections import Counter
 from typing import Any
@@ -10,11 +11,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from torchcost.counting.autocast import CountedAutocast
 from torchcost.counting.failure import forward_failure
 from torchcost.counting.fused import FusedCalls
-from torchcost.counting.meta_values import BUILT, MetaFunctions, MetaValues
 from torchcost.counting.mode import CountingMode, ModuleStack
+from torchcost.emulate.autocast import CountedAutocast
+from torchcost.emulate.meta_values import BUILT, MetaFunctions, MetaValues
 from torchcost.errors import ProfilingError as ProfilingError  # re-exported: it was defined here
 from torchcost.params import count_params, named_modules, params_per_module, size_bytes, size_if
 from torchcost.prepare import InputSize, ModelState, meta_then_device, prepare, random_inputs
@@ -25,11 +26,13 @@ from torchcost.records import (
     OpRecord,
     Profile,
     TensorSpec,
+    TrainingStep,
     UncountedOp,
 )
 from torchcost.step import OptimizerSpec, autocast_dtype, optimizer_name, steady_optimizer, training_copy
 from torchcost.tensors import tensors_in
-from torchcost.training import training_step
+
+TOKEN_DTYPES = ("int64", "int32")  # inputs of token models: batch x sequence length are the tokens
 
 
 def profile(
@@ -65,7 +68,7 @@ def profile(
             ``torch.bfloat16``, ``"fp16"`` or ``"bf16"``): matmuls and convolutions in it, norms, softmax and the
             other ops of autocast's fp32 list in fp32, each cast a counted ``_to_copy``. On a CUDA device by
             ``torch.autocast("cuda")`` itself; elsewhere torchcost applies its op lists (see
-            ``torchcost.counting.autocast``).
+            ``torchcost.emulate.autocast``).
         channels_last: a copy of the model with its 4-D weights, and the 4-D floating-point inputs, in
             ``torch.channels_last`` memory format.
         kwargs: keyword inputs of the model's forward.
@@ -264,3 +267,15 @@ def counted_step(optimizer: torch.optim.Optimizer, mode: CountingMode) -> None:
         optimizer.step()
     finally:
         mode.phase = None
+
+
+def training_step(profile: Profile, optimizer: str) -> TrainingStep:
+    """The step's FLOPs by phase, from a profile counted with an optimizer."""
+    flops = {"forward": 0, "backward": 0, "optimizer": 0}
+    for record in profile.records:
+        if record.counted:
+            flops[record.phase] = flops.get(record.phase, 0) + record.cost.flops
+    tokens = next((math.prod(s.shape) for s in profile.inputs if s.dtype in TOKEN_DTYPES and len(s.shape) == 2), None)
+    return TrainingStep(
+        optimizer, flops["forward"], flops["backward"], flops["optimizer"], profile.params.trainable, tokens
+    )

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from torchcost.explain import Finding
-    from torchcost.latency import Latency
-    from torchcost.predict import Prediction
-    from torchcost.training import TrainingStep
+from torchcost.display import show
 
 Shape = tuple[int, ...]
 
@@ -177,6 +173,52 @@ class TensorSpec:
 
 
 @dataclass
+class TrainingStep:
+    """FLOPs of one steady-state training step by phase; time and MFU once a step time is known."""
+
+    optimizer: str
+    forward_flops: int
+    backward_flops: int
+    optimizer_flops: int
+    trainable_params: int
+    tokens: int | None  # token models: batch x sequence length
+    step_s: float | None = None
+    step_source: str | None = None  # "measured" or "predicted on <hardware>"
+    peak_flop_per_s: float | None = None  # the hardware's peak at the run's dtype
+
+    @property
+    def model_flops(self) -> int:
+        return self.forward_flops + self.backward_flops
+
+    @property
+    def six_n_flops(self) -> int | None:
+        """6 x trainable parameters x tokens, for token models."""
+        return None if self.tokens is None else 6 * self.trainable_params * self.tokens
+
+    @property
+    def mfu(self) -> float | None:
+        if not self.step_s or not self.peak_flop_per_s:
+            return None
+        return self.model_flops / (self.step_s * self.peak_flop_per_s)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "optimizer": self.optimizer,
+            "forward_flops": self.forward_flops,
+            "backward_flops": self.backward_flops,
+            "optimizer_flops": self.optimizer_flops,
+            "model_flops": self.model_flops,
+            "trainable_params": self.trainable_params,
+            "tokens": self.tokens,
+            "six_n_flops": self.six_n_flops,
+            "step_s": self.step_s,
+            "step_source": self.step_source,
+            "peak_flop_per_s": self.peak_flop_per_s,
+            "mfu": self.mfu,
+        }
+
+
+@dataclass
 class Profile:
     """Everything counted for one model and one set of inputs."""
 
@@ -194,9 +236,6 @@ class Profile:
     operators: list[OperatorStats]
     uncounted: list[UncountedOp]
     records: list[OpRecord] = field(default_factory=list, repr=False)
-    latency: Latency | None = None  # measured end-to-end latency, when measured
-    prediction: Prediction | None = None  # roofline prediction on some hardware, when asked for
-    findings: list[Finding] = field(default_factory=list)  # why it costs what it costs, ranked
     notes: list[str] = field(default_factory=list)  # what was assumed or made (e.g. how the inputs were made)
     training: TrainingStep | None = None  # counted with an optimizer: the training step's cost
     autocast: str | None = None  # counted as CUDA's torch.autocast runs the forward in this dtype ("float16")
@@ -220,24 +259,15 @@ class Profile:
             "modules": [m.to_dict() for m in self.modules],
             "operators": [o.to_dict() for o in self.operators],
             "uncounted": [u.to_dict() for u in self.uncounted],
-            **({"latency": self.latency.to_dict()} if self.latency is not None else {}),
-            **({"prediction": self.prediction.to_dict()} if self.prediction is not None else {}),
-            **({"findings": [f.to_dict() for f in self.findings]} if self.findings else {}),
             **({"notes": list(self.notes)} if self.notes else {}),
             **({"training": self.training.to_dict()} if self.training is not None else {}),
         }
 
     def __str__(self) -> str:
-        from torchcost.report.terminal import render_text
-
-        return render_text(self)
+        return show(self, "text")
 
     def __repr__(self) -> str:
-        from torchcost.report.notebook import profile_line
-
-        return profile_line(self)
+        return show(self, "line")
 
     def _repr_html_(self) -> str:
-        from torchcost.report.notebook import profile_html
-
-        return profile_html(self)
+        return show(self, "html")

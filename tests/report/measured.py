@@ -1,9 +1,10 @@
 """Stand-in measurements for report tests: real Latency, Prediction and Finding objects with made-up numbers
 (the reports must not depend on a timing run)."""
 
+from torchcost.analysis import Analysis
 from torchcost.explain import Finding
 from torchcost.hardware import Hardware
-from torchcost.latency import BatchLatency, Latency
+from torchcost.measure.latency import BatchLatency, Latency
 from torchcost.predict import predict
 from torchcost.records import Profile
 
@@ -11,8 +12,8 @@ FAKE_RATE = 1e9  # bytes per second: each op "takes" its memory access at this r
 TEST_CHIP = Hardware("test", "test chip", "gpu", {"fp32": 1e12}, 1e11, 1e10, 4, "made up for tests")
 
 
-def with_measurements(profile: Profile) -> Profile:
-    profile.latency = Latency(
+def with_measurements(profile: Profile) -> Analysis:
+    latency = Latency(
         "cpu",
         "test cpu",
         2,
@@ -25,6 +26,5 @@ def with_measurements(profile: Profile) -> Profile:
         op.measured_s = op.memory_access.total / FAKE_RATE
     for module in profile.modules:
         module.measured_s = module.memory_access.total / FAKE_RATE
-    profile.prediction = predict(profile, TEST_CHIP)
-    profile.findings = [Finding("cheap_ops", "elementwise ops are 1% of FLOPs but 40% of measured time", 0.4)]
-    return profile
+    findings = [Finding("cheap_ops", "elementwise ops are 1% of FLOPs but 40% of measured time", 0.4)]
+    return Analysis(profile, latency, predict(profile, TEST_CHIP), findings)

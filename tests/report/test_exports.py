@@ -58,10 +58,10 @@ def test_markdown_one_table_sorted():
 
 
 def test_measured_times_appear_in_csv_and_markdown():
-    profile = with_measurements(small_profile())
-    rows = rows_of(render_csv(profile, by="op"))
-    assert [float(r["measured_s"]) for r in rows] == [o.measured_s for o in profile.operators]
-    text = render_markdown(profile)
+    measured = with_measurements(small_profile())
+    rows = rows_of(render_csv(measured.profile, by="op"))
+    assert [float(r["measured_s"]) for r in rows] == [o.measured_s for o in measured.profile.operators]
+    text = render_markdown(measured)
     assert "| latency | 12.50 ms |" in text and "% time" in text and "- elementwise ops are 1% of FLOPs" in text
 
 

@@ -66,9 +66,10 @@ def test_module_tree_sorts_siblings_under_their_parent(tmp_path):
 
 
 def test_measured_data_draws_time_bars_and_the_roofline(tmp_path):
-    profile = with_measurements(small_profile())
+    measured = with_measurements(small_profile())
+    profile = measured.profile
     path = tmp_path / "measured.html"
-    path.write_text(render_html(profile), encoding="utf-8")
+    path.write_text(render_html(measured), encoding="utf-8")
     with open_report(path) as opened:
         page = opened.page
         assert opened.errors == []

@@ -9,7 +9,7 @@ from rich.console import Console
 from torch import nn
 
 from torchcost.peak_memory import memory
-from torchcost.peak_memory.profile import TimelinePoint
+from torchcost.peak_memory.memory_profile import TimelinePoint
 from torchcost.report.charts import timeline_points
 from torchcost.report.memory import memory_report
 

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 import torchcost
-from torchcost.latency import BatchLatency
+from torchcost.measure.latency import BatchLatency
 from torchcost.report.notebook import TREE_ROWS
 from torchcost.report.summary import brief_line, summary_items
 
@@ -40,8 +40,8 @@ def test_profile_html_has_the_cards_and_the_top_of_the_tree_without_scripts():
 
 
 def test_latency_and_prediction_views():
-    profile = with_measurements(small_profile())
-    latency, prediction = profile.latency, profile.prediction
+    measured = with_measurements(small_profile())
+    latency, prediction = measured.latency, measured.prediction
     assert repr(latency).startswith("<Latency 12.50 ms median, CV 2.1%, 40 runs; test cpu (cpu), 2 threads")
     assert "<div class='value'>12.50 ms</div>" in latency._repr_html_()
     latency.by_batch.append(BatchLatency(8, 0.05, 0.05, 0.001, 0.052, 0.053, 0.01, 20, 160.0))

@@ -137,8 +137,9 @@ def test_sort_by_time_needs_measured_times():
 
 
 def test_measured_data_adds_latency_time_columns_and_findings():
-    profile = with_measurements(small_profile())
-    text = render_with(profile, sort="time")
+    measured = with_measurements(small_profile())
+    profile = measured.profile
+    text = render_with(measured, sort="time")
     assert "latency" in text and "12.50 ms" in text and "CV 2.1%" in text
     assert "% time" in text and "findings:" in text and "40% of measured time" in text
     slowest = max(profile.operators, key=lambda o: o.measured_s)

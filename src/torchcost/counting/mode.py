@@ -14,11 +14,11 @@ from torch.nn.modules.module import register_module_forward_hook, register_modul
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from torchcost.counting import formulas
-from torchcost.counting.autocast import CPU_STAND_INS
-from torchcost.counting.meta_kernels import META_SHORTCUTS
-from torchcost.counting.meta_values import MetaValues
 from torchcost.counting.registry import OpCall, find_formula, find_module_formula
-from torchcost.counting.schema import returns_new_tensors, updates_self
+from torchcost.emulate.autocast import CPU_STAND_INS
+from torchcost.emulate.meta_kernels import META_SHORTCUTS
+from torchcost.emulate.meta_values import MetaValues
+from torchcost.emulate.schema import returns_new_tensors, updates_self
 from torchcost.records import OpCost, OpRecord, Shape
 from torchcost.tensors import NO_TENSORS, tensor_bytes, tensors_in
 

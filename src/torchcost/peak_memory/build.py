@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from torchcost.peak_memory.profile import CATEGORIES, ModuleMemory, PeakAt, TimelinePoint
+from torchcost.peak_memory.memory_profile import CATEGORIES, ModuleMemory, PeakAt, TimelinePoint
 from torchcost.peak_memory.tracker import Lifetimes
 
 OUTSIDE = "-"  # module shown for ops run outside the model (the loss, the optimizer)

@@ -22,7 +22,7 @@ from torchcost.hardware import hardware
 from torchcost.peak_memory.build import build, categories, peak_at
 from torchcost.peak_memory.cuda_allocator import replay
 from torchcost.peak_memory.cuda_libraries import CONTEXT_ALLOWANCE, add_cublas_workspaces, cublas_workspace_bytes
-from torchcost.peak_memory.profile import MemoryProfile
+from torchcost.peak_memory.memory_profile import MemoryProfile
 from torchcost.peak_memory.tracker import Lifetimes, LifetimeTracker
 from torchcost.prepare import ModelState, as_dtype, device_of, meta_then_device, prepare
 from torchcost.records import TensorSpec

@@ -13,7 +13,7 @@ from torchcost.errors import InputMismatchError, ProfilingError
 from torchcost.from_spec import before_cpu_retry, floating_dtype
 from torchcost.inputs import InputOptions, example_inputs
 from torchcost.peak_memory.estimate import MemorySettings, estimate
-from torchcost.peak_memory.profile import MemoryProfile
+from torchcost.peak_memory.memory_profile import MemoryProfile
 from torchcost.sources import load_model
 
 

@@ -24,11 +24,11 @@ import torch.nn.functional as F
 from torchcost.errors import ProfilingError, renamed
 from torchcost.hardware.calibration import Calibration, load_calibration, save_calibration
 from torchcost.hardware.detect import cpu_model_name, last_level_cache_bytes
+from torchcost.measure.timing import progress_bar, timing_module
 from torchcost.predict.learned import FEATURE_COUNT, Observation, held_out_check
 from torchcost.predict.learned.observe import SAMPLES_PER_CLASS, module_call_seconds, observe, reference_seconds
 from torchcost.predict.learned.sampling import SAMPLERS
 from torchcost.prepare import FLOATING_DTYPES
-from torchcost.timing import progress_bar, timing_module
 
 
 def _seconds(fn: Callable[[], Any], min_time: float, device: str) -> float:

@@ -7,6 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from torchcost.display import show
 from torchcost.predict.roofline import Rates
 
 EXECUTIONS = ("eager", "graphs")
@@ -68,14 +69,10 @@ class Prediction:
         return dict(totals)
 
     def __repr__(self) -> str:
-        from torchcost.report.notebook import prediction_line
-
-        return prediction_line(self)
+        return show(self, "line")
 
     def _repr_html_(self) -> str:
-        from torchcost.report.notebook import prediction_html
-
-        return prediction_html(self)
+        return show(self, "html")
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from torchcost.peak_memory.profile import MemoryProfile, TimelinePoint
-from torchcost.peak_memory.profile import label as memory_label
+from torchcost.analysis import Result, as_analysis
+from torchcost.peak_memory.memory_profile import MemoryProfile, TimelinePoint
+from torchcost.peak_memory.memory_profile import label as memory_label
 from torchcost.records import ModuleStats, OpRecord, Profile
 from torchcost.report import extras
 from torchcost.units import si
@@ -153,32 +154,33 @@ def _roofline_points(go: Any, op: str, records: list[OpRecord], roofs: extras.Ro
     return go.Scatter(x=xs, y=ys, mode="markers", name=op, text=texts, hovertemplate="%{text}<extra></extra>")
 
 
-def compare_figure(profiles: Sequence[Profile]) -> Any:
+def compare_figure(results: Sequence[Result]) -> Any:
     """One small bar chart per quantity, one bar per model."""
     from plotly.subplots import make_subplots
 
+    analyses = [as_analysis(result) for result in results]
     go = _go()
     quantities: list[tuple[str, str, Any]] = [  # (title, unit, value)
-        ("params", "", lambda p: p.params.total),
-        ("MACs", "", lambda p: p.macs),
-        ("FLOPs", "", lambda p: p.flops),
-        ("memory access", "B", lambda p: p.memory_access.total),
+        ("params", "", lambda a: a.profile.params.total),
+        ("MACs", "", lambda a: a.profile.macs),
+        ("FLOPs", "", lambda a: a.profile.flops),
+        ("memory access", "B", lambda a: a.profile.memory_access.total),
     ]
-    if all(p.latency is not None for p in profiles):
-        quantities.append(("latency", "s", lambda p: p.latency.median_s if p.latency else 0.0))
+    if all(a.latency is not None for a in analyses):
+        quantities.append(("latency", "s", lambda a: a.latency.median_s if a.latency else 0.0))
     figure = make_subplots(rows=1, cols=len(quantities), subplot_titles=[q for q, _, _ in quantities])
     palette = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c"]
-    for index, profile in enumerate(profiles):
+    for index, analysis in enumerate(analyses):
         for column, (quantity, unit, value) in enumerate(quantities, start=1):
             figure.add_trace(
                 go.Bar(
-                    x=[profile.model],
-                    y=[value(profile)],
-                    name=profile.model,
-                    legendgroup=profile.model,
+                    x=[analysis.model],
+                    y=[value(analysis)],
+                    name=analysis.model,
+                    legendgroup=analysis.model,
                     showlegend=column == 1,
                     marker_color=palette[index % len(palette)],
-                    hovertemplate=f"{profile.model}<br>{quantity}: %{{y:.4s}}{unit}<extra></extra>",
+                    hovertemplate=f"{analysis.model}<br>{quantity}: %{{y:.4s}}{unit}<extra></extra>",
                 ),
                 row=1,
                 col=column,

@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from torchcost.records import Profile
+from torchcost.analysis import Result, as_analysis
 from torchcost.report.csvfile import render_csv
 from torchcost.report.files import write_text
 from torchcost.report.markdown import DEFAULT_DEPTH, render_compare_markdown, render_markdown
@@ -24,7 +24,7 @@ class ReportOptions:
 
 
 def write_exports(
-    profile: Profile,
+    result: Result,
     options: ReportOptions,
     json_path: str | None = None,
     csv_path: str | None = None,
@@ -33,12 +33,10 @@ def write_exports(
 ) -> None:
     """Write each requested report; all are rendered first, so a bad option writes no file."""
     texts: dict[str, str | None] = {
-        "json": json.dumps(profile.to_dict(), indent=2) + "\n" if json_path else None,
-        "csv": render_csv(profile, options.by or "module", options.sort) if csv_path else None,
-        "markdown": render_markdown(profile, options.depth, options.top, options.sort, options.by)
-        if markdown
-        else None,
-        "html": _html(profile) if html else None,
+        "json": json.dumps(result.to_dict(), indent=2) + "\n" if json_path else None,
+        "csv": render_csv(as_analysis(result).profile, options.by or "module", options.sort) if csv_path else None,
+        "markdown": render_markdown(result, options.depth, options.top, options.sort, options.by) if markdown else None,
+        "html": _html(result) if html else None,
     }
     for path, text in zip((json_path, csv_path, markdown, html), texts.values(), strict=True):
         if path and text is not None:
@@ -46,7 +44,7 @@ def write_exports(
 
 
 def write_compare(
-    profiles: Sequence[Profile], json_path: str | None = None, markdown: str | None = None, html: str | None = None
+    profiles: Sequence[Result], json_path: str | None = None, markdown: str | None = None, html: str | None = None
 ) -> None:
     if json_path:
         write_text(json_path, json.dumps([p.to_dict() for p in profiles], indent=2) + "\n")
@@ -70,7 +68,7 @@ def write_sweep_reports(
         write_text(html, render_sweep_html(result.rows, result.hardware, sort, top))
 
 
-def _html(profile: Profile) -> str:
+def _html(result: Result) -> str:
     from torchcost.report.html import render_html  # plotly is an optional dependency
 
-    return render_html(profile)
+    return render_html(result)

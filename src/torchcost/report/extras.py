@@ -1,10 +1,11 @@
-"""What a profile may hold beyond counts, as the reports ask about it: are there per-op and per-module times,
-the roofs of a prediction, findings. Reports show a section only when the profile holds its data."""
+"""What a result may hold beyond counts, as the reports ask about it: are there per-op and per-module times,
+the roofs of a prediction. Reports show a section only when the result holds its data."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from torchcost.predict import Prediction
 from torchcost.records import Profile
 
 
@@ -30,13 +31,8 @@ def has_module_times(profile: Profile) -> bool:
     return any(module.measured_s is not None for module in profile.modules)
 
 
-def roofs(profile: Profile) -> Roofs | None:
+def roofs(prediction: Prediction | None) -> Roofs | None:
     """The matmul compute roof and the bandwidth roof of the prediction's hardware, when predicted."""
-    prediction = profile.prediction
     if prediction is None:
         return None
     return Roofs(prediction.hardware, prediction.rates.compute["matmul"], prediction.rates.bandwidth)
-
-
-def findings(profile: Profile) -> list[str]:
-    return [finding.message for finding in profile.findings]

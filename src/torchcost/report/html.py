@@ -12,10 +12,11 @@ from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
 
+from torchcost.analysis import Analysis, Result, as_analysis
 from torchcost.hardware import Hardware
 from torchcost.peak_memory.fit import BatchFit
-from torchcost.peak_memory.profile import MemoryProfile
-from torchcost.peak_memory.profile import label as memory_label
+from torchcost.peak_memory.memory_profile import MemoryProfile
+from torchcost.peak_memory.memory_profile import label as memory_label
 from torchcost.records import ModuleStats, OperatorStats, Profile
 from torchcost.report import charts, extras
 from torchcost.report.columns import output_shapes
@@ -29,15 +30,17 @@ OPEN_DEPTH = 2  # the tree opens with modules down to this depth visible, as the
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
 
 
-def render_html(profile: Profile) -> str:
+def render_html(result: Result) -> str:
     """The whole report for one profile, as one HTML document."""
     require_plotly()
-    roofs = extras.roofs(profile)
+    analysis = as_analysis(result)
+    profile = analysis.profile
+    roofs = extras.roofs(analysis.prediction)
     sections = [
         _header(f"torchcost: {profile.model}", _meta_line(profile)),
-        _cards(profile),
+        _cards(analysis),
         _uncounted(profile),
-        _findings(profile),
+        _findings(analysis),
         _shares(profile),
         _roofline(profile, roofs) if roofs else "",
         _module_tree(profile),
@@ -46,13 +49,14 @@ def render_html(profile: Profile) -> str:
     return page(f"torchcost: {profile.model}", sections)
 
 
-def render_compare_html(profiles: Sequence[Profile]) -> str:
+def render_compare_html(results: Sequence[Result]) -> str:
     """Several profiles side by side: a table of the headline numbers and one bar chart per quantity."""
     require_plotly()
+    profiles = [as_analysis(result) for result in results]
     headers = "".join(f"<th class='num'>{escape(p.model)}</th>" for p in profiles)
     body = "".join(
         f"<tr><td>{escape(label)}</td>{''.join(f'<td class=num>{escape(v)}</td>' for v in values)}</tr>"
-        for label, values in compare_rows(list(profiles))
+        for label, values in compare_rows(profiles)
     )
     table = f"<table class='data'><thead><tr><th>quantity</th>{headers}</tr></thead><tbody>{body}</tbody></table>"
     sections = [
@@ -172,11 +176,12 @@ def _meta_line(profile: Profile) -> str:
     return escape(" · ".join(parts))
 
 
-def _cards(profile: Profile) -> str:
+def _cards(analysis: Analysis) -> str:
+    profile = analysis.profile
     cards = [
         f"<div class='card'><div class='label'>{escape(item.label)}</div><div class='value'>{escape(item.value)}</div>"
         f"<div class='detail'>{escape(item.detail)}</div></div>"
-        for item in summary_items(profile)
+        for item in summary_items(analysis)
         if item.label != "inputs"
     ]
     if profile.uncounted:
@@ -197,8 +202,8 @@ def _uncounted(profile: Profile) -> str:
     )
 
 
-def _findings(profile: Profile) -> str:
-    found = extras.findings(profile)
+def _findings(analysis: Analysis) -> str:
+    found = [finding.message for finding in analysis.findings]
     if not found:
         return ""
     items = "".join(f"<li>{escape(line)}</li>" for line in found)

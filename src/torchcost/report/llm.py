@@ -8,8 +8,8 @@ from rich.text import Text
 
 from torchcost.llm import LLMProfile, PhaseCost, SweepPoint
 from torchcost.report.columns import Column
-from torchcost.report.fitted import FittedTable
 from torchcost.report.measurements import seconds
+from torchcost.report.table_width import FittedTable
 from torchcost.units import si
 
 Pass = tuple[str, PhaseCost]

@@ -4,27 +4,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from torchcost.analysis import Result, as_analysis
 from torchcost.records import Profile
-from torchcost.report import extras
 from torchcost.report.columns import Column, Row, module_columns, operator_columns
-from torchcost.report.fitted import GAP
 from torchcost.report.rows import check_sort, modules_shown, operators_shown
 from torchcost.report.summary import compare_rows, summary_items
+from torchcost.report.table_width import GAP
 from torchcost.units import UNIT_NOTE
 
 DEFAULT_DEPTH = 2
 
 
 def render_markdown(
-    profile: Profile,
+    result: Result,
     depth: int = DEFAULT_DEPTH,
     top: int | None = None,
     sort: str | None = None,
     by: str | None = None,
 ) -> str:
     """Summary, per-module and per-operator tables (or one of them, with ``by``), uncounted ops, findings."""
+    analysis = as_analysis(result)
+    profile = analysis.profile
     check_sort(profile, sort)
-    summary = [(item.label, item.value, item.detail) for item in summary_items(profile)]
+    summary = [(item.label, item.value, item.detail) for item in summary_items(analysis)]
     parts = [f"## torchcost: {profile.model}", table(("quantity", "value", "detail"), summary, (False, True, False))]
     if by in (None, "module"):
         title = f"### Per module (depth {depth}{', by ' + sort if sort else ''})"
@@ -35,17 +37,17 @@ def render_markdown(
         title = f"### Per operator{' (by ' + sort + ')' if sort else ''}"
         parts += [title, _rows_table(operator_columns(profile), operators_shown(profile, sort, top))]
     parts.append(_uncounted(profile))
-    found = extras.findings(profile)
+    found = [finding.message for finding in analysis.findings]
     if found:
         parts.append("Findings:\n\n" + "\n".join(f"- {_escape(line)}" for line in found))
     parts.append(f"_{UNIT_NOTE}_")
     return "\n\n".join(parts) + "\n"
 
 
-def render_compare_markdown(profiles: Sequence[Profile]) -> str:
+def render_compare_markdown(profiles: Sequence[Result]) -> str:
     """One column per model, one row per quantity."""
     headers = ("quantity", *(p.model for p in profiles))
-    rows = [(label, *values) for label, values in compare_rows(list(profiles))]
+    rows = [(label, *values) for label, values in compare_rows(profiles)]
     aligns = (False, *(True for _ in profiles))
     return "\n\n".join(["## torchcost compare", table(headers, rows, aligns), f"_{UNIT_NOTE}_"]) + "\n"
 

@@ -12,9 +12,9 @@ from torchcost.guidelines import Experiment
 from torchcost.guidelines import Row as GuidelineRow
 from torchcost.hardware import Hardware
 from torchcost.hardware.calibration import Calibration
-from torchcost.latency import UNSTABLE_CV, BatchLatency, Latency
+from torchcost.measure.latency import UNSTABLE_CV, BatchLatency, Latency
 from torchcost.report.columns import Column
-from torchcost.report.fitted import FittedTable
+from torchcost.report.table_width import FittedTable
 from torchcost.sources.presets import Preset
 from torchcost.units import duration, ratio, si
 

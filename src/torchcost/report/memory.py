@@ -11,7 +11,7 @@ from rich.text import Text
 
 from torchcost.hardware import Hardware
 from torchcost.peak_memory.fit import BatchFit
-from torchcost.peak_memory.profile import MemoryProfile, label
+from torchcost.peak_memory.memory_profile import MemoryProfile, label
 from torchcost.units import UNIT_NOTE, percent, si
 
 PHASES = ("forward", "backward", "optimizer")

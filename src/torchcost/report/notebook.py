@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import TYPE_CHECKING
 
-from torchcost.records import Profile
+from torchcost.analysis import Result, as_analysis
 from torchcost.report.columns import module_columns
 from torchcost.report.measurements import conditions
 from torchcost.report.rows import modules_shown
@@ -17,7 +17,7 @@ from torchcost.report.summary import Item, brief_line, inputs_text, run_settings
 from torchcost.units import duration, percent, si
 
 if TYPE_CHECKING:
-    from torchcost.latency import Latency
+    from torchcost.measure.latency import Latency
     from torchcost.predict import Prediction
 
 TREE_DEPTH = 1  # the notebook view shows the top of the module tree: this deep ...
@@ -51,13 +51,14 @@ def _cell(tag: str, text: str, numeric: bool) -> str:
     return f"<{tag} class='{'num' if numeric else 'name'}'>{_e(text)}</{tag}>"
 
 
-def profile_line(profile: Profile) -> str:
-    return f"<Profile {brief_line(profile)}>"
+def profile_line(result: Result) -> str:
+    return f"<{type(result).__name__} {brief_line(result)}>"
 
 
-def profile_html(profile: Profile) -> str:
+def profile_html(result: Result) -> str:
     """Summary cards, the uncounted ops, and the top of the module tree."""
-    items = [item for item in summary_items(profile) if item.label != "inputs"]
+    profile = as_analysis(result).profile
+    items = [item for item in summary_items(result) if item.label != "inputs"]
     sections = []
     if profile.uncounted:
         ops = ", ".join(f"{u.op} x{u.count}" for u in profile.uncounted)

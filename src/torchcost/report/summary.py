@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from torchcost.analysis import Result, as_analysis
 from torchcost.records import Profile
 from torchcost.report.measurements import conditions
 from torchcost.units import duration, percent, si
@@ -43,8 +45,10 @@ def what_if(profile: Profile) -> str:
     return f"; if stored as {listed}" if listed else ""
 
 
-def summary_items(profile: Profile) -> list[Item]:
+def summary_items(result: Result) -> list[Item]:
     """inputs, params, size, MACs, FLOPs, memory access, arithmetic intensity, and latency when measured."""
+    analysis = as_analysis(result)
+    profile = analysis.profile
     params, access = profile.params, profile.memory_access
     items = [
         Item(
@@ -64,15 +68,15 @@ def summary_items(profile: Profile) -> list[Item]:
         Item("memory access", si(access.total, "B"), f"read {si(access.read, 'B')}, written {si(access.write, 'B')}"),
         Item("arithmetic intensity", f"{intensity(profile):.1f}", "FLOP/byte"),
     ]
-    measured = profile.latency
+    measured = analysis.latency
     if measured is not None:
         detail = f"median; p90 {duration(measured.p90_s)}, CV {100 * measured.cv:.1f}%, {measured.runs} runs"
         items.append(Item("latency", duration(measured.median_s), f"{detail}; {conditions(measured)}"))
         op_times = [r.measured_s for r in profile.records if r.measured_s is not None]
         if op_times:
             items.append(Item("sum of op times", duration(sum(op_times)), "torch.profiler, median per op"))
-    if profile.prediction is not None:
-        pred = profile.prediction
+    if analysis.prediction is not None:
+        pred = analysis.prediction
         bounds = ", ".join(
             f"{bound} {percent(t, pred.latency_s)}" for bound, t in sorted(pred.time_by("bound").items())
         )
@@ -86,21 +90,19 @@ def summary_items(profile: Profile) -> list[Item]:
     return items
 
 
-def brief_line(profile: Profile) -> str:
+def brief_line(result: Result) -> str:
     """One line: ``torchvision:resnet18  params 11.69 M  size 46.76 MB  MACs 1.81 G ...``."""
     shown = ("params", "size", "MACs", "FLOPs", "memory access", "latency")
-    parts = [f"{item.label} {item.value}" for item in summary_items(profile) if item.label in shown]
-    uncounted = sum(op.count for op in profile.uncounted)
+    parts = [f"{item.label} {item.value}" for item in summary_items(result) if item.label in shown]
+    uncounted = sum(op.count for op in as_analysis(result).profile.uncounted)
     parts.append(f"{uncounted} uncounted op calls" if uncounted else "all ops counted")
-    return f"{profile.model}: " + " | ".join(parts)
+    return f"{result.model}: " + " | ".join(parts)
 
 
-def compare_rows(profiles: list[Profile]) -> list[tuple[str, list[str]]]:
+def compare_rows(profiles: Sequence[Result]) -> list[tuple[str, list[str]]]:
     """(quantity, one value per profile) for the side-by-side tables."""
     rows: dict[str, list[str]] = {}
-    for profile in profiles:
+    for column, profile in enumerate(profiles):
         for item in summary_items(profile):
-            rows.setdefault(item.label, [""] * len(profiles))
-        for item in summary_items(profile):
-            rows[item.label][profiles.index(profile)] = item.value
+            rows.setdefault(item.label, [""] * len(profiles))[column] = item.value
     return list(rows.items())

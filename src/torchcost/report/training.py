@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rich.table import Table
 
+from torchcost.records import TrainingStep
 from torchcost.report.measurements import seconds
-from torchcost.training import TrainingStep
 from torchcost.units import si
 
 

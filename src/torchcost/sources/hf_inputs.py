@@ -454,8 +454,8 @@ def _tensors(tree: Any) -> list[torch.Tensor]:
 def _call_with_values(function: Any, model: nn.Module, kwargs: dict[str, Any]) -> Any:
     """``function(**kwargs)`` with the tensors on the model's device; on meta, with their values known (the model's
     code may look at them, as profiling allows)."""
-    from torchcost.counting.meta_values import BUILT, MetaFunctions, MetaValues
     from torchcost.counting.mode import CountingMode, ModuleStack
+    from torchcost.emulate.meta_values import BUILT, MetaFunctions, MetaValues
 
     device = next(model.parameters(), torch.empty(0)).device
     moved = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()}

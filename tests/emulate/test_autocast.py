@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import torchcost
-from torchcost.counting.autocast import CUDA_LISTS, CUDA_POLICY, Cast
+from torchcost.emulate.autocast import CUDA_LISTS, CUDA_POLICY, Cast
 from torchcost.hardware import hardware
 from torchcost.predict import predict
 

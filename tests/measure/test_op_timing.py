@@ -4,7 +4,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import torchcost
-from torchcost.op_timing import measure_ops
+from torchcost.measure.op_timing import measure_ops
 
 
 class Mixed(nn.Module):

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from torchcost.latency import UNSTABLE_CV, measure, summarize
+from torchcost.measure.latency import UNSTABLE_CV, measure, summarize
 
 
 def test_summary_statistics():
@@ -48,7 +48,7 @@ def test_measure_reports_conditions_and_each_batch():
 
 
 def test_unstable_measurements_warn():
-    from torchcost.latency import BatchLatency, Latency
+    from torchcost.measure.latency import BatchLatency, Latency
 
     noisy = BatchLatency(1, 1.0, 1.0, 0.1, 1.2, 1.3, UNSTABLE_CV * 2, 10, 1.0)
     latency = Latency("cpu", "test cpu", 1, "float32", "x", None, by_batch=[noisy])
@@ -61,7 +61,7 @@ def test_meta_cannot_be_timed():
 
 
 def test_busy_machine_warns():
-    from torchcost.latency import BatchLatency, Latency
+    from torchcost.measure.latency import BatchLatency, Latency
 
     quiet = BatchLatency(1, 1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 10, 1.0)
     busy = Latency("cpu", "test cpu", 2, "float32", "x", None, by_batch=[quiet], load_average=1.9, cpus=2)
