@@ -52,6 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import torchcost
+import torchcost.llm_models
 from torchcost.records import Profile
 from torchcost.step import default_loss
 
@@ -499,7 +500,7 @@ def llama_config(settings: Settings, layers: int | None = None) -> Any:
             vocab_size=1000,
             max_position_embeddings=2048,
         )
-    config = torchcost.llm.preset_config(LLM_PRESET)
+    config = torchcost.llm_models.preset_config(LLM_PRESET)
     if layers is not None:
         config.num_hidden_layers = layers
     return config

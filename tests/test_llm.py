@@ -5,7 +5,8 @@ import torch
 
 from torchcost.errors import ProfilingError
 from torchcost.hardware import Hardware
-from torchcost.llm import build_llm, cache_tensors, check_causal_lm, llm_profile
+from torchcost.llm import cache_tensors, llm_profile
+from torchcost.llm_models import build_llm, check_causal_lm
 
 transformers = pytest.importorskip("transformers")
 

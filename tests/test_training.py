@@ -5,9 +5,9 @@ import torch
 from torch import nn
 
 from torchcost import profile
+from torchcost.analysis import timed
 from torchcost.hardware import Hardware
 from torchcost.predict import predict
-from torchcost.analysis import timed
 
 TOY = Hardware("toy", "toy GPU", "gpu", {"fp32": 1e12}, 1e11, 1e10, 10, "test")
 

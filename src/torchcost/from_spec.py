@@ -5,13 +5,14 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
 
-from torchcost.errors import InputMismatchError, ProfilingError, first_line
+from torchcost.errors import ProfilingError, first_line
 from torchcost.inputs import InputOptions, example_inputs
-from torchcost.prepare import as_dtype
+from torchcost.prepare import as_dtype, meta_then
 from torchcost.profiler import profile
 from torchcost.records import Profile
 from torchcost.sources import LoadedModel, ModelSourceError, load_model
@@ -45,40 +46,49 @@ def profile_spec(
     options = inputs or InputOptions()
     as_dtype(dtype)  # an unknown dtype is refused before any model is built, not retried on the cpu
     autocast_dtype(autocast)
-    devices = [device] if device else ["meta", "cpu"]
-    for attempt, run_on in enumerate(devices):
-        loaded = load_model(spec, run_on, trust_pickle=trust_pickle, weights=weights)
-        try:
-            args, kwargs = example_inputs(loaded, options)  # on the CPU: on meta, the model may look at their values
-        except (RuntimeError, ValueError, TypeError) as exc:  # a ProfilingError is both of the first two
-            raise with_fallback(loaded, exc, "making its example inputs") from exc
-        run_dtype = dtype or floating_dtype(loaded.model)  # e.g. an fp16 checkpoint takes fp16 inputs
-        try:
-            result = profile(
-                loaded.model,
-                *args,
-                dtype=run_dtype,
-                device=run_on,
-                backward=backward,
-                optimizer=optimizer,
-                autocast=autocast,
-                channels_last=channels_last,
-                **kwargs,
-            )
-        except ProfilingError as exc:
-            if attempt + 1 == len(devices) or isinstance(exc, InputMismatchError):
-                raise with_fallback(loaded, exc, "counting") from exc
-            try:
-                before_cpu_retry(loaded.model, exc, "counting", on_retry)
-            except ProfilingError as refused:
-                raise with_fallback(loaded, exc, "counting") if loaded.if_it_fails else refused from refused
-            continue
-        result.model = spec
-        if loaded.keyword_inputs is not None and loaded.keyword_inputs.note:
-            result.notes.append(f"inputs made: {loaded.keyword_inputs.note}")
-        result.notes += [loaded.note] if loaded.note else []
-        return result
-    raise AssertionError("unreachable")
+    loaded = load_model(spec, device or "meta", trust_pickle=trust_pickle, weights=weights)
+    made = _example_inputs(loaded, options)
+
+    def count(run_on: str) -> Profile:
+        nonlocal loaded, made
+        if run_on != (device or "meta"):  # the fallback: the model built again where it can run
+            loaded = load_model(spec, run_on, trust_pickle=trust_pickle, weights=weights)
+            made = _example_inputs(loaded, options)
+        args, kwargs = made
+        return profile(
+            loaded.model,
+            *args,
+            dtype=dtype or floating_dtype(loaded.model),  # e.g. an fp16 checkpoint takes fp16 inputs
+            device=run_on,
+            backward=backward,
+            optimizer=optimizer,
+            autocast=autocast,
+            channels_last=channels_last,
+            **kwargs,
+        )
+
+    def announce(exc: ProfilingError) -> None:
+        before_cpu_retry(loaded.model, exc, "counting", on_retry)
+
+    try:
+        result = count(device) if device else meta_then("cpu", count, announce)
+    except ModelSourceError:
+        raise  # it says what to do already
+    except ProfilingError as exc:
+        raise with_fallback(loaded, exc, "counting") from exc
+    result.model = spec
+    if loaded.keyword_inputs is not None and loaded.keyword_inputs.note:
+        result.notes.append(f"inputs made: {loaded.keyword_inputs.note}")
+    result.notes += [loaded.note] if loaded.note else []
+    return result
+
+
+def _example_inputs(loaded: LoadedModel, options: InputOptions) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The spec's example inputs, made on the CPU (on meta, the model may look at their values)."""
+    try:
+        return example_inputs(loaded, options)
+    except (RuntimeError, ValueError, TypeError) as exc:  # a ProfilingError is both of the first two
+        raise with_fallback(loaded, exc, "making its example inputs") from exc
 
 
 def with_fallback(loaded: LoadedModel, exc: Exception, doing: str) -> Exception:

@@ -3,23 +3,27 @@ with its real KV cache object, then predicted on any hardware by the roofline.
 
 Nothing here is a per-architecture formula: grouped-query attention, sliding windows, tied embeddings and
 mixture-of-experts routing are whatever the model code does. What is assumed is said in ``assumptions``.
+The model a spec names is built and checked by ``torchcost.llm_models``; the result types are in
+``torchcost.llm_results``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import itertools
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from torchcost.errors import ProfilingError, renamed
+from torchcost import llm_models
+from torchcost.errors import renamed
 from torchcost.hardware import Hardware, hardware
+from torchcost.llm_models import build_llm, check_causal_lm, check_context
+from torchcost.llm_results import LatentCache, PhaseCost, SweepPoint
+from torchcost.llm_results import LLMProfile as LLMProfile  # re-exported: torchcost.LLMProfile
 from torchcost.peak_memory.prefill import prefill_activation_bytes
 from torchcost.predict import EXECUTIONS, gpu, predict
 from torchcost.predict.kernels import tensor_bytes, weight_bytes
@@ -28,236 +32,12 @@ from torchcost.predict.taxonomy import op_class
 from torchcost.prepare import FLOATING_DTYPES, copy_to
 from torchcost.profiler import profile
 from torchcost.records import OpRecord, Profile
-from torchcost.sources import MODEL_FILE_SUFFIXES, load_model, presets
-from torchcost.sources.base import require
-from torchcost.sources.hf import config_from_values
-from torchcost.sources.hf_cache import cache_keyword, with_cache
+from torchcost.sources.hf_cache import with_cache
 from torchcost.tensors import reachable_tensors
 from torchcost.units import si
 
 BITS = {"fp32": 32, "bf16": 16, "fp16": 16, "fp8": 8, "int8": 8, "int4": 4}
 MAX_SWEEP_BATCH = 1024
-
-
-# Where configs keep the longest context the model takes (GPT-2: n_positions, most others: max_position_embeddings)
-MAX_POSITION_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length", "n_ctx")
-
-
-def preset_config(name: str) -> Any:
-    """The transformers config of a shipped checkpoint preset (``torchcost list``)."""
-    transformers = require("transformers", "transformers")
-    shipped = presets.preset(name)
-    if shipped is None:
-        raise ProfilingError(_unknown_preset(name))
-    return config_from_values(transformers, dict(shipped.config), shipped.name)
-
-
-def build_llm(spec: str) -> nn.Module:
-    """A checkpoint preset (``llama-3.1-8b``), a Hub id (``hf:Qwen/Qwen3-8B``) or any model spec
-    torchcost.sources knows, built on meta."""
-    if ":" not in spec and not spec.endswith(MODEL_FILE_SUFFIXES) and presets.preset(spec) is None:
-        raise ProfilingError(_unknown_preset(spec))
-    return load_model(spec, "meta").model
-
-
-def _unknown_preset(name: str) -> str:
-    close = difflib.get_close_matches(name, presets.names(), n=3, cutoff=0.4)
-    maybe = f"did you mean {', '.join(close)}? " if close else ""
-    return (
-        f"unknown LLM preset {name!r}; {maybe}torchcost list shows the presets; or give a model spec such as "
-        "hf:Qwen/Qwen3-8B, hf:llama or hf:path/to/config.json"
-    )
-
-
-def check_causal_lm(spec: str, model: nn.Module) -> None:
-    """Refuse, in one line, a model that is not a decoder taking a KV cache (``cache`` or ``past_key_values``)."""
-    if cache_keyword(model) is None or getattr(getattr(model, "config", None), "is_encoder_decoder", False):
-        raise ProfilingError(
-            f"{spec} is not a causal LM ({type(model).__name__} is not a decoder that takes a KV cache); "
-            "give one such as hf:gpt2, hf:llama or a preset"
-        )
-
-
-def max_positions(model: nn.Module) -> int | None:
-    """The longest context the model's config allows, when it says."""
-    config = getattr(model, "config", None)
-    found = (getattr(config, key, None) for key in MAX_POSITION_KEYS)
-    return next((value for value in found if isinstance(value, int) and value > 0), None)
-
-
-def check_context(spec: str, model: nn.Module, prompt_len: int, gen_len: int) -> None:
-    """Refuse a context longer than the model takes: past it, a learned position table (GPT-2) has no entry,
-    and a rotary model runs outside what it was trained for, so the counts would describe no real run."""
-    longest = max_positions(model)
-    if longest is None or prompt_len + gen_len <= longest:
-        return
-    gen = min(gen_len, longest // 2)
-    said = f"{{}} + {{}} = {prompt_len + gen_len:,} tokens, but {spec} takes at most {longest:,} positions (its config)"
-    fix = f"; e.g. {{}}{longest - gen} {{}}{gen}"
-    raise ProfilingError(
-        said.format("prompt_len", "gen_len") + fix.format("prompt_len=", "gen_len="),
-        cli=said.format("--prompt-len", "--gen-len") + fix.format("--prompt-len ", "--gen-len "),
-    )
-
-
-@dataclass(frozen=True)
-class PhaseCost:
-    """One prefill, or one decode step (one new token for each of ``batch`` sequences)."""
-
-    context: int  # tokens already in the cache before this pass
-    tokens: int  # tokens processed per sequence in this pass
-    macs: int
-    flops: int
-    bytes: int  # memory access, with weights and KV cache at the chosen precisions
-    time_s: float  # in the headline execution mode (``execution``)
-    compute_s: float  # of which compute-bound ops
-    memory_s: float  # of which memory-bound ops
-    overhead_s: float  # of which ops the host's dispatch or a kernel's fixed cost sets the pace of
-    eager_s: float  # eager PyTorch (transformers' own forward, op by op)
-    graphs_s: float | None = None  # replayed as a CUDA graph (what a serving engine runs); GPUs only
-    execution: str = "eager"
-
-    @property
-    def bound(self) -> str:
-        """Which of compute, memory and overhead takes most of the time."""
-        shares = {"overhead": self.overhead_s, "compute": self.compute_s, "memory": self.memory_s}
-        return max(shares, key=lambda name: shares[name])
-
-    @property
-    def intensity(self) -> float:
-        return self.flops / self.bytes if self.bytes else 0.0
-
-
-@dataclass(frozen=True)
-class SweepPoint:
-    batch: int
-    memory_bytes: float
-    fits: bool
-    time_per_token_s: float
-    tokens_per_s: float
-
-
-@dataclass(frozen=True)
-class LatentCache:
-    """Multi-head latent attention (DeepSeek V2/V3): the KV cache per token and sequence, in bytes, in the two
-    forms engines keep it."""
-
-    latent: float  # the compressed latent, (kv_lora_rank + qk_rope_head_dim) per layer: what MLA-aware engines cache
-    expanded: float  # keys and values of every head, heads x (qk_head_dim + v_head_dim) per layer: engines without MLA
-
-
-@dataclass
-class LLMProfile:
-    model: str
-    hardware: str
-    batch: int
-    prompt_len: int
-    gen_len: int
-    dtype: str
-    kv_dtype: str
-    weight_bits: int
-    params_total: int
-    params_active: int  # weights one token multiplies through (mixture of experts: the routed ones)
-    weights_bytes: int
-    kv_cache_bytes_per_token: float  # per sequence and token
-    kv_cache_bytes: int  # all sequences at the full context (prompt + generated)
-    prefill: PhaseCost
-    decode: list[PhaseCost]
-    sweep: list[SweepPoint] = field(default_factory=list)
-    device_memory: float | None = None  # bytes the hardware has, when known
-    counting_s: float = 0.0
-    assumptions: list[str] = field(default_factory=list)
-    latent_cache: LatentCache | None = None  # multi-head latent attention: the cache in its two forms
-    prefill_activation_bytes: int | None = None  # prefill peak beyond weights, token ids and KV cache (memory())
-
-    @property
-    def memory_bytes(self) -> int:
-        return self.weights_bytes + self.kv_cache_bytes
-
-    @property
-    def fits(self) -> bool | None:
-        """Whether weights + KV cache fit in the device's memory (None when its memory is unknown)."""
-        return None if self.device_memory is None else self.memory_bytes <= self.device_memory
-
-    @property
-    def time_to_first_token_s(self) -> float:
-        return self.prefill.time_s
-
-    @property
-    def time_per_output_token_s(self) -> float:
-        """Mean decode step time over the generated tokens (linear between the counted contexts), in the headline
-        execution mode."""
-        return _mean_over_contexts([(p.context, p.time_s) for p in self.decode])
-
-    @property
-    def eager_time_per_output_token_s(self) -> float:
-        """The same, run eagerly op by op (transformers' own decode loop)."""
-        return _mean_over_contexts([(p.context, p.eager_s) for p in self.decode])
-
-    @property
-    def execution(self) -> str:
-        """The headline's execution mode: graphs (a CUDA-graph decode, as serving engines run it) on a GPU."""
-        return self.decode[0].execution
-
-    @property
-    def tokens_per_s(self) -> float:
-        return self.batch / self.time_per_output_token_s
-
-    def to_dict(self) -> dict[str, Any]:
-        def phase(p: PhaseCost) -> dict[str, Any]:
-            return {
-                "context": p.context,
-                "tokens": p.tokens,
-                "macs": p.macs,
-                "flops": p.flops,
-                "bytes": p.bytes,
-                "intensity": p.intensity,
-                "bound": p.bound,
-                "compute_s": p.compute_s,
-                "memory_s": p.memory_s,
-                "overhead_s": p.overhead_s,
-                "eager_s": p.eager_s,
-                "graphs_s": p.graphs_s,
-            }
-
-        return {
-            "model": self.model,
-            "hardware": self.hardware,
-            "batch": self.batch,
-            "prompt_len": self.prompt_len,
-            "gen_len": self.gen_len,
-            "dtype": self.dtype,
-            "kv_dtype": self.kv_dtype,
-            "weight_bits": self.weight_bits,
-            "params_total": self.params_total,
-            "params_active": self.params_active,
-            "prefill": {**phase(self.prefill), "time_s": self.prefill.time_s},
-            "decode": [{**phase(p), "time_per_token_s": p.time_s} for p in self.decode],
-            "kv_cache_bytes_per_token": self.kv_cache_bytes_per_token,
-            "kv_cache_bytes": self.kv_cache_bytes,
-            "weights_bytes": self.weights_bytes,
-            "memory_bytes": self.memory_bytes,
-            "device_memory_bytes": self.device_memory,
-            "fits": self.fits,
-            "time_to_first_token_s": self.time_to_first_token_s,
-            "time_per_output_token_s": self.time_per_output_token_s,
-            "execution": self.execution,
-            "eager_time_per_output_token_s": self.eager_time_per_output_token_s,
-            "tokens_per_s": self.tokens_per_s,
-            "sweep": [asdict(point) for point in self.sweep],
-            "counting_s": self.counting_s,
-            "assumptions": list(self.assumptions),
-            "prefill_activation_bytes": self.prefill_activation_bytes,
-            **({"latent_cache_bytes_per_token": asdict(self.latent_cache)} if self.latent_cache else {}),
-        }
-
-
-def _mean_over_contexts(points: list[tuple[int, float]]) -> float:
-    """The mean of a step time over the contexts between the first and last point (linear in between)."""
-    if len(points) == 1:
-        return points[0][1]
-    area = sum((c2 - c1) * (t1 + t2) / 2 for (c1, t1), (c2, t2) in itertools.pairwise(points))
-    return area / (points[-1][0] - points[0][0])
 
 
 def cache_bytes(cache: Any) -> int:
@@ -536,5 +316,11 @@ def _assumptions(precision: _Precision, device: Hardware, experts: bool) -> list
 
 __getattr__ = renamed(
     __name__,
-    {"cache_tensors": reachable_tensors, "DTYPES": (FLOATING_DTYPES, "torchcost.prepare.FLOATING_DTYPES")},
+    {
+        "cache_tensors": reachable_tensors,
+        "DTYPES": (FLOATING_DTYPES, "torchcost.prepare.FLOATING_DTYPES"),
+        "preset_config": llm_models.preset_config,
+        "max_positions": llm_models.max_positions,
+        "MAX_POSITION_KEYS": (llm_models.MAX_POSITION_KEYS, "torchcost.llm_models.MAX_POSITION_KEYS"),
+    },
 )

@@ -9,7 +9,7 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import torch
 from torch import nn
@@ -21,6 +21,7 @@ from torchcost.params import unique_parameters
 from torchcost.units import SHORT_DTYPE_NAMES
 
 T = TypeVar("T")
+FallbackCheck = Callable[[ProfilingError], None]  # hears why meta failed; may refuse the fallback by raising
 
 InputSize = Sequence[int] | Sequence[Sequence[int]]
 
@@ -193,18 +194,46 @@ def device_of(model: nn.Module) -> torch.device:
     return tensor.device if tensor is not None else torch.device("cpu")
 
 
-def meta_then_device(model: nn.Module, run: Callable[[str | None], T]) -> T:
-    """``run("meta")``, and ``run(None)`` (the model's own device) when that failed for lack of real values: not
-    for inputs that do not fit (``InputMismatchError``: the model's device would fail the same way), nor for a
-    model that has no data to run on."""
+@overload
+def meta_then(
+    fallback: str, run: Callable[[str], T], before_fallback: FallbackCheck | None = None, mismatch_too: bool = False
+) -> T: ...
+
+
+@overload
+def meta_then(
+    fallback: None,
+    run: Callable[[str | None], T],
+    before_fallback: FallbackCheck | None = None,
+    mismatch_too: bool = False,
+) -> T: ...
+
+
+def meta_then(
+    fallback: Any, run: Callable[[Any], T], before_fallback: FallbackCheck | None = None, mismatch_too: bool = False
+) -> T:
+    """``run("meta")``, and ``run(fallback)`` when that failed for lack of real values: not for inputs that do not
+    fit (``InputMismatchError``: any device would fail the same way), unless ``mismatch_too`` asks for the fallback
+    device's own words. ``before_fallback`` hears the meta failure first, and may refuse the fallback by raising."""
     try:
         return run("meta")
-    except InputMismatchError:
-        raise
-    except ProfilingError:
-        if device_of(model).type == "meta":
+    except ProfilingError as exc:
+        if isinstance(exc, InputMismatchError) and not mismatch_too:
             raise
-    return run(None)
+        if before_fallback is not None:
+            before_fallback(exc)
+    return run(fallback)
+
+
+def meta_then_device(model: nn.Module, run: Callable[[str | None], T]) -> T:
+    """``meta_then`` with the model's own device (``run(None)``) as the fallback, unless the model has no data to
+    run on."""
+
+    def needs_data(exc: ProfilingError) -> None:
+        if device_of(model).type == "meta":
+            raise exc
+
+    return meta_then(None, run, needs_data)
 
 
 def _dtype_of(model: nn.Module) -> torch.dtype | None:

@@ -64,6 +64,7 @@ class OpRecord:
     # the call this record is part of, when a GPU runs that call as one fused kernel where the counted device ran
     # its parts ("scaled_dot_product_attention#3 causal": its math reference, forward or backward)
     fused: str = ""
+    family: str = ""  # the family its formula was registered with ("matmul"), or ""
 
 
 @dataclass(frozen=True)

@@ -126,3 +126,134 @@ def test_module_formula_replaces_the_count_of_everything_inside(device):
         register_module(torch.nn.Linear)(fused_gate)
         register_module(torch.nn.Linear)(fused_gate)
     unregister(torch.nn.Linear)
+
+
+# The families registered with the formulas (register(..., family="matmul")), which every record carries.
+
+MATMUL_FAMILY = {
+    "aten.mm",
+    "aten._int_mm",
+    "aten._scaled_mm",
+    "aten.bmm",
+    "aten.addmm",
+    "aten.baddbmm",
+    "aten._addmm_activation",
+    "aten.addbmm",
+    "aten.mv",
+    "aten.addmv",
+    "aten.dot",
+    "aten.vdot",
+    "aten._grouped_mm",
+    "aten._weight_int8pack_mm",
+    "aten._weight_int4pack_mm",
+    "aten._weight_int4pack_mm_for_cpu",
+    "aten._weight_int4pack_mm_with_scales_and_zeros",
+    "aten.mkldnn_rnn_layer",
+    "aten._cudnn_rnn",
+    "bitsandbytes.gemm_4bit",
+    "bitsandbytes.gemv_4bit",
+    "bitsandbytes.int8_linear_matmul",
+    "bitsandbytes.int8_scaled_mm",
+    "bitsandbytes.int8_mixed_scaled_mm",
+}
+
+
+@pytest.mark.parametrize("name", sorted(MATMUL_FAMILY))
+def test_each_matrix_product_is_registered_in_the_matmul_family(name):
+    from torchcost.counting.registry import family_of
+
+    namespace, op = name.split(".")
+    if namespace == "bitsandbytes":
+        pytest.importorskip("bitsandbytes")
+    packet = getattr(getattr(torch.ops, namespace), op)
+    assert all(family_of(getattr(packet, overload)) == "matmul" for overload in packet.overloads())
+
+
+@pytest.mark.parametrize(
+    "op",
+    [
+        torch.ops.aten.add.Tensor,  # the generic pointwise rule
+        torch.ops.aten.relu.default,
+        torch.ops.aten.convolution.default,  # a formula with no family
+        torch.ops.aten.miopen_rnn.default,  # its formula is _cudnn_rnn's, but the old list left it out
+        torch.ops.aten._scaled_dot_product_flash_attention_for_cpu.default,
+        torch.ops.aten.t.default,
+    ],
+)
+def test_ops_outside_a_family_have_none(op):
+    from torchcost.counting.registry import family_of
+
+    assert family_of(op) == ""
+
+
+class AddRelu(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x + x)
+
+
+def test_records_carry_the_family_of_their_op():
+    p = torchcost.profile(torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU()), torch.randn(2, 4))
+    assert [(r.op, r.family) for r in p.records] == [("aten.t", ""), ("aten.addmm", "matmul"), ("aten.relu", "")]
+    p = torchcost.profile(torch.nn.Linear(4, 3), torch.randn(2, 4))
+    (addmm,) = [r for r in p.records if r.op == "aten.addmm"]
+    assert addmm.family == "matmul"
+    q = torchcost.profile(AddRelu(), torch.randn(2, 4))
+    assert [(r.op, r.family) for r in q.records] == [("aten.add", ""), ("aten.relu", "")]
+
+
+def test_the_family_replaces_the_hand_kept_list():
+    from torchcost.counting.registry import ops_in_family
+
+    # The list predict/taxonomy.py kept by hand (MATMUL_OPS) before the family replaced it, written out as it was,
+    # with the name prefixes it kept beside it (MATMUL_PREFIXES, which stays: it also covers ops with no formula).
+    old_matmul_ops = {
+        "mm",
+        "addmm",
+        "bmm",
+        "baddbmm",
+        "addbmm",
+        "mv",
+        "addmv",
+        "dot",
+        "vdot",
+        "_addmm_activation",
+        "_grouped_mm",
+        "_int_mm",
+        "_scaled_mm",
+        "_weight_int8pack_mm",
+        "_weight_int4pack_mm",
+        "_weight_int4pack_mm_for_cpu",
+        "_weight_int4pack_mm_with_scales_and_zeros",
+    }
+    old_prefixes = ("bitsandbytes.", "mkldnn_rnn", "_cudnn_rnn")
+    family = {op.removeprefix("aten.") for op in ops_in_family("matmul")}
+    assert {op for op in family if not op.startswith(old_prefixes)} == old_matmul_ops
+    assert ops_in_family("matmul") == MATMUL_FAMILY  # the rest: products the prefixes named
+    assert all(op.startswith(old_prefixes) for op in family - old_matmul_ops)
+
+
+def test_the_old_list_answers_with_a_deprecation_warning():
+    import importlib
+
+    taxonomy = importlib.import_module("torchcost.predict.taxonomy")
+    with pytest.warns(DeprecationWarning, match=r"MATMUL_OPS is now torchcost\.counting\.registry\.ops_in_family"):
+        old = taxonomy.MATMUL_OPS
+    assert old == {op.removeprefix("aten.") for op in MATMUL_FAMILY if op.startswith("aten.")}
+
+
+def test_a_user_formula_names_its_family_and_an_override_keeps_it():
+    from torchcost.counting.registry import family_of, ops_in_family
+
+    op = torch.ops.torchcost_test.mystery
+    register(op, family="matmul")(lambda call: call.cost(macs=call.output.numel()))
+    try:
+        assert family_of(op.default) == "matmul" and "torchcost_test.mystery" in ops_in_family("matmul")
+        p = torchcost.profile(UsesMystery(), torch.randn(3, 4))
+        assert [(r.op, r.family) for r in p.records] == [("torchcost_test.mystery", "matmul"), ("aten.add", "")]
+        register(op, override=True)(lambda call: OpCost())
+        assert family_of(op.default) == "matmul"
+    finally:
+        unregister(op)
+    assert family_of(op.default) == "" and "torchcost_test.mystery" not in ops_in_family("matmul")
+    with pytest.raises(TypeError, match="family"):
+        register(op, family=3)  # type: ignore[arg-type]

@@ -64,7 +64,7 @@ def test_minicpm_tower_gets_the_processors_patch_strip_at_its_own_patch_size_and
 def test_windowed_detector_gets_whole_windows_of_patches():
     from transformers import AutoConfig
 
-    from torchcost.sources.hf_inputs import _image_hw
+    from torchcost.sources.hf_inputs_vision import _image_hw
 
     backbone = AutoConfig.for_model("rf_detr").backbone_config
     assert (backbone.image_size, backbone.patch_size, backbone.num_windows) == (518, 14, 4)

@@ -4,6 +4,7 @@ from torchcost.counting.mode import CountingMode, ModuleStack
 from torchcost.counting.registry import (
     DuplicateFormulaError,
     OpCall,
+    ops_in_family,
     register,
     register_module,
     registered_ops,
@@ -15,6 +16,7 @@ __all__ = [
     "DuplicateFormulaError",
     "ModuleStack",
     "OpCall",
+    "ops_in_family",
     "register",
     "register_module",
     "registered_ops",

@@ -14,7 +14,7 @@ from torch.nn.modules.module import register_module_forward_hook, register_modul
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from torchcost.counting import formulas
-from torchcost.counting.registry import OpCall, find_formula, find_module_formula
+from torchcost.counting.registry import OpCall, family_of, find_formula, find_module_formula
 from torchcost.emulate.autocast import CPU_STAND_INS
 from torchcost.emulate.meta_kernels import META_SHORTCUTS
 from torchcost.emulate.meta_values import MetaValues
@@ -258,6 +258,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self.recording = True
         self.phase: str | None = None  # a phase the caller names ("optimizer"); else forward or backward
         self._rules: dict[OpOverload, Rule | None] = {}
+        self._families: dict[OpOverload, str] = {}  # the family each op's formula was registered with, or ""
         self._decomposing: list[list[OpCost | None]] = []
         # (op, signature) -> (FLOPs, MACs) of a decomposition, or None when it had uncounted parts
         self._decomposed: dict[Hashable, tuple[int, int] | None] = {}
@@ -279,6 +280,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
                 inputs = tensors_in((args, kwargs))
         if func not in self._rules:
             self._rules[func] = rule_for(func)
+            self._families[func] = family_of(func)
             self._replayable[func] = "new" if returns_new_tensors(func) else "self" if updates_self(func) else None
         meta_key = self._meta_key(func, args, kwargs, inputs)
         value_runs = self._value_runs
@@ -435,5 +437,6 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
                 input_dtypes=_dtypes(inputs),
                 output_dtypes=_dtypes(outputs),
                 fused=self.fused,
+                family=self._families[func],
             )
         )

@@ -11,6 +11,10 @@ A formula is a small pure function ``(call: OpCall) -> OpCost``. Register it for
 ``call.cost(flops=..., macs=...)`` fills in the memory access by the default rule (bytes of every tensor
 read plus every tensor written) and adds 2 FLOPs per MAC; a formula overrides the bytes where the rule is
 wrong for its op (an embedding reads only the rows it gathers).
+
+``register(..., family="matmul")`` also names the op's family where its formula is: every ``OpRecord`` of the op
+carries it (``OpRecord.family``), and ``ops_in_family`` lists the ops of one, so no other module keeps a list.
+Families read today: ``"matmul"`` (matrix products: dense, batched, quantized, grouped, an RNN's gates).
 """
 
 from __future__ import annotations
@@ -34,15 +38,17 @@ ModuleFormula = Callable[[nn.Module, tuple[Any, ...], Any], OpCost]  # (module, 
 
 _FORMULAS: dict[OpKey, Formula] = {}
 _MODULE_FORMULAS: dict[type[nn.Module], ModuleFormula] = {}
+_FAMILIES: dict[OpKey, str] = {}  # op -> its family, for the ops registered with one
 
 
 class DuplicateFormulaError(ValueError):
     """Raised when an op already has a formula and ``override=True`` was not given."""
 
 
-def register(*ops: OpKey, override: bool = False) -> Callable[[Formula], Formula]:
+def register(*ops: OpKey, override: bool = False, family: str | None = None) -> Callable[[Formula], Formula]:
     """Register ``formula`` for each op (an overload such as ``aten.mm.default``, a packet ``aten.mm``, or the
-    name ``"torchvision::nms"`` of an op whose library is loaded later).
+    name ``"torchvision::nms"`` of an op whose library is loaded later), and with ``family`` the ops' family
+    (``"matmul"``), which their records carry. An override without ``family`` keeps the op's family.
 
     Raises ``DuplicateFormulaError`` if an op already has one, unless ``override=True``.
     """
@@ -50,6 +56,8 @@ def register(*ops: OpKey, override: bool = False) -> Callable[[Formula], Formula
     for op in ops:
         if not isinstance(op, OpOverload | OpOverloadPacket | str):
             raise TypeError(f"register() takes ops such as torch.ops.aten.mm or names such as 'mylib::op', got {op!r}")
+    if family is not None and not (isinstance(family, str) and family):
+        raise TypeError(f"register() takes a family such as 'matmul', got {family!r}")
 
     def decorator(formula: Formula) -> Formula:
         for op in ops:
@@ -58,6 +66,8 @@ def register(*ops: OpKey, override: bool = False) -> Callable[[Formula], Formula
                     f"{op} already has the formula {_FORMULAS[op].__qualname__}; pass override=True to replace it"
                 )
             _FORMULAS[op] = formula
+            if family is not None:
+                _FAMILIES[op] = family
         return formula
 
     return decorator
@@ -70,6 +80,7 @@ def unregister(*ops: OpKey | type[nn.Module]) -> None:
             _MODULE_FORMULAS.pop(op, None)
         else:
             _FORMULAS.pop(op, None)
+            _FAMILIES.pop(op, None)
 
 
 def register_module(*module_types: type[nn.Module], override: bool = False) -> Callable[[ModuleFormula], ModuleFormula]:
@@ -108,6 +119,22 @@ def find_module_formula(module: nn.Module) -> ModuleFormula | None:
 def find_formula(op: OpOverload) -> Formula | None:
     """The formula registered for this exact overload, else for its packet, else for its name, else None."""
     return _FORMULAS.get(op) or _FORMULAS.get(op.overloadpacket) or _FORMULAS.get(op._schema.name)
+
+
+def family_of(op: OpOverload) -> str:
+    """The family registered for this overload, its packet or its name ("matmul"), or "" when it has none."""
+    return _FAMILIES.get(op) or _FAMILIES.get(op.overloadpacket) or _FAMILIES.get(op._schema.name) or ""
+
+
+def ops_in_family(family: str) -> frozenset[str]:
+    """The ops registered with ``family``, named as their records name them ("aten.mm", "bitsandbytes.gemm_4bit")."""
+    return frozenset(_record_name(op) for op, tagged in _FAMILIES.items() if tagged == family)
+
+
+def _record_name(op: OpKey) -> str:
+    if isinstance(op, OpOverload):
+        return str(op.overloadpacket)
+    return str(op) if isinstance(op, OpOverloadPacket) else op.replace("::", ".")
 
 
 def registered_ops() -> list[str]:

@@ -412,25 +412,36 @@ def _first(out: Any, function: Callable[..., Any], args: tuple[Any, ...], kwargs
 BUILT = MetaValues(BUILD_MAX_ELEMENTS)
 
 
-class _FollowValues(TorchDispatchMode):  # type: ignore[no-untyped-call]
-    """Keeps ``BUILT`` up to date while a model is built, and skips the in-place initialisation of tensors whose
-    values are not kept (the weights: ``normal_``, ``uniform_`` change only data, which meta tensors do not have,
-    and PyTorch's meta kernels for them are Python, about 40% of building timm's models on meta)."""
+class FollowValues(TorchDispatchMode):  # type: ignore[no-untyped-call]
+    """Runs every op as usual and keeps ``values`` up to date: the values of meta tensors that derive from known
+    ones; an op meta cannot run (``item``, ``nonzero``) runs on those values. The counting mode does the same
+    beside its counting; this is for code that runs on meta without being counted (an input maker's call).
+
+    ``building``: a model is being built, so the in-place initialisation of tensors whose values are not kept
+    (the weights: ``normal_``, ``uniform_`` change only data, which meta tensors do not have) is skipped: PyTorch's
+    meta kernels for them are Python, about 40% of building timm's models on meta."""
+
+    def __init__(self, values: MetaValues = BUILT, building: bool = False) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.values = values
+        self.building = building
 
     def __torch_dispatch__(
         self, func: OpOverload, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
     ) -> Any:
         kwargs = kwargs or {}
-        if args and _on_meta(args[0]) and updates_self(func) and BUILT.get(args[0]) is None:
+        if not self.building:
+            args, kwargs = self.values.on_meta((args, kwargs))
+        elif args and _on_meta(args[0]) and updates_self(func) and self.values.get(args[0]) is None:
             return args[0]
         try:
             out = func(*args, **kwargs)
         except (RuntimeError, NotImplementedError):
-            out = BUILT.run(func, args, kwargs)
+            out = self.values.run(func, args, kwargs)
             if out is NotImplemented:
                 raise
             return out
-        BUILT.follow(func, args, kwargs, out)
+        self.values.follow(func, args, kwargs, out)
         return out
 
 
@@ -438,5 +449,5 @@ class _FollowValues(TorchDispatchMode):  # type: ignore[no-untyped-call]
 def values_while_building() -> Iterator[None]:
     """Build a model on meta with the values of its small tensors kept (see ``BUILT``): its buffers can then
     be looked at while it runs, and a constructor that looks at a value (``linspace(...).tolist()``) runs."""
-    with MetaFunctions(BUILT), _FollowValues():  # type: ignore[no-untyped-call]
+    with MetaFunctions(BUILT), FollowValues(BUILT, building=True):
         yield

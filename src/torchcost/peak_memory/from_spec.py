@@ -9,11 +9,12 @@ from typing import Any
 
 from torch import nn
 
-from torchcost.errors import InputMismatchError, ProfilingError
+from torchcost.errors import ProfilingError
 from torchcost.from_spec import before_cpu_retry, floating_dtype
 from torchcost.inputs import InputOptions, example_inputs
 from torchcost.peak_memory.estimate import MemorySettings, estimate
 from torchcost.peak_memory.memory_profile import MemoryProfile
+from torchcost.prepare import meta_then
 from torchcost.sources import load_model
 
 
@@ -41,19 +42,21 @@ def memory_spec(
 ) -> tuple[MemoryProfile, Loaded]:
     """The ``MemoryProfile`` of ``spec`` and the model and inputs it ran. Without ``device``: on meta, and on
     the CPU when the model needs real values (unless its weights would not fit in this machine's memory)."""
-    devices = [device] if device else ["meta", "cpu"]
-    for attempt, run_on in enumerate(devices):
+    model: nn.Module | None = None  # the last one built
+
+    def track(run_on: str) -> tuple[MemoryProfile, Loaded]:
+        nonlocal model
         source = load_model(spec, run_on, trust_pickle=trust_pickle, weights=weights)
         model = source.model
         args, kwargs = example_inputs(source, inputs, run_on)
         run_settings = replace(settings, dtype=settings.dtype or floating_dtype(model))  # an fp16 checkpoint: fp16
-        try:
-            result = estimate(model, args, kwargs, run_settings, run_on, target, capability=capability)
-        except ProfilingError as exc:
-            if attempt + 1 == len(devices) or isinstance(exc, InputMismatchError):
-                raise
-            before_cpu_retry(model, exc, "tracking", on_retry)
-            continue
-        result.model = spec
+        result = estimate(model, args, kwargs, run_settings, run_on, target, capability=capability)
         return result, Loaded(model, args, kwargs, run_on)
-    raise AssertionError("unreachable")
+
+    def announce(exc: ProfilingError) -> None:
+        assert model is not None  # built before it ran
+        before_cpu_retry(model, exc, "tracking", on_retry)
+
+    result, loaded = track(device) if device else meta_then("cpu", track, announce)
+    result.model = spec
+    return result, loaded

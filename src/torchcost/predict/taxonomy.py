@@ -9,12 +9,19 @@ fused transformer layers), ``norm``, ``pooling`` (pooling, resizing, grid sampli
 softmax, sorting), ``movement`` (copies, concatenation, padding, gathers: bytes and no FLOPs), ``view`` (views,
 reshapes and allocations that move no bytes: they launch no kernel) and ``pointwise`` (everything else that
 computes per element).
+
+Which ops are matrix products is said where their formulas are registered (``register(..., family="matmul")``):
+a record carries it (``OpRecord.family``), and a record built by hand is classed by its op's name among
+``ops_in_family("matmul")``.
 """
 
 from __future__ import annotations
 
 import functools
+from typing import Any
 
+from torchcost.counting.registry import ops_in_family
+from torchcost.errors import renamed
 from torchcost.records import OpRecord
 
 CLASSES = (
@@ -32,25 +39,8 @@ CLASSES = (
 # What the rate-based roofline distinguishes: its compute rates are per class, everything else is "other".
 RATE_CLASSES = ("matmul", "attention", "conv", "depthwise_conv")
 
-MATMUL_OPS = {
-    "mm",
-    "addmm",
-    "bmm",
-    "baddbmm",
-    "addbmm",
-    "mv",
-    "addmv",
-    "dot",
-    "vdot",
-    "_addmm_activation",
-    "_grouped_mm",
-    "_int_mm",
-    "_scaled_mm",
-    "_weight_int8pack_mm",
-    "_weight_int4pack_mm",
-    "_weight_int4pack_mm_for_cpu",
-    "_weight_int4pack_mm_with_scales_and_zeros",
-}
+# Matrix products by name besides the "matmul" family, ops without a formula among them: every bitsandbytes op
+# (its quantizing and scaling around the products too) and the fused RNN kernels' backward and weight packing.
 MATMUL_PREFIXES = ("bitsandbytes.", "mkldnn_rnn", "_cudnn_rnn")
 # nn.MultiheadAttention's and nn.TransformerEncoderLayer's fused inference kernels (projections included)
 FUSED_TRANSFORMER_OPS = {"_native_multi_head_attention", "_transformer_encoder_layer_fwd"}
@@ -89,7 +79,7 @@ REDUCTIONS = {
 
 def op_class(record: OpRecord) -> str:
     """The class of an op (see the module docstring)."""
-    named = _class_by_name(record.op)
+    named = "matmul" if record.family == "matmul" else _class_by_name(record.op)
     if named == "convolution":
         shapes = record.input_shapes
         if len(shapes) >= 2 and len(shapes[1]) >= 3:
@@ -133,7 +123,8 @@ def is_depthwise(record: OpRecord) -> bool:
 
 def is_matmul(name: str) -> bool:
     """Whether an op (``aten.`` dropped) is a matrix product: dense, batched, quantized or an RNN's gates."""
-    return name in MATMUL_OPS or name.startswith(MATMUL_PREFIXES)
+    products = {op.removeprefix("aten.") for op in ops_in_family("matmul")}  # read when asked: users register more
+    return name in products or name.startswith(MATMUL_PREFIXES)
 
 
 def rate_class(op_class: str) -> str:
@@ -161,3 +152,11 @@ def reads_back(record: OpRecord) -> bool:
 def is_multi_tensor(record: OpRecord) -> bool:
     """A record of a foreach or fused multi-tensor op (``aten._foreach_add_``, ``aten._fused_adamw_``)."""
     return record.op.startswith(("aten._foreach_", "aten._fused_"))
+
+
+def __getattr__(name: str) -> Any:
+    if name != "MATMUL_OPS":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    # the hand-kept list that the "matmul" family replaced: its aten ops, ``aten.`` dropped, as the list named them
+    derived = frozenset(op.removeprefix("aten.") for op in ops_in_family("matmul") if op.startswith("aten."))
+    return renamed(__name__, {name: (derived, 'torchcost.counting.registry.ops_in_family("matmul")')})(name)

@@ -6,7 +6,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from torchcost.llm import LLMProfile, PhaseCost, SweepPoint
+from torchcost.llm_results import LLMProfile, PhaseCost, SweepPoint
 from torchcost.report.columns import Column
 from torchcost.report.measurements import seconds
 from torchcost.report.table_width import FittedTable

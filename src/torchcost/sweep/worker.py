@@ -27,8 +27,8 @@ from torchcost.from_spec import profile_spec
 from torchcost.hardware import Hardware
 from torchcost.inputs import InputOptions
 from torchcost.predict import predict
-from torchcost.prepare import random_inputs, with_batch
-from torchcost.profiler import ProfilingError, profile
+from torchcost.prepare import meta_then, random_inputs, with_batch
+from torchcost.profiler import profile
 from torchcost.records import Profile
 from torchcost.sources import presets
 from torchcost.sources.base import build_on
@@ -176,20 +176,18 @@ def _profile_entry(task: Task, entry: SpaceEntry, settings: WorkerSettings) -> P
         args = random_inputs(task.shapes, torch.float32, torch.device("cpu"))
     if task.batch is not None:
         args, kwargs = with_batch((args, kwargs), task.batch)
-    devices = [settings.device] if settings.device else ["meta", "cpu"]
-    for attempt, run_on in enumerate(devices):
+
+    def count(run_on: str) -> Profile:
         built = model if isinstance(model, nn.Module) else build_on(torch.device(run_on), model)
         if not isinstance(built, nn.Module):
             raise TypeError(f"the builder of {task.spec} returned a {type(built).__name__}, not an nn.Module")
-        try:
-            result = profile(built, *args, dtype=task.dtype or None, device=run_on, **kwargs)
-        except ProfilingError:
-            if attempt + 1 == len(devices):
-                raise
-            continue
-        result.model = task.spec
-        return result
-    raise AssertionError("unreachable")
+        return profile(built, *args, dtype=task.dtype or None, device=run_on, **kwargs)
+
+    # a row's error is the cpu's when meta's was a mismatch too: PyTorch's CPU kernels say more ("expected input
+    # [1, 3, 32, 32] to have 4 channels") than their meta functions
+    result = count(settings.device) if settings.device else meta_then("cpu", count, mismatch_too=True)
+    result.model = task.spec
+    return result
 
 
 def _split(inputs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:

@@ -7,6 +7,7 @@ bitsandbytes (0.50) picks its kernel by device and CPU, so every op it may dispa
 weight, which runs ``dequantize_blockwise`` on double-quantized scales); ``Linear8bitLt`` runs the int8 ops;
 quantizing a ``Params4bit``/``Int8Params`` runs the quantize ops. Quantizing and dequantizing are element-wise:
 no MACs, a few FLOPs per element as written at each formula. The ``.out`` overloads write their ``out`` argument.
+The products are registered in the ``"matmul"`` family; the quantizing and scaling ops are not.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def _cost(call: OpCall, *, macs: int = 0, flops: int = 0) -> OpCost:
     return call.cost(macs=macs, flops=flops, bytes_read=call.bytes_read() - written, bytes_written=written)
 
 
-@register(aten._weight_int8pack_mm)
+@register(aten._weight_int8pack_mm, family="matmul")
 def weight_int8pack_mm(call: OpCall) -> OpCost:
     # (m, k) x int8 (n, k)^T, then one scale per output channel: m*k*n MACs + m*n
     x, out = call.arg(0), call.output
@@ -55,7 +56,8 @@ def weight_int8pack_mm(call: OpCall) -> OpCost:
 @register(
     *ops_named(
         aten, ["_weight_int4pack_mm", "_weight_int4pack_mm_for_cpu", "_weight_int4pack_mm_with_scales_and_zeros"]
-    )
+    ),
+    family="matmul",
 )
 def weight_int4pack_mm(call: OpCall) -> OpCost:
     # (m, k) x packed int4 (n, k)^T with per-group scales and zeros folded into the kernel: m*k*n MACs
@@ -63,7 +65,7 @@ def weight_int4pack_mm(call: OpCall) -> OpCost:
     return call.cost(macs=_rows(x) * x.shape[-1] * out.shape[-1])
 
 
-@register("bitsandbytes::gemm_4bit")
+@register("bitsandbytes::gemm_4bit", family="matmul")
 def gemm_4bit(call: OpCall) -> OpCost:
     """gemm_4bit(A (..., k), B packed, shapeB [n, k], absmax, ...): (..., k) x (k, n), plus the bias if any.
 
@@ -75,7 +77,7 @@ def gemm_4bit(call: OpCall) -> OpCost:
     return call.cost(macs=_rows(x) * k * n, flops=bias)
 
 
-@register("bitsandbytes::gemv_4bit")
+@register("bitsandbytes::gemv_4bit", family="matmul")
 def gemv_4bit(call: OpCall) -> OpCost:
     """gemv_4bit(A (..., k), B packed, shapeB [n, k], absmax, code, blocksize): (..., k) x (k, n), no bias.
 
@@ -88,7 +90,7 @@ def gemv_4bit(call: OpCall) -> OpCost:
     return _cost(call, macs=_rows(x) * x.shape[-1] * n)
 
 
-@register("bitsandbytes::int8_linear_matmul")
+@register("bitsandbytes::int8_linear_matmul", family="matmul")
 def int8_linear_matmul(call: OpCall) -> OpCost:
     """int8 A (..., k) x int8 B (n, k)^T -> int32 (..., n).
 
@@ -109,7 +111,7 @@ def int8_mm_dequant(call: OpCall) -> OpCost:
     return call.cost(flops=(2 + bias) * call.output.numel())
 
 
-@register("bitsandbytes::int8_scaled_mm")
+@register("bitsandbytes::int8_scaled_mm", family="matmul")
 def int8_scaled_mm(call: OpCall) -> OpCost:
     """int8 A (..., k) x int8 B (n, k)^T, then row and column scales (+ bias): 2 (or 3) FLOPs per output.
 
@@ -120,7 +122,7 @@ def int8_scaled_mm(call: OpCall) -> OpCost:
     return call.cost(macs=_rows(x) * x.shape[-1] * out.shape[-1], flops=(2 + bias) * out.numel())
 
 
-@register("bitsandbytes::int8_mixed_scaled_mm")
+@register("bitsandbytes::int8_mixed_scaled_mm", family="matmul")
 def int8_mixed_scaled_mm(call: OpCall) -> OpCost:
     """LLM.int8() with outliers: int8_scaled_mm(CA (m, k), CB (n, k), ...), and the c outlier columns of A
     (m, c) in floating point times the dequantized columns of CB (n, c).

@@ -27,7 +27,7 @@ def recurrent_cost(call: OpCall, kind: str, steps_x_batch: int, input_size: int,
     return call.cost(macs=macs, flops=steps_x_batch * POINTWISE_PER_HIDDEN[kind] * hidden)
 
 
-@register(*ops_named(aten, ["mkldnn_rnn_layer"]))
+@register(*ops_named(aten, ["mkldnn_rnn_layer"]), family="matmul")
 def mkldnn_rnn_layer(call: OpCall) -> OpCost:
     # one layer, one direction: (input, w_ih, w_hh, b_ih, b_hh, hx, cx, reverse, batch_sizes, mode, hidden_size, ...)
     x, w_ih = call.arg(0), call.arg(1)
@@ -37,7 +37,10 @@ def mkldnn_rnn_layer(call: OpCall) -> OpCost:
     return recurrent_cost(call, kind, steps_x_batch, w_ih.shape[1], hidden)
 
 
-@register(*ops_named(aten, ["_cudnn_rnn", "miopen_rnn"]))
+# both run their gates as matrix products, but only _cudnn_rnn is in the "matmul" family: the prediction's old
+# hand-kept list (predict/taxonomy.py) left miopen_rnn out, and its predictions stay as they were
+@register(*ops_named(aten, ["_cudnn_rnn"]), family="matmul")
+@register(*ops_named(aten, ["miopen_rnn"]))
 def cudnn_rnn(call: OpCall) -> OpCost:
     # all layers and directions at once; the flat weight list holds w_ih, w_hh[, b_ih, b_hh] per layer-direction
     x, weights = call.arg(0), call.arg(1)
