@@ -24,8 +24,8 @@ import torch
 
 import torchcost
 from torchcost.inputs import InputOptions, example_inputs
+from torchcost.measure.quiet import busy_cores
 from torchcost.predict import predict
-from torchcost.predict.calibrate import busy_cores
 from torchcost.prepare import with_batch
 from torchcost.sources import load_model
 

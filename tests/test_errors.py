@@ -106,3 +106,20 @@ def test_moved_modules_answer_from_their_old_path_with_a_warning(old, new, monke
     with pytest.warns(DeprecationWarning, match=f"{old} is now {new}; the old module goes in the next release"):
         moved = importlib.import_module(old)
     assert moved is importlib.import_module(new)
+
+
+@pytest.mark.parametrize(
+    ("old", "name", "new"),
+    [
+        ("torchcost.emulate.meta_values", "MetaFunctions", "torchcost.emulate.on_meta"),
+        ("torchcost.emulate.meta_values", "values_while_building", "torchcost.emulate.on_meta"),
+        ("torchcost.predict.taxonomy", "MATMUL_OPS", None),
+        ("torchcost.sources.hf_inputs", "IMAGE_SIDE", "torchcost.sources.hf_inputs_vision"),
+        ("torchcost.llm", "preset_config", "torchcost.llm_models"),
+    ],
+)
+def test_moved_names_answer_from_their_old_module_with_a_warning(old, name, new):
+    with pytest.warns(DeprecationWarning, match=f"{old}.{name} is now"):
+        value = getattr(importlib.import_module(old), name)
+    if new is not None:
+        assert value is getattr(importlib.import_module(new), name)

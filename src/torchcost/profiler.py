@@ -13,9 +13,11 @@ from torch import nn
 
 from torchcost.counting.failure import forward_failure
 from torchcost.counting.fused import FusedCalls
-from torchcost.counting.mode import CountingMode, ModuleStack
+from torchcost.counting.mode import CountingMode
+from torchcost.counting.module_stack import ModuleStack
 from torchcost.emulate.autocast import CountedAutocast
-from torchcost.emulate.meta_values import BUILT, MetaFunctions, MetaValues
+from torchcost.emulate.meta_values import BUILT, MetaValues
+from torchcost.emulate.on_meta import MetaFunctions
 from torchcost.errors import ProfilingError as ProfilingError  # re-exported: it was defined here
 from torchcost.params import count_params, named_modules, params_per_module, size_bytes, size_if
 from torchcost.prepare import InputSize, ModelState, meta_then_device, prepare, random_inputs

@@ -1,5 +1,6 @@
-"""Walking trees of tensors: the tensors in an op's arguments or a model's output, those an object reaches
-through its attributes (a KV cache), and the bytes a tensor really refers to. Ground floor: imports only torch."""
+"""Walking trees of tensors: the tensors in an op's arguments or a model's output, their shapes and dtype names,
+those an object reaches through its attributes (a KV cache), and the bytes a tensor really refers to. Ground
+floor: imports only torch."""
 
 from __future__ import annotations
 
@@ -65,3 +66,20 @@ def reachable_tensors(tree: Any, depth: int = 6) -> list[torch.Tensor]:
     else:
         return []
     return [t for child in children for t in reachable_tensors(child, depth - 1)]
+
+
+def shapes(tensors: list[torch.Tensor]) -> tuple[tuple[int, ...], ...]:
+    return tuple(tuple(t.shape) for t in tensors)
+
+
+def dtype_names(tensors: list[torch.Tensor]) -> tuple[str, ...]:
+    """``("float32", "int64")``: each tensor's dtype without ``torch.``."""
+    return tuple(str(t.dtype).removeprefix("torch.") for t in tensors)
+
+
+def shapes_of(tree: Any) -> tuple[tuple[int, ...], ...]:
+    return shapes(tensors_in(tree))
+
+
+def dtypes_of(tree: Any) -> tuple[str, ...]:
+    return dtype_names(tensors_in(tree))

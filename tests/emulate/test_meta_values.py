@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 import torchcost
-from torchcost.emulate.meta_values import BUILT, values_while_building
+from torchcost.emulate.meta_values import BUILT
+from torchcost.emulate.on_meta import values_while_building
 
 
 class MadeFromData(nn.Module):
@@ -61,7 +62,8 @@ def test_replaced_functions_are_restored_and_pytorch_caches_stay_intact():
     # built while torch.tensor is replaced, they would miss the real one for the rest of the process
     script = (
         "import torch, torchcost\n"
-        "from torchcost.emulate.meta_values import BUILT, MetaFunctions\n"
+        "from torchcost.emulate.meta_values import BUILT\n"
+        "from torchcost.emulate.on_meta import MetaFunctions\n"
         "tensor = torch.tensor\n"
         "with MetaFunctions(BUILT):\n"
         "    assert torch.tensor is not tensor\n"

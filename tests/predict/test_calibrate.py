@@ -4,6 +4,7 @@ import torch
 from tests.predict.test_learned import learned_calibration, power_law
 from torchcost.hardware import hardware
 from torchcost.hardware.calibration import cache_path, load_calibration, save_calibration
+from torchcost.measure import quiet
 from torchcost.predict import calibrate as calibration_module
 from torchcost.predict.calibrate import CalibrationError, calibrate, fit_rate_and_overhead
 from torchcost.predict.learned import FEATURE_COUNT, Observation
@@ -87,12 +88,12 @@ def test_busy_threshold_counts_the_cores_the_calibration_leaves_free(monkeypatch
 def test_busy_cores_are_read_from_cpu_time_now(monkeypatch):
     # /proc/stat's first line: user nice system idle iowait irq softirq steal, in jiffies, over all CPUs
     lines = iter(["cpu  100 0 50 800 50 0 0 0", "cpu  160 0 70 880 50 0 0 10"])
-    monkeypatch.setattr(calibration_module.Path, "read_text", lambda self: next(lines))
-    monkeypatch.setattr(calibration_module.Path, "exists", lambda self: True)
-    monkeypatch.setattr(calibration_module.time, "sleep", lambda seconds: None)
-    monkeypatch.setattr(calibration_module.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(quiet.Path, "read_text", lambda self: next(lines))
+    monkeypatch.setattr(quiet.Path, "exists", lambda self: True)
+    monkeypatch.setattr(quiet.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(quiet.os, "cpu_count", lambda: 2)
     # busy: (160 + 70 + 10) - (100 + 50) = 90 of (1170 - 1000) = 170 jiffies; on 2 cores 2 x 90 / 170 = 1.0588...
-    assert calibration_module.busy_cores(0.0) == pytest.approx(2 * 90 / 170)
+    assert quiet.busy_cores(0.0) == pytest.approx(2 * 90 / 170)
 
 
 def test_calibration_is_cached_and_used_by_local(cache_dir):

@@ -1,6 +1,7 @@
 """Operator-level counting: the formula registry and the dispatch mode that applies it."""
 
-from torchcost.counting.mode import CountingMode, ModuleStack
+from torchcost.counting.mode import CountingMode
+from torchcost.counting.module_stack import ModuleStack
 from torchcost.counting.registry import (
     DuplicateFormulaError,
     OpCall,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from torchcost.counting.mode import ModuleStack
+from torchcost.counting.module_stack import ModuleStack
 from torchcost.errors import ProfilingError, input_mismatch, needs_real_values
 
 

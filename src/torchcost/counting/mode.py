@@ -1,4 +1,5 @@
-"""Counting at the ATen dispatch level, with the module stack that attributes each op to module paths."""
+"""Counting at the ATen dispatch level: each op run as usual, its cost recorded with the module paths that the
+module stack (``module_stack.py``) says enclose it."""
 
 from __future__ import annotations
 
@@ -9,36 +10,19 @@ from typing import Any
 import torch
 from torch._decomp import decomposition_table
 from torch._ops import OpOverload
-from torch.autograd.graph import register_multi_grad_hook
-from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from torchcost.counting import formulas
-from torchcost.counting.registry import OpCall, family_of, find_formula, find_module_formula
+from torchcost.counting.module_stack import ModuleStack as ModuleStack  # re-exported: it was defined here
+from torchcost.counting.registry import OpCall, family_of, find_formula
 from torchcost.emulate.autocast import CPU_STAND_INS
 from torchcost.emulate.meta_kernels import META_SHORTCUTS
 from torchcost.emulate.meta_values import MetaValues
 from torchcost.emulate.schema import returns_new_tensors, updates_self
-from torchcost.records import OpCost, OpRecord, Shape
-from torchcost.tensors import NO_TENSORS, tensor_bytes, tensors_in
+from torchcost.records import OpCost, OpRecord
+from torchcost.tensors import NO_TENSORS, dtype_names, shapes, tensor_bytes, tensors_in
 
 Rule = Callable[[OpCall], OpCost]
-
-
-def shapes_of(tree: Any) -> tuple[Shape, ...]:
-    return _shapes(tensors_in(tree))
-
-
-def dtypes_of(tree: Any) -> tuple[str, ...]:
-    return _dtypes(tensors_in(tree))
-
-
-def _shapes(tensors: list[torch.Tensor]) -> tuple[Shape, ...]:
-    return tuple(tuple(t.shape) for t in tensors)
-
-
-def _dtypes(tensors: list[torch.Tensor]) -> tuple[str, ...]:
-    return tuple(str(t.dtype).removeprefix("torch.") for t in tensors)
 
 
 def signature(tree: Any, strides: bool = False) -> Hashable:
@@ -146,103 +130,6 @@ def rule_for(op: OpOverload) -> Rule | None:
     if torch.Tag.reduction in op.tags:
         return formulas.reduction
     return None
-
-
-class ModuleStack:
-    """Which of the model's modules are running, in forward and in backward, from global module hooks.
-
-    Nothing is registered on the model itself; the hooks are removed on exit. In backward, a module is
-    entered when the gradients of its outputs arrive and left when those of its inputs are computed
-    (the approach of ``torch.utils.module_tracker``).
-    """
-
-    def __init__(self, names: dict[int, str]) -> None:
-        self.names = names  # id(module) -> dotted path ("" for the root)
-        self.forward: list[str] = []
-        self.forward_inputs: list[tuple[Shape, ...]] = []  # input shapes of each running module (for a failure)
-        self.backward: list[str] = []
-        self.calls: dict[str, int] = {}
-        self.output_shapes: dict[str, list[Shape]] = {}
-        self.opaque: list[str] = []  # running modules whose cost a user formula gives (their ops are not counted)
-        self.user_formula: set[str] = set()  # modules counted by a user formula
-        self.emit: Callable[[OpRecord], None] | None = None  # where a user formula's record goes
-        self._handles: list[Any] = []
-        self._current: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())  # the last stack asked for, as ``current``
-
-    def __enter__(self) -> ModuleStack:
-        self._handles = [
-            register_module_forward_pre_hook(self._enter_forward),
-            register_module_forward_hook(self._leave_forward),
-        ]
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
-
-    @property
-    def current(self) -> tuple[str, ...]:
-        """The running modules' paths, outermost first (each once)."""
-        stack = self.backward if torch._C._current_graph_task_id() != -1 else self.forward
-        key = tuple(stack)
-        if key != self._current[0]:
-            self._current = (key, tuple(dict.fromkeys(stack)))
-        return self._current[1]
-
-    def _enter_forward(self, module: torch.nn.Module, args: Any) -> None:
-        name = self.names.get(id(module))
-        if name is None:
-            return
-        self.forward.append(name)
-        self.forward_inputs.append(shapes_of(args))  # shapes, not the tensors: holding them would change lifetimes
-        self.calls[name] = self.calls.get(name, 0) + 1
-        if not self.opaque and find_module_formula(module) is not None:
-            self.opaque.append(name)
-        self._on_gradients(args, lambda: self._remove(self.backward, name))
-
-    def _leave_forward(self, module: torch.nn.Module, args: Any, output: Any) -> None:
-        name = self.names.get(id(module))
-        if name is None:
-            return
-        if self.opaque == [name]:
-            self._apply_module_formula(module, name, args, output)
-        index = len(self.forward) - 1 - self.forward[::-1].index(name)
-        del self.forward[index], self.forward_inputs[index]
-        self.output_shapes.setdefault(name, list(shapes_of(output)))
-        self._on_gradients(output, lambda: self.backward.append(name))
-
-    def _apply_module_formula(self, module: torch.nn.Module, name: str, args: Any, output: Any) -> None:
-        """The module's cost by its user formula, as one record in place of the ops its forward ran."""
-        formula = find_module_formula(module)
-        assert formula is not None
-        cost = formula(module, args, output)
-        self.opaque.clear()
-        self.user_formula.add(name)
-        if self.emit is not None:
-            record = OpRecord(
-                op=f"{type(module).__name__} (user formula)",
-                phase="forward",
-                modules=self.current,
-                cost=cost,
-                input_shapes=shapes_of(args),
-                output_shapes=shapes_of(output),
-                input_dtypes=dtypes_of(args),
-                output_dtypes=dtypes_of(output),
-            )
-            self.emit(record)
-
-    def _on_gradients(self, tree: Any, action: Callable[[], None]) -> None:
-        if not torch.is_grad_enabled():  # inference: no backward to follow
-            return
-        tensors = [t for t in tensors_in(tree) if t.requires_grad]
-        if tensors:
-            self._handles.append(register_multi_grad_hook(tensors, lambda grad: action(), mode="any"))
-
-    @staticmethod
-    def _remove(stack: list[str], name: str) -> None:
-        if name in stack:
-            del stack[len(stack) - 1 - stack[::-1].index(name)]
 
 
 class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
@@ -431,11 +318,11 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
                 phase=self.phase or ("backward" if in_backward else "forward"),
                 modules=self.modules.current,
                 cost=cost,
-                input_shapes=_shapes(inputs),
-                output_shapes=_shapes(outputs),
+                input_shapes=shapes(inputs),
+                output_shapes=shapes(outputs),
                 counted=counted,
-                input_dtypes=_dtypes(inputs),
-                output_dtypes=_dtypes(outputs),
+                input_dtypes=dtype_names(inputs),
+                output_dtypes=dtype_names(outputs),
                 fused=self.fused,
                 family=self._families[func],
             )

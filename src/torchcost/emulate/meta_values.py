@@ -12,22 +12,19 @@ views) keep the known elements of a tensor known beside the unknown ones.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch._ops import OpOverload
 from torch.multiprocessing.reductions import StorageWeakRef
-from torch.utils import backend_registration
-from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
-from torch.utils._pytree import tree_leaves, tree_map
+from torch.utils._python_dispatch import _disable_current_modes
+from torch.utils._pytree import tree_map
 from torch.utils.weak import WeakTensorKeyDictionary
 
-from torchcost.emulate.meta_kernels import sdpa_on_meta
 from torchcost.emulate.schema import updates_self
+from torchcost.errors import renamed
 from torchcost.tensors import NO_TENSORS, tensors_in
 
 MAX_ELEMENTS = 1 << 22  # outputs larger than this (16 MB of fp32) are not computed: their values stay unknown
@@ -35,7 +32,7 @@ BUILD_MAX_ELEMENTS = 1 << 16  # while a model is built on meta: its buffers, not
 _CPU = torch.device("cpu")
 
 
-def _on_meta(tensor: Any) -> bool:
+def is_meta(tensor: Any) -> bool:
     return isinstance(tensor, torch.Tensor) and tensor.device.type == "meta"
 
 
@@ -57,7 +54,7 @@ class MetaValues:
 
     def get(self, tensor: torch.Tensor) -> torch.Tensor | None:
         """The value of a meta tensor if it is known; a tensor with data is its own value."""
-        if not _on_meta(tensor):
+        if not is_meta(tensor):
             return tensor
         value: torch.Tensor | None = self._values.get(tensor)  # type: ignore[no-untyped-call]
         if value is None:  # most tensors (weights, activations): no storage to check, the cheap answer first
@@ -95,7 +92,7 @@ class MetaValues:
             self._mark_written(func, args, kwargs)
             self._spread(func, args, kwargs, out)
             return
-        outputs = [t for t in tensors_in(out) if _on_meta(t)]
+        outputs = [t for t in tensors_in(out) if is_meta(t)]
         too_large = sum(t.numel() for t in outputs) > self.max_elements and not func.is_view  # a view is free
         if not outputs or too_large:
             computed: Any = NotImplemented
@@ -114,7 +111,7 @@ class MetaValues:
     def _unknown_result(self, func: OpOverload, tensors: list[torch.Tensor]) -> bool:
         """Whether an op on these arguments has no value to compute (a meta argument is unknown) and no known
         elements to move (it combines elements, or none of its meta arguments is even partly known)."""
-        metas = [tensor for tensor in tensors if _on_meta(tensor)]
+        metas = [tensor for tensor in tensors if is_meta(tensor)]
         if func.overloadpacket in MOVES_ELEMENTS:
             return bool(metas) and not any(self._partly_known(tensor) for tensor in metas)
         return any(self.get(tensor) is None for tensor in metas)
@@ -124,7 +121,7 @@ class MetaValues:
         for index, name in _writes(func):
             value = args[index] if index < len(args) else kwargs.get(name)
             for tensor in tensors_in(value):
-                if _on_meta(tensor):
+                if is_meta(tensor):
                     self._unknown.add(_storage(tensor))
 
     def _follow_parts(
@@ -135,7 +132,7 @@ class MetaValues:
         Each element's value and whether it is known go through the op side by side."""
         if func.overloadpacket not in MOVES_ELEMENTS:  # first: this runs for every op of unknown result
             return
-        metas = [t for t in tensors_in((args, kwargs)) if _on_meta(t)]
+        metas = [t for t in tensors_in((args, kwargs)) if is_meta(t)]
         if not any(self._partly_known(t) for t in metas):
             return
         parts = {id(t): self._part(t) for t in metas}
@@ -182,12 +179,12 @@ class MetaValues:
         choice gives when the experts are alike and no capacity limit drops tokens, and the code that
         looks at the choices (``nonzero``, per-expert loops) runs on meta."""
         packet = func.overloadpacket
-        if packet not in SPREAD_PICKS or not args or not _on_meta(args[0]):
+        if packet not in SPREAD_PICKS or not args or not is_meta(args[0]):
             return
         if not any(argument.name == "dim" for argument in func._schema.arguments):  # max() of all the values
             return
         picks = out if packet is _ATEN.argmax else out[1] if isinstance(out, tuple | list) else None
-        if not isinstance(picks, torch.Tensor) or not _on_meta(picks) or picks.numel() > self.max_elements:
+        if not isinstance(picks, torch.Tensor) or not is_meta(picks) or picks.numel() > self.max_elements:
             return
         dim = args[SPREAD_PICKS[packet]] if len(args) > SPREAD_PICKS[packet] else kwargs.get("dim", -1)
         if dim is None or args[0].dim() == 0:
@@ -231,7 +228,7 @@ class MetaValues:
             return tree
 
         def to_meta(leaf: Any) -> Any:
-            if not isinstance(leaf, torch.Tensor) or _on_meta(leaf) or leaf.dim() == 0:
+            if not isinstance(leaf, torch.Tensor) or is_meta(leaf) or leaf.dim() == 0:
                 return leaf
             meta = torch.empty_strided(leaf.shape, leaf.stride(), dtype=leaf.dtype, device="meta")
             self.seed(meta, leaf)
@@ -255,7 +252,7 @@ class MetaValues:
             return args[0]
 
         def stand_in(leaf: Any) -> Any:
-            return self._part(leaf)[0] if _on_meta(leaf) else leaf
+            return self._part(leaf)[0] if is_meta(leaf) else leaf
 
         try:
             with _disable_current_modes():
@@ -313,7 +310,7 @@ def _off_meta(leaf: Any) -> Any:
 
 def _mixes_devices(tensors: list[torch.Tensor]) -> bool:
     """Meta tensors and tensors with data of more than one dimension among the arguments."""
-    return any(_on_meta(t) for t in tensors) and any(not _on_meta(t) and t.dim() > 0 for t in tensors)
+    return any(is_meta(t) for t in tensors) and any(not is_meta(t) and t.dim() > 0 for t in tensors)
 
 
 def _storage(tensor: torch.Tensor) -> StorageWeakRef:
@@ -330,124 +327,16 @@ def _writes(func: OpOverload) -> tuple[tuple[int, str], ...]:
     )
 
 
-class MetaFunctions:
-    """What a model does on meta tensors that the dispatcher does not see, made as on a CPU while active:
-
-    - ``F.scaled_dot_product_attention`` runs the kernel a CPU would choose (see ``sdpa_on_meta``);
-    - ``torch.tensor(data, device="meta")`` keeps its data as the tensor's value;
-    - formatting a one-element meta tensor of known value (``f"expert_{index}"``) formats the value;
-    - ``nn.MultiheadAttention`` and ``nn.TransformerEncoderLayer`` take their fused inference kernels only on
-      devices they list (the CPU, CUDA and the registered third-party backend, named ``privateuseone`` when
-      none is): meta stands in as that backend, so that they choose as a CPU would.
-
-    The functions are replaced in their modules for the duration (a torch-function mode would see none of the
-    calls made inside PyTorch's own functions, and would itself turn the fused paths off).
-    """
-
-    def __init__(self, values: MetaValues) -> None:
-        self.values = values
-        self._saved: list[tuple[Any, str, Any]] = []  # (owner, name, the value before)
-
-    def __enter__(self) -> MetaFunctions:
-        _cache_function_sets()  # before replacing: PyTorch caches sets of its functions on first use
-        sdpa, tensor, as_tensor = F.scaled_dot_product_attention, torch.tensor, torch.as_tensor
-        format_ = torch.Tensor.__format__
-        replaced: list[tuple[Any, str, Any]] = [
-            (F, "scaled_dot_product_attention", lambda *a, **k: _first(sdpa_on_meta(a, k), sdpa, a, k)),
-            (torch, "tensor", lambda *a, **k: _first(self._tensor(tensor, a, k), tensor, a, k)),
-            (torch, "as_tensor", lambda *a, **k: _first(self._tensor(as_tensor, a, k), as_tensor, a, k)),
-            (torch.Tensor, "__format__", lambda t, spec: _first(self._format(t, spec), format_, (t, spec), {})),
-        ]
-        if backend_registration._privateuse1_backend_name == "privateuseone":  # no third-party backend
-            replaced.append((backend_registration, "_privateuse1_backend_name", "meta"))
-        for owner, name, value in replaced:
-            self._saved.append((owner, name, getattr(owner, name)))
-            setattr(owner, name, value)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for owner, name, value in reversed(self._saved):
-            setattr(owner, name, value)
-        self._saved.clear()
-
-    def _format(self, tensor: torch.Tensor, spec: str) -> Any:
-        """``f"expert_{index}"`` with a one-element meta tensor of known value formats the value, as on a CPU."""
-        value = self.values.get(tensor) if _on_meta(tensor) and tensor.dim() == 0 else None
-        return NotImplemented if value is None else format(value.item(), spec)
-
-    def _tensor(self, make: Callable[..., torch.Tensor], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """``torch.tensor(data, device="meta")`` keeps its data as the value (no op of the dispatcher sees it)."""
-        device = kwargs.get("device") or make([]).device  # the default device (torch.device("meta") as a context)
-        if torch.device(device).type != "meta" or not args or isinstance(args[0], torch.Tensor):
-            return NotImplemented
-        data = tree_map(lambda leaf: self.values.get(leaf) if _on_meta(leaf) else leaf, args[0])  # a list of scalars
-        if any(leaf is None for leaf in tree_leaves(data)):
-            return NotImplemented
-        with _disable_current_modes():
-            value = make(data, dtype=kwargs.get("dtype"), device="cpu")
-            meta = torch.empty_like(value, device="meta").requires_grad_(bool(kwargs.get("requires_grad")))
-        self.values.seed(meta, value)
-        return meta
-
-
-def _cache_function_sets() -> None:
-    """Compute the sets of PyTorch functions that PyTorch builds once and caches (the constructors that
-    ``torch.device("meta")`` gives a device, the functions torch.overrides knows), so that none is built while
-    ``torch.tensor`` and the rest are replaced and holds a replacement forever."""
-    from torch import overrides
-    from torch.utils import _device
-
-    for cached in ("get_ignored_functions", "get_overridable_functions", "get_testing_overrides"):
-        getattr(overrides, cached, lambda: None)()
-    getattr(_device, "_device_constructors", lambda: None)()
-
-
-def _first(out: Any, function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """``out``, unless it is NotImplemented: then ``function(*args, **kwargs)``."""
-    return function(*args, **kwargs) if out is NotImplemented else out
-
-
 # The values of small tensors made while models are built on meta (their buffers: positions, rotary
 # frequencies, merge sizes), kept for as long as those tensors live; every store falls back to it.
 BUILT = MetaValues(BUILD_MAX_ELEMENTS)
 
 
-class FollowValues(TorchDispatchMode):  # type: ignore[no-untyped-call]
-    """Runs every op as usual and keeps ``values`` up to date: the values of meta tensors that derive from known
-    ones; an op meta cannot run (``item``, ``nonzero``) runs on those values. The counting mode does the same
-    beside its counting; this is for code that runs on meta without being counted (an input maker's call).
+def __getattr__(name: str) -> Any:
+    """The code that runs on meta with these values moved to ``torchcost.emulate.on_meta``; its names answer here
+    with a DeprecationWarning, for one release."""
+    if name not in ("MetaFunctions", "FollowValues", "values_while_building"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from torchcost.emulate import on_meta  # imported on use: it imports this module
 
-    ``building``: a model is being built, so the in-place initialisation of tensors whose values are not kept
-    (the weights: ``normal_``, ``uniform_`` change only data, which meta tensors do not have) is skipped: PyTorch's
-    meta kernels for them are Python, about 40% of building timm's models on meta."""
-
-    def __init__(self, values: MetaValues = BUILT, building: bool = False) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
-        self.values = values
-        self.building = building
-
-    def __torch_dispatch__(
-        self, func: OpOverload, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
-    ) -> Any:
-        kwargs = kwargs or {}
-        if not self.building:
-            args, kwargs = self.values.on_meta((args, kwargs))
-        elif args and _on_meta(args[0]) and updates_self(func) and self.values.get(args[0]) is None:
-            return args[0]
-        try:
-            out = func(*args, **kwargs)
-        except (RuntimeError, NotImplementedError):
-            out = self.values.run(func, args, kwargs)
-            if out is NotImplemented:
-                raise
-            return out
-        self.values.follow(func, args, kwargs, out)
-        return out
-
-
-@contextlib.contextmanager
-def values_while_building() -> Iterator[None]:
-    """Build a model on meta with the values of its small tensors kept (see ``BUILT``): its buffers can then
-    be looked at while it runs, and a constructor that looks at a value (``linspace(...).tolist()``) runs."""
-    with MetaFunctions(BUILT), FollowValues(BUILT, building=True):
-        yield
+    return renamed(__name__, {name: getattr(on_meta, name)})(name)

@@ -16,7 +16,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils._pytree import tree_map
 
 from torchcost.counting.failure import forward_failure
-from torchcost.counting.mode import ModuleStack
+from torchcost.counting.module_stack import ModuleStack
 from torchcost.errors import renamed
 from torchcost.hardware import hardware
 from torchcost.peak_memory.build import build, categories, peak_at

@@ -17,7 +17,7 @@ import torch
 from torch._ops import OpOverload
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from torchcost.counting.mode import ModuleStack
+from torchcost.counting.module_stack import ModuleStack
 from torchcost.peak_memory.workspace import workspace_bytes
 from torchcost.tensors import tensors_in
 

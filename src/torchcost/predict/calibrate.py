@@ -15,7 +15,6 @@ import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -24,6 +23,7 @@ import torch.nn.functional as F
 from torchcost.errors import ProfilingError, renamed
 from torchcost.hardware.calibration import Calibration, load_calibration, save_calibration
 from torchcost.hardware.detect import cpu_model_name, last_level_cache_bytes
+from torchcost.measure.quiet import SAMPLE_S, busy_cores, spare_cores
 from torchcost.measure.timing import progress_bar, timing_module
 from torchcost.predict.learned import FEATURE_COUNT, Observation, held_out_check
 from torchcost.predict.learned.observe import SAMPLES_PER_CLASS, module_call_seconds, observe, reference_seconds
@@ -115,8 +115,6 @@ class CalibrationError(ProfilingError):
     """The machine was too busy to calibrate, or the learned models miss their own held-out samples."""
 
 
-IDLE_CORES = 0.3  # CPU time of other work a quiet machine shows (a VM's agents, the shell), in cores
-SAMPLE_S = 2.0  # how long /proc/stat is sampled to see what else runs
 WAIT_FOR_QUIET_S = 60
 WAIT_STEP_S = 3.0
 PROBE_DRIFT = 0.2  # the reference probe may move this much between the start and the end
@@ -368,38 +366,6 @@ def _capped(observations: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for observation in observations:
         per_class.setdefault(observation["op_class"], []).append(observation)
     return [o for group in per_class.values() for o in group[-MAX_SAMPLES_PER_CLASS:]]
-
-
-def busy_cores(seconds: float = SAMPLE_S) -> float:
-    """Cores that other work keeps busy now: the machine's busy CPU time over ``seconds`` (``/proc/stat``: user,
-    nice, system, irq, softirq and steal, which on a virtual machine is time the hypervisor gave to others),
-    while this process sleeps. Unlike the load average, which decays over minutes, it says what runs now."""
-    before = _cpu_times()
-    if before is None:
-        return 0.0
-    time.sleep(seconds)
-    after = _cpu_times()
-    if after is None:
-        return 0.0
-    (busy0, total0), (busy1, total1) = before, after
-    cores = os.cpu_count() or 1
-    return cores * (busy1 - busy0) / (total1 - total0) if total1 > total0 else 0.0
-
-
-def _cpu_times() -> tuple[int, int] | None:
-    """(busy, total) jiffies of all CPUs from the first line of /proc/stat; None where there is none."""
-    stat = Path("/proc/stat")
-    if not stat.exists():
-        return None
-    fields = [int(v) for v in stat.read_text().splitlines()[0].split()[1:]]
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    total = sum(fields[:8])  # guest time is already counted in user
-    return total - idle, total
-
-
-def spare_cores() -> float:
-    """Cores other work may use without slowing the calibration's threads (a little background is allowed)."""
-    return max((os.cpu_count() or 1) - torch.get_num_threads(), 0) + IDLE_CORES
 
 
 def _wait_for_quiet() -> None:

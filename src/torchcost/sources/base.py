@@ -13,7 +13,7 @@ from typing import Any, Literal, Protocol
 import torch
 from torch import nn
 
-from torchcost.emulate.meta_values import values_while_building
+from torchcost.emulate.on_meta import values_while_building
 from torchcost.errors import ProfilingError
 
 Shape = tuple[int, ...]

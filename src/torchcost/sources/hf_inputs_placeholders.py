@@ -11,7 +11,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from torchcost.emulate.meta_values import BUILT, FollowValues, MetaFunctions, MetaValues
+from torchcost.emulate.meta_values import BUILT, MetaValues
+from torchcost.emulate.on_meta import FollowValues, MetaFunctions
 from torchcost.sources import hf_audio
 from torchcost.sources.hf_inputs_config import find_value
 from torchcost.sources.hf_inputs_text import TextInputs

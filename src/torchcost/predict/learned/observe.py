@@ -14,7 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from torchcost.counting.mode import CountingMode, ModuleStack
+from torchcost.counting.mode import CountingMode
+from torchcost.counting.module_stack import ModuleStack
 from torchcost.predict.learned.features import features
 from torchcost.predict.learned.regression import Observation
 from torchcost.predict.learned.sampling import SAMPLERS, Sample
