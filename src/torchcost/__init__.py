@@ -38,8 +38,7 @@ from torchcost.records import (
     UncountedOp,
 )
 from torchcost.sweep import SweepResult, sweep
-
-__version__ = "0.1.0"
+from torchcost.version import __version__
 
 __all__ = [
     "Analysis",

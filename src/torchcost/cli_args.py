@@ -10,12 +10,12 @@ import re
 from pathlib import Path
 from typing import Any, NoReturn
 
-from torchcost import __version__
 from torchcost.predict import EXECUTIONS
 from torchcost.prepare import checked_device
 from torchcost.report.sweep import SORTS
 from torchcost.report.terminal import DEFAULT_DEPTH
 from torchcost.sweep.runner import DEFAULT_TIMEOUT_S
+from torchcost.version import __version__
 
 OPTIONAL_PACKAGES = {"html": ("plotly", "the HTML report"), "roofline": ("matplotlib", "the roofline chart")}
 EXTRAS = {"plotly": "html", "matplotlib": "plot", "transformers": "transformers"}  # package -> torchcost[extra]

@@ -153,7 +153,7 @@ def page(title: str, sections: list[str]) -> str:
     plotly_js = get_plotlyjs().replace("</script", "<\\/script")
     css = resources.files("torchcost.report").joinpath("assets/report.css").read_text(encoding="utf-8")
     script = resources.files("torchcost.report").joinpath("assets/report.js").read_text(encoding="utf-8")
-    from torchcost import __version__
+    from torchcost.version import __version__
 
     return (
         "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"

@@ -19,7 +19,6 @@ from collections.abc import Generator, Sequence
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
-import torchcost
 from torchcost.sweep.output import SweepError
 from torchcost.sweep.rows import Row, Task
 from torchcost.sweep.worker import WorkerSettings, family, worker_name
@@ -75,7 +74,7 @@ class _Worker:
 
 def _environment() -> dict[str, str]:
     """This environment, with the directory torchcost was imported from first on the workers' path."""
-    source = str(Path(torchcost.__file__).resolve().parents[1])
+    source = str(Path(__file__).resolve().parents[2])  # the folder torchcost is imported from
     paths = [source, *os.environ.get("PYTHONPATH", "").split(os.pathsep)]
     return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
 
