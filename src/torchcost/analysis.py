@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from torchcost.display import show
+from torchcost.display import Shown
 from torchcost.errors import ProfilingError
 from torchcost.explain import Finding
 from torchcost.explain import explain as find_reasons
@@ -24,8 +24,8 @@ from torchcost.records import Profile, TrainingStep
 from torchcost.step import OptimizerSpec
 
 
-@dataclass
-class Analysis:
+@dataclass(repr=False)
+class Analysis(Shown):
     """A profile's counts with what was measured, predicted and found about them."""
 
     profile: Profile
@@ -62,15 +62,6 @@ class Analysis:
         keys = list(counted)
         after = keys.index("uncounted") + 1
         return {**{k: counted[k] for k in keys[:after]}, **found, **{k: counted[k] for k in keys[after:]}}
-
-    def __str__(self) -> str:
-        return show(self, "text")
-
-    def __repr__(self) -> str:
-        return show(self, "line")
-
-    def _repr_html_(self) -> str:
-        return show(self, "html")
 
 
 Result = Profile | Analysis  # what the reports take: counts alone, or with what was measured and found

@@ -19,6 +19,20 @@ def install(kind: type, **views: Callable[[Any], str]) -> None:
         _installed[kind, name] = view
 
 
+class Shown:
+    """A base for data types: ``print()``, ``repr()`` and a notebook show them through the views installed for
+    their type (a dataclass takes ``repr=False``, or it writes its own ``__repr__``)."""
+
+    def __str__(self) -> str:
+        return show(self, "text")
+
+    def __repr__(self) -> str:
+        return show(self, "line")
+
+    def _repr_html_(self) -> str:
+        return show(self, "html")
+
+
 def show(value: Any, view: str) -> str:
     """``value`` in the view installed for its type; ``text`` falls back to ``line``, both to the type's name."""
     for name in (view, "line") if view == "text" else (view,):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from torchcost.display import show
+from torchcost.display import Shown
 
 Shape = tuple[int, ...]
 
@@ -219,8 +219,8 @@ class TrainingStep:
         }
 
 
-@dataclass
-class Profile:
+@dataclass(repr=False)
+class Profile(Shown):
     """Everything counted for one model and one set of inputs."""
 
     model: str
@@ -263,12 +263,3 @@ class Profile:
             **({"notes": list(self.notes)} if self.notes else {}),
             **({"training": self.training.to_dict()} if self.training is not None else {}),
         }
-
-    def __str__(self) -> str:
-        return show(self, "text")
-
-    def __repr__(self) -> str:
-        return show(self, "line")
-
-    def _repr_html_(self) -> str:
-        return show(self, "html")

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from torchcost.display import show
+from torchcost.display import Shown
 from torchcost.errors import ProfilingError
 from torchcost.hardware.detect import cpu_model_name
 from torchcost.measure.timing import progress_bar, timing_module
@@ -46,8 +46,8 @@ class BatchLatency:
         return self.cv > UNSTABLE_CV
 
 
-@dataclass
-class Latency:
+@dataclass(repr=False)
+class Latency(Shown):
     """Measured latency, per batch size, with the conditions it was measured under."""
 
     device: str
@@ -110,12 +110,6 @@ class Latency:
                     "close other work or raise --min-time"
                 )
         return notes
-
-    def __repr__(self) -> str:
-        return show(self, "line")
-
-    def _repr_html_(self) -> str:
-        return show(self, "html")
 
     def to_dict(self) -> dict[str, Any]:
         first = self._first()

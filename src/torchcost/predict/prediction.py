@@ -7,7 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from torchcost.display import show
+from torchcost.display import Shown
 from torchcost.predict.roofline import Rates
 
 EXECUTIONS = ("eager", "graphs")
@@ -40,8 +40,8 @@ class OpPrediction:
         return self.flops / self.bytes if self.bytes else float("inf")
 
 
-@dataclass
-class Prediction:
+@dataclass(repr=False)
+class Prediction(Shown):
     """Predicted latency of one profiled run on one device, in one execution mode."""
 
     hardware: str
@@ -67,12 +67,6 @@ class Prediction:
         for op in self.ops:
             totals[getattr(op, key)] += op.time_s
         return dict(totals)
-
-    def __repr__(self) -> str:
-        return show(self, "line")
-
-    def _repr_html_(self) -> str:
-        return show(self, "html")
 
     def to_dict(self) -> dict[str, Any]:
         return {
