@@ -1,9 +1,11 @@
 """What profiling costs against one plain forward pass, at the machine's default thread count (what a user gets).
 
 For each torchvision model: the median of REPEATS plain forwards (eval, ``torch.no_grad()``), of ``profile(model,
-x)`` with its default ``device="auto"`` (a meta copy: no kernel computes) and of ``profile(model, x,
-device="cpu")`` (the forward runs under the counting mode), interleaved in one process so that the machine's
-state is shared by all three. Results go to bench/results/profile_cost.json; run on a quiet machine:
+x)`` with its default ``device="auto"`` (a meta copy: no kernel computes) twice, once with what counting learnt of
+the ops' signatures in earlier calls (``counting.mode.REPLAYS``: a sweep, a comparison, a batch grid) and once
+with it forgotten before each call ("cold": the first profile of a model in a process), and of ``profile(model,
+x, device="cpu")`` (the forward runs under the counting mode), interleaved in one process so that the machine's
+state is shared by all. Results go to bench/results/profile_cost.json; run on a quiet machine:
 
     .venv/bin/python bench/profile_cost.py
     .venv/bin/python bench/profile_cost.py --models resnet18 --repeats 3     # a check
@@ -23,6 +25,7 @@ import torch
 import torchvision
 
 import torchcost
+from torchcost.counting.mode import REPLAYS
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "profile_cost.json"
@@ -45,9 +48,13 @@ def case(name: str, repeats: int) -> dict[str, Any]:
         with torch.no_grad():
             model(x)
 
-    runs: dict[str, list[float]] = {"forward": [], "auto": [], "cpu": []}
-    calls = {"forward": forward, "auto": lambda: torchcost.profile(model, x), "cpu": lambda: torchcost.profile(
-        model, x, device="cpu")}  # fmt: skip
+    def cold() -> None:
+        REPLAYS.clear()
+        torchcost.profile(model, x)
+
+    runs: dict[str, list[float]] = {"forward": [], "auto": [], "cold": [], "cpu": []}
+    calls = {"forward": forward, "auto": lambda: torchcost.profile(model, x), "cold": cold, "cpu": lambda: (
+        torchcost.profile(model, x, device="cpu"))}  # fmt: skip
     for call in calls.values():  # warm-up: first-call allocations and lazy imports
         call()
     for _ in range(repeats):
@@ -58,8 +65,10 @@ def case(name: str, repeats: int) -> dict[str, Any]:
         "model": name,
         "forward_s": median["forward"],
         "profile_auto_s": median["auto"],
+        "profile_cold_s": median["cold"],
         "profile_cpu_s": median["cpu"],
         "auto_ratio": median["auto"] / median["forward"],
+        "cold_ratio": median["cold"] / median["forward"],
         "cpu_ratio": median["cpu"] / median["forward"],
     }
 
@@ -76,7 +85,7 @@ def main() -> None:
         cases.append(case(name, args.repeats))
         c = cases[-1]
         print(f"{name}: forward {c['forward_s'] * 1e3:.1f} ms, profile {c['auto_ratio']:.2f}x (auto), "
-              f"{c['cpu_ratio']:.2f}x (cpu)", flush=True)  # fmt: skip
+              f"{c['cold_ratio']:.2f}x (auto, cold), {c['cpu_ratio']:.2f}x (cpu)", flush=True)  # fmt: skip
     data = {
         "environment": {
             "date": time.strftime("%Y-%m-%d"),
@@ -86,13 +95,15 @@ def main() -> None:
             "load_average_at_start": load,
         },
         "median_auto_ratio": statistics.median(c["auto_ratio"] for c in cases),
+        "median_cold_ratio": statistics.median(c["cold_ratio"] for c in cases),
         "median_cpu_ratio": statistics.median(c["cpu_ratio"] for c in cases),
         "cases": cases,
     }
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(data, indent=2) + "\n")
     print(f"median over {len(cases)} models, {data['environment']['threads']} threads: profile() "
-          f"{data['median_auto_ratio']:.2f}x a forward (auto), {data['median_cpu_ratio']:.2f}x (cpu); "
+          f"{data['median_auto_ratio']:.2f}x a forward (auto), {data['median_cold_ratio']:.2f}x (auto, cold), "
+          f"{data['median_cpu_ratio']:.2f}x (cpu); "
           f"wrote {args.results}")  # fmt: skip
 
 

@@ -727,11 +727,20 @@ def profile_cost_section() -> str:
     before_path = path.with_name("profile_cost_before.json")  # the same run of earlier code, when kept
     before = json.loads(before_path.read_text()) if before_path.exists() else None
     earlier = {c["model"]: c for c in before["cases"]} if before else {}
+    cold = "median_cold_ratio" in data  # what was learnt of the ops' signatures forgotten before each call
     lines = [
-        [c["model"], f"{c['forward_s'] * 1e3:.1f} ms", f"{c['auto_ratio']:.2f}x", f"{c['cpu_ratio']:.2f}x"]
+        [c["model"], f"{c['forward_s'] * 1e3:.1f} ms", f"{c['auto_ratio']:.2f}x"]
+        + ([f"{c['cold_ratio']:.2f}x"] if cold else [])
+        + [f"{c['cpu_ratio']:.2f}x"]
         + ([f"{earlier[c['model']]['auto_ratio']:.2f}x" if c["model"] in earlier else "-"] if before else [])
         for c in data["cases"]
     ]
+    cold_text = (
+        f", {data['median_cold_ratio']:.2f}x when nothing was learnt of the ops' signatures before the call (cold: "
+        "the first profile of a model in a process)"
+        if cold
+        else ""
+    )
     then = (
         f" The last column is the same benchmark run just before on this machine with earlier code "
         f"({before['environment']['code']}, load average {before['environment']['load_average_at_start']:.2f}): a "
@@ -744,10 +753,13 @@ def profile_cost_section() -> str:
             f"{env['threads']} threads (torch's default on this machine), torch {env['torch']}, {env['date']}, median "
             f"of {env['repeats']} interleaved runs each, load average {env['load_average_at_start']:.2f} at the start: "
             f"**`profile(model, x)` takes a median {data['median_auto_ratio']:.2f}x one plain forward** "
-            f'(`device="auto"`, the default: a meta copy), {data["median_cpu_ratio"]:.2f}x with `device="cpu"`.{then}',
+            f'(`device="auto"`, the default: a meta copy){cold_text}, {data["median_cpu_ratio"]:.2f}x with '
+            f'`device="cpu"`.{then}',
             "",
             table(
-                ["model (batch 1, 224x224)", "forward", "profile (auto)", "profile (cpu)"]
+                ["model (batch 1, 224x224)", "forward", "profile (auto)"]
+                + (["profile (auto, cold)"] if cold else [])
+                + ["profile (cpu)"]
                 + (["profile (auto), earlier code"] if before else []),
                 lines,
             ),

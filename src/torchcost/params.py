@@ -88,16 +88,47 @@ def _is_wrapper(t: torch.Tensor) -> bool:
     return hasattr(t, "__tensor_flatten__")
 
 
-def params_per_module(model: nn.Module) -> dict[str, int]:
+class ModuleTree:
+    """A model's module tree, walked once: what the counts of its parameters, buffers and sizes all read."""
+
+    def __init__(self, root: nn.Module) -> None:
+        self.paths = named_modules(root, remove_duplicate=False)  # a module shared by two parents: at both paths
+        # each module once, at its first path: ``root.named_modules()``'s order (a shared module's subtree was
+        # walked in full where it was first met)
+        first: dict[int, tuple[str, nn.Module]] = {}
+        for name, module in self.paths:
+            first.setdefault(id(module), (name, module))
+        self.modules = list(first.values())
+        self._members: dict[str, list[torch.Tensor]] = {}
+
+    def members(self, kind: str) -> list[torch.Tensor]:
+        """Every parameter (``kind="_parameters"``) or buffer (``"_buffers"``) object once, in ``parameters()`` or
+        ``buffers()`` order."""
+        if kind not in self._members:
+            found: dict[int, torch.Tensor] = {}
+            for _, module in self.modules:
+                for tensor in getattr(module, kind).values():
+                    if tensor is not None:
+                        found.setdefault(id(tensor), tensor)
+            self._members[kind] = list(found.values())
+        return self._members[kind]
+
+
+def tree_of(module: nn.Module | ModuleTree) -> ModuleTree:
+    return module if isinstance(module, ModuleTree) else ModuleTree(module)
+
+
+def params_per_module(module: nn.Module | ModuleTree) -> dict[str, int]:
     """Parameters of every module and its children (each shared tensor once per module), in one pass.
 
     The same numbers as ``unique_parameters(module)`` summed for each module, without walking every
     subtree again: each tensor is added once to every module above any of its owners.
     """
-    totals = {name: 0 for name, _ in named_modules(model)}
+    tree = tree_of(module)
+    totals = {name: 0 for name, _ in tree.modules}
     above: dict[object, tuple[int, set[str]]] = {}  # storage key -> (elements, modules that contain it)
-    for name, module in named_modules(model, remove_duplicate=False):
-        for param in module._parameters.values():
+    for name, child in tree.paths:
+        for param in child._parameters.values():
             if param is None:
                 continue
             parts = name.split(".") if name else []
@@ -132,51 +163,44 @@ def named_modules(root: nn.Module, remove_duplicate: bool = True) -> list[tuple[
     return found
 
 
-def members(module: nn.Module, kind: str) -> list[torch.Tensor]:
+def members(module: nn.Module | ModuleTree, kind: str) -> list[torch.Tensor]:
     """``module.parameters()`` (``kind="_parameters"``) or ``module.buffers()`` (``"_buffers"``) as a list, in
     the same order, each tensor object once: read from each module's own table, without the prefixed names
     ``named_parameters`` builds for every member at every depth."""
-    seen: set[int] = set()
-    found = []
-    for _, child in named_modules(module):
-        for tensor in getattr(child, kind).values():
-            if tensor is not None and id(tensor) not in seen:
-                seen.add(id(tensor))
-                found.append(tensor)
-    return found
+    return tree_of(module).members(kind)
 
 
-def unique_parameters(module: nn.Module) -> list[nn.Parameter]:
+def unique_parameters(module: nn.Module | ModuleTree) -> list[nn.Parameter]:
     return unique_tensors(members(module, "_parameters"))  # type: ignore[return-value]
 
 
-def count_params(module: nn.Module) -> ParamCount:
+def count_params(module: nn.Module | ModuleTree) -> ParamCount:
     """Total, trainable and frozen parameters, and buffer elements, of a module and its children."""
-    params = unique_parameters(module)
+    tree = tree_of(module)
+    params = unique_parameters(tree)
     trainable = sum(logical_numel(p) for p in params if p.requires_grad)
     total = sum(logical_numel(p) for p in params)
-    buffers = sum(b.numel() for b in unique_tensors(members(module, "_buffers")))
-    unshared = sum(
-        logical_numel(p)
-        for _, child in named_modules(module, remove_duplicate=False)
-        for p in child._parameters.values()
-        if p is not None
-    )
+    buffers = sum(b.numel() for b in unique_tensors(members(tree, "_buffers")))
+    unshared = sum(logical_numel(p) for _, child in tree.paths for p in child._parameters.values() if p is not None)
     return ParamCount(total, trainable, total - trainable, buffers, shared=unshared - total)
 
 
-def size_bytes(module: nn.Module) -> int:
+def _stored(tree: ModuleTree) -> list[torch.Tensor]:
+    """The parameters and buffers, each stored tensor once."""
+    return unique_tensors([*members(tree, "_parameters"), *members(tree, "_buffers")])
+
+
+def size_bytes(module: nn.Module | ModuleTree) -> int:
     """Bytes to store the parameters and buffers at their real dtypes."""
-    tensors = unique_tensors([*members(module, "_parameters"), *members(module, "_buffers")])
-    return sum(stored_bytes(t) for t in tensors)
+    return sum(stored_bytes(t) for t in _stored(tree_of(module)))
 
 
-def size_if(module: nn.Module) -> dict[str, int]:
+def size_if(module: nn.Module | ModuleTree) -> dict[str, int]:
     """Storage size if every floating-point parameter and buffer were stored at another precision.
 
     Integer buffers (such as BatchNorm's ``num_batches_tracked``) keep their real size.
     """
-    tensors = unique_tensors([*members(module, "_parameters"), *members(module, "_buffers")])
+    tensors = _stored(tree_of(module))
     floating = sum(logical_numel(t) for t in tensors if is_weight(t))
     fixed = sum(stored_bytes(t) for t in tensors if not is_weight(t))
     return {name: math.ceil(floating * width) + fixed for name, width in WHAT_IF_BYTES.items()}

@@ -17,7 +17,7 @@ from torch.nn.parameter import is_lazy
 from torch.utils._pytree import tree_map
 
 from torchcost.errors import InputMismatchError, ProfilingError
-from torchcost.params import unique_parameters
+from torchcost.params import ModuleTree, unique_parameters
 from torchcost.units import SHORT_DTYPE_NAMES
 
 T = TypeVar("T")
@@ -289,11 +289,12 @@ class ModelState:
     number generators (dropout draws from them: a user who profiles in the middle of a seeded run keeps it)."""
 
     def __init__(self, model: nn.Module) -> None:
-        self.training = [(m, m.training) for m in model.modules()]
-        self.grads = [(p, p.grad) for p in unique_parameters(model)]
+        tree = ModuleTree(model)
+        self.training = [(m, m.training) for _, m in tree.modules]
+        self.grads = [(p, p.grad) for p in unique_parameters(tree)]
         for param, _ in self.grads:  # backward would accumulate into them in place
             param.grad = None
-        self.buffers = [(b, b.detach().clone()) for b in model.buffers() if not is_lazy(b)]
+        self.buffers = [(b, b.detach().clone()) for b in tree.members("_buffers") if not is_lazy(b)]
         self.cpu_rng = torch.get_rng_state()
         on_cuda = torch.cuda.is_initialized() or device_of(model).type == "cuda"  # type: ignore[no-untyped-call]
         self.cuda_rng = torch.cuda.get_rng_state_all() if on_cuda else None

@@ -19,7 +19,7 @@ from torchcost.emulate.autocast import CountedAutocast
 from torchcost.emulate.meta_values import BUILT, MetaValues
 from torchcost.emulate.on_meta import MetaFunctions
 from torchcost.errors import ProfilingError as ProfilingError  # re-exported: it was defined here
-from torchcost.params import count_params, named_modules, params_per_module, size_bytes, size_if
+from torchcost.params import ModuleTree, count_params, named_modules, params_per_module, size_bytes, size_if
 from torchcost.prepare import InputSize, ModelState, meta_then_device, prepare, random_inputs
 from torchcost.records import (
     MemoryAccess,
@@ -191,20 +191,21 @@ def _build_profile(
     stack: ModuleStack,
 ) -> Profile:
     counted = [r for r in records if r.counted]
+    tree = ModuleTree(model)
     return Profile(
         model=type(model).__name__,
         inputs=_input_specs(inputs, kwargs),
         device=str(device),
         backward=backward,
-        params=count_params(model),
-        size_bytes=size_bytes(model),
-        size_if=size_if(model),
+        params=count_params(tree),
+        size_bytes=size_bytes(tree),
+        size_if=size_if(tree),
         macs=sum(r.cost.macs for r in counted),
         flops=sum(r.cost.flops for r in counted),
         memory_access=MemoryAccess(
             read=sum(r.cost.bytes_read for r in records), write=sum(r.cost.bytes_written for r in records)
         ),
-        modules=_module_stats(model, records, stack),
+        modules=_module_stats(tree, records, stack),
         operators=_operator_stats(counted),
         uncounted=[UncountedOp(op, n) for op, n in Counter(r.op for r in records if not r.counted).most_common()],
         records=records,
@@ -218,10 +219,10 @@ def _input_specs(inputs: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Tensor
     return [TensorSpec(tuple(t.shape), str(t.dtype).removeprefix("torch."), name) for name, t in named]
 
 
-def _module_stats(model: nn.Module, records: list[OpRecord], stack: ModuleStack) -> list[ModuleStats]:
+def _module_stats(tree: ModuleTree, records: list[OpRecord], stack: ModuleStack) -> list[ModuleStats]:
     stats: dict[str, ModuleStats] = {}
-    params = params_per_module(model)
-    for name, module in named_modules(model):
+    params = params_per_module(tree)
+    for name, module in tree.modules:
         stats[name] = ModuleStats(
             name=name,
             type=type(module).__name__,

@@ -74,7 +74,15 @@ def shapes(tensors: list[torch.Tensor]) -> tuple[tuple[int, ...], ...]:
 
 def dtype_names(tensors: list[torch.Tensor]) -> tuple[str, ...]:
     """``("float32", "int64")``: each tensor's dtype without ``torch.``."""
-    return tuple(str(t.dtype).removeprefix("torch.") for t in tensors)
+    return tuple(_DTYPE_NAMES.get(t.dtype) or _dtype_name(t.dtype) for t in tensors)
+
+
+_DTYPE_NAMES: dict[torch.dtype, str] = {}
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    name = _DTYPE_NAMES[dtype] = str(dtype).removeprefix("torch.")
+    return name
 
 
 def shapes_of(tree: Any) -> tuple[tuple[int, ...], ...]:

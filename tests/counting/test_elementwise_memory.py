@@ -79,7 +79,9 @@ def test_selection_ops():
 
 def test_decomposition_runs_once_per_signature(monkeypatch):
     """The second call with the same shapes reuses the counts; another shape gets its own."""
-    from torchcost.counting.mode import CountingMode
+    from torchcost.counting.mode import REPLAYS, CountingMode
+
+    REPLAYS.clear()  # nothing learnt by earlier tests
 
     runs = []
     original = CountingMode._run_decomposition
@@ -107,11 +109,12 @@ def test_op_without_decomposition_stays_uncounted_on_repeat():
 def test_pointwise_ops_on_meta_reuse_the_output_dtype_learnt_per_input_dtypes():
     """A comparison makes bool, sigmoid of integers makes float, mul keeps int64: the second shape's output
     is built without the meta kernel and must match what the kernel gives."""
-    from torchcost.counting.mode import CountingMode, ModuleStack, pointwise_on_meta_key
+    from torchcost.counting.mode import REPLAYS, CountingMode, ModuleStack, pointwise_on_meta_key
 
     aten = torch.ops.aten
     ops = (lambda t: aten.gt.Tensor(t, t), lambda t: aten.mul.Tensor(t, t), lambda t: aten.sigmoid.default(t))
     for make in ops:
+        REPLAYS.clear()  # nothing learnt by earlier calls
         first = torch.empty(3, 4, dtype=torch.int64, device="meta")
         second = torch.empty(5, 6, 7, dtype=torch.int64, device="meta")
         stack = ModuleStack({})

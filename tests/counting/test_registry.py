@@ -257,3 +257,28 @@ def test_a_user_formula_names_its_family_and_an_override_keeps_it():
     assert family_of(op.default) == "" and "torchcost_test.mystery" not in ops_in_family("matmul")
     with pytest.raises(TypeError, match="family"):
         register(op, family=3)  # type: ignore[arg-type]
+
+
+def test_what_counting_learnt_of_signatures_is_forgotten_when_a_formula_changes():
+    from torch import nn
+
+    from torchcost.counting.mode import REPLAYS
+
+    linear, x = nn.Linear(8, 4), torch.randn(2, 8)
+    first = torchcost.profile(linear, x, device="meta")
+    assert REPLAYS.current().on_meta  # the addmm's outputs and cost, kept for the next profile
+
+    @register(torch.ops.aten.addmm, override=True)
+    def doubled(call):  # twice the usual count, so that a stale replay would show
+        return call.cost(macs=2 * call.inputs[1].shape[0] * call.inputs[1].shape[1] * call.inputs[2].shape[1])
+
+    try:
+        again = torchcost.profile(linear, x, device="meta")
+    finally:
+        unregister(torch.ops.aten.addmm)
+        from torchcost.counting.formulas import matmul
+
+        register(torch.ops.aten.addmm, family="matmul")(matmul.addmm)
+    # 2 x 8 x 4 = 64 MACs; the doubled formula 128
+    assert [r.cost.macs for r in first.records if r.op == "aten.addmm"] == [64]
+    assert [r.cost.macs for r in again.records if r.op == "aten.addmm"] == [128]

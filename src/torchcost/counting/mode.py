@@ -14,15 +14,18 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from torchcost.counting import formulas
 from torchcost.counting.module_stack import ModuleStack as ModuleStack  # re-exported: it was defined here
-from torchcost.counting.registry import OpCall, family_of, find_formula
+from torchcost.counting.registry import OpCall, family_of, find_formula, formula_changes
 from torchcost.emulate.autocast import CPU_STAND_INS
 from torchcost.emulate.meta_kernels import META_SHORTCUTS
 from torchcost.emulate.meta_values import MetaValues
 from torchcost.emulate.schema import returns_new_tensors, updates_self
-from torchcost.records import OpCost, OpRecord
+from torchcost.records import OpCost, OpRecord, Shape
 from torchcost.tensors import NO_TENSORS, dtype_names, shapes, tensor_bytes, tensors_in
 
 Rule = Callable[[OpCall], OpCost]
+# what a record says of an op call's tensors and cost: op, cost, input and output shapes, counted, input and
+# output dtypes, family
+Fixed = tuple[str, OpCost, tuple[Shape, ...], tuple[Shape, ...], bool, tuple[str, ...], tuple[str, ...], str]
 
 
 def signature(tree: Any, strides: bool = False) -> Hashable:
@@ -132,6 +135,39 @@ def rule_for(op: OpOverload) -> Rule | None:
     return None
 
 
+class Replays:
+    """What counting learns of ops by their signatures, kept for the next profile in this process (a sweep, a
+    comparison, a grid of batch sizes, a model whose blocks repeat): on meta, an op's outputs and cost, and what
+    its record says of them; a decomposition's FLOPs and MACs; a pointwise op's output dtype. All of it is a
+    function of the op, its argument signature and the formulas, so it is forgotten when a formula is registered
+    or removed, and when it holds more than ``MAX_SIGNATURES``."""
+
+    MAX_SIGNATURES = 200_000
+
+    def __init__(self) -> None:
+        self._changes = -1
+        self.clear()
+
+    def clear(self) -> None:
+        # (op, signature) -> (FLOPs, MACs) of a decomposition, or None when it had uncounted parts
+        self.decomposed: dict[Hashable, tuple[int, int] | None] = {}
+        # on meta, (op, signature with strides) -> the outputs' shapes, strides and dtypes, and the op's cost
+        self.on_meta: dict[Hashable, tuple[Any, OpCost | None]] = {}
+        self.fixed: dict[Hashable, Fixed] = {}  # the same key -> what a record of the op says of its tensors and cost
+        self.pointwise_dtype: dict[Hashable, torch.dtype] = {}  # pointwise_on_meta_key -> output dtype
+
+    def current(self) -> Replays:
+        """Itself, emptied first if the formulas changed since it learnt or it grew too large."""
+        size = len(self.on_meta) + len(self.decomposed) + len(self.pointwise_dtype)
+        if self._changes != formula_changes() or size > self.MAX_SIGNATURES:
+            self.clear()
+            self._changes = formula_changes()
+        return self
+
+
+REPLAYS = Replays()
+
+
 class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
     """Runs every ATen op as usual and records its cost and the enclosing module paths."""
 
@@ -147,12 +183,11 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self._rules: dict[OpOverload, Rule | None] = {}
         self._families: dict[OpOverload, str] = {}  # the family each op's formula was registered with, or ""
         self._decomposing: list[list[OpCost | None]] = []
-        # (op, signature) -> (FLOPs, MACs) of a decomposition, or None when it had uncounted parts
-        self._decomposed: dict[Hashable, tuple[int, int] | None] = {}
-        # on meta, (op, signature with strides) -> the outputs' shapes, strides and dtypes, and the op's cost
-        self._on_meta: dict[Hashable, tuple[Any, OpCost | None]] = {}
         self._replayable: dict[OpOverload, str | None] = {}  # "new" tensors, "self" (in place), or None
-        self._pointwise_dtype: dict[Hashable, torch.dtype] = {}  # pointwise_on_meta_key -> output dtype
+        self._names: dict[OpOverload, str] = {}  # op -> its record's name ("aten.mm")
+        learnt = REPLAYS.current()
+        self._decomposed, self._on_meta = learnt.decomposed, learnt.on_meta
+        self._pointwise_dtype, self._fixed = learnt.pointwise_dtype, learnt.fixed
         self.fused = ""  # the fused call the ops run now belong to (see counting/fused.py)
 
     def __torch_dispatch__(
@@ -187,7 +222,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         if self._decomposing:
             self._decomposing[-1].append(cost)
         elif self.recording and not self.modules.opaque and func.namespace != "profiler":  # markers are not ops
-            self._record(func, inputs, out, cost)
+            self._record(func, inputs, out, cost, meta_key if meta_key in self._on_meta else None)
         return out
 
     def _emit(self, record: OpRecord) -> None:
@@ -304,26 +339,32 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         macs = sum(part.macs for part in parts if part is not None)
         return out, OpCost(flops, macs, call.bytes_read(), call.bytes_written())
 
-    def _record(self, func: OpOverload, inputs: list[torch.Tensor], out: Any, cost: OpCost | None) -> None:
+    def _record(
+        self, func: OpOverload, inputs: list[torch.Tensor], out: Any, cost: OpCost | None, replayed: Hashable
+    ) -> None:
+        """Record one op call. ``replayed``: the op's meta key when its outputs are a function of it; what the
+        record says of the op's tensors and cost is then made once per key."""
+        fixed = self._fixed.get(replayed) if replayed is not None else None
+        if fixed is None:
+            fixed = self._fixed_parts(func, inputs, out, cost)
+            if replayed is not None:
+                self._fixed[replayed] = fixed
+        op, cost, input_shapes, output_shapes, counted, input_dtypes, output_dtypes, family = fixed
+        phase = self.phase or ("backward" if torch._C._current_graph_task_id() != -1 else "forward")
+        record = OpRecord(op, phase, self.modules.current, cost, input_shapes, output_shapes, counted, None,
+                          input_dtypes, output_dtypes, self.fused, family)  # fmt: skip
+        self.records.append(record)
+
+    def _fixed_parts(self, func: OpOverload, inputs: list[torch.Tensor], out: Any, cost: OpCost | None) -> Fixed:
         counted = cost is not None
         outputs = tensors_in(out)
         if cost is None:  # FLOPs unknown; the bytes it moved are still known
             cost = OpCost(
                 bytes_read=sum(tensor_bytes(t) for t in inputs), bytes_written=sum(tensor_bytes(t) for t in outputs)
             )
-        in_backward = torch._C._current_graph_task_id() != -1
-        self.records.append(
-            OpRecord(
-                op=str(func.overloadpacket),
-                phase=self.phase or ("backward" if in_backward else "forward"),
-                modules=self.modules.current,
-                cost=cost,
-                input_shapes=shapes(inputs),
-                output_shapes=shapes(outputs),
-                counted=counted,
-                input_dtypes=dtype_names(inputs),
-                output_dtypes=dtype_names(outputs),
-                fused=self.fused,
-                family=self._families[func],
-            )
-        )
+        name = self._names.get(func)
+        if name is None:
+            name = self._names[func] = str(func.overloadpacket)
+        shapes_in, shapes_out = shapes(inputs), shapes(outputs)
+        dtypes_in, dtypes_out = dtype_names(inputs), dtype_names(outputs)
+        return name, cost, shapes_in, shapes_out, counted, dtypes_in, dtypes_out, self._families[func]

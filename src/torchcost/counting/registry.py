@@ -39,6 +39,7 @@ ModuleFormula = Callable[[nn.Module, tuple[Any, ...], Any], OpCost]  # (module, 
 _FORMULAS: dict[OpKey, Formula] = {}
 _MODULE_FORMULAS: dict[type[nn.Module], ModuleFormula] = {}
 _FAMILIES: dict[OpKey, str] = {}  # op -> its family, for the ops registered with one
+_changes = [0]  # how many times the formulas changed: what was learnt with older ones is stale (see mode.Replays)
 
 
 class DuplicateFormulaError(ValueError):
@@ -66,6 +67,7 @@ def register(*ops: OpKey, override: bool = False, family: str | None = None) -> 
                     f"{op} already has the formula {_FORMULAS[op].__qualname__}; pass override=True to replace it"
                 )
             _FORMULAS[op] = formula
+            _changes[0] += 1
             if family is not None:
                 _FAMILIES[op] = family
         return formula
@@ -81,6 +83,7 @@ def unregister(*ops: OpKey | type[nn.Module]) -> None:
         else:
             _FORMULAS.pop(op, None)
             _FAMILIES.pop(op, None)
+            _changes[0] += 1
 
 
 def register_module(*module_types: type[nn.Module], override: bool = False) -> Callable[[ModuleFormula], ModuleFormula]:
@@ -119,6 +122,11 @@ def find_module_formula(module: nn.Module) -> ModuleFormula | None:
 def find_formula(op: OpOverload) -> Formula | None:
     """The formula registered for this exact overload, else for its packet, else for its name, else None."""
     return _FORMULAS.get(op) or _FORMULAS.get(op.overloadpacket) or _FORMULAS.get(op._schema.name)
+
+
+def formula_changes() -> int:
+    """A number that grows whenever an op's formula is registered or removed."""
+    return _changes[0]
 
 
 def family_of(op: OpOverload) -> str:

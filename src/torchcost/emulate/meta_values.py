@@ -45,18 +45,25 @@ class MetaValues:
         self._values = WeakTensorKeyDictionary()
         self._unknown: set[StorageWeakRef] = set()  # meta storages written by an op we could not compute
         self._partial = WeakTensorKeyDictionary()  # meta -> (value, mask of the known elements), see _follow_parts
+        # ids of every tensor ever given a value or known elements: most tensors asked about (weights, activations)
+        # are not among them, an answer a set gives at once where the weak dictionaries hash a weak reference
+        self._ids: set[int] = set()
         self.spread_picks = 0  # top-k / argmax picks among unknown values given even-spread values (see follow)
 
     def seed(self, meta: torch.Tensor, value: torch.Tensor) -> None:
         """``meta`` holds ``value`` (an input moved to meta, say)."""
         self._unknown.discard(_storage(meta))
         self._values[meta] = value
+        self._ids.add(id(meta))
 
     def get(self, tensor: torch.Tensor) -> torch.Tensor | None:
         """The value of a meta tensor if it is known; a tensor with data is its own value."""
+        key = id(tensor)
+        if key not in self._ids and (self.fallback is None or key not in self.fallback._ids):
+            return None if is_meta(tensor) else tensor  # the usual answer, from two sets
         if not is_meta(tensor):
             return tensor
-        value: torch.Tensor | None = self._values.get(tensor)  # type: ignore[no-untyped-call]
+        value: torch.Tensor | None = self._values.get(tensor) if key in self._ids else None  # type: ignore[no-untyped-call]
         if value is None:  # most tensors (weights, activations): no storage to check, the cheap answer first
             value = self.fallback.get(tensor) if self.fallback is not None else None
             if value is None:
@@ -156,9 +163,12 @@ class MetaValues:
                 self.seed(meta, value)
             else:
                 self._partial[meta] = (value, known)
+                self._ids.add(id(meta))
 
     def _partly_known(self, tensor: torch.Tensor) -> bool:
-        return self.get(tensor) is not None or (tensor in self._partial and _storage(tensor) not in self._unknown)
+        if self.get(tensor) is not None:
+            return True
+        return id(tensor) in self._ids and tensor in self._partial and _storage(tensor) not in self._unknown
 
     def _part(self, tensor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """A meta tensor as its values (zero where unknown) and the mask of the known ones, in the tensor's dtype
