@@ -100,6 +100,7 @@ class ModuleTree:
             first.setdefault(id(module), (name, module))
         self.modules = list(first.values())
         self._members: dict[str, list[torch.Tensor]] = {}
+        self._stored: list[torch.Tensor] | None = None
 
     def members(self, kind: str) -> list[torch.Tensor]:
         """Every parameter (``kind="_parameters"``) or buffer (``"_buffers"``) object once, in ``parameters()`` or
@@ -187,7 +188,9 @@ def count_params(module: nn.Module | ModuleTree) -> ParamCount:
 
 def _stored(tree: ModuleTree) -> list[torch.Tensor]:
     """The parameters and buffers, each stored tensor once."""
-    return unique_tensors([*members(tree, "_parameters"), *members(tree, "_buffers")])
+    if tree._stored is None:
+        tree._stored = unique_tensors([*members(tree, "_parameters"), *members(tree, "_buffers")])
+    return tree._stored
 
 
 def size_bytes(module: nn.Module | ModuleTree) -> int:

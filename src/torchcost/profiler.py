@@ -24,6 +24,7 @@ from torchcost.prepare import InputSize, ModelState, meta_then_device, prepare, 
 from torchcost.records import (
     MemoryAccess,
     ModuleStats,
+    OpCost,
     OperatorStats,
     OpRecord,
     Profile,
@@ -234,11 +235,15 @@ def _module_stats(tree: ModuleTree, records: list[OpRecord], stack: ModuleStack)
             user_formula=name in stack.user_formula,
         )
     containers = _containers(stats)
+    by_path: dict[tuple[str, ...], OpCost] = {}  # the ops under each stack of modules, summed first
     for record in records:
-        for name in record.modules:
-            stats[name].add(record.cost)
-        for container in {c for module in record.modules for c in containers.get(module, ())}:
-            stats[container].add(record.cost)
+        summed = by_path.get(record.modules)
+        by_path[record.modules] = record.cost if summed is None else summed + record.cost
+    for path, cost in by_path.items():
+        for name in path:
+            stats[name].add(cost)
+        for container in {c for module in path for c in containers.get(module, ())}:
+            stats[container].add(cost)
     return list(stats.values())
 
 
