@@ -67,7 +67,7 @@ class Analysis(Shown):
 Result = Profile | Analysis  # what the reports take: counts alone, or with what was measured and found
 
 
-def as_analysis(result: Profile | Analysis) -> Analysis:
+def as_analysis(result: Result) -> Analysis:
     """An ``Analysis`` as it is, a bare ``Profile`` as an analysis of its counts alone."""
     return result if isinstance(result, Analysis) else Analysis(result)
 
