@@ -288,13 +288,16 @@ class ModelState:
     """What running a model can change: training flags, grads, (in training mode) buffers, and the random
     number generators (dropout draws from them: a user who profiles in the middle of a seeded run keeps it)."""
 
-    def __init__(self, model: nn.Module) -> None:
-        tree = ModuleTree(model)
-        self.training = [(m, m.training) for _, m in tree.modules]
-        self.grads = [(p, p.grad) for p in unique_parameters(tree)]
+    def __init__(self, model: nn.Module, runs_itself: bool = True) -> None:
+        """``runs_itself=False``: what runs is a copy on another device, which shares no tensor with ``model``;
+        only the random number generators are kept then, as nothing of ``model`` can change."""
+        tree = ModuleTree(model) if runs_itself else None
+        self.training = [(m, m.training) for _, m in tree.modules] if tree else []
+        self.grads = [(p, p.grad) for p in unique_parameters(tree)] if tree else []
         for param, _ in self.grads:  # backward would accumulate into them in place
             param.grad = None
-        self.buffers = [(b, b.detach().clone()) for b in tree.members("_buffers") if not is_lazy(b)]
+        buffers = tree.members("_buffers") if tree else []
+        self.buffers = [(b, b.detach().clone()) for b in buffers if not is_lazy(b)]
         self.cpu_rng = torch.get_rng_state()
         on_cuda = torch.cuda.is_initialized() or device_of(model).type == "cuda"  # type: ignore[no-untyped-call]
         self.cuda_rng = torch.cuda.get_rng_state_all() if on_cuda else None

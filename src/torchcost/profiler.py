@@ -20,7 +20,7 @@ from torchcost.emulate.meta_values import BUILT, MetaValues
 from torchcost.emulate.on_meta import MetaFunctions
 from torchcost.errors import ProfilingError as ProfilingError  # re-exported: it was defined here
 from torchcost.params import ModuleTree, count_params, named_modules, params_per_module, size_bytes, size_if
-from torchcost.prepare import InputSize, ModelState, meta_then_device, prepare, random_inputs
+from torchcost.prepare import InputSize, ModelState, device_of, meta_then_device, prepare, random_inputs
 from torchcost.records import (
     MemoryAccess,
     ModuleStats,
@@ -91,7 +91,7 @@ def profile(
     inputs, kwargs = prepared.inputs, prepared.kwargs
 
     names = {id(module): name for name, module in named_modules(run_model)}
-    state = ModelState(model)
+    state = ModelState(model, runs_itself=run_device == device_of(model))  # a copy elsewhere shares no tensor
     try:
         stack = ModuleStack(names)
         on_meta = MetaFunctions(values) if values is not None else contextlib.nullcontext()
@@ -192,7 +192,7 @@ def _build_profile(
     stack: ModuleStack,
 ) -> Profile:
     counted = [r for r in records if r.counted]
-    tree = ModuleTree(model)
+    tree = ModuleTree(model)  # walked after the run: a forward may add modules
     return Profile(
         model=type(model).__name__,
         inputs=_input_specs(inputs, kwargs),
