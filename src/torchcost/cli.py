@@ -96,9 +96,6 @@ def _count(args: argparse.Namespace, spec: str) -> Profile:
 
 
 def _measured(args: argparse.Namespace, spec: str, hardware_name: str | None) -> Analysis:
-    if args.amp or args.channels_last:
-        option = "--amp" if args.amp else "--channels-last"
-        raise ValueError(f"{option} is counted, not measured: leave out --latency, or add --hardware NAME to predict")
     device = args.device or "cpu"
     loaded = load_model(spec, device, trust_pickle=args.trust_pickle, weights=args.weights)
     inputs, kwargs = example_inputs(loaded, input_options(args), device)

@@ -334,7 +334,8 @@ def _add_sweep_command(commands: Any) -> None:
 
 
 def check_arguments(args: argparse.Namespace) -> None:
-    """What can be checked before a model is built or run: devices, output paths, optional packages."""
+    """What can be checked before a model is built or run: devices, output paths, optional packages, options
+    that do not go together."""
     device = getattr(args, "device", None)
     if device not in (None, "auto"):
         checked_device(device)
@@ -350,6 +351,9 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise ValueError(NEEDS_PREDICTION)
     if args.command in ("profile", "compare") and args.execution == "graphs" and not args.hardware:
         raise ValueError("--execution graphs predicts a CUDA-graph replay: add --hardware NAME (a GPU such as h100)")
+    if getattr(args, "latency", False) and (args.amp or args.channels_last):
+        option = "--amp" if args.amp else "--channels-last"
+        raise ValueError(f"{option} is counted, not measured: leave out --latency, or add --hardware NAME to predict")
 
 
 def _check_writable(option: str, path: Path) -> None:

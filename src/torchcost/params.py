@@ -7,6 +7,7 @@ data, its scales and zero points), or the packed data and quantization state of 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 
@@ -100,7 +101,6 @@ class ModuleTree:
             first.setdefault(id(module), (name, module))
         self.modules = list(first.values())
         self._members: dict[str, list[torch.Tensor]] = {}
-        self._stored: list[torch.Tensor] | None = None
 
     def members(self, kind: str) -> list[torch.Tensor]:
         """Every parameter (``kind="_parameters"``) or buffer (``"_buffers"``) object once, in ``parameters()`` or
@@ -113,6 +113,11 @@ class ModuleTree:
                         found.setdefault(id(tensor), tensor)
             self._members[kind] = list(found.values())
         return self._members[kind]
+
+    @functools.cached_property
+    def stored(self) -> list[torch.Tensor]:
+        """The parameters and buffers, each stored tensor once."""
+        return unique_tensors([*self.members("_parameters"), *self.members("_buffers")])
 
 
 def tree_of(module: nn.Module | ModuleTree) -> ModuleTree:
@@ -186,16 +191,9 @@ def count_params(module: nn.Module | ModuleTree) -> ParamCount:
     return ParamCount(total, trainable, total - trainable, buffers, shared=unshared - total)
 
 
-def _stored(tree: ModuleTree) -> list[torch.Tensor]:
-    """The parameters and buffers, each stored tensor once."""
-    if tree._stored is None:
-        tree._stored = unique_tensors([*members(tree, "_parameters"), *members(tree, "_buffers")])
-    return tree._stored
-
-
 def size_bytes(module: nn.Module | ModuleTree) -> int:
     """Bytes to store the parameters and buffers at their real dtypes."""
-    return sum(stored_bytes(t) for t in _stored(tree_of(module)))
+    return sum(stored_bytes(t) for t in tree_of(module).stored)
 
 
 def size_if(module: nn.Module | ModuleTree) -> dict[str, int]:
@@ -203,7 +201,7 @@ def size_if(module: nn.Module | ModuleTree) -> dict[str, int]:
 
     Integer buffers (such as BatchNorm's ``num_batches_tracked``) keep their real size.
     """
-    tensors = _stored(tree_of(module))
+    tensors = tree_of(module).stored
     floating = sum(logical_numel(t) for t in tensors if is_weight(t))
     fixed = sum(stored_bytes(t) for t in tensors if not is_weight(t))
     return {name: math.ceil(floating * width) + fixed for name, width in WHAT_IF_BYTES.items()}

@@ -33,7 +33,7 @@ from torchcost.records import (
     UncountedOp,
 )
 from torchcost.step import OptimizerSpec, autocast_dtype, optimizer_name, steady_optimizer, training_copy
-from torchcost.tensors import tensors_in
+from torchcost.tensors import dtype_name, tensors_in
 
 TOKEN_DTYPES = ("int64", "int32")  # inputs of token models: batch x sequence length are the tokens
 
@@ -112,7 +112,7 @@ def profile(
     finally:
         state.restore()
     result = _build_profile(run_model, inputs, kwargs, run_device, backward, mode.records, stack)
-    result.autocast = None if amp is None else str(amp).removeprefix("torch.")
+    result.autocast = None if amp is None else dtype_name(amp)
     result.channels_last = channels_last
     result.training = training_step(result, optimizer_name(optimizer)) if optimizer is not None else None
     if values is not None and values.spread_picks:
@@ -217,7 +217,7 @@ def _input_specs(inputs: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Tensor
     """Shape and dtype of every input tensor, with the keyword it was passed as."""
     named: list[tuple[str | None, torch.Tensor]] = [(None, t) for t in tensors_in(inputs)]
     named += [(name, t) for name, value in kwargs.items() for t in tensors_in(value)]
-    return [TensorSpec(tuple(t.shape), str(t.dtype).removeprefix("torch."), name) for name, t in named]
+    return [TensorSpec(tuple(t.shape), dtype_name(t.dtype), name) for name, t in named]
 
 
 def _module_stats(tree: ModuleTree, records: list[OpRecord], stack: ModuleStack) -> list[ModuleStats]:

@@ -4,6 +4,7 @@ floor: imports only torch."""
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -72,17 +73,14 @@ def shapes(tensors: list[torch.Tensor]) -> tuple[tuple[int, ...], ...]:
     return tuple(tuple(t.shape) for t in tensors)
 
 
+@functools.cache
+def dtype_name(dtype: torch.dtype) -> str:
+    """``"float32"``: a dtype's name without ``torch.``."""
+    return str(dtype).removeprefix("torch.")
+
+
 def dtype_names(tensors: list[torch.Tensor]) -> tuple[str, ...]:
-    """``("float32", "int64")``: each tensor's dtype without ``torch.``."""
-    return tuple(_DTYPE_NAMES.get(t.dtype) or _dtype_name(t.dtype) for t in tensors)
-
-
-_DTYPE_NAMES: dict[torch.dtype, str] = {}
-
-
-def _dtype_name(dtype: torch.dtype) -> str:
-    name = _DTYPE_NAMES[dtype] = str(dtype).removeprefix("torch.")
-    return name
+    return tuple(dtype_name(t.dtype) for t in tensors)
 
 
 def shapes_of(tree: Any) -> tuple[tuple[int, ...], ...]:

@@ -58,17 +58,20 @@ class MetaValues:
 
     def get(self, tensor: torch.Tensor) -> torch.Tensor | None:
         """The value of a meta tensor if it is known; a tensor with data is its own value."""
-        key = id(tensor)
-        if key not in self._ids and (self.fallback is None or key not in self.fallback._ids):
-            return None if is_meta(tensor) else tensor  # the usual answer, from two sets
         if not is_meta(tensor):
             return tensor
-        value: torch.Tensor | None = self._values.get(tensor) if key in self._ids else None  # type: ignore[no-untyped-call]
+        if not self._may_know(id(tensor)):  # most tensors (weights, activations): the answer from sets of ids
+            return None
+        value: torch.Tensor | None = self._values.get(tensor) if id(tensor) in self._ids else None  # type: ignore[no-untyped-call]
         if value is None:  # most tensors (weights, activations): no storage to check, the cheap answer first
             value = self.fallback.get(tensor) if self.fallback is not None else None
             if value is None:
                 return None
         return None if _storage(tensor) in self._unknown else value
+
+    def _may_know(self, key: int) -> bool:
+        """Whether this store or one it falls back to was ever given a tensor with this id."""
+        return key in self._ids or (self.fallback is not None and self.fallback._may_know(key))
 
     def compute(self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """``func`` run on the values of its meta arguments (on the CPU); NotImplemented if one is unknown."""

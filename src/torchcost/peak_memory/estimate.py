@@ -39,7 +39,7 @@ from torchcost.step import (
     trainable,
     training_copy,
 )
-from torchcost.tensors import reachable_tensors, tensors_in
+from torchcost.tensors import dtype_name, reachable_tensors, tensors_in
 
 Labels = Mapping[str, Callable[[], list[torch.Tensor]]]  # extra category -> the tensors in it, read after the run
 
@@ -170,13 +170,13 @@ def estimate(
     built = build(tracker.seen, kinds, run_model)
     return MemoryProfile(
         model=type(model).__name__,
-        inputs=[TensorSpec(tuple(t.shape), str(t.dtype).removeprefix("torch.")) for t in tensors_in((inputs, kwargs))],
+        inputs=[TensorSpec(tuple(t.shape), dtype_name(t.dtype)) for t in tensors_in((inputs, kwargs))],
         device="meta" if abstract else str(run_on),
         target=kind,
         train=settings.train,
         optimizer=None if settings.optimizer is None else optimizer_name(settings.optimizer),
-        dtype=None if settings.dtype is None else str(settings.dtype).removeprefix("torch."),
-        autocast=None if settings.autocast is None else str(settings.autocast).removeprefix("torch."),
+        dtype=None if settings.dtype is None else dtype_name(settings.dtype),
+        autocast=None if settings.autocast is None else dtype_name(settings.autocast),
         checkpoint=settings.checkpoint,
         peak_bytes=built.peak.total,
         breakdown=dict(built.peak.bytes),

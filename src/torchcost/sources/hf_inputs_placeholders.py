@@ -16,6 +16,7 @@ from torchcost.emulate.on_meta import FollowValues, MetaFunctions
 from torchcost.sources import hf_audio
 from torchcost.sources.hf_inputs_config import find_value
 from torchcost.sources.hf_inputs_text import TextInputs
+from torchcost.tensors import tensors_in
 
 
 class PlaceholderTokens(TextInputs):
@@ -43,7 +44,7 @@ class PlaceholderTokens(TextInputs):
             return 0
         accepted = inspect.signature(features).parameters
         out = _call_with_values(features, self.model, {k: v for k, v in made.items() if k in accepted})
-        rows = sum(t.numel() // t.shape[-1] for t in _tensors(getattr(out, "pooler_output", out)) if t.dim())
+        rows = sum(t.numel() // t.shape[-1] for t in tensors_in(getattr(out, "pooler_output", out)) if t.dim())
         notes.append(f"{rows // batch} {kind} tokens per sequence (the rows of the model's {kind} features)")
         return rows // batch
 
@@ -60,12 +61,6 @@ def _features_function(owners: tuple[nn.Module, ...], kind: str, made: dict[str,
         if not passes_on and {p.name for p in named if p.default is p.empty} <= set(made):
             runnable.append((len(named), function))
     return max(runnable, key=lambda r: r[0])[1] if runnable else None
-
-
-def _tensors(tree: Any) -> list[torch.Tensor]:
-    from torchcost.tensors import tensors_in
-
-    return tensors_in(tree)
 
 
 def _call_with_values(function: Any, model: nn.Module, kwargs: dict[str, Any]) -> Any:
