@@ -22,7 +22,7 @@ FLOORS = [  # lowest first: the top-level names of src/torchcost on each floor
     {"measure"},
     {"predict"},
     {"explain", "analysis", "guidelines"},
-    {"peak_memory", "llm", "llm_models", "llm_results", "sweep"},
+    {"peak_memory", "llm", "llm_models", "llm_results", "sweep", "multi_gpu"},
     {"report"},
     {"cli", "cli_args", "__init__", "__main__", "training", "latency", "op_timing", "timing"},
 ]

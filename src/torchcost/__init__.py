@@ -18,6 +18,8 @@ from torchcost.inputs import InputOptions
 from torchcost.llm import LLMProfile, llm_profile
 from torchcost.measure.latency import BatchLatency, Latency, measure
 from torchcost.measure.op_timing import measure_ops
+from torchcost.multi_gpu import Layout, ParallelEstimate, TensorPlan, Training, parallel
+from torchcost.multi_gpu import search as search_layouts
 from torchcost.params import count_params, size_bytes, size_if
 from torchcost.peak_memory import MemoryProfile, memory
 from torchcost.peak_memory.fit import BatchFit, max_batch
@@ -51,6 +53,7 @@ __all__ = [
     "InputOptions",
     "LLMProfile",
     "Latency",
+    "Layout",
     "MemoryAccess",
     "MemoryProfile",
     "ModuleStats",
@@ -59,12 +62,15 @@ __all__ = [
     "OpPrediction",
     "OpRecord",
     "OperatorStats",
+    "ParallelEstimate",
     "ParamCount",
     "Prediction",
     "Profile",
     "ProfilingError",
     "SweepResult",
+    "TensorPlan",
     "TensorSpec",
+    "Training",
     "TrainingStep",
     "UncountedOp",
     "__version__",
@@ -80,12 +86,14 @@ __all__ = [
     "measure",
     "measure_ops",
     "memory",
+    "parallel",
     "predict",
     "profile",
     "profile_spec",
     "register",
     "register_module",
     "registered_ops",
+    "search_layouts",
     "size_bytes",
     "size_if",
     "sweep",

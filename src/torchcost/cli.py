@@ -25,7 +25,12 @@ from torchcost.hardware import UnknownHardwareError, hardware, known_hardware
 from torchcost.hardware.calibration import cache_path
 from torchcost.inputs import InputOptions, example_inputs, parse_kwargs_json
 from torchcost.llm import llm_profile
+from torchcost.llm_models import build_llm, check_causal_lm
 from torchcost.measure.latency import Latency, measure
+from torchcost.measure.timing import progress_bar
+from torchcost.multi_gpu.estimate import Training, parallel
+from torchcost.multi_gpu.layout import Layout
+from torchcost.multi_gpu.search import search
 from torchcost.peak_memory.estimate import settings_for
 from torchcost.peak_memory.fit import fit_batch
 from torchcost.peak_memory.from_spec import memory_spec
@@ -44,6 +49,7 @@ from torchcost.report.measurements import (
     preset_list_table,
 )
 from torchcost.report.memory import memory_report
+from torchcost.report.multi_gpu import estimate_tables, search_table
 from torchcost.report.roofline_plot import plot_roofline
 from torchcost.report.sweep import failures_text, sweep_table
 from torchcost.report.terminal import render, render_brief, render_compare
@@ -373,6 +379,55 @@ def _memory(args: argparse.Namespace, console: Console, to_stdout: bool) -> None
         _wrote(args.html)
 
 
+def _train(args: argparse.Namespace, console: Console, to_stdout: bool) -> None:
+    for flag in ("cp", "ep"):
+        if getattr(args, flag) != 1:
+            raise ProfilingError(f"--{flag}: context and expert parallelism are not estimated yet; leave --{flag} out")
+    model = build_llm(args.spec)
+    check_causal_lm(args.spec, model)
+    gpu = hardware(args.hardware)
+    training = Training(seq_len=args.seq_len, optimizer=args.optimizer)
+    zero = 3 if args.fsdp else args.zero
+    if args.search:
+        if args.gpus is None or args.global_batch is None:
+            raise ProfilingError("--search needs --gpus and --global-batch (sequences per step)")
+        base = Layout(zero=zero, vpp=args.vpp)
+        with progress_bar(not args.quiet) as bar:
+            task = bar.add_task("estimating layouts", total=None)
+            result = search(
+                model, args.gpus, args.global_batch, gpu, training, base, args.top,
+                lambda done, total: bar.update(task, completed=done, total=total),
+            )  # fmt: skip
+        _emit(args, console, to_stdout, result.to_dict(), search_table(result))
+        return
+    layout = _layout_from_flags(args, zero)
+    estimate = parallel(model, layout, gpu, training)
+    _emit(args, console, to_stdout, estimate.to_dict(), estimate_tables(estimate))
+
+
+def _layout_from_flags(args: argparse.Namespace, zero: int) -> Layout:
+    model_parallel = args.tp * args.pp
+    dp = args.dp
+    if dp is None:
+        if args.gpus is not None and args.gpus % model_parallel:
+            raise ProfilingError(f"--gpus {args.gpus} is not a multiple of --tp x --pp = {model_parallel}")
+        dp = (args.gpus or model_parallel) // model_parallel
+    if args.gpus is not None and dp * model_parallel != args.gpus:
+        raise ProfilingError(f"--dp x --tp x --pp = {dp * model_parallel}, not --gpus {args.gpus}; leave --dp out")
+    microbatches = args.microbatches
+    if microbatches is None:
+        batch = args.global_batch or dp * args.microbatch * args.pp
+        if batch % (dp * args.microbatch):
+            raise ProfilingError(
+                f"--global-batch {batch} is not a multiple of --dp x --microbatch = {dp * args.microbatch}"
+            )
+        microbatches = batch // (dp * args.microbatch)
+    return Layout(
+        dp=dp, tp=args.tp, pp=args.pp, zero=zero, sp=args.sp, microbatch=args.microbatch, microbatches=microbatches,
+        vpp=args.vpp, recompute=args.recompute,
+    )  # fmt: skip
+
+
 COMMANDS = {
     "profile": _profile,
     "compare": _compare,
@@ -383,6 +438,7 @@ COMMANDS = {
     "guidelines": _guidelines,
     "llm": _llm,
     "memory": _memory,
+    "train": _train,
 }
 
 

@@ -147,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_timing_arguments(comp)
     _add_measure_commands(commands)
     _add_sweep_command(commands)
+    _add_train_command(commands)
     _add_memory_command(commands)
     for listed in commands._choices_actions:  # each command's --help opens with the line the command list shows
         command = commands.choices[listed.dest]
@@ -371,3 +372,37 @@ def _check_installed(package: str, needed_by: str) -> None:
         raise ValueError(
             f"{needed_by} needs {package}, which is not installed: pip install 'torchcost[{EXTRAS[package]}]'"
         )
+
+
+def _add_train_command(commands: Any) -> None:
+    train = commands.add_parser(
+        "train",
+        help="training on many GPUs: memory per rank and step time of a parallel layout, or a layout search",
+        description="Memory per GPU and step time of one training step of a causal LM under data, tensor and "
+        "pipeline parallelism, ZeRO/FSDP and recomputation, counted from the model's own code on meta (nothing "
+        "runs on a GPU). Give the layout, or --search for the fastest layouts of --gpus that fit.",
+    )
+    train.add_argument("spec", help="a checkpoint preset (torchcost list), a Hub id or a model spec such as hf:llama")
+    train.add_argument("--gpus", type=_positive, help="GPUs in all (default: dp x tp x pp)")
+    train.add_argument("--dp", type=_positive, help="data-parallel size (default: what --gpus leaves)")
+    train.add_argument("--tp", type=_positive, default=1, help="tensor-parallel size")
+    train.add_argument("--pp", type=_positive, default=1, help="pipeline stages")
+    train.add_argument("--vpp", type=_positive, default=1, help="model chunks per pipeline rank (interleaved 1F1B)")
+    train.add_argument("--cp", type=_positive, default=1, help=argparse.SUPPRESS)
+    train.add_argument("--ep", type=_positive, default=1, help=argparse.SUPPRESS)
+    train.add_argument(
+        "--zero", type=int, choices=(0, 1, 2, 3), default=1, help="ZeRO stage (1: distributed optimizer)"
+    )
+    train.add_argument("--fsdp", action="store_true", help="fully sharded data parallel (ZeRO stage 3)")
+    train.add_argument("--sp", action="store_true", help="sequence parallelism over the tensor-parallel ranks")
+    train.add_argument("--microbatch", type=_positive, default=1, help="sequences per microbatch")
+    train.add_argument("--microbatches", type=_positive, help="microbatches per step (default: from --global-batch)")
+    train.add_argument("--global-batch", type=_positive, help="sequences per optimizer step")
+    train.add_argument("--seq-len", type=_positive, default=2048)
+    train.add_argument("--recompute", choices=("none", "selective", "full"), default="none")
+    train.add_argument("--optimizer", choices=("adamw", "adam", "sgd-momentum", "sgd"), default="adamw")
+    train.add_argument("--hardware", default="h100-sxm", help="the GPU: h100-sxm, h200, a100-80gb or a100-40gb")
+    train.add_argument("--search", action="store_true", help="rank the layouts of --gpus that fit, fastest first")
+    train.add_argument("--top", type=_positive, default=10, help="layouts --search shows")
+    train.add_argument("--json", metavar="PATH", help="write as JSON to PATH, or '-' for stdout only")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -294,6 +294,8 @@ class _SdpaCall:
         self.dropout_p, self.is_causal, self.scale, self.enable_gqa = dropout_p, is_causal, scale, enable_gqa
 
     def cpu_runs_flash(self) -> bool:
+        if any(t.numel() == 0 for t in (self.query, self.key, self.value)):
+            return False  # PyTorch's choice divides by a zero size (a floating point exception kills the process)
         with _disable_current_modes():  # the stand-ins are ours, not the model's: not counted
             stand_ins = [_cpu_stand_in(t) for t in (self.query, self.key, self.value)]
             mask = None if self.attn_mask is None else _cpu_stand_in(self.attn_mask)

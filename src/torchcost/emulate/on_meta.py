@@ -80,6 +80,27 @@ class MetaFunctions:
         return meta
 
 
+class CudaDropout:
+    """Dropout as CUDA runs it, while active: in training, with ``0 < p < 1``, one fused ``native_dropout``
+    kernel keeping a 1-byte mask (ATen ``Dropout.cpp``: ``is_fused_kernel_acceptable`` holds only on CUDA); a
+    meta or CPU tensor would otherwise take the CPU's path, a Bernoulli mask in the input's dtype and a multiply.
+    """
+
+    def __enter__(self) -> CudaDropout:
+        _cache_function_sets()
+        self._dropout = F.dropout
+        F.dropout = self._fused
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        F.dropout = self._dropout
+
+    def _fused(self, input: torch.Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> torch.Tensor:
+        if not training or inplace or not 0 < p < 1 or input.device.type == "cuda":
+            return self._dropout(input, p, training, inplace)
+        return torch.native_dropout(input, p, True)[0]
+
+
 def _cache_function_sets() -> None:
     """Compute the sets of PyTorch functions that PyTorch builds once and caches (the constructors that
     ``torch.device("meta")`` gives a device, the functions torch.overrides knows), so that none is built while

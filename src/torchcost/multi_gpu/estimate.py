@@ -1,0 +1,152 @@
+"""``parallel()``: memory per rank and step time of one training step under a parallel layout, from the costs
+of one rank's share of the model counted on meta (``rank_probe``), its memory (``rank_memory``), and its step
+time with the collectives the layout implies (``step_time``)."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from torchcost.errors import ProfilingError
+from torchcost.hardware import hardware as find_hardware
+from torchcost.hardware.interconnect import interconnect
+from torchcost.hardware.spec import Hardware
+from torchcost.llm_models import build_llm
+from torchcost.multi_gpu.layout import Layout
+from torchcost.multi_gpu.rank_memory import OPTIMIZER_BYTES, rank_memory
+from torchcost.multi_gpu.rank_probe import RankCosts, layer_list, probe
+from torchcost.multi_gpu.result import ParallelEstimate
+from torchcost.multi_gpu.step_time import StepInputs, step_time
+from torchcost.multi_gpu.tensor_parallel import TensorPlan
+from torchcost.peak_memory.cuda_libraries import CONTEXT_ALLOWANCE
+
+DTYPE_KEYS = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32"}
+NOT_COUNTED = (
+    "not counted: the vocabulary-parallel embedding's all-reduce and the cross entropy's per-token all-reduces; "
+    "the CUDA caching allocator's rounding and cached blocks; the host's per-op dispatch (taken as hidden behind "
+    "the kernels)"
+)
+
+InputMaker = Callable[[int], tuple[tuple[Any, ...], dict[str, Any]]]  # microbatch size -> (args, kwargs)
+
+
+@dataclass(frozen=True)
+class Training:
+    """What each step does, besides the layout."""
+
+    seq_len: int = 2048
+    optimizer: str = "adamw"
+    dtype: torch.dtype = torch.bfloat16  # weights and activations
+    grad_bytes: int = 4  # fp32 gradients, as Megatron-LM keeps them (2: in the weights' dtype, as ZeRO's paper)
+    overlap_grad_reduce: bool = True  # the data-parallel reduction runs during the last microbatch's backward
+
+
+@dataclass
+class Probes:
+    """Rank costs already found, by (tp, microbatch, recompute): a layout search probes each once."""
+
+    model: nn.Module
+    make_inputs: InputMaker
+    hardware: Hardware
+    dtype: torch.dtype
+    plan: TensorPlan | None = None
+    found: dict[tuple[int, int, str], RankCosts] = field(default_factory=dict)
+
+    def get(self, tp: int, microbatch: int, recompute: str) -> RankCosts:
+        key = (tp, microbatch, recompute)
+        if key not in self.found:
+            self.found[key] = probe(
+                self.model, self.make_inputs, microbatch, tp, recompute, self.hardware, self.dtype, self.plan
+            )
+        return self.found[key]
+
+
+def token_inputs(seq_len: int, model: nn.Module | None = None) -> InputMaker:
+    """Token ids of ``seq_len`` for a causal LM, with themselves as labels (the loss is the model's own), and
+    ``use_cache=False`` where the forward takes it: a training step keeps no KV cache."""
+    takes_cache = model is not None and "use_cache" in inspect.signature(model.forward).parameters
+
+    def make(batch: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        ids = torch.zeros(batch, seq_len, dtype=torch.long)
+        return (ids,), {"labels": ids} | ({"use_cache": False} if takes_cache else {})
+
+    return make
+
+
+def parallel(
+    model: nn.Module | str,
+    layout: Layout,
+    hardware: str | Hardware = "h100-sxm",
+    training: Training | None = None,
+    plan: TensorPlan | None = None,
+    probes: Probes | None = None,
+) -> ParallelEstimate:
+    """Memory per rank and step time of one training step of ``model`` under ``layout``, on ``layout.gpus`` GPUs
+    of ``hardware`` (a spec-table name with a known interconnect: h100-sxm, h200, a100-80gb, a100-40gb).
+
+    ``model`` is a causal LM taking ``input_ids`` and ``labels`` (best built on meta), or its spec: a preset
+    (``llama-3.1-70b``), a Hub id or ``hf:TYPE``, built on meta. Nothing runs on a GPU: each rank's share is
+    counted on a meta copy cut to two layers (``torchcost.multi_gpu.rank_probe``). ``plan`` names the modules
+    tensor parallelism splits, when their names are not the usual ones.
+    """
+    model = build_llm(model) if isinstance(model, str) else model
+    training = training or Training()
+    if training.optimizer not in OPTIMIZER_BYTES:
+        raise ProfilingError(f"optimizer {training.optimizer!r}: give one of {', '.join(OPTIMIZER_BYTES)}")
+    gpu = find_hardware(hardware) if isinstance(hardware, str) else hardware
+    links = interconnect(gpu.key)
+    _, layers = layer_list(model)
+    layout.check(len(layers))
+    probes = probes or Probes(model, token_inputs(training.seq_len, model), gpu, training.dtype, plan)
+    rank = probes.get(layout.tp, layout.microbatch, layout.recompute)
+    whole = probes.get(1, layout.microbatch, layout.recompute)  # sequence parallelism splits it evenly
+    stage_layers = len(layers) // layout.pp
+    weight_bytes = torch.finfo(training.dtype).bits // 8
+    memory = rank_memory(layout, rank, whole, stage_layers, weight_bytes, training.grad_bytes, training.optimizer)
+    hidden_bytes = layout.microbatch * training.seq_len * hidden_size(model) * weight_bytes
+    given = StepInputs(
+        stage_layers, hidden_bytes, weight_bytes, training.grad_bytes, training.optimizer,
+        training.overlap_grad_reduce, gpu.bandwidth,
+    )  # fmt: skip
+    step = step_time(layout, rank, given, links)
+    per_microbatch = whole.layer.flops * len(layers) + whole.first.flops + whole.last.flops
+    model_flops = round(per_microbatch) * layout.microbatches * layout.dp
+    peak = gpu.peak.get(DTYPE_KEYS[training.dtype])
+    notes = [*rank.notes, NOT_COUNTED]
+    if gpu.memory is None:
+        notes.append(f"{gpu.name}: memory size unknown, so nothing says whether it fits")
+    return ParallelEstimate(
+        model=type(model).__name__,
+        hardware=gpu.name,
+        layout=layout,
+        seq_len=training.seq_len,
+        memory=memory,
+        step=step,
+        tokens_per_s=layout.global_batch * training.seq_len / step.total_s,
+        model_flops=model_flops,
+        mfu=model_flops / (step.total_s * layout.gpus * peak) if peak else None,
+        device_memory=gpu.memory,
+        context_bytes=CONTEXT_ALLOWANCE,
+        links=links,
+        notes=notes,
+    )
+
+
+def hidden_size(model: nn.Module) -> int:
+    """The width of the residual stream: the config's ``hidden_size`` (``n_embd``), else the widest embedding's."""
+    config = getattr(model, "config", None)
+    for key in ("hidden_size", "n_embd", "d_model"):
+        value = getattr(config, key, None)
+        if isinstance(value, int):
+            return value
+    widths = [m.embedding_dim for m in model.modules() if isinstance(m, nn.Embedding)]
+    if not widths:
+        raise ProfilingError(
+            f"cannot tell the hidden size of {type(model).__name__}: it has no config and no embedding"
+        )
+    return max(widths)

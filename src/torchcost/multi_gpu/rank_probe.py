@@ -1,0 +1,215 @@
+"""What one rank's share of a model costs, per layer and for the rest, found by running a copy of it on meta:
+the model is cut to its first three layers, narrowed to one tensor-parallel rank, and then counted
+(``profile`` + ``predict``: kernel times forward and backward) and tracked (``memory``, CUDA's rules: the
+activations held for backward, with recomputation as asked). Per-layer figures are the mean of the layers that
+hand their output to another layer, as all but the model's last do; the rest (embedding, final norm, head, loss)
+is split into what runs before the layers (the first pipeline stage's) and after them (the last stage's)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from torchcost.emulate.on_meta import CudaDropout
+from torchcost.errors import ProfilingError, first_line
+from torchcost.hardware.spec import Hardware
+from torchcost.multi_gpu.tensor_parallel import TensorPlan, split_for_rank
+from torchcost.peak_memory import memory
+from torchcost.peak_memory.memory_profile import TimelinePoint
+from torchcost.predict import predict
+from torchcost.profiler import profile
+from torchcost.records import OpRecord
+
+PROBE_LAYERS = 3  # the mean layer is of all but the last: each of those hands its output to a layer, as in the model
+CORE_ATTENTION = "core_attention"  # the module Megatron-LM's selective recomputation recomputes
+
+
+@dataclass(frozen=True)
+class Part:
+    """One piece of the rank's model: parameters (elements), activations kept for backward (bytes, one
+    microbatch), and predicted kernel time forward and backward (seconds, one microbatch)."""
+
+    params: int = 0
+    activations: int = 0
+    forward_s: float = 0.0
+    backward_s: float = 0.0
+    recompute_s: float = 0.0  # forward time run again in backward by the recomputation asked for
+    flops: float = 0.0  # forward and backward FLOPs (without recomputation)
+
+
+@dataclass(frozen=True)
+class RankCosts:
+    """One tensor-parallel rank at one microbatch: a mean layer, and the parts before and after the layers."""
+
+    layer: Part
+    first: Part
+    last: Part
+    largest_layer_params: int  # the whole (unsplit) layer's parameters
+    notes: tuple[str, ...] = ()
+
+
+def layer_list(model: nn.Module) -> tuple[str, nn.ModuleList]:
+    """The model's repeated blocks: its ``nn.ModuleList`` holding the most parameters."""
+    lists = [
+        (name, module) for name, module in model.named_modules() if isinstance(module, nn.ModuleList) and len(module)
+    ]
+    if not lists:
+        raise ProfilingError(
+            f"{type(model).__name__} has no nn.ModuleList of layers to split into pipeline stages; "
+            "multi-GPU estimates need a model built from repeated blocks (a transformer)"
+        )
+    return max(lists, key=lambda item: sum(p.numel() for p in item[1].parameters()))
+
+
+def probe(
+    model: nn.Module,
+    make_inputs: Callable[[int], tuple[tuple[Any, ...], dict[str, Any]]],
+    microbatch: int,
+    tp: int,
+    recompute: str,
+    hardware: Hardware,
+    dtype: torch.dtype = torch.bfloat16,
+    plan: TensorPlan | None = None,
+) -> RankCosts:
+    """Costs of one tensor-parallel rank of ``model`` (on meta) running one microbatch in ``dtype``."""
+    path, layers = layer_list(model)
+    whole_layer = sum(p.numel() for p in layers[0].parameters())
+    kept = min(PROBE_LAYERS, len(layers))
+    cut = _cut(model, path, kept)
+    split = split_for_rank(cut, tp, plan)
+    names = [f"{path}.{i}" for i in range(kept)]
+    measured = names[:-1] if kept > 1 else names  # whose outputs the next layer keeps as the model's would
+    args, kwargs = make_inputs(microbatch)
+    try:
+        with CudaDropout():  # the counts, as the memory below (target="cuda"), are CUDA's
+            counted = profile(cut, *args, device="meta", backward=True, dtype=dtype, **kwargs)
+    except ProfilingError as exc:
+        if tp == 1:
+            raise
+        raise ProfilingError(
+            f"one of {tp} tensor-parallel ranks of {type(model).__name__} failed to run ({first_line(exc)}); its "
+            "attention may shape heads in a way the split does not know: name its modules with TensorPlan, or use tp 1"
+        ) from exc
+    timed = predict(counted, hardware, dtype=_dtype_key(dtype))
+    checkpoint = {"none": None, "full": f"{path}.*", "selective": f"*{CORE_ATTENTION}"}[recompute]
+    if recompute == "selective" and not any(n.endswith(CORE_ATTENTION) for n, _ in cut.named_modules()):
+        raise ProfilingError(
+            f"selective recomputation recomputes the attention core, and {type(model).__name__} has no "
+            f"'{CORE_ATTENTION}' module (transformers runs attention as a function; with SDPA it keeps no "
+            "sequence x sequence tensor anyway): use recompute 'full' or 'none'"
+        )
+    tracked = memory(
+        cut, *args, train=True, dtype=dtype, device="meta", target="cuda", checkpoint=checkpoint, loss=_loss, **kwargs
+    )
+    saved = {m.name: m.activation_bytes for m in tracked.modules}
+    device_s = [0.0] * len(counted.records)
+    for op in timed.ops:
+        device_s[op.index] += op.device_s
+    times = _times(counted.records, device_s, names, recompute)
+    before = _modules_before(counted.records, names[0])
+    params = _params(cut, names, before)
+    layer_saved = sum(saved.get(n, 0) for n in measured) / len(measured)
+    first_saved = _saved_before(tracked.timeline, names[0])
+    rest_saved = saved.get("", 0) - sum(saved.get(n, 0) for n in names) - first_saved
+    return RankCosts(
+        layer=Part(round(params["layer"] / kept), round(layer_saved), *times["layer"]),
+        first=Part(params["first"], first_saved, *times["first"]),
+        last=Part(params["last"], round(rest_saved), *times["last"]),
+        largest_layer_params=whole_layer,
+        notes=tuple(split.notes),
+    )
+
+
+def _cut(model: nn.Module, path: str, keep: int) -> nn.Module:
+    """A copy of ``model`` (on meta: no weight is copied) with only its first ``keep`` layers."""
+    layers = model.get_submodule(path)
+    assert isinstance(layers, nn.ModuleList)
+    memo = {id(layer): layer for layer in layers[keep:]}  # not copied: dropped below
+    cut = copy.deepcopy(model, memo)
+    parent, _, leaf = path.rpartition(".")
+    owner = cut.get_submodule(parent) if parent else cut
+    setattr(owner, leaf, nn.ModuleList(list(cut.get_submodule(path).children())[:keep]))
+    return cut
+
+
+def _loss(output: Any) -> torch.Tensor:
+    loss = getattr(output, "loss", None)
+    if isinstance(loss, torch.Tensor):
+        return loss
+    logits: torch.Tensor = output[0] if isinstance(output, tuple) else output
+    return logits.float().sum()
+
+
+def _dtype_key(dtype: torch.dtype) -> str:
+    return {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32"}[dtype]
+
+
+def _saved_before(timeline: list[TimelinePoint], first_layer: str) -> int:
+    """Bytes of activations (kept for backward) made before the first layer's first op."""
+    saved = 0
+    for point in timeline:
+        if point.module == first_layer or point.module.startswith(first_layer + "."):
+            break
+        saved = point.bytes.get("activations", 0)
+    return saved
+
+
+def _modules_before(records: list[OpRecord], first_layer: str) -> list[str]:
+    """The outermost modules that run before the first layer (the embedding's side of the model)."""
+    found: list[str] = []
+    for record in records:
+        if record.phase != "forward":
+            continue
+        if first_layer in record.modules:
+            break
+        outer = next((m for m in record.modules if m and not first_layer.startswith(m + ".")), None)
+        if outer is not None and not any(outer == f or outer.startswith(f + ".") for f in found):
+            found.append(outer)
+    return found
+
+
+def _params(model: nn.Module, layers: list[str], before: list[str]) -> dict[str, int]:
+    """Parameter elements of the layers, of the modules before them and of the rest, each tensor once."""
+    owner: dict[int, tuple[str, int]] = {}
+    for name, param in model.named_parameters():
+        owner.setdefault(id(param), (name, param.numel()))
+    found = {"layer": 0, "first": 0, "last": 0}
+    for name, count in owner.values():
+        if any(name.startswith(layer + ".") for layer in layers):
+            found["layer"] += count
+        elif any(name.startswith(module + ".") for module in before):
+            found["first"] += count
+        else:
+            found["last"] += count
+    return found
+
+
+def _times(
+    records: list[OpRecord], device_s: list[float], layers: list[str], recompute: str
+) -> dict[str, tuple[float, float, float, float]]:
+    """(forward, backward, recomputed forward) kernel seconds and FLOPs of a mean layer, of the first part and
+    of the last part. An op outside the layers is the first part's if it runs before them in its phase's order."""
+    sums = {key: [0.0, 0.0, 0.0, 0.0] for key in ("layer", "first", "last")}
+    kept = len(layers)
+    seen_layer = {"forward": False, "backward": False}
+    for record, seconds in zip(records, device_s, strict=True):
+        column = 0 if record.phase == "forward" else 1
+        in_layer = any(layer in record.modules for layer in layers)
+        if in_layer:
+            seen_layer[record.phase] = True
+            sums["layer"][column] += seconds / kept
+            sums["layer"][3] += record.cost.flops / kept
+            again = recompute == "full" or any(m.endswith(CORE_ATTENTION) for m in record.modules)
+            if record.phase == "forward" and recompute != "none" and again:
+                sums["layer"][2] += seconds / kept
+            continue
+        before = not seen_layer[record.phase]
+        part = ("first" if before else "last") if record.phase == "forward" else ("last" if before else "first")
+        sums[part][column] += seconds
+        sums[part][3] += record.cost.flops
+    return {key: (values[0], values[1], values[2], values[3]) for key, values in sums.items()}

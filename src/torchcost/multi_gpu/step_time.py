@@ -1,0 +1,161 @@
+"""The time of one optimizer step on the critical pipeline stage, and the collectives the layout implies.
+
+Per microbatch a stage runs its layers' kernels forward and backward (and again forward where recomputation asks),
+each layer's tensor-parallel collectives (Megatron's f and g operators: an all-reduce after attention and after
+the MLP, forward and backward; with sequence parallelism an all-gather and a reduce-scatter of the same buffer,
+Korthikanti et al. 2022, section 4.2.2), and its pipeline sends (one microbatch's hidden states forward, their
+gradient back, 1/tp of them with the scatter/gather optimisation of Narayanan et al. 2021, section 4.1). The 1F1B
+schedule runs ``microbatches`` of them plus a bubble of ``(pp - 1) / vpp`` more (ibid., section 2.2). Then the
+data-parallel collectives: the gradient all-reduce (ZeRO 0), or reduce-scatter and the weights' all-gather
+(ZeRO 1 and 2, Megatron's distributed optimizer); with ZeRO-3 (FSDP) weights are gathered per microbatch for
+forward and again for backward, except the root's, which FSDP2 keeps gathered in between. A gradient
+reduction overlaps the last microbatch's backward; FSDP's gathers overlap the layers' compute.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torchcost.hardware.interconnect import Interconnect
+from torchcost.multi_gpu.collectives import Group, collective_s
+from torchcost.multi_gpu.layout import Layout
+from torchcost.multi_gpu.rank_probe import Part, RankCosts
+from torchcost.multi_gpu.result import Collective, StepTime
+
+# Bytes an Adam step with an fp32 master copy moves per parameter: reads master, gradient and two moments (16),
+# writes master, two moments (12) and the 16-bit weight (2); SGD keeps one fp32 buffer fewer than Adam's two
+OPTIMIZER_STEP_BYTES = {"adamw": 30, "adam": 30, "sgd-momentum": 22, "sgd": 14}
+
+
+@dataclass(frozen=True)
+class StepInputs:
+    """What the step time needs besides the layout and the rank's costs."""
+
+    stage_layers: int
+    hidden_bytes: int  # one microbatch's hidden states: microbatch x sequence x hidden x activation bytes
+    weight_bytes: int
+    grad_bytes: int
+    optimizer: str
+    overlap_grad_reduce: bool
+    bandwidth: float | None  # the GPU's memory bandwidth, for the optimizer step
+
+
+def stage_params(layout: Layout, rank: RankCosts, stage_layers: int, stage: str = "first") -> int:
+    """Parameter elements one tensor-parallel rank of a pipeline stage holds (the first: with the embedding)."""
+    ends = rank.first.params if stage == "first" else rank.last.params
+    whole = rank.first.params + rank.last.params if layout.pp == 1 else ends
+    return rank.layer.params * stage_layers + whole
+
+
+def step_time(layout: Layout, rank: RankCosts, given: StepInputs, links: Interconnect) -> StepTime:
+    pp, tp, m = layout.pp, layout.tp, layout.microbatches
+    tp_group, dp_group = Group(tp, 1), Group(layout.dp, tp)
+    stages = ["first", "last"] if pp > 1 else ["first"]
+    parts = {name: _stage_parts(layout, rank, name, given.stage_layers) for name in stages}
+    collectives = _tensor_parallel(layout, given, tp_group, links)
+    per_layer_tp = sum(c.seconds * c.count for c in collectives) / max(1, m * given.stage_layers)
+    if pp > 1:
+        sends = Collective("pipeline send", "send", given.hidden_bytes / tp, pp, 2 * m, False, 0.0)
+        collectives.append(_timed(sends, Group(pp, tp * layout.dp), links))
+    pp_s = sum(c.seconds * c.count for c in collectives if c.kind == "send") / m
+    times = {
+        name: forward + backward + given.stage_layers * per_layer_tp + pp_s
+        for name, (forward, backward, _) in parts.items()
+    }
+    critical = max(times, key=times.__getitem__)
+    forward_s, backward_s, recompute_s = parts[critical]
+    microbatch_s = times[critical]
+    bubble_s = (pp - 1) / layout.vpp * microbatch_s
+    params = stage_params(layout, rank, given.stage_layers)
+    data_parallel = _data_parallel(layout, rank, given, params, dp_group, links)
+    collectives += data_parallel
+    dp_s = sum(c.seconds * c.count for c in data_parallel)
+    dp_exposed = _exposed(layout, given, data_parallel, forward_s, backward_s)
+    shard = layout.dp if layout.zero >= 1 else 1
+    step_bytes = OPTIMIZER_STEP_BYTES[given.optimizer]
+    optimizer_s = params / shard * step_bytes / given.bandwidth if given.bandwidth else 0.0
+    total = m * microbatch_s + bubble_s + dp_exposed + optimizer_s
+    return StepTime(
+        critical_stage=critical,
+        compute_s=m * (forward_s + backward_s),
+        recompute_s=m * recompute_s,
+        tp_comm_s=m * given.stage_layers * per_layer_tp,
+        pp_comm_s=m * pp_s,
+        bubble_s=bubble_s,
+        dp_comm_s=dp_s,
+        dp_exposed_s=dp_exposed,
+        optimizer_s=optimizer_s,
+        total_s=total,
+        collectives=collectives,
+    )
+
+
+def _stage_parts(layout: Layout, rank: RankCosts, stage: str, stage_layers: int) -> tuple[float, float, float]:
+    """(forward, backward with recomputation, recomputation) kernel seconds of one microbatch on a stage."""
+    ends: list[Part] = [rank.first, rank.last] if layout.pp == 1 else [rank.first if stage == "first" else rank.last]
+    layer = rank.layer
+    forward = layer.forward_s * stage_layers + sum(end.forward_s for end in ends)
+    recompute = layer.recompute_s * stage_layers
+    backward = layer.backward_s * stage_layers + recompute + sum(end.backward_s for end in ends)
+    return forward, backward, recompute
+
+
+def _timed(collective: Collective, group: Group, links: Interconnect) -> Collective:
+    seconds = collective_s(collective.kind, collective.nbytes, group, links)
+    return Collective(
+        collective.name, collective.kind, collective.nbytes, group.size, collective.count, collective.hidden, seconds
+    )
+
+
+def _tensor_parallel(layout: Layout, given: StepInputs, group: Group, links: Interconnect) -> list[Collective]:
+    """Each layer's f and g, forward and backward (and in the recomputed forward), per step on one rank."""
+    if layout.tp == 1:
+        return []
+    per_layer = 4 + (2 if layout.recompute == "full" else 0)
+    count = per_layer * given.stage_layers * layout.microbatches
+    if layout.sp:
+        kinds = [("tensor-parallel all-gather", "all_gather"), ("tensor-parallel reduce-scatter", "reduce_scatter")]
+    else:
+        kinds = [("tensor-parallel all-reduce", "all_reduce")]
+    return [
+        _timed(Collective(name, kind, given.hidden_bytes, group.size, count, False, 0.0), group, links)
+        for name, kind in kinds
+    ]
+
+
+def _data_parallel(
+    layout: Layout, rank: RankCosts, given: StepInputs, params: int, group: Group, links: Interconnect
+) -> list[Collective]:
+    if layout.dp == 1:
+        return []
+    grads = params * given.grad_bytes
+    weights = params * given.weight_bytes
+    if layout.zero == 0:
+        found = [Collective("gradient all-reduce", "all_reduce", grads, group.size, 1, True, 0.0)]
+    elif layout.zero < 3:
+        found = [
+            Collective("gradient reduce-scatter", "reduce_scatter", grads, group.size, 1, True, 0.0),
+            Collective("weight all-gather", "all_gather", weights, group.size, 1, False, 0.0),
+        ]
+    else:
+        m = layout.microbatches
+        layers = rank.layer.params * given.stage_layers * given.weight_bytes  # the root's weights stay gathered
+        found = [
+            Collective("weight all-gather (forward)", "all_gather", weights, group.size, m, True, 0.0),
+            Collective("weight all-gather (backward)", "all_gather", layers, group.size, m, True, 0.0),
+            Collective("gradient reduce-scatter", "reduce_scatter", grads, group.size, m, True, 0.0),
+        ]
+    return [_timed(collective, group, links) for collective in found]
+
+
+def _exposed(
+    layout: Layout, given: StepInputs, collectives: list[Collective], forward_s: float, backward_s: float
+) -> float:
+    """Data-parallel seconds not hidden behind compute."""
+    if layout.zero == 3:  # gathers and reductions run beside the layers' compute, microbatch by microbatch
+        per_microbatch = sum(c.seconds for c in collectives)
+        return layout.microbatches * max(0.0, per_microbatch - forward_s - backward_s)
+    hidden_by = backward_s if given.overlap_grad_reduce else 0.0
+    reduce = sum(c.seconds for c in collectives if c.hidden)
+    rest = sum(c.seconds for c in collectives if not c.hidden)
+    return max(0.0, reduce - hidden_by) + rest

@@ -1,0 +1,32 @@
+import pytest
+
+from torchcost.hardware.interconnect import interconnect
+from torchcost.multi_gpu.collectives import Group, collective_s
+
+H100 = interconnect("h100-sxm")  # 8 GPUs a node, NVLink 450e9 B/s, network 50e9 B/s per GPU
+
+
+def test_all_reduce_inside_a_node():
+    # ring all-reduce of 1e9 bytes on 8 GPUs: 8.4 us + 2*7 NVLink steps of 3.4 us, and 2*7/8 * 1e9 / 450e9 s
+    assert collective_s("all_reduce", 1e9, Group(8), H100) == pytest.approx(8.4e-6 + 14 * 3.4e-6 + 1.75e9 / 450e9)
+
+
+def test_all_gather_across_nodes_runs_at_the_network_rate():
+    # 4 ranks 8 apart (data parallel beside tp 8): one per node, every one of the 3 steps leaves a node
+    assert collective_s("all_gather", 4e8, Group(4, 8), H100) == pytest.approx(8.4e-6 + 3 * 14e-6 + 0.75 * 4e8 / 50e9)
+
+
+def test_a_group_on_two_nodes_has_one_network_step_each_way():
+    # 16 consecutive ranks on 2 nodes: reduce-scatter has 15 steps, 1 of them between the nodes (nNodes - 1)
+    expected = 8.4e-6 + 14 * 3.4e-6 + 1 * 14e-6 + 15 / 16 * 1e6 / 50e9
+    assert collective_s("reduce_scatter", 1e6, Group(16), H100) == pytest.approx(expected)
+
+
+def test_a_send_and_a_group_of_one():
+    assert collective_s("send", 5e7, Group(2, 8), H100) == pytest.approx(8.4e-6 + 5e7 / 50e9)
+    assert collective_s("all_reduce", 1e9, Group(1), H100) == 0.0
+
+
+def test_unknown_interconnect_names_the_known_ones():
+    with pytest.raises(ValueError, match="no interconnect is known for 'l4'; multi-GPU estimates know h100-sxm"):
+        interconnect("l4")
