@@ -18,7 +18,8 @@ from torchcost.hardware.interconnect import interconnect
 from torchcost.hardware.spec import Hardware
 from torchcost.llm_models import build_llm
 from torchcost.multi_gpu.layout import Layout
-from torchcost.multi_gpu.rank_memory import OPTIMIZER_BYTES, rank_memory
+from torchcost.multi_gpu.optimizer_state import MOMENT_BYTES
+from torchcost.multi_gpu.rank_memory import rank_memory
 from torchcost.multi_gpu.rank_probe import RankCosts, layer_list, probe
 from torchcost.multi_gpu.result import ParallelEstimate
 from torchcost.multi_gpu.step_time import StepInputs, step_time
@@ -96,8 +97,8 @@ def parallel(
     """
     model = build_llm(model) if isinstance(model, str) else model
     training = training or Training()
-    if training.optimizer not in OPTIMIZER_BYTES:
-        raise ProfilingError(f"optimizer {training.optimizer!r}: give one of {', '.join(OPTIMIZER_BYTES)}")
+    if training.optimizer not in MOMENT_BYTES:
+        raise ProfilingError(f"optimizer {training.optimizer!r}: give one of {', '.join(MOMENT_BYTES)}")
     gpu = find_hardware(hardware) if isinstance(hardware, str) else hardware
     links = interconnect(gpu.key)
     _, layers = layer_list(model)

@@ -5,20 +5,24 @@ ZeRO stage says (Rajbhandari et al. 2020, Figure 1: stage 1 the optimizer state,
 weights too). Activations: one microbatch's per layer times the microbatches the first stage holds in flight,
 ``min(microbatches, pp)`` under 1F1B, ``pp (1 + (pp - 1) / (pp vpp))`` interleaved (Megatron-LM
 ``theoretical_memory_usage.py``); with sequence parallelism every tensor a layer keeps is split over the
-tensor-parallel ranks (Korthikanti et al. 2022, Table 2: ``sbh/t (34 + 5as/h)``). ZeRO-3 also holds one layer's
-weights and gradients gathered whole (DeepSpeed's estimator: 4 bytes per parameter of the largest layer, fp16).
+tensor-parallel ranks (Korthikanti et al. 2022, Table 2: ``sbh/t (34 + 5as/h)``). Beside them, the temporaries
+and kernel workspaces alive at the peak of the rank's own run. Gradients: Megatron-LM and DDP keep them in
+buffers that last from step to step, so the peak is where backward starts. FSDP (ZeRO-3) makes them in
+backward, sharded, as it frees the activations, and keeps the root module's own weights gathered from forward to
+backward (``torch.distributed.fsdp.fully_shard``); its peak is the greatest of four moments: backward starting at
+the loss (the root's weights, every activation, the loss's temporaries); the last layer's backward (two layers'
+weights gathered, the one running and the one prefetched; the head's activations gone; the layer's own
+temporaries); the next layer's (the last layer's activations gone, its gradients whole in the reduce-scatter's
+input and sharded); and backward ending (the sharded gradients).
 """
 
 from __future__ import annotations
 
 from torchcost.multi_gpu.layout import Layout
+from torchcost.multi_gpu.optimizer_state import state_bytes
 from torchcost.multi_gpu.rank_probe import RankCosts
 from torchcost.multi_gpu.result import RankMemory
 from torchcost.multi_gpu.step_time import stage_params
-
-# Optimizer state bytes per parameter with 16-bit weights: an fp32 master copy (4), and Adam's two fp32 moments
-# (8) or SGD's momentum (4). Megatron-LM's 18 bytes per parameter = 2 weight + 4 fp32 gradient + these 12.
-OPTIMIZER_BYTES = {"adamw": 12, "adam": 12, "sgd-momentum": 8, "sgd": 4}
 
 
 def in_flight(layout: Layout) -> float:
@@ -50,13 +54,37 @@ def rank_memory(
     activations = (layer_saved * stage_layers + first_saved) * flight
     if layout.pp == 1:
         activations += rank.last.activations
+    steady = (
+        params * weight_bytes // shard["params"] + params * state_bytes(optimizer, weight_bytes) // shard["optimizer"]
+    )
+    grads = params * grad_bytes // shard["grads"]
+    working = round(activations) + rank.transient
+    root = layer_weights = 0
+    if layout.zero == 3:
+        root = (rank.first.params + (rank.last.params if layout.pp == 1 else 0)) * weight_bytes
+        layer_weights = 2 * rank.layer.params * weight_bytes
+    moments = {"backward starts": steady + root + working + (0 if layout.zero == 3 else grads)}
+    if layout.zero == 3:  # the head's backward is done (its activations and temporaries gone) when the layers' begins
+        held = round(activations) - (rank.last.activations if layout.pp == 1 else 0) + rank.layer_transient
+        moments["the last layer's backward"] = steady + root + layer_weights + held
+        if stage_layers > 1:  # one layer on: its activations gone; its gradients whole (the reduce-scatter's input)
+            # and sharded
+            scattered = rank.layer.params * grad_bytes
+            moments["the next layer's backward"] = (
+                steady + root + layer_weights + held - round(layer_saved) + scattered + scattered // layout.dp
+            )
+        moments["backward ends"] = steady + root + grads
+    peak_at = max(moments, key=moments.__getitem__)
     return RankMemory(
         stage="first",
         params=params,
         parameter_bytes=params * weight_bytes // shard["params"],
-        gradient_bytes=params * grad_bytes // shard["grads"],
-        optimizer_bytes=params * OPTIMIZER_BYTES[optimizer] // shard["optimizer"],
+        gradient_bytes=grads,
+        optimizer_bytes=params * state_bytes(optimizer, weight_bytes) // shard["optimizer"],
         activation_bytes=round(activations),
-        gathered_bytes=rank.layer.params * 2 * weight_bytes if layout.zero == 3 else 0,
+        transient_bytes=rank.transient,
+        gathered_bytes=root + layer_weights,
         in_flight=flight,
+        total_bytes=moments[peak_at],
+        peak_at=peak_at,
     )

@@ -27,6 +27,7 @@ from torchcost.records import OpRecord
 
 PROBE_LAYERS = 3  # the mean layer is of all but the last: each of those hands its output to a layer, as in the model
 CORE_ATTENTION = "core_attention"  # the module Megatron-LM's selective recomputation recomputes
+TRANSIENT = ("temporaries", "workspace")  # the tracker's categories that last only while ops run
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,8 @@ class RankCosts:
     layer: Part
     first: Part
     last: Part
-    largest_layer_params: int  # the whole (unsplit) layer's parameters
+    transient: int  # bytes of temporaries and kernel workspaces alive at the peak of the run
+    layer_transient: int  # ... the most alive while a layer's backward runs
     notes: tuple[str, ...] = ()
 
 
@@ -78,7 +80,6 @@ def probe(
 ) -> RankCosts:
     """Costs of one tensor-parallel rank of ``model`` (on meta) running one microbatch in ``dtype``."""
     path, layers = layer_list(model)
-    whole_layer = sum(p.numel() for p in layers[0].parameters())
     kept = min(PROBE_LAYERS, len(layers))
     cut = _cut(model, path, kept)
     split = split_for_rank(cut, tp, plan)
@@ -120,7 +121,8 @@ def probe(
         layer=Part(round(params["layer"] / kept), round(layer_saved), *times["layer"]),
         first=Part(params["first"], first_saved, *times["first"]),
         last=Part(params["last"], round(rest_saved), *times["last"]),
-        largest_layer_params=whole_layer,
+        transient=sum(tracked.breakdown.get(kind, 0) for kind in TRANSIENT),
+        layer_transient=_layer_transient(tracked.timeline, names),
         notes=tuple(split.notes),
     )
 
@@ -147,6 +149,16 @@ def _loss(output: Any) -> torch.Tensor:
 
 def _dtype_key(dtype: torch.dtype) -> str:
     return {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32"}[dtype]
+
+
+def _layer_transient(timeline: list[TimelinePoint], layers: list[str]) -> int:
+    """The most bytes of temporaries and workspaces alive at once while a layer's backward runs."""
+    inside = (
+        point
+        for point in timeline
+        if point.phase == "backward" and any(point.module == n or point.module.startswith(n + ".") for n in layers)
+    )
+    return max((sum(point.bytes.get(kind, 0) for kind in TRANSIENT) for point in inside), default=0)
 
 
 def _saved_before(timeline: list[TimelinePoint], first_layer: str) -> int:

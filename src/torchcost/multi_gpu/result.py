@@ -20,19 +20,18 @@ class RankMemory:
     gradient_bytes: int
     optimizer_bytes: int
     activation_bytes: int
-    gathered_bytes: int  # ZeRO-3 / FSDP: one layer's weights and gradients gathered whole
+    transient_bytes: int  # temporaries and kernel workspaces at the peak of the rank's run
+    gathered_bytes: int  # FSDP (ZeRO-3): weights gathered whole at once (two layers and the root's own)
     in_flight: float  # microbatches whose activations the stage holds at once
-
-    @property
-    def total_bytes(self) -> int:
-        return self.model_state_bytes + self.activation_bytes + self.gathered_bytes
+    total_bytes: int  # the peak: the most of the above alive at once
+    peak_at: str  # when: "backward starts" or, under FSDP, also a layer's backward or "backward ends"
 
     @property
     def model_state_bytes(self) -> int:
         return self.parameter_bytes + self.gradient_bytes + self.optimizer_bytes
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"model_state_bytes": self.model_state_bytes, "total_bytes": self.total_bytes}
+        return asdict(self) | {"model_state_bytes": self.model_state_bytes}
 
 
 @dataclass(frozen=True)

@@ -19,12 +19,9 @@ from dataclasses import dataclass
 from torchcost.hardware.interconnect import Interconnect
 from torchcost.multi_gpu.collectives import Group, collective_s
 from torchcost.multi_gpu.layout import Layout
+from torchcost.multi_gpu.optimizer_state import step_bytes
 from torchcost.multi_gpu.rank_probe import Part, RankCosts
 from torchcost.multi_gpu.result import Collective, StepTime
-
-# Bytes an Adam step with an fp32 master copy moves per parameter: reads master, gradient and two moments (16),
-# writes master, two moments (12) and the 16-bit weight (2); SGD keeps one fp32 buffer fewer than Adam's two
-OPTIMIZER_STEP_BYTES = {"adamw": 30, "adam": 30, "sgd-momentum": 22, "sgd": 14}
 
 
 @dataclass(frozen=True)
@@ -72,8 +69,8 @@ def step_time(layout: Layout, rank: RankCosts, given: StepInputs, links: Interco
     dp_s = sum(c.seconds * c.count for c in data_parallel)
     dp_exposed = _exposed(layout, given, data_parallel, forward_s, backward_s)
     shard = layout.dp if layout.zero >= 1 else 1
-    step_bytes = OPTIMIZER_STEP_BYTES[given.optimizer]
-    optimizer_s = params / shard * step_bytes / given.bandwidth if given.bandwidth else 0.0
+    moved = step_bytes(given.optimizer, given.weight_bytes, given.grad_bytes)
+    optimizer_s = params / shard * moved / given.bandwidth if given.bandwidth else 0.0
     total = m * microbatch_s + bubble_s + dp_exposed + optimizer_s
     return StepTime(
         critical_stage=critical,

@@ -37,12 +37,15 @@ def estimate_tables(estimate: ParallelEstimate) -> RenderableType:
         ("gradients", memory.gradient_bytes),
         ("optimizer state", memory.optimizer_bytes),
         (f"activations (microbatches in flight: {memory.in_flight:g})", memory.activation_bytes),
-        ("gathered layer (ZeRO-3)", memory.gathered_bytes),
-        ("CUDA context and libraries", estimate.context_bytes),
+        ("temporaries and workspaces at the peak", memory.transient_bytes),
+        ("weights gathered whole (two layers, the root's)", memory.gathered_bytes),
     ]
     for name, nbytes in rows:
         if nbytes:
             rank.add_row(name, si(nbytes, "B"))
+    apart = " (not all of the above at once)" if layout.zero == 3 else ""
+    rank.add_row(f"peak, when {memory.peak_at}{apart}", si(memory.total_bytes, "B"))
+    rank.add_row("CUDA context and libraries", si(estimate.context_bytes, "B"))
     total = memory.total_bytes + estimate.context_bytes
     device = "" if estimate.device_memory is None else f" of {si(estimate.device_memory, 'B')}"
     rank.add_row(Text("total", style="bold"), Text(f"{si(total, 'B')}{device} (fits: {_fits(estimate)})", style="bold"))
