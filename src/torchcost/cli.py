@@ -380,9 +380,8 @@ def _memory(args: argparse.Namespace, console: Console, to_stdout: bool) -> None
 
 
 def _train(args: argparse.Namespace, console: Console, to_stdout: bool) -> None:
-    for flag in ("cp", "ep"):
-        if getattr(args, flag) != 1:
-            raise ProfilingError(f"--{flag}: context and expert parallelism are not estimated yet; leave --{flag} out")
+    if args.ep != 1:
+        raise ProfilingError("--ep: expert parallelism is not estimated yet; leave --ep out")
     model = build_llm(args.spec)
     check_causal_lm(args.spec, model)
     gpu = hardware(args.hardware)
@@ -391,7 +390,7 @@ def _train(args: argparse.Namespace, console: Console, to_stdout: bool) -> None:
     if args.search:
         if args.gpus is None or args.global_batch is None:
             raise ProfilingError("--search needs --gpus and --global-batch (sequences per step)")
-        base = Layout(zero=zero, vpp=args.vpp)
+        base = Layout(zero=zero, vpp=args.vpp, cp=args.cp)
         with progress_bar(not args.quiet) as bar:
             task = bar.add_task("estimating layouts", total=None)
             result = search(
@@ -406,14 +405,16 @@ def _train(args: argparse.Namespace, console: Console, to_stdout: bool) -> None:
 
 
 def _layout_from_flags(args: argparse.Namespace, zero: int) -> Layout:
-    model_parallel = args.tp * args.pp
+    model_parallel = args.tp * args.pp * args.cp
     dp = args.dp
     if dp is None:
         if args.gpus is not None and args.gpus % model_parallel:
-            raise ProfilingError(f"--gpus {args.gpus} is not a multiple of --tp x --pp = {model_parallel}")
+            raise ProfilingError(f"--gpus {args.gpus} is not a multiple of --tp x --pp x --cp = {model_parallel}")
         dp = (args.gpus or model_parallel) // model_parallel
     if args.gpus is not None and dp * model_parallel != args.gpus:
-        raise ProfilingError(f"--dp x --tp x --pp = {dp * model_parallel}, not --gpus {args.gpus}; leave --dp out")
+        raise ProfilingError(
+            f"--dp x --tp x --pp x --cp = {dp * model_parallel}, not --gpus {args.gpus}; leave --dp out"
+        )
     microbatches = args.microbatches
     if microbatches is None:
         batch = args.global_batch or dp * args.microbatch * args.pp
@@ -423,8 +424,8 @@ def _layout_from_flags(args: argparse.Namespace, zero: int) -> Layout:
             )
         microbatches = batch // (dp * args.microbatch)
     return Layout(
-        dp=dp, tp=args.tp, pp=args.pp, zero=zero, sp=args.sp, microbatch=args.microbatch, microbatches=microbatches,
-        vpp=args.vpp, recompute=args.recompute,
+        dp=dp, tp=args.tp, pp=args.pp, cp=args.cp, zero=zero, sp=args.sp, microbatch=args.microbatch,
+        microbatches=microbatches, vpp=args.vpp, recompute=args.recompute,
     )  # fmt: skip
 
 

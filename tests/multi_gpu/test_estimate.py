@@ -2,12 +2,14 @@ import pytest
 import torch
 
 from torchcost import profile
+from torchcost.errors import ProfilingError
 from torchcost.hardware import hardware
 from torchcost.hardware.interconnect import interconnect
 from torchcost.multi_gpu.collectives import Group, collective_s
 from torchcost.multi_gpu.estimate import Probes, Training, parallel, token_inputs
 from torchcost.multi_gpu.layout import Layout
 from torchcost.multi_gpu.rank_memory import in_flight
+from torchcost.multi_gpu.rank_probe import Share
 
 transformers = pytest.importorskip("transformers")
 H100 = hardware("h100-sxm")
@@ -26,7 +28,7 @@ def llama():
 
 @pytest.fixture(scope="module")
 def probes(llama):
-    return Probes(llama, token_inputs(SEQ, llama), H100, torch.bfloat16)
+    return Probes(llama, token_inputs(llama), SEQ, H100, torch.bfloat16)
 
 
 def estimate(llama, probes, training=None, **layout):
@@ -67,7 +69,7 @@ def test_microbatches_in_flight():
 
 def test_first_stage_activations(llama, probes):
     found = estimate(llama, probes, pp=2, microbatches=8)
-    rank = probes.get(1, 1, "none")
+    rank = probes.get(Share(1, 1, "none"))
     assert found.memory.activation_bytes == round((rank.layer.activations * 2 + rank.first.activations) * 2)
 
 
@@ -95,7 +97,7 @@ def test_collectives_and_their_buffers(llama, probes):
 def test_fsdp_gathers_every_microbatch_but_keeps_the_root(llama, probes):
     step = estimate(llama, probes, dp=4, zero=3, microbatches=2).step
     by_name = {c.name: c for c in step.collectives}
-    layers = probes.get(1, 1, "none").layer.params * 4 * 2  # 4 layers of bf16 weights
+    layers = probes.get(Share(1, 1, "none")).layer.params * 4 * 2  # 4 layers of bf16 weights
     assert by_name["weight all-gather (backward)"].nbytes == layers
     assert by_name["weight all-gather (forward)"].nbytes == (123456 + 2 * 256 * 64) * 2
     assert {c.count for c in step.collectives} == {2}
@@ -106,3 +108,24 @@ def test_model_flops_are_the_whole_models(llama, probes):
     whole = profile(llama, ids, labels=ids, use_cache=False, device="meta", backward=True, dtype=torch.bfloat16)
     found = estimate(llama, probes, dp=2, microbatches=3)
     assert found.model_flops == whole.flops * 3 * 2  # 3 microbatches on each of 2 data-parallel ranks
+
+
+def test_context_parallel_ring_and_share(llama, probes):
+    # each of 2 context-parallel ranks runs half of each sequence: what the model does on 16 tokens...
+    halves = Probes(llama, token_inputs(llama), SEQ // 2, H100, torch.bfloat16).get(Share(1, 1, "none"))
+    share = probes.get(Share(1, 1, "none", cp=2))
+    assert share.layer.activations == halves.layer.activations
+    # ...but its queries see the whole sequence: twice the attention of 16 tokens alone
+    assert share.attention_s == pytest.approx(2 * halves.attention_s)
+    step = estimate(llama, probes, dp=2, cp=2, microbatches=2, zero=1).step
+    by_name = {c.name: c for c in step.collectives}
+    ring = by_name["context-parallel ring (keys, values)"]
+    # keys and values of 16 tokens, 4 key-value heads of 8, bf16: 2 * 16 * 4 * 8 * 2 bytes; passed on once forward
+    # and twice backward (with their gradients) by each of 4 layers in each of 2 microbatches
+    assert (ring.nbytes, ring.count, ring.group) == (2048, 3 * 1 * 4 * 2, 2)
+    assert by_name["gradient reduce-scatter"].group == 4  # data and context parallel ranks hold the same weights
+
+
+def test_a_sequence_context_parallelism_cannot_split(llama, probes):
+    with pytest.raises(ProfilingError, match="a sequence of 32 does not split into 2 x cp = 6 equal chunks"):
+        estimate(llama, probes, cp=3)

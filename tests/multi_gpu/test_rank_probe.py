@@ -9,6 +9,7 @@ from torchcost.errors import ProfilingError
 from torchcost.hardware import hardware
 from torchcost.multi_gpu.estimate import Probes, Training, parallel, token_inputs
 from torchcost.multi_gpu.layout import Layout
+from torchcost.multi_gpu.rank_probe import Share
 
 S, B, H, A = 64, 2, 128, 4  # sequence, microbatch, hidden, heads
 # Table 2 leaves out LayerNorm's mean and rstd: fp32, one each per token, for each of the layer's 2 LayerNorms
@@ -22,14 +23,14 @@ def gpt(layers=4):
 
 @pytest.fixture(scope="module")
 def probes():
-    return Probes(gpt(), token_inputs(S), hardware("h100-sxm"), torch.float16)
+    return Probes(gpt(), token_inputs(), S, hardware("h100-sxm"), torch.float16)
 
 
 @pytest.mark.parametrize("t", [1, 2, 4])
 def test_tensor_parallel_rows(probes, t):
     # Table 2, "tensor parallelism (baseline)": sbh (10 + 24/t + 5as/(ht)); t = 1 is sbh (34 + 5as/h)
     expected = S * B * H * 10 + S * B * H * 24 // t + 5 * A * S * S * B // t
-    assert probes.get(t, B, "none").layer.activations == expected + LN_STATS
+    assert probes.get(Share(t, B, "none")).layer.activations == expected + LN_STATS
 
 
 @pytest.mark.parametrize("t", [1, 2, 4])
@@ -37,13 +38,13 @@ def test_selective_recomputation_rows(probes, t):
     # Table 2, "tensor parallelism + selective activation recomputation": sbh (10 + 24/t); the attention core's
     # softmax, its dropout mask and its output (5as^2b/t) are recomputed, its inputs q, k, v kept
     expected = S * B * H * 10 + S * B * H * 24 // t
-    assert probes.get(t, B, "selective").layer.activations == expected + LN_STATS
+    assert probes.get(Share(t, B, "selective")).layer.activations == expected + LN_STATS
 
 
 @pytest.mark.parametrize("t", [1, 2])
 def test_full_recomputation_keeps_each_layers_input(probes, t):
     # Table 2, "full activation recomputation": 2sbh (the input, which is not split without sequence parallelism)
-    assert probes.get(t, B, "full").layer.activations == 2 * S * B * H
+    assert probes.get(Share(t, B, "full")).layer.activations == 2 * S * B * H
 
 
 def test_sequence_parallel_row():
@@ -61,9 +62,9 @@ def test_selective_recomputation_needs_an_attention_core_module():
     with torch.device("meta"):
         model = transformers.LlamaForCausalLM(config)
     with pytest.raises(ProfilingError, match=r"LlamaForCausalLM has no 'core_attention' module .* use recompute"):
-        Probes(model, token_inputs(16, model), hardware("h100-sxm"), torch.bfloat16).get(1, 1, "selective")
+        Probes(model, token_inputs(model), 16, hardware("h100-sxm"), torch.bfloat16).get(Share(1, 1, "selective"))
 
 
 def test_the_first_part_keeps_the_embeddings_output(probes):
     # the first layer's input (word + position embeddings, 2sbh) and the positions the embedding keeps (s int64)
-    assert probes.get(1, B, "none").first.activations == 2 * S * B * H + 8 * S
+    assert probes.get(Share(1, B, "none")).first.activations == 2 * S * B * H + 8 * S

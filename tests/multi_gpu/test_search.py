@@ -58,8 +58,9 @@ def test_cli_prints_memory_and_step(capsys):
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--cp", "2"], "--cp: context and expert parallelism are not estimated yet; leave --cp out"),
-        (["--gpus", "6", "--tp", "4"], "--gpus 6 is not a multiple of --tp x --pp = 4"),
+        (["--ep", "2"], "--ep: expert parallelism is not estimated yet; leave --ep out"),
+        (["--gpus", "6", "--tp", "4"], "--gpus 6 is not a multiple of --tp x --pp x --cp = 4"),
+        (["--cp", "3"], "a sequence of 64 does not split into 2 x cp = 6 equal chunks"),
         (["--search", "--gpus", "8"], "--search needs --gpus and --global-batch"),
         (["--pp", "5"], "the model's 12 layers do not split into pp x vpp = 5 equal stages"),
     ],

@@ -5,7 +5,6 @@ time with the collectives the layout implies (``step_time``)."""
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +19,7 @@ from torchcost.llm_models import build_llm
 from torchcost.multi_gpu.layout import Layout
 from torchcost.multi_gpu.optimizer_state import MOMENT_BYTES
 from torchcost.multi_gpu.rank_memory import rank_memory
-from torchcost.multi_gpu.rank_probe import RankCosts, layer_list, probe
+from torchcost.multi_gpu.rank_probe import InputMaker, RankCosts, Share, layer_list, probe
 from torchcost.multi_gpu.result import ParallelEstimate
 from torchcost.multi_gpu.step_time import StepInputs, step_time
 from torchcost.multi_gpu.tensor_parallel import TensorPlan
@@ -32,8 +31,6 @@ NOT_COUNTED = (
     "the CUDA caching allocator's rounding and cached blocks; the host's per-op dispatch (taken as hidden behind "
     "the kernels)"
 )
-
-InputMaker = Callable[[int], tuple[tuple[Any, ...], dict[str, Any]]]  # microbatch size -> (args, kwargs)
 
 
 @dataclass(frozen=True)
@@ -49,30 +46,30 @@ class Training:
 
 @dataclass
 class Probes:
-    """Rank costs already found, by (tp, microbatch, recompute): a layout search probes each once."""
+    """Rank costs already found, by share: a layout search probes each once."""
 
     model: nn.Module
     make_inputs: InputMaker
+    seq_len: int
     hardware: Hardware
     dtype: torch.dtype
     plan: TensorPlan | None = None
-    found: dict[tuple[int, int, str], RankCosts] = field(default_factory=dict)
+    found: dict[Share, RankCosts] = field(default_factory=dict)
 
-    def get(self, tp: int, microbatch: int, recompute: str) -> RankCosts:
-        key = (tp, microbatch, recompute)
-        if key not in self.found:
-            self.found[key] = probe(
-                self.model, self.make_inputs, microbatch, tp, recompute, self.hardware, self.dtype, self.plan
+    def get(self, share: Share) -> RankCosts:
+        if share not in self.found:
+            self.found[share] = probe(
+                self.model, self.make_inputs, self.seq_len, share, self.hardware, self.dtype, self.plan
             )
-        return self.found[key]
+        return self.found[share]
 
 
-def token_inputs(seq_len: int, model: nn.Module | None = None) -> InputMaker:
-    """Token ids of ``seq_len`` for a causal LM, with themselves as labels (the loss is the model's own), and
+def token_inputs(model: nn.Module | None = None) -> InputMaker:
+    """Token ids for a causal LM, with themselves as labels (the loss is the model's own), and
     ``use_cache=False`` where the forward takes it: a training step keeps no KV cache."""
     takes_cache = model is not None and "use_cache" in inspect.signature(model.forward).parameters
 
-    def make(batch: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    def make(batch: int, seq_len: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
         ids = torch.zeros(batch, seq_len, dtype=torch.long)
         return (ids,), {"labels": ids} | ({"use_cache": False} if takes_cache else {})
 
@@ -103,20 +100,22 @@ def parallel(
     links = interconnect(gpu.key)
     _, layers = layer_list(model)
     layout.check(len(layers))
-    probes = probes or Probes(model, token_inputs(training.seq_len, model), gpu, training.dtype, plan)
-    rank = probes.get(layout.tp, layout.microbatch, layout.recompute)
-    whole = probes.get(1, layout.microbatch, layout.recompute)  # sequence parallelism splits it evenly
+    layout.check_sequence(training.seq_len)
+    probes = probes or Probes(model, token_inputs(model), training.seq_len, gpu, training.dtype, plan)
+    rank = probes.get(Share(layout.tp, layout.microbatch, layout.recompute, layout.cp))
+    whole = probes.get(Share(1, layout.microbatch, layout.recompute, layout.cp))  # sequence parallelism splits it
+    unsplit = probes.get(Share(1, layout.microbatch, layout.recompute))  # the model's FLOPs
     stage_layers = len(layers) // layout.pp
     weight_bytes = torch.finfo(training.dtype).bits // 8
     memory = rank_memory(layout, rank, whole, stage_layers, weight_bytes, training.grad_bytes, training.optimizer)
-    hidden_bytes = layout.microbatch * training.seq_len * hidden_size(model) * weight_bytes
+    hidden_bytes = layout.microbatch * training.seq_len // layout.cp * hidden_size(model) * weight_bytes
     given = StepInputs(
         stage_layers, hidden_bytes, weight_bytes, training.grad_bytes, training.optimizer,
         training.overlap_grad_reduce, gpu.bandwidth,
     )  # fmt: skip
     step = step_time(layout, rank, given, links)
-    per_microbatch = whole.layer.flops * len(layers) + whole.first.flops + whole.last.flops
-    model_flops = round(per_microbatch) * layout.microbatches * layout.dp
+    per_microbatch = unsplit.layer.flops * len(layers) + unsplit.first.flops + unsplit.last.flops
+    model_flops = round(per_microbatch) * layout.microbatches * layout.dp  # cp ranks share each sequence
     peak = gpu.peak.get(DTYPE_KEYS[training.dtype])
     notes = [*rank.notes, NOT_COUNTED]
     if gpu.memory is None:

@@ -13,12 +13,14 @@ RECOMPUTE = ("none", "selective", "full")
 
 @dataclass(frozen=True)
 class Layout:
-    """One parallel layout. Ranks are numbered tensor-parallel first, then data-parallel, then pipeline stages
-    (Megatron-LM's default order), so a tensor-parallel group sits inside a node when ``tp`` fits one."""
+    """One parallel layout. Ranks are numbered tensor-parallel first, then context-parallel, data-parallel and
+    pipeline stages (Megatron-LM's default order), so a tensor-parallel group sits inside a node when ``tp`` fits
+    one."""
 
     dp: int = 1
     tp: int = 1
     pp: int = 1
+    cp: int = 1  # context parallelism: each rank takes 1/cp of every sequence; K and V go round a ring
     zero: int = 0  # 0: none; 1: optimizer state; 2: and gradients; 3 (FSDP): and parameters, sharded over dp
     sp: bool = False  # sequence parallelism: the tensor-parallel ranks split the sequence outside the matmuls
     microbatch: int = 1  # sequences per microbatch
@@ -28,7 +30,12 @@ class Layout:
 
     @property
     def gpus(self) -> int:
-        return self.dp * self.tp * self.pp
+        return self.dp * self.tp * self.pp * self.cp
+
+    @property
+    def replicas(self) -> int:
+        """Ranks holding the same weights, which reduce gradients together and share ZeRO's shards: dp x cp."""
+        return self.dp * self.cp
 
     @property
     def global_batch(self) -> int:
@@ -37,7 +44,7 @@ class Layout:
 
     def check(self, layers: int) -> None:
         """Refuse, in one line, a layout no framework could run on a model of ``layers`` blocks."""
-        sizes = {"dp": self.dp, "tp": self.tp, "pp": self.pp, "microbatch": self.microbatch}
+        sizes = {"dp": self.dp, "tp": self.tp, "pp": self.pp, "cp": self.cp, "microbatch": self.microbatch}
         sizes |= {"microbatches": self.microbatches, "vpp": self.vpp}
         for name, size in sizes.items():
             if size < 1:
@@ -61,7 +68,7 @@ class Layout:
             )
 
     def describe(self) -> str:
-        parts = [f"dp {self.dp}", f"tp {self.tp}", f"pp {self.pp}"]
+        parts = [f"dp {self.dp}", f"tp {self.tp}", f"pp {self.pp}"] + ([f"cp {self.cp}"] if self.cp > 1 else [])
         parts += [f"vpp {self.vpp}"] if self.vpp > 1 else []
         parts += ["sp"] if self.sp else []
         parts += [f"zero {self.zero}"] if self.zero else []
@@ -70,3 +77,11 @@ class Layout:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self) | {"gpus": self.gpus, "global_batch": self.global_batch}
+
+    def check_sequence(self, seq_len: int) -> None:
+        """Context parallelism splits each sequence into 2 x cp chunks (two per rank, balancing causal work)."""
+        if self.cp > 1 and seq_len % (2 * self.cp):
+            raise ProfilingError(
+                f"a sequence of {seq_len} does not split into 2 x cp = {2 * self.cp} equal chunks; give a --seq-len "
+                f"that is a multiple of {2 * self.cp}"
+            )

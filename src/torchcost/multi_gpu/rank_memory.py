@@ -45,7 +45,7 @@ def rank_memory(
     parallelism splits evenly."""
     params = stage_params(layout, rank, stage_layers)
     shard = {
-        name: layout.dp if layout.zero >= stage else 1
+        name: layout.replicas if layout.zero >= stage else 1
         for name, stage in (("params", 3), ("grads", 2), ("optimizer", 1))
     }
     layer_saved = whole.layer.activations / layout.tp if layout.sp else rank.layer.activations
@@ -71,7 +71,7 @@ def rank_memory(
             # and sharded
             scattered = rank.layer.params * grad_bytes
             moments["the next layer's backward"] = (
-                steady + root + layer_weights + held - round(layer_saved) + scattered + scattered // layout.dp
+                steady + root + layer_weights + held - round(layer_saved) + scattered + scattered // layout.replicas
             )
         moments["backward ends"] = steady + root + grads
     peak_at = max(moments, key=moments.__getitem__)

@@ -8,6 +8,7 @@ is split into what runs before the layers (the first pipeline stage's) and after
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,17 @@ class Part:
 
 
 @dataclass(frozen=True)
+class Share:
+    """Which share of the model and of each step one rank takes: its tensor-parallel split, its sequences per
+    microbatch, the part of each sequence (context parallelism) and what it recomputes."""
+
+    tp: int
+    microbatch: int
+    recompute: str
+    cp: int = 1
+
+
+@dataclass(frozen=True)
 class RankCosts:
     """One tensor-parallel rank at one microbatch: a mean layer, and the parts before and after the layers."""
 
@@ -52,6 +64,8 @@ class RankCosts:
     last: Part
     transient: int  # bytes of temporaries and kernel workspaces alive at the peak of the run
     layer_transient: int  # ... the most alive while a layer's backward runs
+    kv_bytes: int  # one layer's keys and values for the rank's part of a microbatch (what a ring passes on)
+    attention_s: float  # one layer's attention kernels, forward and backward, against the whole sequence
     notes: tuple[str, ...] = ()
 
 
@@ -68,24 +82,29 @@ def layer_list(model: nn.Module) -> tuple[str, nn.ModuleList]:
     return max(lists, key=lambda item: sum(p.numel() for p in item[1].parameters()))
 
 
+InputMaker = Callable[[int, int], tuple[tuple[Any, ...], dict[str, Any]]]  # (sequences, length) -> args, kwargs
+
+
 def probe(
     model: nn.Module,
-    make_inputs: Callable[[int], tuple[tuple[Any, ...], dict[str, Any]]],
-    microbatch: int,
-    tp: int,
-    recompute: str,
+    make_inputs: InputMaker,
+    seq_len: int,
+    share: Share,
     hardware: Hardware,
     dtype: torch.dtype = torch.bfloat16,
     plan: TensorPlan | None = None,
 ) -> RankCosts:
-    """Costs of one tensor-parallel rank of ``model`` (on meta) running one microbatch in ``dtype``."""
+    """Costs of one rank of ``model`` (on meta) running its share of one microbatch of ``seq_len`` in ``dtype``.
+    Under context parallelism the rank runs ``seq_len / cp`` tokens, and its attention, whose queries see the
+    whole sequence, takes ``cp`` times what it takes on that part alone."""
+    tp, recompute = share.tp, share.recompute
     path, layers = layer_list(model)
     kept = min(PROBE_LAYERS, len(layers))
     cut = _cut(model, path, kept)
     split = split_for_rank(cut, tp, plan)
     names = [f"{path}.{i}" for i in range(kept)]
     measured = names[:-1] if kept > 1 else names  # whose outputs the next layer keeps as the model's would
-    args, kwargs = make_inputs(microbatch)
+    args, kwargs = make_inputs(share.microbatch, seq_len // share.cp)
     try:
         with CudaDropout():  # the counts, as the memory below (target="cuda"), are CUDA's
             counted = profile(cut, *args, device="meta", backward=True, dtype=dtype, **kwargs)
@@ -111,6 +130,9 @@ def probe(
     device_s = [0.0] * len(counted.records)
     for op in timed.ops:
         device_s[op.index] += op.device_s
+    attention = [i for i, record in enumerate(counted.records) if _is_attention(record)]
+    for index in attention:
+        device_s[index] *= share.cp
     times = _times(counted.records, device_s, names, recompute)
     before = _modules_before(counted.records, names[0])
     params = _params(cut, names, before)
@@ -123,6 +145,8 @@ def probe(
         last=Part(params["last"], round(rest_saved), *times["last"]),
         transient=sum(tracked.breakdown.get(kind, 0) for kind in TRANSIENT),
         layer_transient=_layer_transient(tracked.timeline, names),
+        kv_bytes=_kv_bytes(counted.records, model, share.cp),
+        attention_s=sum(device_s[i] for i in attention) / kept,
         notes=tuple(split.notes),
     )
 
@@ -149,6 +173,26 @@ def _loss(output: Any) -> torch.Tensor:
 
 def _dtype_key(dtype: torch.dtype) -> str:
     return {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32"}[dtype]
+
+
+def _is_attention(record: OpRecord) -> bool:
+    """Fused attention, forward or backward, or an op of its reference where the device counted it that way."""
+    return "scaled_dot_product" in record.op or record.fused.startswith("scaled_dot_product")
+
+
+def _kv_bytes(records: list[OpRecord], model: nn.Module, cp: int) -> int:
+    """Keys and values of one layer's fused attention (its second and third inputs), forward."""
+    for record in records:
+        if record.phase == "forward" and "scaled_dot_product" in record.op and len(record.input_shapes) >= 3:
+            numel = [math.prod(shape) for shape in record.input_shapes[1:3]]
+            itemsize: int = getattr(torch, record.input_dtypes[1]).itemsize  # "bfloat16" -> 2
+            return sum(numel) * itemsize
+    if cp > 1:
+        raise ProfilingError(
+            f"context parallelism passes each layer's keys and values round a ring, and {type(model).__name__} runs "
+            "no fused attention (F.scaled_dot_product_attention) to find them in: leave cp at 1"
+        )
+    return 0
 
 
 def _layer_transient(timeline: list[TimelinePoint], layers: list[str]) -> int:

@@ -44,11 +44,15 @@ class SearchResult:
 
 
 def candidates(gpus: int, layers: int, global_batch: int, node_gpus: int, base: Layout) -> Iterator[Layout]:
-    """Layouts of exactly ``gpus`` GPUs for ``global_batch`` sequences per step; ``base`` gives the ZeRO stage and
-    the schedule. Tensor parallelism stays within a node and is a power of two; sequence parallelism goes with it."""
-    for tp in (t for t in (1, 2, 4, 8, 16) if t <= node_gpus and gpus % t == 0):
-        for pp in (p for p in range(1, gpus // tp + 1) if (gpus // tp) % p == 0 and layers % (p * base.vpp) == 0):
-            dp = gpus // (tp * pp)
+    """Layouts of exactly ``gpus`` GPUs for ``global_batch`` sequences per step; ``base`` gives the ZeRO stage, the
+    schedule and the context-parallel size. Tensor parallelism stays within a node and is a power of two; sequence
+    parallelism goes with it."""
+    if gpus % base.cp:
+        return
+    ranks = gpus // base.cp  # what context parallelism leaves to the others
+    for tp in (t for t in (1, 2, 4, 8, 16) if t <= node_gpus and ranks % t == 0):
+        for pp in (p for p in range(1, ranks // tp + 1) if (ranks // tp) % p == 0 and layers % (p * base.vpp) == 0):
+            dp = ranks // (tp * pp)
             for microbatch in MICROBATCHES:
                 if global_batch % (dp * microbatch):
                     continue
@@ -82,7 +86,7 @@ def search(
             f"no layout of {gpus} GPUs runs {global_batch} sequences per step in equal pipeline stages of "
             f"{len(layers)} layers; give a global batch that is a multiple of the data-parallel size"
         )
-    probes = Probes(model, token_inputs(training.seq_len, model), hardware, training.dtype)
+    probes = Probes(model, token_inputs(model), training.seq_len, hardware, training.dtype)
     result = SearchResult(gpus, global_batch, tried=len(found))
     fitting = []
     for done, layout in enumerate(found, start=1):

@@ -46,19 +46,23 @@ def stage_params(layout: Layout, rank: RankCosts, stage_layers: int, stage: str 
 
 def step_time(layout: Layout, rank: RankCosts, given: StepInputs, links: Interconnect) -> StepTime:
     pp, tp, m = layout.pp, layout.tp, layout.microbatches
-    tp_group, dp_group = Group(tp, 1), Group(layout.dp, tp)
+    tp_group, dp_group = Group(tp, 1), Group(layout.replicas, tp)  # data and context parallel ranks reduce together
     stages = ["first", "last"] if pp > 1 else ["first"]
     parts = {name: _stage_parts(layout, rank, name, given.stage_layers) for name in stages}
+    per_layer = max(1, m * given.stage_layers)  # layer passes per step
     collectives = _tensor_parallel(layout, given, tp_group, links)
-    per_layer_tp = sum(c.seconds * c.count for c in collectives) / max(1, m * given.stage_layers)
+    tp_s = _seconds(collectives) / per_layer
+    ring = _context_ring(layout, rank, given, links)
+    # the ring's steps overlap the attention kernels of the chunks already there (Liu et al. 2023, Ring Attention)
+    ring_s = max(0.0, _seconds(ring) / per_layer - rank.attention_s)
+    sends = []
     if pp > 1:
-        sends = Collective("pipeline send", "send", given.hidden_bytes / tp, pp, 2 * m, False, 0.0)
-        collectives.append(_timed(sends, Group(pp, tp * layout.dp), links))
-    pp_s = sum(c.seconds * c.count for c in collectives if c.kind == "send") / m
-    times = {
-        name: forward + backward + given.stage_layers * per_layer_tp + pp_s
-        for name, (forward, backward, _) in parts.items()
-    }
+        send = Collective("pipeline send", "send", given.hidden_bytes / tp, pp, 2 * m, False, 0.0)
+        sends.append(_timed(send, Group(pp, tp * layout.replicas), links))
+    pp_s = _seconds(sends) / m
+    collectives += ring + sends
+    layer_s = given.stage_layers * (tp_s + ring_s)
+    times = {name: forward + backward + layer_s + pp_s for name, (forward, backward, _) in parts.items()}
     critical = max(times, key=times.__getitem__)
     forward_s, backward_s, recompute_s = parts[critical]
     microbatch_s = times[critical]
@@ -66,9 +70,9 @@ def step_time(layout: Layout, rank: RankCosts, given: StepInputs, links: Interco
     params = stage_params(layout, rank, given.stage_layers)
     data_parallel = _data_parallel(layout, rank, given, params, dp_group, links)
     collectives += data_parallel
-    dp_s = sum(c.seconds * c.count for c in data_parallel)
+    dp_s = _seconds(data_parallel)
     dp_exposed = _exposed(layout, given, data_parallel, forward_s, backward_s)
-    shard = layout.dp if layout.zero >= 1 else 1
+    shard = layout.replicas if layout.zero >= 1 else 1
     moved = step_bytes(given.optimizer, given.weight_bytes, given.grad_bytes)
     optimizer_s = params / shard * moved / given.bandwidth if given.bandwidth else 0.0
     total = m * microbatch_s + bubble_s + dp_exposed + optimizer_s
@@ -76,7 +80,8 @@ def step_time(layout: Layout, rank: RankCosts, given: StepInputs, links: Interco
         critical_stage=critical,
         compute_s=m * (forward_s + backward_s),
         recompute_s=m * recompute_s,
-        tp_comm_s=m * given.stage_layers * per_layer_tp,
+        tp_comm_s=m * given.stage_layers * tp_s,
+        cp_exposed_s=m * given.stage_layers * ring_s,
         pp_comm_s=m * pp_s,
         bubble_s=bubble_s,
         dp_comm_s=dp_s,
@@ -85,6 +90,10 @@ def step_time(layout: Layout, rank: RankCosts, given: StepInputs, links: Interco
         total_s=total,
         collectives=collectives,
     )
+
+
+def _seconds(collectives: list[Collective]) -> float:
+    return sum(c.seconds * c.count for c in collectives)
 
 
 def _stage_parts(layout: Layout, rank: RankCosts, stage: str, stage_layers: int) -> tuple[float, float, float]:
@@ -120,10 +129,20 @@ def _tensor_parallel(layout: Layout, given: StepInputs, group: Group, links: Int
     ]
 
 
+def _context_ring(layout: Layout, rank: RankCosts, given: StepInputs, links: Interconnect) -> list[Collective]:
+    """Ring attention's sends per step: each layer passes its keys and values on cp - 1 times forward, and in
+    backward passes them and their gradients again (Megatron-LM's context parallelism, after Ring Attention)."""
+    if layout.cp == 1:
+        return []
+    count = 3 * (layout.cp - 1) * given.stage_layers * layout.microbatches
+    ring = Collective("context-parallel ring (keys, values)", "send", rank.kv_bytes, layout.cp, count, True, 0.0)
+    return [_timed(ring, Group(layout.cp, layout.tp), links)]
+
+
 def _data_parallel(
     layout: Layout, rank: RankCosts, given: StepInputs, params: int, group: Group, links: Interconnect
 ) -> list[Collective]:
-    if layout.dp == 1:
+    if layout.replicas == 1:
         return []
     grads = params * given.grad_bytes
     weights = params * given.weight_bytes

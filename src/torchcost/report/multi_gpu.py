@@ -24,6 +24,10 @@ def _fits(estimate: ParallelEstimate) -> str:
     return "yes" if estimate.fits else "no"
 
 
+def _ring_s(estimate: ParallelEstimate) -> float:
+    return sum(c.seconds * c.count for c in estimate.step.collectives if c.name.startswith("context-parallel"))
+
+
 def estimate_tables(estimate: ParallelEstimate) -> RenderableType:
     layout, memory, step = estimate.layout, estimate.memory, estimate.step
     title = Text(
@@ -57,13 +61,14 @@ def estimate_tables(estimate: ParallelEstimate) -> RenderableType:
         ("compute (kernels)", step.compute_s),
         ("  of which recomputation", step.recompute_s),
         ("tensor-parallel collectives", step.tp_comm_s),
+        (f"context-parallel ring not hidden (of {seconds(_ring_s(estimate))})", step.cp_exposed_s),
         ("pipeline sends", step.pp_comm_s),
         ("pipeline bubble", step.bubble_s),
         (f"data-parallel collectives not hidden (of {seconds(step.dp_comm_s)})", step.dp_exposed_s),
         ("optimizer step", step.optimizer_s),
     ]
     for name, value in parts:
-        if value:
+        if value or (name.startswith("context") and layout.cp > 1):
             time.add_row(name, seconds(value), percent(value, step.total_s))
     time.add_row(Text("step", style="bold"), Text(seconds(step.total_s), style="bold"), "")
     summary = Text(
