@@ -129,3 +129,11 @@ def test_context_parallel_ring_and_share(llama, probes):
 def test_a_sequence_context_parallelism_cannot_split(llama, probes):
     with pytest.raises(ProfilingError, match="a sequence of 32 does not split into 2 x cp = 6 equal chunks"):
         estimate(llama, probes, cp=3)
+
+
+def test_interleaving_shrinks_the_bubble_by_vpp(llama, probes):
+    plain = estimate(llama, probes, pp=2, microbatches=4).step
+    interleaved = estimate(llama, probes, pp=2, vpp=2, microbatches=4).step
+    # (pp - 1) / vpp microbatch times (Narayanan et al. 2021, section 2.2.2); the rest of the step is the same
+    assert interleaved.bubble_s == pytest.approx(plain.bubble_s / 2)
+    assert interleaved.total_s == pytest.approx(plain.total_s - plain.bubble_s / 2)

@@ -19,13 +19,12 @@ from torchcost.llm_models import build_llm
 from torchcost.multi_gpu.layout import Layout
 from torchcost.multi_gpu.optimizer_state import MOMENT_BYTES
 from torchcost.multi_gpu.rank_memory import rank_memory
-from torchcost.multi_gpu.rank_probe import InputMaker, RankCosts, Share, layer_list, probe
+from torchcost.multi_gpu.rank_probe import DTYPE_KEYS, InputMaker, RankCosts, Share, layer_list, probe
 from torchcost.multi_gpu.result import ParallelEstimate
 from torchcost.multi_gpu.step_time import StepInputs, step_time
 from torchcost.multi_gpu.tensor_parallel import TensorPlan
 from torchcost.peak_memory.cuda_libraries import CONTEXT_ALLOWANCE
 
-DTYPE_KEYS = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32"}
 NOT_COUNTED = (
     "not counted: the vocabulary-parallel embedding's all-reduce and the cross entropy's per-token all-reduces; "
     "the CUDA caching allocator's rounding and cached blocks; the host's per-op dispatch (taken as hidden behind "

@@ -29,6 +29,7 @@ from torchcost.records import OpRecord
 PROBE_LAYERS = 3  # the mean layer is of all but the last: each of those hands its output to a layer, as in the model
 CORE_ATTENTION = "core_attention"  # the module Megatron-LM's selective recomputation recomputes
 TRANSIENT = ("temporaries", "workspace")  # the tracker's categories that last only while ops run
+DTYPE_KEYS = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32"}  # the hardware tables' names
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,12 @@ def probe(
     path, layers = layer_list(model)
     kept = min(PROBE_LAYERS, len(layers))
     cut = _cut(model, path, kept)
+    if recompute == "selective" and not any(n.endswith(CORE_ATTENTION) for n, _ in cut.named_modules()):
+        raise ProfilingError(
+            f"selective recomputation recomputes the attention core, and {type(model).__name__} has no "
+            f"'{CORE_ATTENTION}' module (transformers runs attention as a function; with SDPA it keeps no "
+            "sequence x sequence tensor anyway): use recompute 'full' or 'none'"
+        )
     split = split_for_rank(cut, tp, plan)
     names = [f"{path}.{i}" for i in range(kept)]
     measured = names[:-1] if kept > 1 else names  # whose outputs the next layer keeps as the model's would
@@ -115,14 +122,8 @@ def probe(
             f"one of {tp} tensor-parallel ranks of {type(model).__name__} failed to run ({first_line(exc)}); its "
             "attention may shape heads in a way the split does not know: name its modules with TensorPlan, or use tp 1"
         ) from exc
-    timed = predict(counted, hardware, dtype=_dtype_key(dtype))
+    timed = predict(counted, hardware, dtype=DTYPE_KEYS[dtype])
     checkpoint = {"none": None, "full": f"{path}.*", "selective": f"*{CORE_ATTENTION}"}[recompute]
-    if recompute == "selective" and not any(n.endswith(CORE_ATTENTION) for n, _ in cut.named_modules()):
-        raise ProfilingError(
-            f"selective recomputation recomputes the attention core, and {type(model).__name__} has no "
-            f"'{CORE_ATTENTION}' module (transformers runs attention as a function; with SDPA it keeps no "
-            "sequence x sequence tensor anyway): use recompute 'full' or 'none'"
-        )
     tracked = memory(
         cut, *args, train=True, dtype=dtype, device="meta", target="cuda", checkpoint=checkpoint, loss=_loss, **kwargs
     )
@@ -169,10 +170,6 @@ def _loss(output: Any) -> torch.Tensor:
         return loss
     logits: torch.Tensor = output[0] if isinstance(output, tuple) else output
     return logits.float().sum()
-
-
-def _dtype_key(dtype: torch.dtype) -> str:
-    return {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32"}[dtype]
 
 
 def _is_attention(record: OpRecord) -> bool:
