@@ -380,8 +380,6 @@ def _memory(args: argparse.Namespace, console: Console, to_stdout: bool) -> None
 
 
 def _train(args: argparse.Namespace, console: Console, to_stdout: bool) -> None:
-    if args.ep != 1:
-        raise ProfilingError("--ep: expert parallelism is not estimated yet; leave --ep out")
     model = build_llm(args.spec)
     check_causal_lm(args.spec, model)
     gpu = hardware(args.hardware)
@@ -390,7 +388,7 @@ def _train(args: argparse.Namespace, console: Console, to_stdout: bool) -> None:
     if args.search:
         if args.gpus is None or args.global_batch is None:
             raise ProfilingError("--search needs --gpus and --global-batch (sequences per step)")
-        base = Layout(zero=zero, vpp=args.vpp, cp=args.cp)
+        base = Layout(zero=zero, vpp=args.vpp, cp=args.cp, ep=args.ep)
         with progress_bar(not args.quiet) as bar:
             task = bar.add_task("estimating layouts", total=None)
             result = search(
@@ -424,7 +422,7 @@ def _layout_from_flags(args: argparse.Namespace, zero: int) -> Layout:
             )
         microbatches = batch // (dp * args.microbatch)
     return Layout(
-        dp=dp, tp=args.tp, pp=args.pp, cp=args.cp, zero=zero, sp=args.sp, microbatch=args.microbatch,
+        dp=dp, tp=args.tp, pp=args.pp, cp=args.cp, ep=args.ep, zero=zero, sp=args.sp, microbatch=args.microbatch,
         microbatches=microbatches, vpp=args.vpp, recompute=args.recompute,
     )  # fmt: skip
 

@@ -389,7 +389,7 @@ def _add_train_command(commands: Any) -> None:
     train.add_argument("--pp", type=_positive, default=1, help="pipeline stages")
     train.add_argument("--vpp", type=_positive, default=1, help="model chunks per pipeline rank (interleaved 1F1B)")
     train.add_argument("--cp", type=_positive, default=1, help="context-parallel size (ring attention)")
-    train.add_argument("--ep", type=_positive, default=1, help=argparse.SUPPRESS)
+    train.add_argument("--ep", type=_positive, default=1, help="expert-parallel size (of the data-parallel ranks)")
     train.add_argument(
         "--zero", type=int, choices=(0, 1, 2, 3), default=1, help="ZeRO stage (1: distributed optimizer)"
     )

@@ -58,7 +58,8 @@ def test_cli_prints_memory_and_step(capsys):
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--ep", "2"], "--ep: expert parallelism is not estimated yet; leave --ep out"),
+        (["--gpus", "2", "--ep", "2"], "GPT2LMHeadModel has no experts to split"),
+        (["--ep", "2"], "ep 2 must divide dp 1: expert parallelism splits the data-parallel ranks"),
         (["--gpus", "6", "--tp", "4"], "--gpus 6 is not a multiple of --tp x --pp x --cp = 4"),
         (["--cp", "3"], "a sequence of 64 does not split into 2 x cp = 6 equal chunks"),
         (["--search", "--gpus", "8"], "--search needs --gpus and --global-batch"),

@@ -3,7 +3,8 @@ per-step latency.
 
 Bus bandwidth (nccl-tests, ``doc/PERFORMANCE.md``): a ring all-reduce of ``S`` bytes over ``n`` ranks moves
 ``2 (n - 1) / n * S`` bytes through each rank's link; all-gather and reduce-scatter of ``S`` bytes (the whole
-gathered buffer) move ``(n - 1) / n * S``; a point-to-point send moves ``S``.
+gathered buffer) move ``(n - 1) / n * S``, as does an all-to-all of ``S`` bytes a rank sends; a point-to-point
+send moves ``S``.
 Latency (NCCL ``src/graph/tuning.cc``, ring, Simple protocol): ``baseLat + steps * hwLat`` with 8.4 µs base and
 3.4 µs per NVLink step, 14 µs per network step; a ring all-reduce has ``2 (n - 1)`` steps, the others ``n - 1``.
 """
@@ -21,7 +22,8 @@ NETWORK_STEP_S = 14.0e-6  # tuning.cc hwLat[NET][Ring][Simple]
 
 # bytes through each rank's link per byte of buffer, by group size (nccl-tests PERFORMANCE.md), and ring steps
 def _bus_factor(kind: str, n: int) -> float:
-    return {"all_reduce": 2 * (n - 1) / n, "all_gather": (n - 1) / n, "reduce_scatter": (n - 1) / n}.get(kind, 1.0)
+    spread = {"all_reduce": 2 * (n - 1) / n, "all_gather": (n - 1) / n, "reduce_scatter": (n - 1) / n}
+    return spread.get(kind, (n - 1) / n if kind == "all_to_all" else 1.0)
 
 
 def _steps(kind: str, n: int) -> int:

@@ -101,7 +101,7 @@ def parallel(
     layout.check(len(layers))
     layout.check_sequence(training.seq_len)
     probes = probes or Probes(model, token_inputs(model), training.seq_len, gpu, training.dtype, plan)
-    rank = probes.get(Share(layout.tp, layout.microbatch, layout.recompute, layout.cp))
+    rank = probes.get(Share(layout.tp, layout.microbatch, layout.recompute, layout.cp, layout.ep))
     whole = probes.get(Share(1, layout.microbatch, layout.recompute, layout.cp))  # sequence parallelism splits it
     unsplit = probes.get(Share(1, layout.microbatch, layout.recompute))  # the model's FLOPs
     stage_layers = len(layers) // layout.pp

@@ -21,6 +21,7 @@ class Layout:
     tp: int = 1
     pp: int = 1
     cp: int = 1  # context parallelism: each rank takes 1/cp of every sequence; K and V go round a ring
+    ep: int = 1  # expert parallelism: the data-parallel ranks split each MoE block's experts into ep groups
     zero: int = 0  # 0: none; 1: optimizer state; 2: and gradients; 3 (FSDP): and parameters, sharded over dp
     sp: bool = False  # sequence parallelism: the tensor-parallel ranks split the sequence outside the matmuls
     microbatch: int = 1  # sequences per microbatch
@@ -44,7 +45,8 @@ class Layout:
 
     def check(self, layers: int) -> None:
         """Refuse, in one line, a layout no framework could run on a model of ``layers`` blocks."""
-        sizes = {"dp": self.dp, "tp": self.tp, "pp": self.pp, "cp": self.cp, "microbatch": self.microbatch}
+        sizes = {"dp": self.dp, "tp": self.tp, "pp": self.pp, "cp": self.cp, "ep": self.ep}
+        sizes["microbatch"] = self.microbatch
         sizes |= {"microbatches": self.microbatches, "vpp": self.vpp}
         for name, size in sizes.items():
             if size < 1:
@@ -55,6 +57,10 @@ class Layout:
             raise ProfilingError(f"zero={self.zero}: ZeRO stages are 0, 1, 2 and 3 (3 is FSDP)")
         if self.recompute not in RECOMPUTE:
             raise ProfilingError(f"recompute={self.recompute!r}: give one of {', '.join(RECOMPUTE)}")
+        if self.dp % self.ep:
+            raise ProfilingError(
+                f"ep {self.ep} must divide dp {self.dp}: expert parallelism splits the data-parallel ranks"
+            )
         if self.sp and self.tp == 1:
             raise ProfilingError("sequence parallelism splits over the tensor-parallel ranks: give tp of 2 or more")
         if layers % (self.pp * self.vpp):
@@ -69,6 +75,7 @@ class Layout:
 
     def describe(self) -> str:
         parts = [f"dp {self.dp}", f"tp {self.tp}", f"pp {self.pp}"] + ([f"cp {self.cp}"] if self.cp > 1 else [])
+        parts += [f"ep {self.ep}"] if self.ep > 1 else []
         parts += [f"vpp {self.vpp}"] if self.vpp > 1 else []
         parts += ["sp"] if self.sp else []
         parts += [f"zero {self.zero}"] if self.zero else []

@@ -44,20 +44,24 @@ def rank_memory(
     """``rank``: the costs of one tensor-parallel rank; ``whole``: of the unsplit model (tp 1), which sequence
     parallelism splits evenly."""
     params = stage_params(layout, rank, stage_layers)
-    shard = {
-        name: layout.replicas if layout.zero >= stage else 1
-        for name, stage in (("params", 3), ("grads", 2), ("optimizer", 1))
-    }
+    experts = rank.layer.expert_params * stage_layers
+
+    def sharded(per_param: int, zero_stage: int) -> int:
+        """Bytes of the stage's parameters at ``per_param`` bytes each, sharded from that ZeRO stage on: the
+        dense ones over the dp x cp ranks that hold them, the experts over the dp x cp / ep that hold each."""
+        if layout.zero < zero_stage:
+            return params * per_param
+        dense = (params - experts) * per_param // layout.replicas
+        return dense + experts * per_param // (layout.replicas // layout.ep)
+
     layer_saved = whole.layer.activations / layout.tp if layout.sp else rank.layer.activations
     first_saved = whole.first.activations / layout.tp if layout.sp else rank.first.activations
     flight = in_flight(layout)
     activations = (layer_saved * stage_layers + first_saved) * flight
     if layout.pp == 1:
         activations += rank.last.activations
-    steady = (
-        params * weight_bytes // shard["params"] + params * state_bytes(optimizer, weight_bytes) // shard["optimizer"]
-    )
-    grads = params * grad_bytes // shard["grads"]
+    steady = sharded(weight_bytes, 3) + sharded(state_bytes(optimizer, weight_bytes), 1)
+    grads = sharded(grad_bytes, 2)
     working = round(activations) + rank.transient
     root = layer_weights = 0
     if layout.zero == 3:
@@ -78,9 +82,9 @@ def rank_memory(
     return RankMemory(
         stage="first",
         params=params,
-        parameter_bytes=params * weight_bytes // shard["params"],
+        parameter_bytes=sharded(weight_bytes, 3),
         gradient_bytes=grads,
-        optimizer_bytes=params * state_bytes(optimizer, weight_bytes) // shard["optimizer"],
+        optimizer_bytes=sharded(state_bytes(optimizer, weight_bytes), 1),
         activation_bytes=round(activations),
         transient_bytes=rank.transient,
         gathered_bytes=root + layer_weights,

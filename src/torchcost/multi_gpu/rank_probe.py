@@ -19,6 +19,7 @@ from torch import nn
 from torchcost.emulate.on_meta import CudaDropout
 from torchcost.errors import ProfilingError, first_line
 from torchcost.hardware.spec import Hardware
+from torchcost.multi_gpu.expert_parallel import split_experts, top_k_of
 from torchcost.multi_gpu.tensor_parallel import TensorPlan, split_for_rank
 from torchcost.peak_memory import memory
 from torchcost.peak_memory.memory_profile import TimelinePoint
@@ -43,6 +44,7 @@ class Part:
     backward_s: float = 0.0
     recompute_s: float = 0.0  # forward time run again in backward by the recomputation asked for
     flops: float = 0.0  # forward and backward FLOPs (without recomputation)
+    expert_params: int = 0  # of ``params``: the routed experts' (split by expert parallelism)
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class Share:
     microbatch: int
     recompute: str
     cp: int = 1
+    ep: int = 1
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,8 @@ class RankCosts:
     transient: int  # bytes of temporaries and kernel workspaces alive at the peak of the run
     layer_transient: int  # ... the most alive while a layer's backward runs
     kv_bytes: int  # one layer's keys and values for the rank's part of a microbatch (what a ring passes on)
+    moe_layers: float  # the share of layers with routed experts
+    top_k: int  # experts each token goes to (1 without experts)
     attention_s: float  # one layer's attention kernels, forward and backward, against the whole sequence
     notes: tuple[str, ...] = ()
 
@@ -109,6 +114,7 @@ def probe(
             "sequence x sequence tensor anyway): use recompute 'full' or 'none'"
         )
     split = split_for_rank(cut, tp, plan)
+    blocks = split_experts(cut, share.ep)
     names = [f"{path}.{i}" for i in range(kept)]
     measured = names[:-1] if kept > 1 else names  # whose outputs the next layer keeps as the model's would
     args, kwargs = make_inputs(share.microbatch, seq_len // share.cp)
@@ -141,12 +147,14 @@ def probe(
     first_saved = _saved_before(tracked.timeline, names[0])
     rest_saved = saved.get("", 0) - sum(saved.get(n, 0) for n in names) - first_saved
     return RankCosts(
-        layer=Part(round(params["layer"] / kept), round(layer_saved), *times["layer"]),
+        layer=Part(round(params["layer"] / kept), round(layer_saved), *times["layer"], round(params["experts"] / kept)),
         first=Part(params["first"], first_saved, *times["first"]),
         last=Part(params["last"], round(rest_saved), *times["last"]),
         transient=sum(tracked.breakdown.get(kind, 0) for kind in TRANSIENT),
         layer_transient=_layer_transient(tracked.timeline, names),
         kv_bytes=_kv_bytes(counted.records, model, share.cp),
+        moe_layers=sum(any(b.startswith(n + ".") for b in blocks) for n in names) / kept,
+        top_k=top_k_of(cut) if blocks else 1,
         attention_s=sum(device_s[i] for i in attention) / kept,
         notes=tuple(split.notes),
     )
@@ -231,10 +239,11 @@ def _params(model: nn.Module, layers: list[str], before: list[str]) -> dict[str,
     owner: dict[int, tuple[str, int]] = {}
     for name, param in model.named_parameters():
         owner.setdefault(id(param), (name, param.numel()))
-    found = {"layer": 0, "first": 0, "last": 0}
+    found = {"layer": 0, "first": 0, "last": 0, "experts": 0}
     for name, count in owner.values():
         if any(name.startswith(layer + ".") for layer in layers):
             found["layer"] += count
+            found["experts"] += count if ".experts." in name else 0
         elif any(name.startswith(module + ".") for module in before):
             found["first"] += count
         else:

@@ -60,6 +60,7 @@ class StepTime:
     recompute_s: float
     tp_comm_s: float  # tensor-parallel collectives (never hidden: each waits on the layer before it)
     cp_exposed_s: float  # context-parallel ring sends not hidden behind attention
+    ep_comm_s: float  # expert-parallel all-to-alls (each waits on the router, or on the experts)
     pp_comm_s: float  # pipeline sends
     bubble_s: float  # the pipeline's fill and drain
     dp_comm_s: float  # data-parallel (or FSDP) collectives, all of them
@@ -70,7 +71,7 @@ class StepTime:
 
     @property
     def comm_exposed_s(self) -> float:
-        return self.tp_comm_s + self.cp_exposed_s + self.pp_comm_s + self.dp_exposed_s
+        return self.tp_comm_s + self.cp_exposed_s + self.ep_comm_s + self.pp_comm_s + self.dp_exposed_s
 
     def to_dict(self) -> dict[str, Any]:
         found = asdict(self)

@@ -57,6 +57,8 @@ def candidates(gpus: int, layers: int, global_batch: int, node_gpus: int, base: 
                 if global_batch % (dp * microbatch):
                     continue
                 microbatches = global_batch // (dp * microbatch)
+                if dp % base.ep:
+                    continue
                 if base.vpp > 1 and microbatches % pp:
                     continue
                 for recompute in ("none", "full"):

@@ -52,6 +52,9 @@ def step_time(layout: Layout, rank: RankCosts, given: StepInputs, links: Interco
     per_layer = max(1, m * given.stage_layers)  # layer passes per step
     collectives = _tensor_parallel(layout, given, tp_group, links)
     tp_s = _seconds(collectives) / per_layer
+    routed = _expert_all_to_all(layout, rank, given, links)
+    a2a_s = _seconds(routed) / per_layer  # dispatch and combine wait for the router and the experts, as f and g do
+    collectives += routed
     ring = _context_ring(layout, rank, given, links)
     # the ring's steps overlap the attention kernels of the chunks already there (Liu et al. 2023, Ring Attention)
     ring_s = max(0.0, _seconds(ring) / per_layer - rank.attention_s)
@@ -61,14 +64,22 @@ def step_time(layout: Layout, rank: RankCosts, given: StepInputs, links: Interco
         sends.append(_timed(send, Group(pp, tp * layout.replicas), links))
     pp_s = _seconds(sends) / m
     collectives += ring + sends
-    layer_s = given.stage_layers * (tp_s + ring_s)
+    layer_s = given.stage_layers * (tp_s + a2a_s + ring_s)
     times = {name: forward + backward + layer_s + pp_s for name, (forward, backward, _) in parts.items()}
     critical = max(times, key=times.__getitem__)
     forward_s, backward_s, recompute_s = parts[critical]
     microbatch_s = times[critical]
     bubble_s = (pp - 1) / layout.vpp * microbatch_s
     params = stage_params(layout, rank, given.stage_layers)
-    data_parallel = _data_parallel(layout, rank, given, params, dp_group, links)
+    experts = rank.layer.expert_params * given.stage_layers
+    data_parallel = _data_parallel(
+        layout, given, params - experts, rank.layer.params - rank.layer.expert_params, dp_group, links
+    )
+    if experts:  # the experts' gradients go to the ranks holding the same experts: dp x cp / ep of them
+        expert_group = Group(layout.replicas // layout.ep, tp * layout.cp * layout.ep)
+        data_parallel += _data_parallel(
+            layout, given, experts, rank.layer.expert_params, expert_group, links, "expert "
+        )
     collectives += data_parallel
     dp_s = _seconds(data_parallel)
     dp_exposed = _exposed(layout, given, data_parallel, forward_s, backward_s)
@@ -82,6 +93,7 @@ def step_time(layout: Layout, rank: RankCosts, given: StepInputs, links: Interco
         recompute_s=m * recompute_s,
         tp_comm_s=m * given.stage_layers * tp_s,
         cp_exposed_s=m * given.stage_layers * ring_s,
+        ep_comm_s=m * given.stage_layers * a2a_s,
         pp_comm_s=m * pp_s,
         bubble_s=bubble_s,
         dp_comm_s=dp_s,
@@ -129,6 +141,24 @@ def _tensor_parallel(layout: Layout, given: StepInputs, group: Group, links: Int
     ]
 
 
+def _expert_all_to_all(layout: Layout, rank: RankCosts, given: StepInputs, links: Interconnect) -> list[Collective]:
+    """Each MoE layer sends its tokens to the ranks of their experts and takes the results back (dispatch and
+    combine), forward and backward: 4 all-to-alls of ``tokens x top_k x hidden`` (Lepikhin et al. 2020, GShard)."""
+    if layout.ep == 1:
+        return []
+    count = 4 * round(rank.moe_layers * given.stage_layers) * layout.microbatches
+    tokens = Collective(
+        "expert all-to-all (dispatch, combine)",
+        "all_to_all",
+        given.hidden_bytes * rank.top_k,
+        layout.ep,
+        count,
+        False,
+        0.0,
+    )
+    return [_timed(tokens, Group(layout.ep, layout.tp * layout.cp), links)]
+
+
 def _context_ring(layout: Layout, rank: RankCosts, given: StepInputs, links: Interconnect) -> list[Collective]:
     """Ring attention's sends per step: each layer passes its keys and values on cp - 1 times forward, and in
     backward passes them and their gradients again (Megatron-LM's context parallelism, after Ring Attention)."""
@@ -140,26 +170,27 @@ def _context_ring(layout: Layout, rank: RankCosts, given: StepInputs, links: Int
 
 
 def _data_parallel(
-    layout: Layout, rank: RankCosts, given: StepInputs, params: int, group: Group, links: Interconnect
+    layout: Layout, given: StepInputs, params: int, layer_params: int, group: Group, links: Interconnect, what: str = ""
 ) -> list[Collective]:
-    if layout.replicas == 1:
+    """The gradient and weight collectives of ``params`` (of which ``layer_params`` per layer) over ``group``."""
+    if group.size == 1:
         return []
     grads = params * given.grad_bytes
     weights = params * given.weight_bytes
     if layout.zero == 0:
-        found = [Collective("gradient all-reduce", "all_reduce", grads, group.size, 1, True, 0.0)]
+        found = [Collective(f"{what}gradient all-reduce", "all_reduce", grads, group.size, 1, True, 0.0)]
     elif layout.zero < 3:
         found = [
-            Collective("gradient reduce-scatter", "reduce_scatter", grads, group.size, 1, True, 0.0),
-            Collective("weight all-gather", "all_gather", weights, group.size, 1, False, 0.0),
+            Collective(f"{what}gradient reduce-scatter", "reduce_scatter", grads, group.size, 1, True, 0.0),
+            Collective(f"{what}weight all-gather", "all_gather", weights, group.size, 1, False, 0.0),
         ]
     else:
         m = layout.microbatches
-        layers = rank.layer.params * given.stage_layers * given.weight_bytes  # the root's weights stay gathered
+        layers = layer_params * given.stage_layers * given.weight_bytes  # the root's weights stay gathered
         found = [
-            Collective("weight all-gather (forward)", "all_gather", weights, group.size, m, True, 0.0),
-            Collective("weight all-gather (backward)", "all_gather", layers, group.size, m, True, 0.0),
-            Collective("gradient reduce-scatter", "reduce_scatter", grads, group.size, m, True, 0.0),
+            Collective(f"{what}weight all-gather (forward)", "all_gather", weights, group.size, m, True, 0.0),
+            Collective(f"{what}weight all-gather (backward)", "all_gather", layers, group.size, m, True, 0.0),
+            Collective(f"{what}gradient reduce-scatter", "reduce_scatter", grads, group.size, m, True, 0.0),
         ]
     return [_timed(collective, group, links) for collective in found]
 

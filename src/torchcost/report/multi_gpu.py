@@ -61,6 +61,7 @@ def estimate_tables(estimate: ParallelEstimate) -> RenderableType:
         ("compute (kernels)", step.compute_s),
         ("  of which recomputation", step.recompute_s),
         ("tensor-parallel collectives", step.tp_comm_s),
+        ("expert all-to-alls", step.ep_comm_s),
         (f"context-parallel ring not hidden (of {seconds(_ring_s(estimate))})", step.cp_exposed_s),
         ("pipeline sends", step.pp_comm_s),
         ("pipeline bubble", step.bubble_s),
