@@ -46,7 +46,7 @@ def stage_params(layout: Layout, rank: RankCosts, stage_layers: int, stage: str 
 
 def step_time(layout: Layout, rank: RankCosts, given: StepInputs, links: Interconnect) -> StepTime:
     pp, tp, m = layout.pp, layout.tp, layout.microbatches
-    tp_group, dp_group = Group(tp, 1), Group(layout.replicas, tp)  # data and context parallel ranks reduce together
+    tp_group = Group(tp, 1)
     stages = ["first", "last"] if pp > 1 else ["first"]
     parts = {name: _stage_parts(layout, rank, name, given.stage_layers) for name in stages}
     per_layer = max(1, m * given.stage_layers)  # layer passes per step
@@ -70,22 +70,11 @@ def step_time(layout: Layout, rank: RankCosts, given: StepInputs, links: Interco
     forward_s, backward_s, recompute_s = parts[critical]
     microbatch_s = times[critical]
     bubble_s = (pp - 1) / layout.vpp * microbatch_s
-    params = stage_params(layout, rank, given.stage_layers)
-    experts = rank.layer.expert_params * given.stage_layers
-    data_parallel = _data_parallel(
-        layout, given, params - experts, rank.layer.params - rank.layer.expert_params, dp_group, links
-    )
-    if experts:  # the experts' gradients go to the ranks holding the same experts: dp x cp / ep of them
-        expert_group = Group(layout.replicas // layout.ep, tp * layout.cp * layout.ep)
-        data_parallel += _data_parallel(
-            layout, given, experts, rank.layer.expert_params, expert_group, links, "expert "
-        )
+    data_parallel = _gradient_collectives(layout, rank, given, links)
     collectives += data_parallel
     dp_s = _seconds(data_parallel)
     dp_exposed = _exposed(layout, given, data_parallel, forward_s, backward_s)
-    shard = layout.replicas if layout.zero >= 1 else 1
-    moved = step_bytes(given.optimizer, given.weight_bytes, given.grad_bytes)
-    optimizer_s = params / shard * moved / given.bandwidth if given.bandwidth else 0.0
+    optimizer_s = _optimizer_s(layout, rank, given)
     total = m * microbatch_s + bubble_s + dp_exposed + optimizer_s
     return StepTime(
         critical_stage=critical,
@@ -102,6 +91,32 @@ def step_time(layout: Layout, rank: RankCosts, given: StepInputs, links: Interco
         total_s=total,
         collectives=collectives,
     )
+
+
+def _gradient_collectives(layout: Layout, rank: RankCosts, given: StepInputs, links: Interconnect) -> list[Collective]:
+    """The data-parallel collectives: the dense weights' over the dp x cp ranks that hold them, the experts' over
+    the dp x cp / ep that hold the same experts."""
+    params = stage_params(layout, rank, given.stage_layers)
+    experts = rank.layer.expert_params * given.stage_layers
+    dense_layer = rank.layer.params - rank.layer.expert_params
+    found = _data_parallel(layout, given, params - experts, dense_layer, Group(layout.replicas, layout.tp), links)
+    if experts:
+        group = Group(layout.replicas // layout.ep, layout.tp * layout.cp * layout.ep)
+        found += _data_parallel(layout, given, experts, rank.layer.expert_params, group, links, "expert ")
+    return found
+
+
+def _optimizer_s(layout: Layout, rank: RankCosts, given: StepInputs) -> float:
+    """The optimizer step at memory bandwidth, over the parameters this rank updates (its ZeRO shard)."""
+    if not given.bandwidth:
+        return 0.0
+    params = stage_params(layout, rank, given.stage_layers)
+    experts = rank.layer.expert_params * given.stage_layers
+    if layout.zero >= 1:
+        updated = (params - experts) / layout.replicas + experts / (layout.replicas // layout.ep)
+    else:
+        updated = params
+    return updated * step_bytes(given.optimizer, given.weight_bytes, given.grad_bytes) / given.bandwidth
 
 
 def _seconds(collectives: list[Collective]) -> float:
