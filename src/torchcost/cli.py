@@ -17,7 +17,7 @@ from rich.console import Console, RenderableType
 from rich.text import Text
 
 from torchcost.analysis import Analysis, analysis_of, analyze
-from torchcost.cli_args import NEEDS_PREDICTION, build_parser, check_arguments
+from torchcost.cli_args import NEEDS_PREDICTION, build_parser, check_arguments, layout_from_flags
 from torchcost.errors import ProfilingError
 from torchcost.from_spec import profile_spec
 from torchcost.guidelines import GuidelineSettings, run_guidelines
@@ -397,34 +397,9 @@ def _train(args: argparse.Namespace, console: Console, to_stdout: bool) -> None:
             )  # fmt: skip
         _emit(args, console, to_stdout, result.to_dict(), search_table(result))
         return
-    layout = _layout_from_flags(args, zero)
+    layout = layout_from_flags(args, zero)
     estimate = parallel(model, layout, gpu, training)
     _emit(args, console, to_stdout, estimate.to_dict(), estimate_tables(estimate))
-
-
-def _layout_from_flags(args: argparse.Namespace, zero: int) -> Layout:
-    model_parallel = args.tp * args.pp * args.cp
-    dp = args.dp
-    if dp is None:
-        if args.gpus is not None and args.gpus % model_parallel:
-            raise ProfilingError(f"--gpus {args.gpus} is not a multiple of --tp x --pp x --cp = {model_parallel}")
-        dp = (args.gpus or model_parallel) // model_parallel
-    if args.gpus is not None and dp * model_parallel != args.gpus:
-        raise ProfilingError(
-            f"--dp x --tp x --pp x --cp = {dp * model_parallel}, not --gpus {args.gpus}; leave --dp out"
-        )
-    microbatches = args.microbatches
-    if microbatches is None:
-        batch = args.global_batch or dp * args.microbatch * args.pp
-        if batch % (dp * args.microbatch):
-            raise ProfilingError(
-                f"--global-batch {batch} is not a multiple of --dp x --microbatch = {dp * args.microbatch}"
-            )
-        microbatches = batch // (dp * args.microbatch)
-    return Layout(
-        dp=dp, tp=args.tp, pp=args.pp, cp=args.cp, ep=args.ep, zero=zero, sp=args.sp, microbatch=args.microbatch,
-        microbatches=microbatches, vpp=args.vpp, recompute=args.recompute,
-    )  # fmt: skip
 
 
 COMMANDS = {

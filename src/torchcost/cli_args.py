@@ -10,6 +10,8 @@ import re
 from pathlib import Path
 from typing import Any, NoReturn
 
+from torchcost.errors import ProfilingError
+from torchcost.multi_gpu.layout import Layout
 from torchcost.predict import EXECUTIONS
 from torchcost.prepare import checked_device
 from torchcost.report.sweep import SORTS
@@ -406,3 +408,29 @@ def _add_train_command(commands: Any) -> None:
     train.add_argument("--top", type=_positive, default=10, help="layouts --search shows")
     train.add_argument("--json", metavar="PATH", help="write as JSON to PATH, or '-' for stdout only")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def layout_from_flags(args: argparse.Namespace, zero: int) -> Layout:
+    """The layout `torchcost train` asks for: dp from --gpus when not given, microbatches from --global-batch."""
+    model_parallel = args.tp * args.pp * args.cp
+    dp = args.dp
+    if dp is None:
+        if args.gpus is not None and args.gpus % model_parallel:
+            raise ProfilingError(f"--gpus {args.gpus} is not a multiple of --tp x --pp x --cp = {model_parallel}")
+        dp = (args.gpus or model_parallel) // model_parallel
+    if args.gpus is not None and dp * model_parallel != args.gpus:
+        raise ProfilingError(
+            f"--dp x --tp x --pp x --cp = {dp * model_parallel}, not --gpus {args.gpus}; leave --dp out"
+        )
+    microbatches = args.microbatches
+    if microbatches is None:
+        batch = args.global_batch or dp * args.microbatch * args.pp
+        if batch % (dp * args.microbatch):
+            raise ProfilingError(
+                f"--global-batch {batch} is not a multiple of --dp x --microbatch = {dp * args.microbatch}"
+            )
+        microbatches = batch // (dp * args.microbatch)
+    return Layout(
+        dp=dp, tp=args.tp, pp=args.pp, cp=args.cp, ep=args.ep, zero=zero, sp=args.sp, microbatch=args.microbatch,
+        microbatches=microbatches, vpp=args.vpp, recompute=args.recompute,
+    )  # fmt: skip
