@@ -19,7 +19,7 @@ from torchcost.llm_models import build_llm
 from torchcost.multi_gpu.layout import Layout
 from torchcost.multi_gpu.optimizer_state import MOMENT_BYTES
 from torchcost.multi_gpu.rank_memory import rank_memory
-from torchcost.multi_gpu.rank_probe import DTYPE_KEYS, InputMaker, RankCosts, Share, layer_list, probe
+from torchcost.multi_gpu.rank_probe import InputMaker, RankCosts, Share, layer_list, probe, short_dtype
 from torchcost.multi_gpu.result import ParallelEstimate
 from torchcost.multi_gpu.step_time import StepInputs, step_time
 from torchcost.multi_gpu.tensor_parallel import TensorPlan
@@ -105,7 +105,7 @@ def parallel(
     whole = probes.get(Share(1, layout.microbatch, layout.recompute, layout.cp))  # sequence parallelism splits it
     unsplit = probes.get(Share(1, layout.microbatch, layout.recompute))  # the model's FLOPs
     stage_layers = len(layers) // layout.pp
-    weight_bytes = torch.finfo(training.dtype).bits // 8
+    weight_bytes = training.dtype.itemsize
     memory = rank_memory(layout, rank, whole, stage_layers, weight_bytes, training.grad_bytes, training.optimizer)
     hidden_bytes = layout.microbatch * training.seq_len // layout.cp * hidden_size(model) * weight_bytes
     given = StepInputs(
@@ -115,7 +115,7 @@ def parallel(
     step = step_time(layout, rank, given, links)
     per_microbatch = unsplit.layer.flops * len(layers) + unsplit.first.flops + unsplit.last.flops
     model_flops = round(per_microbatch) * layout.microbatches * layout.dp  # cp ranks share each sequence
-    peak = gpu.peak.get(DTYPE_KEYS[training.dtype])
+    peak = gpu.peak.get(short_dtype(training.dtype))
     notes = [*rank.notes, NOT_COUNTED]
     if gpu.memory is None:
         notes.append(f"{gpu.name}: memory size unknown, so nothing says whether it fits")

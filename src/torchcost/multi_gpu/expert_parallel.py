@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import nn
 
 from torchcost.errors import ProfilingError
+from torchcost.multi_gpu.tensor_parallel import share_of
 
 EXPERT_COUNTS = ("num_local_experts", "num_experts", "n_routed_experts")  # config and module attributes
 TOP_K = ("num_experts_per_tok", "top_k", "moe_top_k")
@@ -71,14 +71,7 @@ def split_experts(model: nn.Module, ep: int) -> list[str]:
 def _narrow(module: nn.Module, experts: int, ep: int) -> None:
     for key, param in list(module.named_parameters(recurse=False)):
         if param.dim() >= 1 and param.shape[0] == experts:
-            shape = (experts // ep, *param.shape[1:])
-            setattr(
-                module,
-                key,
-                nn.Parameter(
-                    torch.empty(shape, dtype=param.dtype, device=param.device), requires_grad=param.requires_grad
-                ),
-            )
+            setattr(module, key, share_of(param, 0, ep, {}))
     for key in (*EXPERT_COUNTS, "out_features"):
         if getattr(module, key, None) == experts:
             setattr(module, key, experts // ep)

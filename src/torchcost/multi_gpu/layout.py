@@ -39,6 +39,11 @@ class Layout:
         return self.dp * self.cp
 
     @property
+    def expert_replicas(self) -> int:
+        """Ranks holding the same experts, which reduce their gradients and share their ZeRO shards: dp x cp / ep."""
+        return self.replicas // self.ep
+
+    @property
     def global_batch(self) -> int:
         """Sequences per optimizer step."""
         return self.microbatch * self.microbatches * self.dp

@@ -22,7 +22,7 @@ from torchcost.multi_gpu.layout import Layout
 from torchcost.multi_gpu.optimizer_state import state_bytes
 from torchcost.multi_gpu.rank_probe import RankCosts
 from torchcost.multi_gpu.result import RankMemory
-from torchcost.multi_gpu.step_time import stage_params
+from torchcost.multi_gpu.step_time import stage_split
 
 
 def in_flight(layout: Layout) -> float:
@@ -43,16 +43,14 @@ def rank_memory(
 ) -> RankMemory:
     """``rank``: the costs of one tensor-parallel rank; ``whole``: of the unsplit model (tp 1), which sequence
     parallelism splits evenly."""
-    params = stage_params(layout, rank, stage_layers)
-    experts = rank.layer.expert_params * stage_layers
+    dense, experts = stage_split(layout, rank, stage_layers)
 
     def sharded(per_param: int, zero_stage: int) -> int:
         """Bytes of the stage's parameters at ``per_param`` bytes each, sharded from that ZeRO stage on: the
         dense ones over the dp x cp ranks that hold them, the experts over the dp x cp / ep that hold each."""
         if layout.zero < zero_stage:
-            return params * per_param
-        dense = (params - experts) * per_param // layout.replicas
-        return dense + experts * per_param // (layout.replicas // layout.ep)
+            return (dense + experts) * per_param
+        return dense * per_param // layout.replicas + experts * per_param // layout.expert_replicas
 
     layer_saved = whole.layer.activations / layout.tp if layout.sp else rank.layer.activations
     first_saved = whole.first.activations / layout.tp if layout.sp else rank.first.activations
@@ -60,34 +58,40 @@ def rank_memory(
     activations = (layer_saved * stage_layers + first_saved) * flight
     if layout.pp == 1:
         activations += rank.last.activations
-    steady = sharded(weight_bytes, 3) + sharded(state_bytes(optimizer, weight_bytes), 1)
-    grads = sharded(grad_bytes, 2)
-    working = round(activations) + rank.transient
-    root = layer_weights = 0
-    if layout.zero == 3:
+    weights, grads = sharded(weight_bytes, 3), sharded(grad_bytes, 2)
+    state = sharded(state_bytes(optimizer, weight_bytes), 1)
+    saved = round(activations)
+    gathered = 0
+    if layout.zero < 3:
+        moments = {"backward starts": weights + state + grads + saved + rank.transient}
+    else:
         root = (rank.first.params + (rank.last.params if layout.pp == 1 else 0)) * weight_bytes
-        layer_weights = 2 * rank.layer.params * weight_bytes
-    moments = {"backward starts": steady + root + working + (0 if layout.zero == 3 else grads)}
-    if layout.zero == 3:  # the head's backward is done (its activations and temporaries gone) when the layers' begins
-        held = round(activations) - (rank.last.activations if layout.pp == 1 else 0) + rank.layer_transient
-        moments["the last layer's backward"] = steady + root + layer_weights + held
+        layer_weights = 2 * rank.layer.params * weight_bytes  # the layer running and the one prefetched
+        gathered = root + layer_weights
+        steady = weights + state + root
+        # the head's backward is done (its activations and temporaries gone) when the layers' begins
+        held = saved - (rank.last.activations if layout.pp == 1 else 0) + rank.layer_transient
+        moments = {
+            "backward starts": steady + saved + rank.transient,
+            "the last layer's backward": steady + layer_weights + held,
+        }
         if stage_layers > 1:  # one layer on: its activations gone; its gradients whole (the reduce-scatter's input)
             # and sharded
             scattered = rank.layer.params * grad_bytes
             moments["the next layer's backward"] = (
-                steady + root + layer_weights + held - round(layer_saved) + scattered + scattered // layout.replicas
+                steady + layer_weights + held - round(layer_saved) + scattered + scattered // layout.replicas
             )
-        moments["backward ends"] = steady + root + grads
+        moments["backward ends"] = steady + grads
     peak_at = max(moments, key=moments.__getitem__)
     return RankMemory(
         stage="first",
-        params=params,
-        parameter_bytes=sharded(weight_bytes, 3),
+        params=dense + experts,
+        parameter_bytes=weights,
         gradient_bytes=grads,
-        optimizer_bytes=sharded(state_bytes(optimizer, weight_bytes), 1),
-        activation_bytes=round(activations),
+        optimizer_bytes=state,
+        activation_bytes=saved,
         transient_bytes=rank.transient,
-        gathered_bytes=root + layer_weights,
+        gathered_bytes=gathered,
         in_flight=flight,
         total_bytes=moments[peak_at],
         peak_at=peak_at,

@@ -26,11 +26,12 @@ from torchcost.peak_memory.memory_profile import TimelinePoint
 from torchcost.predict import predict
 from torchcost.profiler import profile
 from torchcost.records import OpRecord
+from torchcost.tensors import dtype_name
+from torchcost.units import SHORT_DTYPE_NAMES
 
 PROBE_LAYERS = 3  # the mean layer is of all but the last: each of those hands its output to a layer, as in the model
 CORE_ATTENTION = "core_attention"  # the module Megatron-LM's selective recomputation recomputes
 TRANSIENT = ("temporaries", "workspace")  # the tracker's categories that last only while ops run
-DTYPE_KEYS = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32"}  # the hardware tables' names
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ def probe(
             f"one of {tp} tensor-parallel ranks of {type(model).__name__} failed to run ({first_line(exc)}); its "
             "attention may shape heads in a way the split does not know: name its modules with TensorPlan, or use tp 1"
         ) from exc
-    timed = predict(counted, hardware, dtype=DTYPE_KEYS[dtype])
+    timed = predict(counted, hardware, dtype=short_dtype(dtype))
     checkpoint = {"none": None, "full": f"{path}.*", "selective": f"*{CORE_ATTENTION}"}[recompute]
     tracked = memory(
         cut, *args, train=True, dtype=dtype, device="meta", target="cuda", checkpoint=checkpoint, loss=_loss, **kwargs
@@ -153,7 +154,7 @@ def probe(
         transient=sum(tracked.breakdown.get(kind, 0) for kind in TRANSIENT),
         layer_transient=_layer_transient(tracked.timeline, names),
         kv_bytes=_kv_bytes(counted.records, model, share.cp),
-        moe_layers=sum(any(b.startswith(n + ".") for b in blocks) for n in names) / kept,
+        moe_layers=sum(any(_within(b, n) for b in blocks) for n in names) / kept,
         top_k=top_k_of(cut) if blocks else 1,
         attention_s=sum(device_s[i] for i in attention) / kept,
         notes=tuple(split.notes),
@@ -200,12 +201,20 @@ def _kv_bytes(records: list[OpRecord], model: nn.Module, cp: int) -> int:
     return 0
 
 
+def short_dtype(dtype: torch.dtype) -> str:
+    """The name the hardware tables give ``dtype`` ("bf16")."""
+    return SHORT_DTYPE_NAMES[dtype_name(dtype)]
+
+
+def _within(path: str, module: str) -> bool:
+    """``path`` is ``module`` or inside it."""
+    return path == module or path.startswith(module + ".")
+
+
 def _layer_transient(timeline: list[TimelinePoint], layers: list[str]) -> int:
     """The most bytes of temporaries and workspaces alive at once while a layer's backward runs."""
     inside = (
-        point
-        for point in timeline
-        if point.phase == "backward" and any(point.module == n or point.module.startswith(n + ".") for n in layers)
+        point for point in timeline if point.phase == "backward" and any(_within(point.module, n) for n in layers)
     )
     return max((sum(point.bytes.get(kind, 0) for kind in TRANSIENT) for point in inside), default=0)
 
@@ -214,7 +223,7 @@ def _saved_before(timeline: list[TimelinePoint], first_layer: str) -> int:
     """Bytes of activations (kept for backward) made before the first layer's first op."""
     saved = 0
     for point in timeline:
-        if point.module == first_layer or point.module.startswith(first_layer + "."):
+        if _within(point.module, first_layer):
             break
         saved = point.bytes.get("activations", 0)
     return saved
@@ -228,23 +237,22 @@ def _modules_before(records: list[OpRecord], first_layer: str) -> list[str]:
             continue
         if first_layer in record.modules:
             break
-        outer = next((m for m in record.modules if m and not first_layer.startswith(m + ".")), None)
-        if outer is not None and not any(outer == f or outer.startswith(f + ".") for f in found):
+        outer = next((m for m in record.modules if m and not _within(first_layer, m)), None)
+        if outer is not None and not any(_within(outer, f) for f in found):
             found.append(outer)
     return found
 
 
 def _params(model: nn.Module, layers: list[str], before: list[str]) -> dict[str, int]:
-    """Parameter elements of the layers, of the modules before them and of the rest, each tensor once."""
-    owner: dict[int, tuple[str, int]] = {}
-    for name, param in model.named_parameters():
-        owner.setdefault(id(param), (name, param.numel()))
+    """Parameter elements of the layers (and of their experts), of the modules before them and of the rest, each
+    tensor once (``named_parameters`` names a tied one once)."""
     found = {"layer": 0, "first": 0, "last": 0, "experts": 0}
-    for name, count in owner.values():
-        if any(name.startswith(layer + ".") for layer in layers):
+    for name, param in model.named_parameters():
+        count = param.numel()
+        if any(_within(name, layer) for layer in layers):
             found["layer"] += count
             found["experts"] += count if ".experts." in name else 0
-        elif any(name.startswith(module + ".") for module in before):
+        elif any(_within(name, module) for module in before):
             found["first"] += count
         else:
             found["last"] += count

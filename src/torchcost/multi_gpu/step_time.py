@@ -44,6 +44,12 @@ def stage_params(layout: Layout, rank: RankCosts, stage_layers: int, stage: str 
     return rank.layer.params * stage_layers + whole
 
 
+def stage_split(layout: Layout, rank: RankCosts, stage_layers: int) -> tuple[int, int]:
+    """(dense, expert) parameter elements of the first stage's rank: each kind has its own holders."""
+    experts = rank.layer.expert_params * stage_layers
+    return stage_params(layout, rank, stage_layers) - experts, experts
+
+
 def step_time(layout: Layout, rank: RankCosts, given: StepInputs, links: Interconnect) -> StepTime:
     pp, tp, m = layout.pp, layout.tp, layout.microbatches
     tp_group = Group(tp, 1)
@@ -70,11 +76,12 @@ def step_time(layout: Layout, rank: RankCosts, given: StepInputs, links: Interco
     forward_s, backward_s, recompute_s = parts[critical]
     microbatch_s = times[critical]
     bubble_s = (pp - 1) / layout.vpp * microbatch_s
-    data_parallel = _gradient_collectives(layout, rank, given, links)
+    dense, experts = stage_split(layout, rank, given.stage_layers)
+    data_parallel = _gradient_collectives(layout, rank, given, dense, experts, links)
     collectives += data_parallel
     dp_s = _seconds(data_parallel)
     dp_exposed = _exposed(layout, given, data_parallel, forward_s, backward_s)
-    optimizer_s = _optimizer_s(layout, rank, given)
+    optimizer_s = _optimizer_s(layout, given, dense, experts)
     total = m * microbatch_s + bubble_s + dp_exposed + optimizer_s
     return StepTime(
         critical_stage=critical,
@@ -93,29 +100,25 @@ def step_time(layout: Layout, rank: RankCosts, given: StepInputs, links: Interco
     )
 
 
-def _gradient_collectives(layout: Layout, rank: RankCosts, given: StepInputs, links: Interconnect) -> list[Collective]:
+def _gradient_collectives(
+    layout: Layout, rank: RankCosts, given: StepInputs, dense: int, experts: int, links: Interconnect
+) -> list[Collective]:
     """The data-parallel collectives: the dense weights' over the dp x cp ranks that hold them, the experts' over
     the dp x cp / ep that hold the same experts."""
-    params = stage_params(layout, rank, given.stage_layers)
-    experts = rank.layer.expert_params * given.stage_layers
     dense_layer = rank.layer.params - rank.layer.expert_params
-    found = _data_parallel(layout, given, params - experts, dense_layer, Group(layout.replicas, layout.tp), links)
+    found = _data_parallel(layout, given, dense, dense_layer, Group(layout.replicas, layout.tp), links)
     if experts:
-        group = Group(layout.replicas // layout.ep, layout.tp * layout.cp * layout.ep)
+        group = Group(layout.expert_replicas, layout.tp * layout.cp * layout.ep)
         found += _data_parallel(layout, given, experts, rank.layer.expert_params, group, links, "expert ")
     return found
 
 
-def _optimizer_s(layout: Layout, rank: RankCosts, given: StepInputs) -> float:
+def _optimizer_s(layout: Layout, given: StepInputs, dense: int, experts: int) -> float:
     """The optimizer step at memory bandwidth, over the parameters this rank updates (its ZeRO shard)."""
     if not given.bandwidth:
         return 0.0
-    params = stage_params(layout, rank, given.stage_layers)
-    experts = rank.layer.expert_params * given.stage_layers
-    if layout.zero >= 1:
-        updated = (params - experts) / layout.replicas + experts / (layout.replicas // layout.ep)
-    else:
-        updated = params
+    sharded = layout.zero >= 1
+    updated = dense / layout.replicas + experts / layout.expert_replicas if sharded else dense + experts
     return updated * step_bytes(given.optimizer, given.weight_bytes, given.grad_bytes) / given.bandwidth
 
 

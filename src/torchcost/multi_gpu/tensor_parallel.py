@@ -173,7 +173,7 @@ def _split_matmul(
     _split_weight(module, name, out_dim if column else 1 - out_dim, tp, replaced, done, pad)
     bias = getattr(module, "bias", None)
     if column and isinstance(bias, nn.Parameter):  # a row-parallel matmul adds its whole bias after the all-reduce
-        module.bias = _share(bias, 0, tp, replaced)
+        module.bias = share_of(bias, 0, tp, replaced)
     out, inp = _features(module)
     features = {"nf": out} if conv1d else {"out_features": out, "in_features": inp}
     for key, value in features.items():
@@ -189,16 +189,17 @@ def _split_weight(
     note = f"the vocabulary of {size:,} is padded to {-(-size // tp) * tp:,} to split over {tp} ranks"
     if size % tp and note not in done.notes:
         done.notes.append(note)
-    module.weight = _share(_weight(module), dim, tp, replaced)
+    module.weight = share_of(_weight(module), dim, tp, replaced)
 
 
-def _share(param: nn.Parameter, dim: int, tp: int, replaced: dict[int, nn.Parameter]) -> nn.Parameter:
-    """One rank's share of ``param`` along ``dim`` (the same share for a tensor seen before: tied weights)."""
+def share_of(param: nn.Parameter, dim: int, parts: int, replaced: dict[int, nn.Parameter]) -> nn.Parameter:
+    """One of ``parts`` ranks' share of ``param`` along ``dim`` (on its device: meta), the same share for a tensor
+    seen before (tied weights)."""
     known = replaced.get(id(param))
     if known is not None:
         return known
     shape = list(param.shape)
-    shape[dim] = -(-shape[dim] // tp)
+    shape[dim] = -(-shape[dim] // parts)
     share = nn.Parameter(torch.empty(shape, dtype=param.dtype, device=param.device), requires_grad=param.requires_grad)
     replaced[id(param)] = share
     return share
@@ -218,4 +219,4 @@ def _divide_heads(module: nn.Module, name: str, tp: int, heads: set[int], replac
         setattr(module, attribute, value // tp)
     for key, param in list(module.named_parameters(recurse=False)):
         if param.dim() == 1 and param.shape[0] in heads:
-            setattr(module, key, _share(param, 0, tp, replaced))
+            setattr(module, key, share_of(param, 0, tp, replaced))
