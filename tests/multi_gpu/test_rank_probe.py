@@ -5,11 +5,14 @@ import pytest
 import torch
 
 from tests.multi_gpu.megatron_gpt import GPT
+from torchcost import profile
+from torchcost.emulate.on_meta import CudaChoices
 from torchcost.errors import ProfilingError
 from torchcost.hardware import hardware
 from torchcost.multi_gpu.estimate import Probes, Training, parallel, token_inputs
 from torchcost.multi_gpu.layout import Layout
-from torchcost.multi_gpu.rank_probe import Share
+from torchcost.multi_gpu.rank_probe import Share, _repeated_by_tp_ranks
+from torchcost.multi_gpu.tensor_parallel import split_for_rank
 
 S, B, H, A = 64, 2, 128, 4  # sequence, microbatch, hidden, heads
 # Table 2 leaves out LayerNorm's mean and rstd: fp32, one each per token, for each of the layer's 2 LayerNorms
@@ -54,6 +57,48 @@ def test_sequence_parallel_row():
     more = parallel(gpt(8), layout, training=training).memory.activation_bytes
     fewer = parallel(gpt(4), layout, training=training).memory.activation_bytes
     assert more - fewer == 4 * (S * B * H * 34 + 5 * A * S * S * B + LN_STATS) // t
+
+
+def test_sequence_parallelism_splits_what_every_rank_repeats():
+    # Korthikanti et al. 2022, section 4.2.2: each tensor-parallel rank runs a layer's LayerNorms, the dropouts
+    # after attention and after the MLP, and the residual adds, on 1/t of the tokens; the products stay split as
+    # without sequence parallelism
+    model = gpt(layers=1)
+    split_for_rank(model, 2, None)
+    args, kwargs = token_inputs()(B, S)
+    with CudaChoices():
+        records = profile(model, *args, device="meta", backward=True, **kwargs).records
+    layer = [r for r in records if "layers.0" in " ".join(r.modules) and _repeated_by_tp_ranks(r, H)]
+    assert (
+        sorted(r.op for r in layer if r.phase == "forward")
+        == ["aten.add"] * 2 + ["aten.native_dropout"] * 2 + ["aten.native_layer_norm"] * 2
+    )
+    assert not any(r.family == "matmul" for r in records if _repeated_by_tp_ranks(r, H))
+
+
+def test_sequence_parallelism_shortens_each_layer(probes):
+    plain, split = probes.get(Share(2, B, "none")).layer, probes.get(Share(2, B, "none", sp=True)).layer
+    assert split.forward_s < plain.forward_s and split.backward_s < plain.backward_s
+
+
+@pytest.mark.parametrize("attention", ["eager", "sdpa"])
+def test_transformers_gpt2_differs_from_table_2_term_by_term(attention):
+    # Table 2 without parallelism, sbh (34 + 5as/h) bytes a layer (+ the LayerNorm statistics), and what GPT-2's
+    # code keeps besides: its MLP's gelu_new is the tanh formula in seven ops, which keep four 4h-wide fp16
+    # tensors (32sbh) where a fused GeLU keeps its input (8sbh): +24sbh. With SDPA, CUDA's fused kernel keeps no
+    # s x s tensor (-5as^2b) but its fp32 log-sum-exp (4asb), and the causal mask transformers passes is made
+    # additive in fp16 in each layer (2bs^2).
+    transformers = pytest.importorskip("transformers")
+    config = transformers.GPT2Config(
+        n_embd=H, n_head=A, n_layer=4, vocab_size=1024, n_positions=S, attn_implementation=attention,
+        bos_token_id=None, eos_token_id=None,
+    )  # fmt: skip
+    with torch.device("meta"):
+        model = transformers.GPT2LMHeadModel(config)
+    saved = Probes(model, token_inputs(model), S, hardware("h100-sxm"), torch.float16).get(Share(1, B, "none"))
+    table = S * B * H * 34 + 5 * A * S * S * B + LN_STATS
+    sdpa = -5 * A * S * S * B + 4 * A * S * B + 2 * B * S * S if attention == "sdpa" else 0
+    assert saved.layer.activations == table + 24 * S * B * H + sdpa
 
 
 def test_selective_recomputation_needs_an_attention_core_module():

@@ -165,6 +165,14 @@ def test_hopper_gpus_take_the_efficiencies_measured_on_one():
     assert gpu.gpu_rates(hardware("l4")).efficiency is gpu.OTHERS
 
 
+def test_a100s_take_their_own_product_share_and_the_rest_as_other_gpus():
+    assert hardware("a100-80gb").arch == hardware("a100-40gb").arch == "ga100"
+    ga100 = gpu.gpu_rates(hardware("a100-80gb")).efficiency
+    assert ga100 is gpu.GA100 and ga100.gemm < gpu.OTHERS.gemm
+    assert dataclasses.replace(ga100, gemm=gpu.OTHERS.gemm, source=gpu.OTHERS.source) == gpu.OTHERS
+    assert gpu.gpu_rates(hardware("rtx-3090")).efficiency is gpu.OTHERS  # Ampere too, but GeForce (8.6)
+
+
 def test_the_kernel_models_need_a_gpu_with_its_sm_count():
     assert gpu.applies(GPU) and gpu.applies(hardware("rtx-3090"))
     assert not gpu.applies(Hardware("x", "x", "gpu", {"fp32": 1e12}, 1e11, None, None, "test"))

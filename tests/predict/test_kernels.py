@@ -120,3 +120,16 @@ def test_the_weight_an_op_reads():
     assert weight_bytes(only(found, "aten.convolution")) == 8 * 3 * 3 * 3 * 4  # (8, 3, 3, 3) fp32
     assert weight_bytes(only(found, "aten.addmm")) == 288 * 10 * 4  # addmm(bias, x, w.t()): the last operand
     assert weight_bytes(only(found, "aten.view")) == 0
+
+
+class Casts(nn.Module):
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        wide = x.float()  # a dtype cast: contiguous in, contiguous out
+        return wide.to(memory_format=torch.channels_last), wide.transpose(2, 3).contiguous()
+
+
+def test_a_dtype_cast_streams_where_layout_changes_copy_with_strides():
+    found = records(Casts(), torch.randn(2, 3, 4, 5, dtype=torch.float16))
+    casts = [r for r in found if r.op == "aten._to_copy"]
+    assert [kernels(r)[0].kind for r in casts] == ["memory", "copy"]  # fp16 -> fp32, then to channels-last
+    assert kernels(only(found, "aten.clone"))[0].kind == "copy"  # the permuted tensor made contiguous

@@ -276,6 +276,17 @@ def sdpa_on_meta(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     return call.flash_on_meta() if call.cpu_runs_flash() else NotImplemented
 
 
+def sdpa_on_meta_as_cuda(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``scaled_dot_product_attention`` on tensors standing in for CUDA ones (meta or fake) as a CUDA GPU runs it:
+    a fused kernel (FlashAttention in fp16 and bf16, the memory-efficient kernel otherwise), which takes dropout
+    and a mask and keeps only its output and the log-sum-exp for backward, whenever the head size suits it;
+    otherwise NotImplemented."""
+    if not args or args[0].device.type == "cuda":
+        return NotImplemented
+    call = _SdpaCall(*args, **kwargs)
+    return call.flash_on_meta() if call.cuda_runs_fused() else NotImplemented
+
+
 class _SdpaCall:
     """The arguments of one ``scaled_dot_product_attention`` call."""
 
@@ -304,6 +315,19 @@ class _SdpaCall:
                 query, key, value, mask, self.dropout_p, self.is_causal, scale=self.scale, enable_gqa=self.enable_gqa
             )
         return bool(choice == SDPBackend.FLASH_ATTENTION.value)
+
+    def cuda_runs_fused(self) -> bool:
+        """PyTorch's CUDA checks (``aten/src/ATen/native/transformers/cuda/sdp_utils.cpp``) that matter here: one
+        head size for queries, keys and values, a multiple of 8 in fp16 and bf16 (of 4 in fp32). Grouped keys and
+        values are left to the CPU's path, whose shapes the fused CPU kernel cannot take."""
+        query, key, value = self.query, self.key, self.value
+        if any(t.numel() == 0 for t in (query, key, value)) or query.dim() != key.dim():
+            return False
+        if self.enable_gqa and query.dim() >= 3 and query.shape[-3] != key.shape[-3]:
+            return False
+        size = query.shape[-1]
+        aligned = size % (8 if query.dtype in (torch.float16, torch.bfloat16) else 4) == 0
+        return aligned and key.shape[-1] == value.shape[-1] == size
 
     def flash_on_meta(self) -> torch.Tensor:
         """The CPU's path: a boolean mask made additive, 3-D (unbatched) inputs given a batch of one."""

@@ -15,7 +15,7 @@ from torch.utils import backend_registration
 from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
 from torch.utils._pytree import tree_leaves, tree_map
 
-from torchcost.emulate.meta_kernels import sdpa_on_meta
+from torchcost.emulate.meta_kernels import sdpa_on_meta, sdpa_on_meta_as_cuda
 from torchcost.emulate.meta_values import BUILT, MetaValues, is_meta
 from torchcost.emulate.schema import updates_self
 
@@ -80,22 +80,31 @@ class MetaFunctions:
         return meta
 
 
-class CudaDropout:
-    """Dropout as CUDA runs it, while active: in training, with ``0 < p < 1``, one fused ``native_dropout``
-    kernel keeping a 1-byte mask (ATen ``Dropout.cpp``: ``is_fused_kernel_acceptable`` holds only on CUDA); a
-    meta or CPU tensor would otherwise take the CPU's path, a Bernoulli mask in the input's dtype and a multiply.
+class CudaChoices:
+    """The kernels CUDA would choose, while active, where a meta or CPU tensor takes the CPU's:
+
+    - dropout in training, with ``0 < p < 1``: one fused ``native_dropout`` kernel keeping a 1-byte mask (ATen
+      ``Dropout.cpp``: ``is_fused_kernel_acceptable`` holds only on CUDA), where a CPU makes a Bernoulli mask in
+      the input's dtype and multiplies;
+    - ``F.scaled_dot_product_attention``: a fused kernel keeping the output and the log-sum-exp for backward (see
+      ``sdpa_on_meta_as_cuda``), where a CPU computes the whole score matrix when dropout or a mask rules its own
+      fused kernel out.
     """
 
-    def __enter__(self) -> CudaDropout:
+    def __enter__(self) -> CudaChoices:
         _cache_function_sets()
-        self._dropout = F.dropout
-        F.dropout = self._fused
+        self._dropout, self._sdpa = F.dropout, F.scaled_dot_product_attention
+        sdpa = self._sdpa
+        F.dropout = self._fused_dropout
+        F.scaled_dot_product_attention = lambda *a, **k: _first(sdpa_on_meta_as_cuda(a, k), sdpa, a, k)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        F.dropout = self._dropout
+        F.dropout, F.scaled_dot_product_attention = self._dropout, self._sdpa
 
-    def _fused(self, input: torch.Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> torch.Tensor:
+    def _fused_dropout(
+        self, input: torch.Tensor, p: float = 0.5, training: bool = True, inplace: bool = False
+    ) -> torch.Tensor:
         if not training or inplace or not 0 < p < 1 or input.device.type == "cuda":
             return self._dropout(input, p, training, inplace)
         return torch.native_dropout(input, p, True)[0]

@@ -16,7 +16,8 @@ import torch
 from torchcost.hardware.calibration import Calibration, load_calibration
 from torchcost.hardware.detect import FP32_FLOP_PER_CYCLE, detect_cpu, detect_gpu
 
-ARCHES = {9: "hopper"}  # CUDA compute capability (major) -> the generation whose efficiencies apply
+# CUDA compute capability -> the generation whose library efficiencies apply (predict/gpu.py)
+ARCHES = {(9, 0): "hopper", (8, 0): "ga100"}
 
 
 class UnknownHardwareError(LookupError):
@@ -130,7 +131,7 @@ def this_gpu() -> Hardware:
     if gpu is None:
         raise UnknownHardwareError("no CUDA device is available here; name a spec-table entry instead")
     key = match_gpu(gpu.name)
-    arch = ARCHES.get(gpu.capability[0])
+    arch = ARCHES.get(gpu.capability)
     if key is None:
         found = Hardware("cuda", gpu.name, "gpu", {}, None, float(gpu.memory), gpu.sms, "torch.cuda properties only")
         found.arch, found.capability = arch, gpu.capability

@@ -19,7 +19,7 @@ from torchcost.llm_models import build_llm
 from torchcost.multi_gpu.layout import Layout
 from torchcost.multi_gpu.optimizer_state import MOMENT_BYTES
 from torchcost.multi_gpu.rank_memory import rank_memory
-from torchcost.multi_gpu.rank_probe import InputMaker, RankCosts, Share, layer_list, probe, short_dtype
+from torchcost.multi_gpu.rank_probe import InputMaker, RankCosts, Share, hidden_size, layer_list, probe, short_dtype
 from torchcost.multi_gpu.result import ParallelEstimate
 from torchcost.multi_gpu.step_time import StepInputs, step_time
 from torchcost.multi_gpu.tensor_parallel import TensorPlan
@@ -101,7 +101,7 @@ def parallel(
     layout.check(len(layers))
     layout.check_sequence(training.seq_len)
     probes = probes or Probes(model, token_inputs(model), training.seq_len, gpu, training.dtype, plan)
-    rank = probes.get(Share(layout.tp, layout.microbatch, layout.recompute, layout.cp, layout.ep))
+    rank = probes.get(Share(layout.tp, layout.microbatch, layout.recompute, layout.cp, layout.ep, layout.sp))
     whole = probes.get(Share(1, layout.microbatch, layout.recompute, layout.cp))  # sequence parallelism splits it
     unsplit = probes.get(Share(1, layout.microbatch, layout.recompute))  # the model's FLOPs
     stage_layers = len(layers) // layout.pp
@@ -134,18 +134,3 @@ def parallel(
         links=links,
         notes=notes,
     )
-
-
-def hidden_size(model: nn.Module) -> int:
-    """The width of the residual stream: the config's ``hidden_size`` (``n_embd``), else the widest embedding's."""
-    config = getattr(model, "config", None)
-    for key in ("hidden_size", "n_embd", "d_model"):
-        value = getattr(config, key, None)
-        if isinstance(value, int):
-            return value
-    widths = [m.embedding_dim for m in model.modules() if isinstance(m, nn.Embedding)]
-    if not widths:
-        raise ProfilingError(
-            f"cannot tell the hidden size of {type(model).__name__}: it has no config and no embedding"
-        )
-    return max(widths)

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from torchcost.emulate.on_meta import CudaDropout
+from torchcost.emulate.on_meta import CudaChoices
 from torchcost.errors import ProfilingError, first_line
 from torchcost.hardware.spec import Hardware
 from torchcost.multi_gpu.expert_parallel import split_experts, top_k_of
@@ -24,6 +24,7 @@ from torchcost.multi_gpu.tensor_parallel import TensorPlan, split_for_rank
 from torchcost.peak_memory import memory
 from torchcost.peak_memory.memory_profile import TimelinePoint
 from torchcost.predict import predict
+from torchcost.predict.taxonomy import op_class
 from torchcost.profiler import profile
 from torchcost.records import OpRecord
 from torchcost.tensors import dtype_name
@@ -58,6 +59,7 @@ class Share:
     recompute: str
     cp: int = 1
     ep: int = 1
+    sp: bool = False  # sequence parallelism: what every tensor-parallel rank repeats runs on 1/tp of the tokens
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,7 @@ def probe(
     measured = names[:-1] if kept > 1 else names  # whose outputs the next layer keeps as the model's would
     args, kwargs = make_inputs(share.microbatch, seq_len // share.cp)
     try:
-        with CudaDropout():  # the counts, as the memory below (target="cuda"), are CUDA's
+        with CudaChoices():  # the counts, as the memory below (target="cuda"), are CUDA's
             counted = profile(cut, *args, device="meta", backward=True, dtype=dtype, **kwargs)
     except ProfilingError as exc:
         if tp == 1:
@@ -141,6 +143,11 @@ def probe(
     attention = [i for i, record in enumerate(counted.records) if _is_attention(record)]
     for index in attention:
         device_s[index] *= share.cp
+    if share.sp and tp > 1:
+        width = hidden_size(model)
+        for index, record in enumerate(counted.records):
+            if _repeated_by_tp_ranks(record, width):
+                device_s[index] /= tp
     times = _times(counted.records, device_s, names, recompute)
     before = _modules_before(counted.records, names[0])
     params = _params(cut, names, before)
@@ -159,6 +166,30 @@ def probe(
         attention_s=sum(device_s[i] for i in attention) / kept,
         notes=tuple(split.notes),
     )
+
+
+def hidden_size(model: nn.Module) -> int:
+    """The width of the residual stream: the config's ``hidden_size`` (``n_embd``), else the widest embedding's."""
+    config = getattr(model, "config", None)
+    for key in ("hidden_size", "n_embd", "d_model"):
+        value = getattr(config, key, None)
+        if isinstance(value, int):
+            return value
+    widths = [m.embedding_dim for m in model.modules() if isinstance(m, nn.Embedding)]
+    if not widths:
+        raise ProfilingError(
+            f"cannot tell the hidden size of {type(model).__name__}: it has no config and no embedding"
+        )
+    return max(widths)
+
+
+def _repeated_by_tp_ranks(record: OpRecord, hidden: int) -> bool:
+    """An op every tensor-parallel rank runs whole on the residual stream (a norm, a dropout, a residual add, and
+    their gradients), which sequence parallelism splits over the ranks (Korthikanti et al. 2022, section 4.2.2):
+    not a product, not attention, not an embedding, and its output as wide as the model."""
+    if op_class(record) not in ("pointwise", "norm", "movement") or "embedding" in record.op:
+        return False
+    return bool(record.output_shapes) and len(record.output_shapes[0]) >= 2 and record.output_shapes[0][-1] == hidden
 
 
 def _cut(model: nn.Module, path: str, keep: int) -> nn.Module:

@@ -17,7 +17,7 @@ from torch.utils._pytree import tree_map
 
 from torchcost.counting.failure import forward_failure
 from torchcost.counting.module_stack import ModuleStack
-from torchcost.emulate.on_meta import CudaDropout
+from torchcost.emulate.on_meta import CudaChoices
 from torchcost.errors import renamed
 from torchcost.hardware import hardware
 from torchcost.peak_memory.build import build, categories, peak_at
@@ -225,8 +225,8 @@ def _run(
     stack = ModuleStack(names)
     tracker = LifetimeTracker(stack, None if abstract else device_type, workspaces=target)
     _track_state(tracker, model, inputs, kwargs, optimizer, host_steps=target == "cuda")
-    dropout = CudaDropout() if abstract and target == "cuda" else contextlib.nullcontext()
-    with stack, tracker, dropout:
+    cuda_kernels = CudaChoices() if abstract and target == "cuda" else contextlib.nullcontext()
+    with stack, tracker, cuda_kernels:
         with torch.set_grad_enabled(settings.train), autocast_to(settings.autocast, device_type):
             output = _forward(model, stack, inputs, kwargs, abstract)
             loss = compute_loss(settings.loss, output) if settings.train else None
