@@ -16,8 +16,11 @@ def test_candidates_of_8_gpus():
     found = list(candidates(gpus=8, layers=4, global_batch=16, node_gpus=8, base=Layout(zero=1)))
     # (tp, pp): (1,1) (1,2) (1,4) (2,1) (2,2) (2,4) (4,1) (4,2) (8,1): pp divides both 8/tp and the 4 layers.
     # Microbatch sizes 1, 2, 4 where dp x size divides 16: all three but for dp 8 (size 4: 32 does not divide 16).
-    # 8 * 3 + 2 = 26 layouts, each with and without full recomputation
-    assert len(found) == 52
+    # 8 * 3 + 2 = 26 layouts. Interleaved (vpp 2, 4 where pp x vpp divides the 4 layers and pp the microbatches):
+    # only pp 2 with vpp 2, at (tp, dp) (1, 4) for sizes 1, 2 (4 and 2 microbatches; size 4 leaves 1), (2, 2) and
+    # (4, 1) for all three sizes: 8 more. 34 layouts, each with and without full recomputation
+    assert len(found) == 68
+    assert sum(layout.vpp == 2 for layout in found) == 16 and all(layout.vpp in (1, 2) for layout in found)
     assert all(layout.gpus == 8 and layout.global_batch == 16 and layout.zero == 1 for layout in found)
     assert all(layout.sp == (layout.tp > 1) for layout in found)
 

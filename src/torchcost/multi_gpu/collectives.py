@@ -7,17 +7,23 @@ gathered buffer) move ``(n - 1) / n * S``, as does an all-to-all of ``S`` bytes 
 send moves ``S``.
 Latency (NCCL ``src/graph/tuning.cc``, ring, Simple protocol): ``baseLat + steps * hwLat`` with 8.4 µs base and
 3.4 µs per NVLink step, 14 µs per network step; a ring all-reduce has ``2 (n - 1)`` steps, the others ``n - 1``.
+An all-reduce across nodes may take NCCL's tree instead, whichever its model says is faster: up and down a tree
+of the nodes, ``8.4 + 2 ((n / nodes - 1) 4.0 + log2(nodes) 14)`` µs, moving each byte twice at 92% of the bus
+bandwidth (tuning.cc: the tree's ``.92`` and its ``.5`` algorithm-bandwidth ratio).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from torchcost.hardware.interconnect import Interconnect
 
 BASE_LATENCY_S = 8.4e-6  # tuning.cc baseLat[Ring][Simple]
 NVLINK_STEP_S = 3.4e-6  # tuning.cc hwLat[NVLINK][Ring][Simple]
-NETWORK_STEP_S = 14.0e-6  # tuning.cc hwLat[NET][Ring][Simple]
+NETWORK_STEP_S = 14.0e-6  # tuning.cc hwLat[NET][Ring][Simple], as hwLat[NET][Tree][Simple]
+TREE_NVLINK_STEP_S = 4.0e-6  # tuning.cc hwLat[NVLINK][Tree][Simple]
+TREE_BUS_SHARE = 0.92  # tuning.cc: a tree all-reduce's bus bandwidth
 
 
 # bytes through each rank's link per byte of buffer, by group size (nccl-tests PERFORMANCE.md), and ring steps
@@ -54,4 +60,9 @@ def collective_s(kind: str, nbytes: float, group: Group, links: Interconnect) ->
     nodes = min(group.size, -(-group.size * group.stride // links.node_gpus))
     inter_steps = _steps(kind, nodes) if across else 0  # steps that leave a node (tuning.cc nInterSteps)
     latency = BASE_LATENCY_S + (steps - inter_steps) * NVLINK_STEP_S + inter_steps * NETWORK_STEP_S
-    return latency + _bus_factor(kind, group.size) * nbytes / bandwidth
+    ring = latency + _bus_factor(kind, group.size) * nbytes / bandwidth
+    if kind != "all_reduce" or not across:
+        return ring
+    hops = (group.size // nodes - 1) * TREE_NVLINK_STEP_S + math.log2(nodes) * NETWORK_STEP_S
+    tree = BASE_LATENCY_S + 2 * hops + 2 * nbytes / (TREE_BUS_SHARE * bandwidth)
+    return min(ring, tree)

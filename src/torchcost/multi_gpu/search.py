@@ -1,6 +1,7 @@
 """A layout search: every way to spread a step over N GPUs (tensor parallel within a node, pipeline stages that
-split the layers evenly, data parallel with the rest, a microbatch size, recomputation or not), each estimated
-with ``parallel()``, and the ones that fit ranked by step time, as Calculon (Isaev et al., SC'23) searches."""
+split the layers evenly, interleaved or not, data parallel with the rest, a microbatch size, recomputation or not),
+each estimated with ``parallel()``, and the ones that fit ranked by step time, as Calculon (Isaev et al., SC'23)
+searches."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from torchcost.multi_gpu.rank_probe import layer_list
 from torchcost.multi_gpu.result import ParallelEstimate
 
 MICROBATCHES = (1, 2, 4)  # sequences per microbatch tried
+INTERLEAVINGS = (1, 2, 4)  # model chunks per pipeline rank tried, when the base layout does not set one
 Progress = Callable[[int, int], None]  # (done, total)
 
 
@@ -45,27 +47,28 @@ class SearchResult:
 
 def candidates(gpus: int, layers: int, global_batch: int, node_gpus: int, base: Layout) -> Iterator[Layout]:
     """Layouts of exactly ``gpus`` GPUs for ``global_batch`` sequences per step; ``base`` gives the ZeRO stage, the
-    schedule and the context-parallel size. Tensor parallelism stays within a node and is a power of two; sequence
-    parallelism goes with it."""
+    context- and expert-parallel sizes, and the interleaving if above 1 (else 1, 2 and 4 are tried). Tensor
+    parallelism stays within a node and is a power of two; sequence parallelism goes with it. Interleaving needs
+    the microbatches in multiples of the pipeline stages (Megatron-LM's schedule)."""
     if gpus % base.cp:
         return
     ranks = gpus // base.cp  # what context parallelism leaves to the others
+    interleavings = INTERLEAVINGS if base.vpp == 1 else (base.vpp,)
     for tp in (t for t in (1, 2, 4, 8, 16) if t <= node_gpus and ranks % t == 0):
-        for pp in (p for p in range(1, ranks // tp + 1) if (ranks // tp) % p == 0 and layers % (p * base.vpp) == 0):
+        for pp in (p for p in range(1, ranks // tp + 1) if (ranks // tp) % p == 0):
             dp = ranks // (tp * pp)
             for microbatch in MICROBATCHES:
-                if global_batch % (dp * microbatch):
+                if global_batch % (dp * microbatch) or dp % base.ep:
                     continue
                 microbatches = global_batch // (dp * microbatch)
-                if dp % base.ep:
-                    continue
-                if base.vpp > 1 and microbatches % pp:
-                    continue
-                for recompute in ("none", "full"):
-                    yield replace(
-                        base, dp=dp, tp=tp, pp=pp, sp=tp > 1, microbatch=microbatch, microbatches=microbatches,
-                        recompute=recompute,
-                    )  # fmt: skip
+                for vpp in interleavings:
+                    if layers % (pp * vpp) or (vpp > 1 and (pp == 1 or microbatches % pp)):
+                        continue
+                    for recompute in ("none", "full"):
+                        yield replace(
+                            base, dp=dp, tp=tp, pp=pp, sp=tp > 1, microbatch=microbatch, microbatches=microbatches,
+                            vpp=vpp, recompute=recompute,
+                        )  # fmt: skip
 
 
 def search(

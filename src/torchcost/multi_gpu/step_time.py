@@ -4,8 +4,9 @@ Per microbatch a stage runs its layers' kernels forward and backward (and again 
 each layer's tensor-parallel collectives (Megatron's f and g operators: an all-reduce after attention and after
 the MLP, forward and backward; with sequence parallelism an all-gather and a reduce-scatter of the same buffer,
 Korthikanti et al. 2022, section 4.2.2), and its pipeline sends (one microbatch's hidden states forward, their
-gradient back, 1/tp of them with the scatter/gather optimisation of Narayanan et al. 2021, section 4.1). The 1F1B
-schedule runs ``microbatches`` of them plus a bubble of ``(pp - 1) / vpp`` more (ibid., section 2.2). Then the
+gradient back, 1/tp of them with the scatter/gather optimisation of Narayanan et al. 2021, section 4.1; vpp times
+as many under interleaving, ibid., section 2.2.2). The 1F1B schedule runs ``microbatches`` of them plus a bubble
+of ``(pp - 1) / vpp`` more (ibid., section 2.2). Then the
 data-parallel collectives: the gradient all-reduce (ZeRO 0), or reduce-scatter and the weights' all-gather
 (ZeRO 1 and 2, Megatron's distributed optimizer); with ZeRO-3 (FSDP) weights are gathered per microbatch for
 forward and again for backward, except the root's, which FSDP2 keeps gathered in between. A gradient
@@ -66,7 +67,7 @@ def step_time(layout: Layout, rank: RankCosts, given: StepInputs, links: Interco
     ring_s = max(0.0, _seconds(ring) / per_layer - rank.attention_s)
     sends = []
     if pp > 1:
-        send = Collective("pipeline send", "send", given.hidden_bytes / tp, pp, 2 * m, False, 0.0)
+        send = Collective("pipeline send", "send", given.hidden_bytes / tp, pp, 2 * m * layout.vpp, False, 0.0)
         sends.append(_timed(send, Group(pp, tp * layout.replicas), links))
     pp_s = _seconds(sends) / m
     collectives += ring + sends
