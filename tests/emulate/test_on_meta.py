@@ -32,9 +32,11 @@ def test_attention_with_dropout_runs_one_fused_kernel_as_on_cuda(dtype):
     assert "aten._scaled_dot_product_flash_attention_for_cpu" in ops and "aten.bmm" not in ops
 
 
-def test_attention_with_an_unaligned_head_size_keeps_the_reference():
-    # CUDA's fused kernels need a head size that is a multiple of 8 in fp16 (sdp_utils.cpp)
-    ops = attention_ops(36, torch.float16)
+@pytest.mark.parametrize("dropout", [0.0, 0.1])
+def test_attention_with_an_unaligned_head_size_keeps_the_reference(dropout):
+    # CUDA's fused kernels need a head size that is a multiple of 8 in fp16 (sdp_utils.cpp), whatever a CPU
+    # would choose (without dropout, its own fused kernel)
+    ops = attention_ops(36, torch.float16, dropout)
     assert "aten._scaled_dot_product_flash_attention_for_cpu" not in ops and "aten.bmm" in ops
 
 

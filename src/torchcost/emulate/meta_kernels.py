@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 from torch._ops import OpOverload
+from torch._subclasses.fake_tensor import FakeTensor
 from torch.nn.attention import SDPBackend
 from torch.utils._python_dispatch import _disable_current_modes
 
@@ -281,7 +282,7 @@ def sdpa_on_meta_as_cuda(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     a fused kernel (FlashAttention in fp16 and bf16, the memory-efficient kernel otherwise), which takes dropout
     and a mask and keeps only its output and the log-sum-exp for backward, whenever the head size suits it;
     otherwise NotImplemented."""
-    if not args or args[0].device.type == "cuda":
+    if not args or not (args[0].device.type == "meta" or isinstance(args[0], FakeTensor)):
         return NotImplemented
     call = _SdpaCall(*args, **kwargs)
     return call.flash_on_meta() if call.cuda_runs_fused() else NotImplemented
@@ -318,15 +319,17 @@ class _SdpaCall:
 
     def cuda_runs_fused(self) -> bool:
         """PyTorch's CUDA checks (``aten/src/ATen/native/transformers/cuda/sdp_utils.cpp``) that matter here: one
-        head size for queries, keys and values, a multiple of 8 in fp16 and bf16 (of 4 in fp32). Grouped keys and
-        values are left to the CPU's path, whose shapes the fused CPU kernel cannot take."""
+        head size for queries, keys and values, a multiple of 8 in fp16 and bf16 (of 4 in fp32; no other dtype).
+        Grouped keys and values are left to the CPU's path, whose shapes the fused CPU kernel cannot take."""
         query, key, value = self.query, self.key, self.value
         if any(t.numel() == 0 for t in (query, key, value)) or query.dim() != key.dim():
             return False
         if self.enable_gqa and query.dim() >= 3 and query.shape[-3] != key.shape[-3]:
             return False
+        if query.dtype not in (torch.float16, torch.bfloat16, torch.float32):
+            return False
         size = query.shape[-1]
-        aligned = size % (8 if query.dtype in (torch.float16, torch.bfloat16) else 4) == 0
+        aligned = size % (4 if query.dtype == torch.float32 else 8) == 0
         return aligned and key.shape[-1] == value.shape[-1] == size
 
     def flash_on_meta(self) -> torch.Tensor:

@@ -23,7 +23,8 @@ from torchcost.emulate.schema import updates_self
 class MetaFunctions:
     """What a model does on meta tensors that the dispatcher does not see, made as on a CPU while active:
 
-    - ``F.scaled_dot_product_attention`` runs the kernel a CPU would choose (see ``sdpa_on_meta``);
+    - ``F.scaled_dot_product_attention`` runs the kernel a CPU would choose (see ``sdpa_on_meta``), or CUDA's while
+      ``CudaChoices`` is active;
     - ``torch.tensor(data, device="meta")`` keeps its data as the tensor's value;
     - formatting a one-element meta tensor of known value (``f"expert_{index}"``) formats the value;
     - ``nn.MultiheadAttention`` and ``nn.TransformerEncoderLayer`` take their fused inference kernels only on
@@ -43,7 +44,7 @@ class MetaFunctions:
         sdpa, tensor, as_tensor = F.scaled_dot_product_attention, torch.tensor, torch.as_tensor
         format_ = torch.Tensor.__format__
         replaced: list[tuple[Any, str, Any]] = [
-            (F, "scaled_dot_product_attention", lambda *a, **k: _first(sdpa_on_meta(a, k), sdpa, a, k)),
+            (F, "scaled_dot_product_attention", lambda *a, **k: _first(_sdpa_choice(a, k), sdpa, a, k)),
             (torch, "tensor", lambda *a, **k: _first(self._tensor(tensor, a, k), tensor, a, k)),
             (torch, "as_tensor", lambda *a, **k: _first(self._tensor(as_tensor, a, k), as_tensor, a, k)),
             (torch.Tensor, "__format__", lambda t, spec: _first(self._format(t, spec), format_, (t, spec), {})),
@@ -91,8 +92,11 @@ class CudaChoices:
       fused kernel out.
     """
 
+    active = 0  # how many are entered: MetaFunctions then asks CUDA's choice of attention kernel too
+
     def __enter__(self) -> CudaChoices:
         _cache_function_sets()
+        CudaChoices.active += 1
         self._dropout, self._sdpa = F.dropout, F.scaled_dot_product_attention
         sdpa = self._sdpa
         F.dropout = self._fused_dropout
@@ -101,6 +105,7 @@ class CudaChoices:
 
     def __exit__(self, *exc: object) -> None:
         F.dropout, F.scaled_dot_product_attention = self._dropout, self._sdpa
+        CudaChoices.active -= 1
 
     def _fused_dropout(
         self, input: torch.Tensor, p: float = 0.5, training: bool = True, inplace: bool = False
@@ -108,6 +113,11 @@ class CudaChoices:
         if not training or inplace or not 0 < p < 1 or input.device.type == "cuda":
             return self._dropout(input, p, training, inplace)
         return torch.native_dropout(input, p, True)[0]
+
+
+def _sdpa_choice(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """The attention kernel a meta run takes: CUDA's choice while ``CudaChoices`` is active, else a CPU's."""
+    return (sdpa_on_meta_as_cuda if CudaChoices.active else sdpa_on_meta)(args, kwargs)
 
 
 def _cache_function_sets() -> None:

@@ -7,14 +7,15 @@ gathered buffer) move ``(n - 1) / n * S``, as does an all-to-all of ``S`` bytes 
 send moves ``S``.
 Latency (NCCL ``src/graph/tuning.cc``, ring, Simple protocol): ``baseLat + steps * hwLat`` with 8.4 µs base and
 3.4 µs per NVLink step, 14 µs per network step; a ring all-reduce has ``2 (n - 1)`` steps, the others ``n - 1``.
-An all-reduce across nodes may take NCCL's tree instead, whichever its model says is faster: up and down a tree
-of the nodes, ``8.4 + 2 ((n / nodes - 1) 4.0 + log2(nodes) 14)`` µs, moving each byte twice at 92% of the bus
-bandwidth (tuning.cc: the tree's ``.92`` and its ``.5`` algorithm-bandwidth ratio).
+An all-reduce across nodes may take NCCL's tree instead, when that model is faster: up and down a tree of the
+nodes, ``8.4 + 2 ((n / nodes - 1) 4.0 + floor(log2(nodes)) 14)`` µs, moving each byte twice at 92% of the bus
+bandwidth (tuning.cc: the tree's ``.92`` and its ``.5`` algorithm-bandwidth ratio), times tuning.cc's
+``treeCorrectionFactor`` for the Simple protocol by message size. NCCL's other protocols (LL, LL128), its other
+algorithms (NVLS, CollNet, PAT) and its extra ring latency across nodes are left out.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from torchcost.hardware.interconnect import Interconnect
@@ -24,6 +25,33 @@ NVLINK_STEP_S = 3.4e-6  # tuning.cc hwLat[NVLINK][Ring][Simple]
 NETWORK_STEP_S = 14.0e-6  # tuning.cc hwLat[NET][Ring][Simple], as hwLat[NET][Tree][Simple]
 TREE_NVLINK_STEP_S = 4.0e-6  # tuning.cc hwLat[NVLINK][Tree][Simple]
 TREE_BUS_SHARE = 0.92  # tuning.cc: a tree all-reduce's bus bandwidth
+# tuning.cc treeCorrectionFactor[Simple]: the tree's bandwidth by message size, 64 B x 2^i for i = 0, 1, ...
+TREE_CORRECTION = (
+    0.9,
+    0.9,
+    0.9,
+    0.9,
+    0.9,
+    0.9,
+    0.9,
+    0.8,
+    0.7,
+    0.6,
+    0.6,
+    0.5,
+    0.5,
+    0.5,
+    0.5,
+    0.6,
+    0.7,
+    0.8,
+    0.7,
+    0.7,
+    0.8,
+    0.9,
+    0.9,
+    0.9,
+)
 
 
 # bytes through each rank's link per byte of buffer, by group size (nccl-tests PERFORMANCE.md), and ring steps
@@ -63,6 +91,8 @@ def collective_s(kind: str, nbytes: float, group: Group, links: Interconnect) ->
     ring = latency + _bus_factor(kind, group.size) * nbytes / bandwidth
     if kind != "all_reduce" or not across:
         return ring
-    hops = (group.size // nodes - 1) * TREE_NVLINK_STEP_S + math.log2(nodes) * NETWORK_STEP_S
-    tree = BASE_LATENCY_S + 2 * hops + 2 * nbytes / (TREE_BUS_SHARE * bandwidth)
+    hops = (group.size // nodes - 1) * TREE_NVLINK_STEP_S + (nodes.bit_length() - 1) * NETWORK_STEP_S
+    size_class = int(nbytes) // 64
+    correction = TREE_CORRECTION[size_class.bit_length() - 1] if 1 <= size_class < 2 ** len(TREE_CORRECTION) else 1.0
+    tree = BASE_LATENCY_S + 2 * hops + 2 * nbytes / (TREE_BUS_SHARE * correction * bandwidth)
     return min(ring, tree)

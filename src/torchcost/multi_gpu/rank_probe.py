@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +25,6 @@ from torchcost.multi_gpu.tensor_parallel import TensorPlan, split_for_rank
 from torchcost.peak_memory import memory
 from torchcost.peak_memory.memory_profile import TimelinePoint
 from torchcost.predict import predict
-from torchcost.predict.taxonomy import op_class
 from torchcost.profiler import profile
 from torchcost.records import OpRecord
 from torchcost.tensors import dtype_name
@@ -143,11 +143,14 @@ def probe(
     attention = [i for i, record in enumerate(counted.records) if _is_attention(record)]
     for index in attention:
         device_s[index] *= share.cp
+    notes = list(split.notes)
     if share.sp and tp > 1:
-        width = hidden_size(model)
-        for index, record in enumerate(counted.records):
-            if _repeated_by_tp_ranks(record, width):
-                device_s[index] /= tp
+        whole = _cut(model, path, kept)
+        split_experts(whole, share.ep)
+        with CudaChoices():
+            unsplit = profile(whole, *args, device="meta", backward=True, dtype=dtype, **kwargs).records
+        for index in repeated_by_tp_ranks(counted.records, unsplit):
+            device_s[index] /= tp
     times = _times(counted.records, device_s, names, recompute)
     before = _modules_before(counted.records, names[0])
     params = _params(cut, names, before)
@@ -164,7 +167,7 @@ def probe(
         moe_layers=sum(any(_within(b, n) for b in blocks) for n in names) / kept,
         top_k=top_k_of(cut) if blocks else 1,
         attention_s=sum(device_s[i] for i in attention) / kept,
-        notes=tuple(split.notes),
+        notes=tuple(notes),
     )
 
 
@@ -183,13 +186,32 @@ def hidden_size(model: nn.Module) -> int:
     return max(widths)
 
 
-def _repeated_by_tp_ranks(record: OpRecord, hidden: int) -> bool:
-    """An op every tensor-parallel rank runs whole on the residual stream (a norm, a dropout, a residual add, and
-    their gradients), which sequence parallelism splits over the ranks (Korthikanti et al. 2022, section 4.2.2):
-    not a product, not attention, not an embedding, and its output as wide as the model."""
-    if op_class(record) not in ("pointwise", "norm", "movement") or "embedding" in record.op:
-        return False
-    return bool(record.output_shapes) and len(record.output_shapes[0]) >= 2 and record.output_shapes[0][-1] == hidden
+def repeated_by_tp_ranks(rank: list[OpRecord], whole: list[OpRecord]) -> list[int]:
+    """The ops of a tensor-parallel rank that every rank runs whole, which sequence parallelism splits over the
+    ranks' tokens (Korthikanti et al. 2022, section 4.2.2): the norms, dropouts and residual adds, their gradients,
+    and whatever the split left whole. Each op is matched with the unsplit model's (``whole``) by its phase, module
+    and place among that module's ops of its name; it is repeated when their shapes are the same, attention aside
+    (its queries need every key). An op one run has and the other not (a reshape that copies only when heads are
+    split) is not."""
+    unsplit = dict(zip(_op_keys(whole), whole, strict=True))
+    return [
+        index
+        for index, (key, mine) in enumerate(zip(_op_keys(rank), rank, strict=True))
+        if (other := unsplit.get(key)) is not None
+        and (mine.input_shapes, mine.output_shapes) == (other.input_shapes, other.output_shapes)
+        and not _is_attention(mine)
+    ]
+
+
+def _op_keys(records: list[OpRecord]) -> list[tuple[str, str, str, int]]:
+    """(phase, innermost module, op, how many of that op the module ran before in that phase) per record."""
+    seen: Counter[tuple[str, str, str]] = Counter()
+    keys = []
+    for record in records:
+        where = (record.phase, record.modules[-1] if record.modules else "", record.op)
+        keys.append((*where, seen[where]))
+        seen[where] += 1
+    return keys
 
 
 def _cut(model: nn.Module, path: str, keep: int) -> nn.Module:

@@ -87,9 +87,10 @@ def search(
     links = interconnect(hardware.key)
     found = list(candidates(gpus, len(layers), global_batch, links.node_gpus, base))
     if not found:
+        interleaved = f", each interleaved {base.vpp} times," if base.vpp > 1 else ""
         raise ProfilingError(
-            f"no layout of {gpus} GPUs runs {global_batch} sequences per step in equal pipeline stages of "
-            f"{len(layers)} layers; give a global batch that is a multiple of the data-parallel size"
+            f"no layout of {gpus} GPUs runs {global_batch} sequences per step in equal pipeline stages{interleaved} "
+            f"of {len(layers)} layers; give a global batch that is a multiple of the data-parallel size"
         )
     probes = Probes(model, token_inputs(model), training.seq_len, hardware, training.dtype)
     result = SearchResult(gpus, global_batch, tried=len(found))

@@ -135,7 +135,8 @@ def _streams(record: OpRecord) -> bool:
     """A dtype cast (an fp32 norm's upcast) or a concatenation of large contiguous pieces (an LLM's KV cache
     growing by a token): it streams, where other copies (a permuted tensor made contiguous, padding, gathers)
     read or write with strides. An H200 copies a contiguous tensor at 95% of an add's bandwidth
-    (``gpu-truth/h200-calibration.json``: 3.88 and 4.08 TB/s)."""
+    (``gpu-truth/h200-calibration.json``: 3.88 and 4.08 TB/s). Records keep no strides, so a cast that also
+    changes the layout (``.to(torch.float32, memory_format=torch.channels_last)``) is taken as streaming too."""
     name = record.op.removeprefix("aten.")
     if name == "_to_copy":
         return record.input_dtypes[:1] != record.output_dtypes[:1]
