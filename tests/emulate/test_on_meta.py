@@ -46,3 +46,19 @@ def test_dropout_keeps_a_one_byte_mask_as_on_cuda():
         records = torchcost.profile(nn.Dropout(0.1), x, device="meta", backward=True).records
     (dropout,) = [r for r in records if r.op == "aten.native_dropout"]
     assert dropout.output_dtypes == ("float32", "bool")
+
+
+class GroupedAttention(nn.Module):
+    def forward(self, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
+        return F.scaled_dot_product_attention(q, kv, kv, is_causal=True, enable_gqa=True)
+
+
+@pytest.mark.parametrize(("dtype", "fused"), [(torch.bfloat16, True), (torch.float32, False)])
+def test_grouped_query_attention_is_fused_in_half_precision_only(dtype, fused):
+    # 8 query heads over 2 key-value heads: FlashAttention takes them in fp16 and bf16; in fp32 CUDA has no fused
+    # kernel for grouped heads and computes the reference
+    q = torch.randn(2, 8, 64, 64, dtype=dtype, device="meta", requires_grad=True)
+    kv = torch.randn(2, 2, 64, 64, dtype=dtype, device="meta", requires_grad=True)
+    with CudaChoices():
+        ops = {r.op for r in torchcost.profile(GroupedAttention(), q, kv, device="meta", backward=True).records}
+    assert ("aten._scaled_dot_product_flash_attention_for_cpu" in ops) == fused

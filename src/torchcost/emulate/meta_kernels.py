@@ -319,17 +319,17 @@ class _SdpaCall:
 
     def cuda_runs_fused(self) -> bool:
         """PyTorch's CUDA checks (``aten/src/ATen/native/transformers/cuda/sdp_utils.cpp``) that matter here: one
-        head size for queries, keys and values, a multiple of 8 in fp16 and bf16 (of 4 in fp32; no other dtype).
-        Grouped keys and values are left to the CPU's path, whose shapes the fused CPU kernel cannot take."""
+        head size for queries, keys and values, a multiple of 8 in fp16 and bf16 (of 4 in fp32; no other dtype);
+        fewer key-value heads than query heads (``enable_gqa``) only in fp16 and bf16, FlashAttention's."""
         query, key, value = self.query, self.key, self.value
         if any(t.numel() == 0 for t in (query, key, value)) or query.dim() != key.dim():
             return False
-        if self.enable_gqa and query.dim() >= 3 and query.shape[-3] != key.shape[-3]:
-            return False
-        if query.dtype not in (torch.float16, torch.bfloat16, torch.float32):
+        grouped = self.enable_gqa and query.dim() >= 3 and query.shape[-3] != key.shape[-3]
+        half = query.dtype in (torch.float16, torch.bfloat16)
+        if not half and (grouped or query.dtype != torch.float32):
             return False
         size = query.shape[-1]
-        aligned = size % (4 if query.dtype == torch.float32 else 8) == 0
+        aligned = size % (8 if half else 4) == 0
         return aligned and key.shape[-1] == value.shape[-1] == size
 
     def flash_on_meta(self) -> torch.Tensor:
