@@ -44,7 +44,7 @@ def main() -> None:
     for estimate in result.ranked:
         print(
             f"  {estimate.layout.describe():60s} step {estimate.step.total_s:7.2f} s  MFU {estimate.mfu:.1%}  "
-            f"memory {(estimate.memory.total_bytes + estimate.context_bytes) / 1e9:5.1f} GB"
+            f"memory {estimate.device_bytes / 1e9:5.1f} GB"
         )
 
 

@@ -3,13 +3,11 @@ and per direction, from ``interconnects.toml``."""
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
 from typing import Any
 
 from torchcost.errors import ProfilingError
+from torchcost.hardware.spec import packaged_table
 
 
 @dataclass(frozen=True)
@@ -30,10 +28,8 @@ class Interconnect:
         }
 
 
-@cache
 def _table() -> dict[str, dict[str, Any]]:
-    text = resources.files("torchcost.hardware").joinpath("interconnects.toml").read_text(encoding="utf-8")
-    return tomllib.loads(text)
+    return packaged_table("interconnects.toml")
 
 
 def interconnect(key: str) -> Interconnect:

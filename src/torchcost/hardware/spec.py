@@ -69,9 +69,13 @@ class Hardware:
 
 
 @cache
+def packaged_table(name: str) -> dict[str, dict[str, Any]]:
+    """A TOML table shipped beside this module (``specs.toml``, ``interconnects.toml``), by entry key."""
+    return tomllib.loads(resources.files("torchcost.hardware").joinpath(name).read_text(encoding="utf-8"))
+
+
 def _table() -> dict[str, dict[str, Any]]:
-    text = resources.files("torchcost.hardware").joinpath("specs.toml").read_text(encoding="utf-8")
-    return tomllib.loads(text)
+    return packaged_table("specs.toml")
 
 
 def _from_entry(key: str, entry: dict[str, Any]) -> Hardware:

@@ -22,7 +22,7 @@ from torchcost.multi_gpu.layout import Layout
 from torchcost.multi_gpu.optimizer_state import state_bytes
 from torchcost.multi_gpu.rank_probe import RankCosts
 from torchcost.multi_gpu.result import RankMemory
-from torchcost.multi_gpu.step_time import stage_split
+from torchcost.multi_gpu.step_time import stage_ends, stage_split
 
 
 def in_flight(layout: Layout) -> float:
@@ -65,7 +65,7 @@ def rank_memory(
     if layout.zero < 3:
         moments = {"backward starts": weights + state + grads + saved + rank.transient}
     else:
-        root = (rank.first.params + (rank.last.params if layout.pp == 1 else 0)) * weight_bytes
+        root = sum(end.params for end in stage_ends(layout, rank)) * weight_bytes
         layer_weights = 2 * rank.layer.params * weight_bytes  # the layer running and the one prefetched
         gathered = root + layer_weights
         steady = weights + state + root

@@ -8,7 +8,6 @@ is split into what runs before the layers (the first pipeline stage's) and after
 from __future__ import annotations
 
 import copy
-import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from torchcost.multi_gpu.tensor_parallel import TensorPlan, split_for_rank
 from torchcost.peak_memory import memory
 from torchcost.peak_memory.memory_profile import TimelinePoint
 from torchcost.predict import predict
+from torchcost.predict.kernels import tensor_bytes
 from torchcost.profiler import profile
 from torchcost.records import OpRecord
 from torchcost.tensors import dtype_name
@@ -243,9 +243,7 @@ def _kv_bytes(records: list[OpRecord], model: nn.Module, cp: int) -> int:
     """Keys and values of one layer's fused attention (its second and third inputs), forward."""
     for record in records:
         if record.phase == "forward" and "scaled_dot_product" in record.op and len(record.input_shapes) >= 3:
-            numel = [math.prod(shape) for shape in record.input_shapes[1:3]]
-            itemsize: int = getattr(torch, record.input_dtypes[1]).itemsize  # "bfloat16" -> 2
-            return sum(numel) * itemsize
+            return sum(tensor_bytes(shape, record.input_dtypes[1]) for shape in record.input_shapes[1:3])
     if cp > 1:
         raise ProfilingError(
             f"context parallelism passes each layer's keys and values round a ring, and {type(model).__name__} runs "

@@ -98,10 +98,15 @@ class ParallelEstimate(Shown):
     notes: list[str] = field(default_factory=list)
 
     @property
+    def device_bytes(self) -> int:
+        """What the GPU holds at the peak: the rank's peak and the CUDA context beside the allocator."""
+        return self.memory.total_bytes + self.context_bytes
+
+    @property
     def fits(self) -> bool | None:
         if self.device_memory is None:
             return None
-        return self.memory.total_bytes + self.context_bytes <= self.device_memory
+        return self.device_bytes <= self.device_memory
 
     def to_dict(self) -> dict[str, Any]:
         return {

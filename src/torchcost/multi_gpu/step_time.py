@@ -38,11 +38,17 @@ class StepInputs:
     bandwidth: float | None  # the GPU's memory bandwidth, for the optimizer step
 
 
+def stage_ends(layout: Layout, rank: RankCosts, stage: str = "first") -> list[Part]:
+    """The parts outside the layers a pipeline stage runs: the first stage the embedding's side, the last the
+    head's, and a single stage both."""
+    if layout.pp == 1:
+        return [rank.first, rank.last]
+    return [rank.first if stage == "first" else rank.last]
+
+
 def stage_params(layout: Layout, rank: RankCosts, stage_layers: int, stage: str = "first") -> int:
     """Parameter elements one tensor-parallel rank of a pipeline stage holds (the first: with the embedding)."""
-    ends = rank.first.params if stage == "first" else rank.last.params
-    whole = rank.first.params + rank.last.params if layout.pp == 1 else ends
-    return rank.layer.params * stage_layers + whole
+    return rank.layer.params * stage_layers + sum(end.params for end in stage_ends(layout, rank, stage))
 
 
 def stage_split(layout: Layout, rank: RankCosts, stage_layers: int) -> tuple[int, int]:
@@ -129,7 +135,7 @@ def _seconds(collectives: list[Collective]) -> float:
 
 def _stage_parts(layout: Layout, rank: RankCosts, stage: str, stage_layers: int) -> tuple[float, float, float]:
     """(forward, backward with recomputation, recomputation) kernel seconds of one microbatch on a stage."""
-    ends: list[Part] = [rank.first, rank.last] if layout.pp == 1 else [rank.first if stage == "first" else rank.last]
+    ends = stage_ends(layout, rank, stage)
     layer = rank.layer
     forward = layer.forward_s * stage_layers + sum(end.forward_s for end in ends)
     recompute = layer.recompute_s * stage_layers

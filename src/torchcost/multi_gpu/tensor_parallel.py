@@ -132,14 +132,18 @@ def _matches(leaf: str, patterns: tuple[str, ...]) -> bool:
 
 
 def _is_matmul(module: nn.Module) -> bool:
-    """nn.Linear, or transformers' Conv1D (GPT-2: a linear layer whose weight is stored (in, out))."""
-    return isinstance(module, nn.Linear) or (type(module).__name__ == "Conv1D" and hasattr(module, "nf"))
+    return isinstance(module, nn.Linear) or _is_conv1d(module)
+
+
+def _is_conv1d(module: nn.Module) -> bool:
+    """transformers' Conv1D (GPT-2): a linear layer whose weight is stored (in, out)."""
+    return type(module).__name__ == "Conv1D" and hasattr(module, "nf")
 
 
 def _features(module: nn.Module) -> tuple[int, int]:
     """(out, in) features of a matmul module."""
     rows, columns = _weight(module).shape
-    return (columns, rows) if type(module).__name__ == "Conv1D" else (rows, columns)
+    return (columns, rows) if _is_conv1d(module) else (rows, columns)
 
 
 def _weight(module: nn.Module) -> nn.Parameter:
@@ -168,7 +172,7 @@ def _split_matmul(
     done: RankSplit,
     pad: bool = False,
 ) -> None:
-    conv1d = type(module).__name__ == "Conv1D"
+    conv1d = _is_conv1d(module)
     out_dim = 1 if conv1d else 0
     _split_weight(module, name, out_dim if column else 1 - out_dim, tp, replaced, done, pad)
     bias = getattr(module, "bias", None)

@@ -50,9 +50,9 @@ def estimate_tables(estimate: ParallelEstimate) -> RenderableType:
     apart = " (not all of the above at once)" if layout.zero == 3 else ""
     rank.add_row(f"peak, when {memory.peak_at}{apart}", si(memory.total_bytes, "B"))
     rank.add_row("CUDA context and libraries", si(estimate.context_bytes, "B"))
-    total = memory.total_bytes + estimate.context_bytes
     device = "" if estimate.device_memory is None else f" of {si(estimate.device_memory, 'B')}"
-    rank.add_row(Text("total", style="bold"), Text(f"{si(total, 'B')}{device} (fits: {_fits(estimate)})", style="bold"))
+    total = f"{si(estimate.device_bytes, 'B')}{device} (fits: {_fits(estimate)})"
+    rank.add_row(Text("total", style="bold"), Text(total, style="bold"))
     time = Table(title=Text(f"one step (critical stage: {step.critical_stage})"), title_justify="left")
     time.add_column("part", no_wrap=True)
     time.add_column("time", justify="right")
@@ -103,7 +103,7 @@ def search_table(result: SearchResult) -> RenderableType:
             seconds(step.total_s),
             f"{estimate.tokens_per_s:,.0f}",
             _mfu(estimate),
-            si(estimate.memory.total_bytes + estimate.context_bytes, "B"),
+            si(estimate.device_bytes, "B"),
             percent(step.bubble_s, step.total_s),
             percent(step.tp_comm_s, step.total_s),
             percent(step.dp_exposed_s, step.total_s),
@@ -128,7 +128,7 @@ def estimate_text(estimate: ParallelEstimate, width: int = 120) -> str:
 
 
 def estimate_line(estimate: ParallelEstimate) -> str:
-    memory = si(estimate.memory.total_bytes + estimate.context_bytes, "B")
+    memory = si(estimate.device_bytes, "B")
     return (
         f"<ParallelEstimate {estimate.model} on {estimate.layout.gpus} x {estimate.hardware} "
         f"({estimate.layout.describe()}): {memory} per GPU, step {seconds(estimate.step.total_s)}, "
