@@ -78,6 +78,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=MODELS)
     parser.add_argument("--repeats", type=int, default=REPEATS)
     parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--code", default="", help="what code was measured (a commit), kept with the results")
     args = parser.parse_args()
     load = os.getloadavg()[0]
     cases = []
@@ -93,6 +94,7 @@ def main() -> None:
             "torch": torch.__version__,
             "repeats": args.repeats,
             "load_average_at_start": load,
+            **({"code": args.code} if args.code else {}),
         },
         "median_auto_ratio": statistics.median(c["auto_ratio"] for c in cases),
         "median_cold_ratio": statistics.median(c["cold_ratio"] for c in cases),

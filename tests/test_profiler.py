@@ -380,3 +380,20 @@ def test_a_container_that_is_never_called_sums_the_modules_inside_it():
     assert rows["blocks"].memory_access.total == sum(rows[f"blocks.{i}"].memory_access.total for i in (0, 1))
     assert rows["blocks"].calls == 0
     assert rows["blocks"].macs + rows["parts"].macs == p.macs
+
+
+class EqualArguments(nn.Module):
+    """Arguments that compare equal (1 == 1.0 == True) but give outputs of different dtypes."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ids = x.long()
+        return (ids + 1).sum() + (ids + 1.0).sum() + (ids + True).sum()
+
+
+def test_meta_replays_tell_apart_arguments_that_compare_equal():
+    on_cpu = torchcost.profile(EqualArguments(), torch.ones(2, 3), device="cpu")
+    for _ in range(2):  # the second profile replays what the first learnt
+        on_meta = torchcost.profile(EqualArguments(), torch.ones(2, 3), device="meta")
+        assert [r.output_dtypes for r in on_meta.records] == [r.output_dtypes for r in on_cpu.records]
+    adds = [r.output_dtypes for r in on_cpu.records if r.op == "aten.add" and r.input_shapes[0] == (2, 3)]
+    assert adds == [("int64",), ("float32",), ("int64",)]  # ids + 1, ids + 1.0, ids + True

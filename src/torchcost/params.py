@@ -68,10 +68,11 @@ def unique_tensors(tensors: Iterable[torch.Tensor]) -> list[torch.Tensor]:
     for t in tensors:
         if id(t) in seen:
             continue
-        keys: list[object] = [id(t), _storage_key(t)]
-        if any(key in seen for key in keys):
+        storage = _storage_key(t)
+        if storage in seen:
             continue
-        seen.update(keys)
+        seen.add(id(t))
+        seen.add(storage)
         unique.append(t)
     return unique
 

@@ -49,13 +49,17 @@ def prepare(
     if inputs and input_size is not None:
         raise ProfilingError("give either example inputs or input_size=, not both")
     run_dtype = as_dtype(dtype)
-    if has_lazy_parameters(model):
+    tree = ModuleTree(model)
+    if has_lazy_parameters(tree):
         lazy_inputs = random_inputs(input_size, run_dtype or torch.float32, device_of(model)) if input_size else inputs
         model = initialized_copy(model, lazy_inputs, kwargs)
-    model_device = device_of(model)
+        tree = ModuleTree(model)
+    tensors = [*tree.members("_parameters"), *tree.members("_buffers")]  # each once, as parameters(), buffers()
+    model_device = next((t.device for t in tensors if not is_lazy(t)), torch.device("cpu"))  # device_of(model)
     run_device = checked_device(device) if device is not None else model_device
     needs_copy = run_device != model_device or (run_dtype is not None and _dtype_of(model) != run_dtype)
-    run_model = copy_to(model, run_device, run_dtype, channels_last) if needs_copy or channels_last else model
+    copying = needs_copy or channels_last
+    run_model = copy_to(model, run_device, run_dtype, channels_last, tensors) if copying else model
     if input_size is not None:
         inputs = random_inputs(input_size, run_dtype or torch.float32, run_device)
     inputs, kwargs = move((inputs, kwargs), run_device, run_dtype)
@@ -65,15 +69,20 @@ def prepare(
 
 
 def copy_to(
-    model: nn.Module, device: torch.device, dtype: torch.dtype | None, channels_last: bool = False
+    model: nn.Module,
+    device: torch.device,
+    dtype: torch.dtype | None,
+    channels_last: bool = False,
+    tensors: list[torch.Tensor] | None = None,
 ) -> nn.Module:
     """A deep copy of ``model`` on ``device`` (and ``dtype``; 4-D weights and buffers in ``torch.channels_last``
-    with ``channels_last``), tied weights still tied.
+    with ``channels_last``), tied weights still tied. ``tensors``: its parameters and buffers, when the caller
+    has them already.
 
     Each parameter and buffer is converted once, before copying, so moving to ``meta`` allocates nothing.
     """
     memo: dict[int, Any] = {}
-    for tensor in itertools.chain(model.parameters(), model.buffers()):
+    for tensor in itertools.chain(model.parameters(), model.buffers()) if tensors is None else tensors:
         cast = dtype if dtype is not None and tensor.is_floating_point() else None
         moved = tensor.detach().to(device=device, dtype=cast)
         if channels_last and moved.dim() == 4:  # what model.to(memory_format=torch.channels_last) converts
@@ -98,9 +107,18 @@ _ATOMIC = (type(None), bool, int, float, str)  # deepcopy returns these as they 
 
 
 def _plain_module_class(cls: type) -> bool:
-    return "__slots__" not in vars(cls) and all(
-        getattr(cls, name, None) is getattr(nn.Module, name, None) for name in _COPY_PROTOCOL
-    )
+    plain = _PLAIN_CLASSES.get(cls)
+    if plain is None:
+        plain = _PLAIN_CLASSES[cls] = "__slots__" not in vars(cls) and all(
+            getattr(cls, name, None) is getattr(nn.Module, name, None) for name in _COPY_PROTOCOL
+        )
+    return plain
+
+
+_PLAIN_CLASSES: dict[type, bool] = {}  # found once per class
+
+
+_EMPTY_CONTAINERS = (dict, OrderedDict, set)
 
 
 def _copy_module(module: nn.Module, memo: dict[int, Any]) -> nn.Module:
@@ -117,13 +135,15 @@ def _copy_module(module: nn.Module, memo: dict[int, Any]) -> nn.Module:
     state = {}
     for key, value in module.__dict__.items():
         kind = type(value)
-        if key == "_modules":
-            value = kind((n, None if m is None else _copy_module(m, memo)) for n, m in value.items())
-        elif kind in (dict, OrderedDict, set) and not value:  # the many empty hook dicts and sets
+        if kind in _ATOMIC:  # flags, sizes, names: deepcopy returns them as they are
+            pass
+        elif kind in _EMPTY_CONTAINERS and not value:  # the many empty hook dicts and sets
             value = kind()
+        elif key == "_modules":
+            value = kind((n, None if m is None else _copy_module(m, memo)) for n, m in value.items())
         elif key in ("_parameters", "_buffers") and kind in (dict, OrderedDict):
             value = kind((n, memo[id(t)] if id(t) in memo else copy.deepcopy(t, memo)) for n, t in value.items())
-        elif not (kind in _ATOMIC or (kind is tuple and all(type(item) in _ATOMIC for item in value))):
+        elif not (kind is tuple and all(type(item) in _ATOMIC for item in value)):
             value = copy.deepcopy(value, memo)
         state[key] = value
     if cls.__setstate__ is nn.Module.__setstate__:
@@ -140,9 +160,9 @@ def _channels_last(leaf: Any) -> Any:
     return leaf
 
 
-def has_lazy_parameters(model: nn.Module) -> bool:
+def has_lazy_parameters(tree: ModuleTree) -> bool:
     """``nn.LazyLinear`` and friends learn their weight shapes from the first input."""
-    return any(isinstance(p, nn.parameter.UninitializedParameter) for p in model.parameters())
+    return any(isinstance(p, nn.parameter.UninitializedParameter) for p in tree.members("_parameters"))
 
 
 def initialized_copy(model: nn.Module, inputs: tuple[Any, ...], kwargs: dict[str, Any]) -> nn.Module:

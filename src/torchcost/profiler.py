@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from torchcost.counting.collector import collector_paused
 from torchcost.counting.failure import forward_failure
 from torchcost.counting.fused import FusedCalls
 from torchcost.counting.mode import CountingMode
@@ -79,6 +80,23 @@ def profile(
     amp = autocast_dtype(autocast)
     if device == "auto":
         return _profile_auto(model, inputs, input_size, dtype, backward, kwargs, optimizer, amp, channels_last)
+    with collector_paused(pause=str(device) == "meta"):
+        return _profile_on(model, inputs, input_size, dtype, device, backward, kwargs, optimizer, amp, channels_last)
+
+
+def _profile_on(
+    model: nn.Module,
+    inputs: tuple[Any, ...],
+    input_size: InputSize | None,
+    dtype: torch.dtype | str | None,
+    device: torch.device | str | None,
+    backward: bool,
+    kwargs: dict[str, Any],
+    optimizer: OptimizerSpec | None,
+    amp: torch.dtype | None,
+    channels_last: bool,
+) -> Profile:
+    """``profile()`` on one device (``None``: the model's own)."""
     if input_size is not None and not inputs:  # made on the CPU, so that on meta their values are known
         inputs, input_size = random_inputs(input_size, torch.float32, torch.device("cpu")), None
     prepared = prepare(model, inputs, kwargs, input_size, dtype, device, channels_last)
@@ -90,7 +108,8 @@ def profile(
     step = steady_optimizer(run_model, optimizer) if optimizer is not None else None
     inputs, kwargs = prepared.inputs, prepared.kwargs
 
-    names = {id(module): name for name, module in named_modules(run_model)}
+    modules = named_modules(run_model)
+    names = {id(module): name for name, module in modules}
     state = ModelState(model, runs_itself=run_device == device_of(model))  # a copy elsewhere shares no tensor
     try:
         stack = ModuleStack(names)
@@ -102,7 +121,7 @@ def profile(
             FusedCalls(mode),
             CountedAutocast(amp, run_device) as mixed,
         ):
-            run_model.train(backward)
+            set_training(run_model, modules, backward)
             with torch.set_grad_enabled(backward), mixed.forward():
                 output = _forward(run_model, stack, inputs, kwargs, run_device)
             if backward:
@@ -122,6 +141,16 @@ def profile(
             "of one size without a capacity limit; count on the cpu (device='cpu') for a real routing"
         )
     return result
+
+
+def set_training(model: nn.Module, modules: list[tuple[str, nn.Module]], mode: bool) -> None:
+    """``model.train(mode)``; the flags set in one loop over ``model``'s ``modules`` when no class overrides
+    ``train``."""
+    if any(type(module).train is not nn.Module.train for _, module in modules):
+        model.train(mode)
+        return
+    for _, module in modules:
+        module.training = mode
 
 
 def _input_values(given: Any, moved: Any) -> MetaValues:

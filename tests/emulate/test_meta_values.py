@@ -103,3 +103,20 @@ def test_router_picks_on_meta_are_spread_evenly_and_the_expert_work_is_exact():
     assert on_meta.macs == on_cpu.macs == 320 + 2_560
     assert any("spread evenly" in note for note in on_meta.notes)
     assert not any("spread evenly" in note for note in on_cpu.notes)
+
+
+class FilledOnItsDevice(nn.Module):
+    """Makes tensors from arguments alone on its input's device (empty then filled, arange) and reads them back."""
+
+    def forward(self, x):
+        keep = int(torch.empty(1, dtype=torch.long, device=x.device).fill_(3).item())
+        steps = torch.arange(4, device=x.device).sum().item()
+        return x[:keep] * steps
+
+
+def test_tensors_made_from_arguments_alone_on_meta_keep_their_values():
+    x = torch.randn(5, 4)
+    for _ in range(2):  # the second time, the ops with no tensor input replay their meta outputs
+        on_meta = torchcost.profile(FilledOnItsDevice(), x, device="meta")
+        # the sum of 4 steps, then 3 rows kept of 4 times the steps' sum
+        assert on_meta.device == "meta" and on_meta.flops == 4 + 3 * 4

@@ -135,6 +135,80 @@ def rule_for(op: OpOverload) -> Rule | None:
     return None
 
 
+_INTS = {int}
+
+
+def _walk(tree: Any, found: list[torch.Tensor], key: list[Any] | None) -> bool:
+    """Append the tensors of an op's arguments to ``found`` and, unless ``key`` is None, what its outputs and cost
+    can depend on (each tensor's shape, dtype and strides; each other argument's type and value; each container's
+    type and length) to ``key``; whether every tensor is on meta. ``signature(strides=True)`` flattened: one walk
+    instead of two, and no tuple per container."""
+    on_meta = True
+    for leaf in tree.values() if type(tree) is dict else tree:
+        kind = type(leaf)
+        if kind in NO_TENSORS:
+            if key is not None:
+                key.append((kind, leaf))
+        elif isinstance(leaf, torch.Tensor):
+            found.append(leaf)
+            on_meta = on_meta and leaf.is_meta
+            if key is not None:
+                key.append((leaf.shape, leaf.dtype, leaf.stride() if leaf.layout == torch.strided else None))
+        elif kind is list or kind is tuple:
+            if key is not None:
+                if {*map(type, leaf)} == _INTS:  # a size, a stride, padding: its values as they are
+                    key.append((kind, tuple(leaf)))
+                    continue
+                key.append((kind, len(leaf), "items"))
+            on_meta = _walk(leaf, found, key) and on_meta
+        elif isinstance(leaf, list | tuple | dict):  # named tuples, torch.Size, keyword dicts
+            if key is not None:
+                key.append((kind, len(leaf), "items"))
+            on_meta = _walk(leaf, found, key) and on_meta
+        else:
+            inside = tensors_in(leaf)  # another pytree node, or a value (a generator, a complex number)
+            found += inside
+            on_meta = on_meta and all(t.is_meta for t in inside)
+            if key is not None:
+                key.append((kind, leaf) if not inside else [kind])  # a list: no key (unhashable), no replay
+    if key is not None and type(tree) is dict:
+        key.append(("keywords", *tree))
+    return on_meta
+
+
+def _meta_device(device: Any) -> bool:
+    return (isinstance(device, torch.device) and device.type == "meta") or device == "meta"
+
+
+def _replay_key(func: OpOverload, parts: list[Any]) -> Hashable:
+    """The key an op's replay is learnt under; None when an argument cannot be a dictionary key (a symbolic size).
+
+    On meta, an op that makes new tensors is a function of its signature: its outputs (shapes, strides, dtypes, no
+    data) and its cost are computed once per signature and then replayed, which skips PyTorch's Python meta kernels
+    on every repeated layer. An in-place op returns its first argument, unchanged on meta."""
+    key = (func, *parts)
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+class _OpFacts:
+    """What the dispatch reads of an op on every call, from its schema and tags (once per op)."""
+
+    __slots__ = ("copies", "family", "name", "recorded", "replayable", "rule")
+
+    def __init__(self, func: OpOverload) -> None:
+        self.rule = rule_for(func)
+        self.family = family_of(func)  # the family its formula was registered with, or ""
+        self.name = str(func.overloadpacket)  # its records' name ("aten.mm")
+        # its outputs on meta are a function of its signature: "new" tensors, or "self" (its first argument, in place)
+        self.replayable = "new" if returns_new_tensors(func) else "self" if updates_self(func) else None
+        self.copies = func.overloadpacket in _COPIES  # may copy between meta and a device with data
+        self.recorded = func.namespace != "profiler"  # the profiler's markers are not ops
+
+
 class Replays:
     """What counting learns of ops by their signatures, kept for the next profile in this process (a sweep, a
     comparison, a grid of batch sizes, a model whose blocks repeat): on meta, an op's outputs and cost, and what
@@ -180,11 +254,8 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self.records: list[OpRecord] = []
         self.recording = True
         self.phase: str | None = None  # a phase the caller names ("optimizer"); else forward or backward
-        self._rules: dict[OpOverload, Rule | None] = {}
-        self._families: dict[OpOverload, str] = {}  # the family each op's formula was registered with, or ""
         self._decomposing: list[list[OpCost | None]] = []
-        self._replayable: dict[OpOverload, str | None] = {}  # "new" tensors, "self" (in place), or None
-        self._names: dict[OpOverload, str] = {}  # op -> its record's name ("aten.mm")
+        self._facts: dict[OpOverload, _OpFacts] = {}
         learnt = REPLAYS.current()
         self._decomposed, self._on_meta = learnt.decomposed, learnt.on_meta
         self._pointwise_dtype, self._fixed = learnt.pointwise_dtype, learnt.fixed
@@ -194,35 +265,39 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self, func: OpOverload, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
     ) -> Any:
         kwargs = kwargs or {}
-        inputs = tensors_in((args, kwargs))  # walked once, shared by every stage below
-        if self.values is not None:
+        facts = self._facts.get(func)
+        if facts is None:
+            facts = self._facts[func] = _OpFacts(func)
+        # one walk of the arguments, shared by every stage below: their tensors and, on meta, the op's replay key
+        inputs: list[torch.Tensor] = []
+        parts: list[Any] | None = [] if facts.replayable else None
+        on_meta = _walk(args, inputs, parts) & _walk(kwargs, inputs, parts)
+        if self.values is not None and not on_meta:
             moved = self.values.on_meta((args, kwargs), inputs)
             if moved[0] is not args or moved[1] is not kwargs:
                 args, kwargs = moved
-                inputs = tensors_in((args, kwargs))
-        if func not in self._rules:
-            self._rules[func] = rule_for(func)
-            self._families[func] = family_of(func)
-            self._replayable[func] = "new" if returns_new_tensors(func) else "self" if updates_self(func) else None
-        meta_key = self._meta_key(func, args, kwargs, inputs)
+                inputs, parts = [], [] if facts.replayable else None
+                on_meta = _walk(args, inputs, parts) & _walk(kwargs, inputs, parts)
+        made_on_meta = bool(inputs) or _meta_device(kwargs.get("device"))  # empty(..., device="meta") has no inputs
+        meta_key = _replay_key(func, parts) if on_meta and made_on_meta and parts is not None else None
         value_runs = self._value_runs
-        if meta_key is not None and meta_key in self._on_meta:
-            spec, cost = self._on_meta[meta_key]
+        learnt = self._on_meta.get(meta_key) if meta_key is not None else None
+        if learnt is not None:
+            spec, cost = learnt
             out = args[0] if spec == "self" else _empty_meta(spec)
         else:
             out, cost = self._run(func, args, kwargs, inputs)
-            in_place = self._replayable[func] == "self"
-            spec = ("self" if out is args[0] else None) if in_place else _tensor_meta(out)
+            spec = ("self" if out is args[0] else None) if facts.replayable == "self" else _tensor_meta(out)
             if meta_key is not None and spec is not None and self._value_runs == value_runs:
-                self._on_meta[meta_key] = (spec, cost)
+                self._on_meta[meta_key] = learnt = (spec, cost)
         if self.values is not None and self._value_runs == value_runs:
             self.values.follow(func, args, kwargs, out, inputs)
-        if _crosses_meta(func, args, out):  # tolist(), or x[[0, 2]]'s index, on meta: a copy a CPU never makes
-            return out
+        if facts.copies and _crosses_meta(func, args, out):  # tolist(), or x[[0, 2]]'s index, on meta
+            return out  # a copy a CPU never makes
         if self._decomposing:
             self._decomposing[-1].append(cost)
-        elif self.recording and not self.modules.opaque and func.namespace != "profiler":  # markers are not ops
-            self._record(func, inputs, out, cost, meta_key if meta_key in self._on_meta else None)
+        elif self.recording and not self.modules.opaque and facts.recorded:
+            self._record(func, inputs, out, cost, meta_key if learnt is not None else None)
         return out
 
     def _emit(self, record: OpRecord) -> None:
@@ -232,7 +307,8 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
     def _run(
         self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any], inputs: list[torch.Tensor]
     ) -> tuple[Any, OpCost | None]:
-        rule = self._rules[func]
+        facts = self._facts[func]
+        rule = facts.rule
         if rule is None:
             return self._decompose(func, args, kwargs)
         out: Any = NotImplemented
@@ -242,7 +318,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             shortcut = META_SHORTCUTS.get(func)
             if shortcut is not None:
                 out = shortcut(args, kwargs)
-            if out is NotImplemented and self._replayable[func] == "new":
+            if out is NotImplemented and facts.replayable == "new":
                 learn = pointwise_on_meta_key(func, args, kwargs)
                 if learn in self._pointwise_dtype:
                     shape = positional[0].shape
@@ -270,22 +346,6 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
                 raise
             self._value_runs += 1
             return out
-
-    def _meta_key(
-        self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any], tensors: list[torch.Tensor]
-    ) -> Hashable:
-        """On meta, an op that makes new tensors is a function of its signature: its outputs (shapes,
-        strides, dtypes, no data) and its cost are computed once per signature and then replayed, which
-        skips PyTorch's Python meta kernels on every repeated layer. An in-place op returns its first
-        argument, unchanged on meta."""
-        if not self._replayable[func]:
-            return None
-        if not tensors or any(t.device.type != "meta" for t in tensors):
-            return None
-        try:
-            return (func, signature((args, kwargs), strides=True))
-        except TypeError:
-            return None
 
     def _apply(self, rule: Rule, call: OpCall) -> OpCost | None:
         try:
@@ -362,9 +422,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             cost = OpCost(
                 bytes_read=sum(tensor_bytes(t) for t in inputs), bytes_written=sum(tensor_bytes(t) for t in outputs)
             )
-        name = self._names.get(func)
-        if name is None:
-            name = self._names[func] = str(func.overloadpacket)
+        facts = self._facts[func]
         shapes_in, shapes_out = shapes(inputs), shapes(outputs)
         dtypes_in, dtypes_out = dtype_names(inputs), dtype_names(outputs)
-        return name, cost, shapes_in, shapes_out, counted, dtypes_in, dtypes_out, self._families[func]
+        return facts.name, cost, shapes_in, shapes_out, counted, dtypes_in, dtypes_out, facts.family

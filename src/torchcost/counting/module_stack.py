@@ -62,11 +62,14 @@ class ModuleStack:
         if name is None:
             return
         self.forward.append(name)
-        self.forward_inputs.append(shapes_of(args))  # shapes, not the tensors: holding them would change lifetimes
+        # shapes, not the tensors: a module whose forward never returns (checkpointing stops a recomputation
+        # early) would keep them alive
+        self.forward_inputs.append(shapes_of(args))
         self.calls[name] = self.calls.get(name, 0) + 1
         if not self.opaque and find_module_formula(module) is not None:
             self.opaque.append(name)
-        self._on_gradients(args, lambda: self._remove(self.backward, name))
+        if torch.is_grad_enabled():
+            self._on_gradients(args, lambda: self._remove(self.backward, name))
 
     def _leave_forward(self, module: torch.nn.Module, args: Any, output: Any) -> None:
         name = self.names.get(id(module))
@@ -74,10 +77,15 @@ class ModuleStack:
             return
         if self.opaque == [name]:
             self._apply_module_formula(module, name, args, output)
-        index = len(self.forward) - 1 - self.forward[::-1].index(name)
-        del self.forward[index], self.forward_inputs[index]
-        self.output_shapes.setdefault(name, list(shapes_of(output)))
-        self._on_gradients(output, lambda: self.backward.append(name))
+        if self.forward[-1] == name:  # the usual case: the innermost module returns
+            del self.forward[-1], self.forward_inputs[-1]
+        else:
+            index = len(self.forward) - 1 - self.forward[::-1].index(name)
+            del self.forward[index], self.forward_inputs[index]
+        if name not in self.output_shapes:
+            self.output_shapes[name] = list(shapes_of(output))
+        if torch.is_grad_enabled():
+            self._on_gradients(output, lambda: self.backward.append(name))
 
     def _apply_module_formula(self, module: torch.nn.Module, name: str, args: Any, output: Any) -> None:
         """The module's cost by its user formula, as one record in place of the ops its forward ran."""
@@ -100,8 +108,8 @@ class ModuleStack:
             self.emit(record)
 
     def _on_gradients(self, tree: Any, action: Callable[[], None]) -> None:
-        if not torch.is_grad_enabled():  # inference: no backward to follow
-            return
+        """Run ``action`` when the gradients of the tensors in ``tree`` arrive (with grad enabled: in inference
+        there is no backward to follow)."""
         tensors = [t for t in tensors_in(tree) if t.requires_grad]
         if tensors:
             self._handles.append(register_multi_grad_hook(tensors, lambda grad: action(), mode="any"))

@@ -49,6 +49,8 @@ class MetaValues:
         # are not among them, an answer a set gives at once where the weak dictionaries hash a weak reference
         self._ids: set[int] = set()
         self.spread_picks = 0  # top-k / argmax picks among unknown values given even-spread values (see follow)
+        # the id sets of this store and of every store it falls back to
+        self._id_sets: tuple[set[int], ...] = (self._ids, *(fallback._id_sets if fallback is not None else ()))
 
     def seed(self, meta: torch.Tensor, value: torch.Tensor) -> None:
         """``meta`` holds ``value`` (an input moved to meta, say)."""
@@ -97,8 +99,14 @@ class MetaValues:
     ) -> None:
         """Keep the values of ``out`` (the op's meta result) when they can be computed; mark tensors the op
         wrote as unknown when they cannot. ``inputs``: the argument tensors, when the caller has them already."""
-        # most ops of a model: an argument's value is unknown, and there are no known elements to move
-        if self._unknown_result(func, tensors_in((args, kwargs)) if inputs is None else inputs):
+        inputs = tensors_in((args, kwargs)) if inputs is None else inputs
+        if self._nothing_to_follow(func, inputs):  # most ops of a model, answered from sets of ids
+            return
+        if not inputs and isinstance(out, torch.Tensor):  # a creation op (empty, zeros, arange): the usual one
+            self._follow_creation(func, args, kwargs, out)
+            return
+        # an argument's value is unknown, and there are no known elements to move
+        if self._unknown_result(func, inputs):
             self._mark_written(func, args, kwargs)
             self._spread(func, args, kwargs, out)
             return
@@ -117,6 +125,33 @@ class MetaValues:
         for meta, value in zip(outputs, [t for t in tensors_in(computed)], strict=False):
             if meta.shape == value.shape and meta.dtype == value.dtype:
                 self.seed(meta, value)
+
+    def _follow_creation(
+        self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any], out: torch.Tensor
+    ) -> None:
+        """``follow`` for an op with no tensor argument and one tensor result: its values come from its arguments
+        alone, computed on the CPU."""
+        if not is_meta(out) or (out.numel() > self.max_elements and not func.is_view):
+            return
+        try:
+            value = func(*_map_leaves(_off_meta, args), **_map_leaves(_off_meta, kwargs))
+        except Exception:
+            return
+        if isinstance(value, torch.Tensor) and value.shape == out.shape and value.dtype == out.dtype:
+            self.seed(out, value)
+
+    def _nothing_to_follow(self, func: OpOverload, tensors: list[torch.Tensor]) -> bool:
+        """What ``follow`` does for most ops, found from sets of ids: nothing, because the op writes no argument in
+        place, picks no positions, and one of its meta arguments is a tensor no store ever knew (for an op that
+        moves elements: none of them is)."""
+        moves, writes, picks = _follow_facts(func)
+        if writes or picks:
+            return False
+        chain = self._id_sets
+        if moves:
+            metas = [t for t in tensors if is_meta(t)]
+            return bool(metas) and not any(id(t) in ids for t in metas for ids in chain)
+        return any(not any(id(t) in ids for ids in chain) and is_meta(t) for t in tensors)
 
     def _unknown_result(self, func: OpOverload, tensors: list[torch.Tensor]) -> bool:
         """Whether an op on these arguments has no value to compute (a meta argument is unknown) and no known
@@ -328,6 +363,13 @@ def _mixes_devices(tensors: list[torch.Tensor]) -> bool:
 
 def _storage(tensor: torch.Tensor) -> StorageWeakRef:
     return StorageWeakRef(tensor.untyped_storage())  # type: ignore[no-untyped-call]
+
+
+@functools.cache
+def _follow_facts(func: OpOverload) -> tuple[bool, bool, bool]:
+    """Whether an op moves elements without combining them, writes an argument in place, picks positions."""
+    packet = func.overloadpacket
+    return packet in MOVES_ELEMENTS, bool(_writes(func)), packet in SPREAD_PICKS
 
 
 @functools.cache
