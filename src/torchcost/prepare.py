@@ -7,7 +7,7 @@ import copy
 import itertools
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
@@ -55,7 +55,7 @@ def prepare(
         model = initialized_copy(model, lazy_inputs, kwargs)
         tree = ModuleTree(model)
     tensors = [*tree.members("_parameters"), *tree.members("_buffers")]  # each once, as parameters(), buffers()
-    model_device = next((t.device for t in tensors if not is_lazy(t)), torch.device("cpu"))  # device_of(model)
+    model_device = _device_among(tensors)
     run_device = checked_device(device) if device is not None else model_device
     needs_copy = run_device != model_device or (run_dtype is not None and _dtype_of(model) != run_dtype)
     copying = needs_copy or channels_last
@@ -209,9 +209,12 @@ def checked_device(device: torch.device | str) -> torch.device:
 
 def device_of(model: nn.Module) -> torch.device:
     """The device of the model's first parameter or buffer that is not lazy (cpu when it has none)."""
-    tensors = itertools.chain(model.parameters(), model.buffers())
-    tensor = next((t for t in tensors if not is_lazy(t)), None)
-    return tensor.device if tensor is not None else torch.device("cpu")
+    return _device_among(itertools.chain(model.parameters(), model.buffers()))
+
+
+def _device_among(tensors: Iterable[torch.Tensor]) -> torch.device:
+    """The device of the first tensor that is not lazy (cpu when there is none)."""
+    return next((t.device for t in tensors if not is_lazy(t)), torch.device("cpu"))
 
 
 @overload

@@ -78,8 +78,16 @@ def profile(
         kwargs: keyword inputs of the model's forward.
     """
     amp = autocast_dtype(autocast)
-    if device == "auto":
-        return _profile_auto(model, inputs, input_size, dtype, backward, kwargs, optimizer, amp, channels_last)
+    if device == "auto":  # meta first; the model's own device when the forward needs real data
+        settings: dict[str, Any] = {
+            "input_size": input_size,
+            "dtype": dtype,
+            "backward": backward,
+            "optimizer": optimizer,
+            "autocast": amp,
+            "channels_last": channels_last,
+        }
+        return meta_then_device(model, lambda run_on: profile(model, *inputs, device=run_on, **settings, **kwargs))
     with collector_paused(pause=str(device) == "meta"):
         return _profile_on(model, inputs, input_size, dtype, device, backward, kwargs, optimizer, amp, channels_last)
 
@@ -121,7 +129,7 @@ def _profile_on(
             FusedCalls(mode),
             CountedAutocast(amp, run_device) as mixed,
         ):
-            set_training(run_model, modules, backward)
+            _set_training(run_model, modules, backward)
             with torch.set_grad_enabled(backward), mixed.forward():
                 output = _forward(run_model, stack, inputs, kwargs, run_device)
             if backward:
@@ -143,7 +151,7 @@ def _profile_on(
     return result
 
 
-def set_training(model: nn.Module, modules: list[tuple[str, nn.Module]], mode: bool) -> None:
+def _set_training(model: nn.Module, modules: list[tuple[str, nn.Module]], mode: bool) -> None:
     """``model.train(mode)``; the flags set in one loop over ``model``'s ``modules`` when no class overrides
     ``train``."""
     if any(type(module).train is not nn.Module.train for _, module in modules):
@@ -160,29 +168,6 @@ def _input_values(given: Any, moved: Any) -> MetaValues:
         if meta.device.type == "meta" and original.device.type != "meta":
             values.seed(meta, original.detach().to("cpu", meta.dtype))
     return values
-
-
-def _profile_auto(
-    model: nn.Module,
-    inputs: tuple[Any, ...],
-    input_size: InputSize | None,
-    dtype: torch.dtype | str | None,
-    backward: bool,
-    kwargs: dict[str, Any],
-    optimizer: OptimizerSpec | None,
-    autocast: torch.dtype | None,
-    channels_last: bool,
-) -> Profile:
-    """Meta first; the model's own device when the forward needs real data."""
-    settings: dict[str, Any] = {
-        "input_size": input_size,
-        "dtype": dtype,
-        "backward": backward,
-        "optimizer": optimizer,
-        "autocast": autocast,
-        "channels_last": channels_last,
-    }
-    return meta_then_device(model, lambda run_on: profile(model, *inputs, device=run_on, **settings, **kwargs))
 
 
 def _forward(

@@ -28,30 +28,6 @@ Rule = Callable[[OpCall], OpCost]
 Fixed = tuple[str, OpCost, tuple[Shape, ...], tuple[Shape, ...], bool, tuple[str, ...], tuple[str, ...], str]
 
 
-def signature(tree: Any, strides: bool = False) -> Hashable:
-    """What an op's FLOPs and MACs can depend on: tensor shapes and dtypes and the other arguments' values
-    (with ``strides``, also what the layout of its outputs can depend on).
-
-    Raises ``TypeError`` for an argument that cannot be a dictionary key (symbolic sizes, for one).
-    """
-    kind = type(tree)
-    if kind in NO_TENSORS:  # most arguments: sizes, flags, dtypes
-        return (kind, tree)
-    if isinstance(tree, torch.Tensor):
-        layout = tree.stride() if strides and tree.layout == torch.strided else None
-        return (tuple(tree.shape), tree.dtype, "meta" if tree.is_meta else tree.device.type, layout)
-    if kind is list or kind is tuple:
-        if all(type(leaf) is int for leaf in tree):  # a size, a stride, padding: its values as they are
-            return (kind, "ints", tuple(tree))
-        return (kind, *[signature(leaf, strides) for leaf in tree])
-    if isinstance(tree, list | tuple):  # named tuples
-        return (kind, *(signature(leaf, strides) for leaf in tree))
-    if isinstance(tree, dict):
-        return ("dict", *((key, signature(leaf, strides)) for key, leaf in tree.items()))
-    hash(tree)
-    return (type(tree).__name__, tree)
-
-
 TensorMeta = tuple[tuple[int, ...], tuple[int, ...], torch.dtype]
 
 
@@ -73,10 +49,7 @@ def pointwise_on_meta_key(op: OpOverload, args: tuple[Any, ...], kwargs: dict[st
     if not tensors or any(t.shape != tensors[0].shape or not t.is_contiguous() for t in tensors):
         return None
     loose = [(t.dtype, t.dim() == 0) if isinstance(t, torch.Tensor) else t for t in args]  # 0-dim: promotion differs
-    try:
-        return (op, signature(loose), signature(kwargs))
-    except TypeError:
-        return None
+    return _signature_key(op, loose, kwargs)
 
 
 def _empty_meta(spec: TensorMeta | tuple[TensorMeta, ...]) -> Any:
@@ -141,8 +114,8 @@ _INTS = {int}
 def _walk(tree: Any, found: list[torch.Tensor], key: list[Any] | None) -> bool:
     """Append the tensors of an op's arguments to ``found`` and, unless ``key`` is None, what its outputs and cost
     can depend on (each tensor's shape, dtype and strides; each other argument's type and value; each container's
-    type and length) to ``key``; whether every tensor is on meta. ``signature(strides=True)`` flattened: one walk
-    instead of two, and no tuple per container."""
+    type and length) to ``key``; whether every tensor is on meta. One flat list, not a tuple per container: this
+    runs for every op."""
     on_meta = True
     for leaf in tree.values() if type(tree) is dict else tree:
         kind = type(leaf)
@@ -154,15 +127,11 @@ def _walk(tree: Any, found: list[torch.Tensor], key: list[Any] | None) -> bool:
             on_meta = on_meta and leaf.is_meta
             if key is not None:
                 key.append((leaf.shape, leaf.dtype, leaf.stride() if leaf.layout == torch.strided else None))
-        elif kind is list or kind is tuple:
+        elif isinstance(leaf, list | tuple | dict):  # also named tuples, torch.Size, keyword dicts
             if key is not None:
-                if {*map(type, leaf)} == _INTS:  # a size, a stride, padding: its values as they are
+                if (kind is list or kind is tuple) and {*map(type, leaf)} == _INTS:  # a size, a stride, padding
                     key.append((kind, tuple(leaf)))
                     continue
-                key.append((kind, len(leaf), "items"))
-            on_meta = _walk(leaf, found, key) and on_meta
-        elif isinstance(leaf, list | tuple | dict):  # named tuples, torch.Size, keyword dicts
-            if key is not None:
                 key.append((kind, len(leaf), "items"))
             on_meta = _walk(leaf, found, key) and on_meta
         else:
@@ -177,15 +146,17 @@ def _walk(tree: Any, found: list[torch.Tensor], key: list[Any] | None) -> bool:
 
 
 def _meta_device(device: Any) -> bool:
-    return (isinstance(device, torch.device) and device.type == "meta") or device == "meta"
+    return isinstance(device, torch.device) and device.type == "meta"
 
 
-def _replay_key(func: OpOverload, parts: list[Any]) -> Hashable:
-    """The key an op's replay is learnt under; None when an argument cannot be a dictionary key (a symbolic size).
-
-    On meta, an op that makes new tensors is a function of its signature: its outputs (shapes, strides, dtypes, no
-    data) and its cost are computed once per signature and then replayed, which skips PyTorch's Python meta kernels
-    on every repeated layer. An in-place op returns its first argument, unchanged on meta."""
+def _signature_key(func: OpOverload, args: Any, kwargs: Any) -> Hashable:
+    """What an op's outputs and cost can depend on: the op, its arguments as ``_walk`` keys them, and the devices
+    of their tensors; None when an argument cannot be a dictionary key."""
+    found: list[torch.Tensor] = []
+    parts: list[Any] = []
+    _walk(args, found, parts)
+    _walk(kwargs, found, parts)
+    parts.append(tuple(t.device.type for t in found))
     key = (func, *parts)
     try:
         hash(key)
@@ -278,10 +249,16 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
                 args, kwargs = moved
                 inputs, parts = [], [] if facts.replayable else None
                 on_meta = _walk(args, inputs, parts) & _walk(kwargs, inputs, parts)
+        # on meta, an op that makes new tensors is a function of its signature: its outputs (shapes, strides, dtypes,
+        # no data) and its cost are computed once per signature and then replayed, which skips PyTorch's Python meta
+        # kernels on every repeated layer; an in-place op returns its first argument, unchanged on meta
         made_on_meta = bool(inputs) or _meta_device(kwargs.get("device"))  # empty(..., device="meta") has no inputs
-        meta_key = _replay_key(func, parts) if on_meta and made_on_meta and parts is not None else None
+        meta_key = (func, *parts) if on_meta and made_on_meta and parts is not None else None
+        try:
+            learnt = self._on_meta.get(meta_key) if meta_key is not None else None
+        except TypeError:  # an argument that cannot be a dictionary key (a symbolic size): no replay
+            meta_key = learnt = None
         value_runs = self._value_runs
-        learnt = self._on_meta.get(meta_key) if meta_key is not None else None
         if learnt is not None:
             spec, cost = learnt
             out = args[0] if spec == "self" else _empty_meta(spec)
@@ -361,10 +338,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         Counts depend only on the signature, so the decomposition runs once per signature; later calls run
         the op itself and reuse its counts."""
         args, kwargs = _scalars_on_meta((args, kwargs))
-        try:
-            key: Hashable = (func, signature((args, kwargs)))
-        except TypeError:
-            key = None
+        key = _signature_key(func, args, kwargs)
         if key is not None and key in self._decomposed:
             try:
                 out = self._kernel(func, args, kwargs)

@@ -73,7 +73,7 @@ class MetaValues:
 
     def _may_know(self, key: int) -> bool:
         """Whether this store or one it falls back to was ever given a tensor with this id."""
-        return key in self._ids or (self.fallback is not None and self.fallback._may_know(key))
+        return any(key in ids for ids in self._id_sets)
 
     def compute(self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """``func`` run on the values of its meta arguments (on the CPU); NotImplemented if one is unknown."""
@@ -100,12 +100,10 @@ class MetaValues:
         """Keep the values of ``out`` (the op's meta result) when they can be computed; mark tensors the op
         wrote as unknown when they cannot. ``inputs``: the argument tensors, when the caller has them already."""
         inputs = tensors_in((args, kwargs)) if inputs is None else inputs
-        if self._nothing_to_follow(func, inputs):  # most ops of a model, answered from sets of ids
-            return
         if not inputs and isinstance(out, torch.Tensor):  # a creation op (empty, zeros, arange): the usual one
             self._follow_creation(func, args, kwargs, out)
             return
-        # an argument's value is unknown, and there are no known elements to move
+        # most ops of a model: an argument's value is unknown, and there are no known elements to move
         if self._unknown_result(func, inputs):
             self._mark_written(func, args, kwargs)
             self._spread(func, args, kwargs, out)
@@ -131,7 +129,7 @@ class MetaValues:
     ) -> None:
         """``follow`` for an op with no tensor argument and one tensor result: its values come from its arguments
         alone, computed on the CPU."""
-        if not is_meta(out) or (out.numel() > self.max_elements and not func.is_view):
+        if not is_meta(out) or out.numel() > self.max_elements:
             return
         try:
             value = func(*_map_leaves(_off_meta, args), **_map_leaves(_off_meta, kwargs))
@@ -140,26 +138,13 @@ class MetaValues:
         if isinstance(value, torch.Tensor) and value.shape == out.shape and value.dtype == out.dtype:
             self.seed(out, value)
 
-    def _nothing_to_follow(self, func: OpOverload, tensors: list[torch.Tensor]) -> bool:
-        """What ``follow`` does for most ops, found from sets of ids: nothing, because the op writes no argument in
-        place, picks no positions, and one of its meta arguments is a tensor no store ever knew (for an op that
-        moves elements: none of them is)."""
-        moves, writes, picks = _follow_facts(func)
-        if writes or picks:
-            return False
-        chain = self._id_sets
-        if moves:
-            metas = [t for t in tensors if is_meta(t)]
-            return bool(metas) and not any(id(t) in ids for t in metas for ids in chain)
-        return any(not any(id(t) in ids for ids in chain) and is_meta(t) for t in tensors)
-
     def _unknown_result(self, func: OpOverload, tensors: list[torch.Tensor]) -> bool:
         """Whether an op on these arguments has no value to compute (a meta argument is unknown) and no known
         elements to move (it combines elements, or none of its meta arguments is even partly known)."""
-        metas = [tensor for tensor in tensors if is_meta(tensor)]
-        if func.overloadpacket in MOVES_ELEMENTS:
+        if _moves_elements(func):
+            metas = [tensor for tensor in tensors if is_meta(tensor)]
             return bool(metas) and not any(self._partly_known(tensor) for tensor in metas)
-        return any(self.get(tensor) is None for tensor in metas)
+        return any(self.get(tensor) is None for tensor in tensors if is_meta(tensor))  # to the first unknown
 
     def _mark_written(self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """The storages an op of unknown result wrote in place hold unknown values from now on."""
@@ -175,7 +160,7 @@ class MetaValues:
         """Ops that only move elements (``cat``, views, casts) keep the values of the elements that are known: the
         validity channel that GLM-5-Next's indexer concatenates to its keys, and splits off again, stays known.
         Each element's value and whether it is known go through the op side by side."""
-        if func.overloadpacket not in MOVES_ELEMENTS:  # first: this runs for every op of unknown result
+        if not _moves_elements(func):  # first: this runs for every op of unknown result
             return
         metas = [t for t in tensors_in((args, kwargs)) if is_meta(t)]
         if not any(self._partly_known(t) for t in metas):
@@ -204,6 +189,8 @@ class MetaValues:
                 self._ids.add(id(meta))
 
     def _partly_known(self, tensor: torch.Tensor) -> bool:
+        if not self._may_know(id(tensor)):  # most tensors: the answer from sets of ids
+            return False
         if self.get(tensor) is not None:
             return True
         return id(tensor) in self._ids and tensor in self._partial and _storage(tensor) not in self._unknown
@@ -366,10 +353,8 @@ def _storage(tensor: torch.Tensor) -> StorageWeakRef:
 
 
 @functools.cache
-def _follow_facts(func: OpOverload) -> tuple[bool, bool, bool]:
-    """Whether an op moves elements without combining them, writes an argument in place, picks positions."""
-    packet = func.overloadpacket
-    return packet in MOVES_ELEMENTS, bool(_writes(func)), packet in SPREAD_PICKS
+def _moves_elements(func: OpOverload) -> bool:
+    return func.overloadpacket in MOVES_ELEMENTS
 
 
 @functools.cache

@@ -26,32 +26,8 @@ NETWORK_STEP_S = 14.0e-6  # tuning.cc hwLat[NET][Ring][Simple], as hwLat[NET][Tr
 TREE_NVLINK_STEP_S = 4.0e-6  # tuning.cc hwLat[NVLINK][Tree][Simple]
 TREE_BUS_SHARE = 0.92  # tuning.cc: a tree all-reduce's bus bandwidth
 # tuning.cc treeCorrectionFactor[Simple]: the tree's bandwidth by message size, 64 B x 2^i for i = 0, 1, ...
-TREE_CORRECTION = (
-    0.9,
-    0.9,
-    0.9,
-    0.9,
-    0.9,
-    0.9,
-    0.9,
-    0.8,
-    0.7,
-    0.6,
-    0.6,
-    0.5,
-    0.5,
-    0.5,
-    0.5,
-    0.6,
-    0.7,
-    0.8,
-    0.7,
-    0.7,
-    0.8,
-    0.9,
-    0.9,
-    0.9,
-)
+TREE_CORRECTION = (0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.8, 0.7, 0.6, 0.6, 0.5, 0.5, 0.5, 0.5, 0.6, 0.7, 0.8, 0.7,
+                   0.7, 0.8, 0.9, 0.9, 0.9)  # fmt: skip
 
 
 # bytes through each rank's link per byte of buffer, by group size (nccl-tests PERFORMANCE.md), and ring steps
