@@ -1,11 +1,14 @@
 """What profiling costs against one plain forward pass, at the machine's default thread count (what a user gets).
 
 For each torchvision model: the median of REPEATS plain forwards (eval, ``torch.no_grad()``), of ``profile(model,
-x)`` with its default ``device="auto"`` (a meta copy: no kernel computes) twice, once with what counting learnt of
-the ops' signatures in earlier calls (``counting.mode.REPLAYS``: a sweep, a comparison, a batch grid) and once
-with it forgotten before each call ("cold": the first profile of a model in a process), and of ``profile(model,
-x, device="cpu")`` (the forward runs under the counting mode), interleaved in one process so that the machine's
-state is shared by all. Results go to bench/results/profile_cost.json; run on a quiet machine:
+x)`` with its default ``device="auto"`` (a meta copy: no kernel computes) twice, once with what earlier calls on
+the model left (what counting learnt of the ops' signatures, ``counting.mode.REPLAYS``, and the model's meta copy,
+``meta_copies.META_COPIES``: a sweep, a comparison, a batch grid) and once on a model object never profiled, with
+what was learnt of signatures forgotten for that call ("cold": the first profile of a model in a process; the
+object is a ``deepcopy`` made before the clock starts), and of ``profile(model, x, device="cpu")`` (the forward
+runs under the counting mode), interleaved in one process so that the machine's state is shared by all; then the
+first CALLS profiles of a fresh model object, in order (a meta copy is kept from a model's second profile on, and
+lent from its third). Results go to bench/results/profile_cost.json; run on a quiet machine:
 
     .venv/bin/python bench/profile_cost.py
     .venv/bin/python bench/profile_cost.py --models resnet18 --repeats 3     # a check
@@ -14,6 +17,8 @@ state is shared by all. Results go to bench/results/profile_cost.json; run on a 
 from __future__ import annotations
 
 import argparse
+import copy
+import functools
 import json
 import os
 import statistics
@@ -32,6 +37,7 @@ RESULTS = HERE / "results" / "profile_cost.json"
 MODELS = ["resnet18", "resnet50", "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0", "convnext_tiny",
           "vit_b_16"]  # fmt: skip
 REPEATS = 7
+CALLS = 5
 
 
 def seconds(fn: Any) -> float:
@@ -48,9 +54,15 @@ def case(name: str, repeats: int) -> dict[str, Any]:
         with torch.no_grad():
             model(x)
 
+    unseen = [copy.deepcopy(model) for _ in range(repeats + 1)]  # for the cold calls, one each
+
     def cold() -> None:
+        kept = dict(vars(REPLAYS))  # put back after: the other calls keep what they learnt
         REPLAYS.clear()
-        torchcost.profile(model, x)
+        try:
+            torchcost.profile(unseen.pop(), x)
+        finally:
+            vars(REPLAYS).update(kept)
 
     runs: dict[str, list[float]] = {"forward": [], "auto": [], "cold": [], "cpu": []}
     calls = {"forward": forward, "auto": lambda: torchcost.profile(model, x), "cold": cold, "cpu": lambda: (
@@ -61,8 +73,13 @@ def case(name: str, repeats: int) -> dict[str, Any]:
         for kind, call in calls.items():
             runs[kind].append(seconds(call))
     median = {kind: statistics.median(times) for kind, times in runs.items()}
+    in_order = []  # a model object's first CALLS profiles, one list per fresh object
+    for _ in range(repeats):
+        again = functools.partial(torchcost.profile, copy.deepcopy(model), x)
+        in_order.append([seconds(again) for _ in range(CALLS)])
     return {
         "model": name,
+        "profile_calls_s": [statistics.median(times[i] for times in in_order) for i in range(CALLS)],
         "forward_s": median["forward"],
         "profile_auto_s": median["auto"],
         "profile_cold_s": median["cold"],
@@ -85,8 +102,10 @@ def main() -> None:
     for name in args.models:
         cases.append(case(name, args.repeats))
         c = cases[-1]
+        in_order = ", ".join(f"{t * 1e3:.1f}" for t in c["profile_calls_s"])
         print(f"{name}: forward {c['forward_s'] * 1e3:.1f} ms, profile {c['auto_ratio']:.2f}x (auto), "
-              f"{c['cold_ratio']:.2f}x (auto, cold), {c['cpu_ratio']:.2f}x (cpu)", flush=True)  # fmt: skip
+              f"{c['cold_ratio']:.2f}x (auto, cold), {c['cpu_ratio']:.2f}x (cpu); calls 1-{CALLS} of one model: "
+              f"{in_order} ms", flush=True)  # fmt: skip
     data = {
         "environment": {
             "date": time.strftime("%Y-%m-%d"),

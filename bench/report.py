@@ -732,16 +732,18 @@ def profile_cost_section() -> str:
     before = json.loads(before_path.read_text()) if before_path.exists() else None
     earlier = {c["model"]: c for c in before["cases"]} if before else {}
     cold = "median_cold_ratio" in data  # what was learnt of the ops' signatures forgotten before each call
+    in_order = "profile_calls_s" in data["cases"][0]  # a model object's first profiles, in order
     lines = [
         [c["model"], f"{c['forward_s'] * 1e3:.1f} ms", _ratio_and_time(c, "auto")]
         + ([_ratio_and_time(c, "cold")] if cold else [])
         + [f"{c['cpu_ratio']:.2f}x"]
+        + ([", ".join(f"{t * 1e3:.1f}" for t in c["profile_calls_s"])] if in_order else [])
         + ([_ratio_and_time(earlier[c["model"]], "auto") if c["model"] in earlier else "-"] if before else [])
         for c in data["cases"]
     ]
     cold_text = (
-        f", {data['median_cold_ratio']:.2f}x when nothing was learnt of the ops' signatures before the call (cold: "
-        "the first profile of a model in a process)"
+        f", {data['median_cold_ratio']:.2f}x when nothing was learnt of the ops' signatures and no meta copy was kept "
+        "before the call (cold: the first profile of a model in a process)"
         if cold
         else ""
     )
@@ -766,6 +768,7 @@ def profile_cost_section() -> str:
                 ["model (batch 1, 224x224)", "forward", "profile (auto)"]
                 + (["profile (auto, cold)"] if cold else [])
                 + ["profile (cpu)"]
+                + ([f"profiles 1-{len(data['cases'][0]['profile_calls_s'])} of one model (ms)"] if in_order else [])
                 + (["profile (auto), earlier code"] if before else []),
                 lines,
             ),

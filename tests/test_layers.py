@@ -13,7 +13,7 @@ ROOT = Path(torchcost.__file__).parent
 FLOORS = [  # lowest first: the top-level names of src/torchcost on each floor
     {"errors", "units", "tensors", "display", "version"},
     {"records"},
-    {"params", "prepare", "step"},
+    {"params", "prepare", "meta_copies", "step"},
     {"emulate"},
     {"counting"},
     {"profiler"},

@@ -17,6 +17,7 @@ from torch.nn.parameter import is_lazy
 from torch.utils._pytree import tree_map
 
 from torchcost.errors import InputMismatchError, ProfilingError
+from torchcost.meta_copies import META_COPIES, CopyWatch
 from torchcost.params import ModuleTree, unique_parameters
 from torchcost.units import SHORT_DTYPE_NAMES
 
@@ -43,14 +44,18 @@ def prepare(
     dtype: torch.dtype | str | None,
     device: torch.device | str | None,
     channels_last: bool = False,
+    reuse_meta_copy: bool = False,
 ) -> Prepared:
     """Inputs and model on the run device and dtype (and with ``channels_last``, 4-D weights and floating-point
-    inputs in that memory format); the user's model is copied, never moved."""
+    inputs in that memory format); the user's model is copied, never moved. ``reuse_meta_copy``: a copy on meta
+    may be one made for an earlier call, while neither the model nor it changed (``meta_copies.py``); the caller
+    hands it back with ``META_COPIES.returned`` after running it."""
     if inputs and input_size is not None:
         raise ProfilingError("give either example inputs or input_size=, not both")
     run_dtype = as_dtype(dtype)
     tree = ModuleTree(model)
-    if has_lazy_parameters(tree):
+    lazy = has_lazy_parameters(tree)
+    if lazy:
         lazy_inputs = random_inputs(input_size, run_dtype or torch.float32, device_of(model)) if input_size else inputs
         model = initialized_copy(model, lazy_inputs, kwargs)
         tree = ModuleTree(model)
@@ -59,7 +64,17 @@ def prepare(
     run_device = checked_device(device) if device is not None else model_device
     needs_copy = run_device != model_device or (run_dtype is not None and _dtype_of(model) != run_dtype)
     copying = needs_copy or channels_last
-    run_model = copy_to(model, run_device, run_dtype, channels_last, tensors) if copying else model
+    run_model = model
+    if copying and reuse_meta_copy and run_device.type == "meta" and not lazy:  # a lazy model's copy is new each time
+        run_model = META_COPIES.copy(
+            model,
+            [module for _, module in tree.modules],
+            tensors,
+            (run_dtype, channels_last),
+            lambda watch: copy_to(model, run_device, run_dtype, channels_last, tensors, watch),
+        )
+    elif copying:
+        run_model = copy_to(model, run_device, run_dtype, channels_last, tensors)
     if input_size is not None:
         inputs = random_inputs(input_size, run_dtype or torch.float32, run_device)
     inputs, kwargs = move((inputs, kwargs), run_device, run_dtype)
@@ -74,10 +89,11 @@ def copy_to(
     dtype: torch.dtype | None,
     channels_last: bool = False,
     tensors: list[torch.Tensor] | None = None,
+    watch: CopyWatch | None = None,
 ) -> nn.Module:
     """A deep copy of ``model`` on ``device`` (and ``dtype``; 4-D weights and buffers in ``torch.channels_last``
     with ``channels_last``), tied weights still tied. ``tensors``: its parameters and buffers, when the caller
-    has them already.
+    has them already. ``watch``: told what the copy read and made, for snapshots of both (``meta_copies.py``).
 
     Each parameter and buffer is converted once, before copying, so moving to ``meta`` allocates nothing.
     """
@@ -95,7 +111,10 @@ def copy_to(
         warnings.filterwarnings("ignore", message="Accessing the data pointer of FakeTensor")
         # torch 2.11 warns when its own tree specs (an unflattened program's) are copied
         warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
-        return _copy_module(model, memo)
+        copied = _copy_module(model, memo, watch)
+    if watch is not None:
+        watch.copies = memo
+    return copied
 
 
 # What copy.deepcopy consults on a class. A module class that defines none of these beyond nn.Module's, or only
@@ -121,35 +140,57 @@ _PLAIN_CLASSES: dict[type, bool] = {}  # found once per class
 _EMPTY_CONTAINERS = (dict, OrderedDict, set)
 
 
-def _copy_module(module: nn.Module, memo: dict[int, Any]) -> nn.Module:
+def _copy_module(module: nn.Module, memo: dict[int, Any], watch: CopyWatch | None = None) -> nn.Module:
     """``copy.deepcopy(module, memo)``, a module tree at a time: its children copied the same way, its parameters
-    and buffers taken from ``memo`` (converted already), every other field deep-copied."""
+    and buffers taken from ``memo`` (converted already), every other field deep-copied. ``watch`` hears each
+    table and container read and the one made of it, and each value deep-copied."""
     if id(module) in memo:
         copied: nn.Module = memo[id(module)]
         return copied
     cls = type(module)
     if not _plain_module_class(cls):
+        if watch is not None:
+            watch.whole = False  # pickle's protocol reads what it likes
         return copy.deepcopy(module, memo)
     new = cls.__new__(cls)
     memo[id(module)] = new
     state = {}
-    for key, value in module.__dict__.items():
-        kind = type(value)
+    for key, read in module.__dict__.items():
+        kind = type(read)
         if kind in _ATOMIC:  # flags, sizes, names: deepcopy returns them as they are
-            pass
-        elif kind in _EMPTY_CONTAINERS and not value:  # the many empty hook dicts and sets
+            value = read
+        elif kind in _EMPTY_CONTAINERS and not read:  # the many empty hook dicts and sets
             value = kind()
+            if watch is not None:
+                watch.empty.append(read)
+                watch.made_empty.append(value)
+            state[key] = value
+            continue
         elif key == "_modules":
-            value = kind((n, None if m is None else _copy_module(m, memo)) for n, m in value.items())
+            value = kind((n, None if m is None else _copy_module(m, memo, watch)) for n, m in read.items())
         elif key in ("_parameters", "_buffers") and kind in (dict, OrderedDict):
-            value = kind((n, memo[id(t)] if id(t) in memo else copy.deepcopy(t, memo)) for n, t in value.items())
-        elif not (kind is tuple and all(type(item) in _ATOMIC for item in value)):
-            value = copy.deepcopy(value, memo)
+            value = kind((n, memo[id(t)] if id(t) in memo else copy.deepcopy(t, memo)) for n, t in read.items())
+        elif kind is tuple and all(type(item) in _ATOMIC for item in read):
+            value = read
+        else:
+            value = copy.deepcopy(read, memo)
+            if watch is not None:
+                watch.deep.append((read, value))
+            state[key] = value
+            continue
+        if watch is not None and value is not read:
+            watch.read.append(read)
+            watch.made.append(value)
         state[key] = value
     if cls.__setstate__ is nn.Module.__setstate__:
         new.__dict__.update(state)
     else:
         new.__setstate__(state)  # type: ignore[no-untyped-call]
+        if watch is not None and new.__dict__.keys() != state.keys():
+            watch.whole = False  # fields the class made itself, unseen
+    if watch is not None:
+        watch.read.append(module.__dict__)
+        watch.made.append(new.__dict__)
     return new
 
 

@@ -20,6 +20,7 @@ from torchcost.emulate.autocast import CountedAutocast
 from torchcost.emulate.meta_values import BUILT, MetaValues
 from torchcost.emulate.on_meta import MetaFunctions
 from torchcost.errors import ProfilingError as ProfilingError  # re-exported: it was defined here
+from torchcost.meta_copies import META_COPIES
 from torchcost.params import ModuleTree, count_params, named_modules, params_per_module, size_bytes, size_if
 from torchcost.prepare import InputSize, ModelState, device_of, meta_then_device, prepare, random_inputs
 from torchcost.records import (
@@ -107,16 +108,19 @@ def _profile_on(
     """``profile()`` on one device (``None``: the model's own)."""
     if input_size is not None and not inputs:  # made on the CPU, so that on meta their values are known
         inputs, input_size = random_inputs(input_size, torch.float32, torch.device("cpu")), None
-    prepared = prepare(model, inputs, kwargs, input_size, dtype, device, channels_last)
+    backward = backward or optimizer is not None
+    prepared = prepare(model, inputs, kwargs, input_size, dtype, device, channels_last, reuse_meta_copy=not backward)
     run_model, run_device = prepared.model, prepared.device
     values = _input_values((inputs, kwargs), (prepared.inputs, prepared.kwargs)) if run_device.type == "meta" else None
-    backward = backward or optimizer is not None
     if optimizer is not None and run_model is model:
         run_model = training_copy(model)
     step = steady_optimizer(run_model, optimizer) if optimizer is not None else None
     inputs, kwargs = prepared.inputs, prepared.kwargs
 
-    modules = named_modules(run_model)
+    # what is known of a lent meta copy, as made: the facts of its tree found after an earlier run on it
+    derived = META_COPIES.derived(model, run_model)
+    facts: _TreeFacts | None = derived.get("tree") if derived is not None else None
+    modules = facts.modules if facts is not None else named_modules(run_model)
     names = {id(module): name for name, module in modules}
     state = ModelState(model, runs_itself=run_device == device_of(model))  # a copy elsewhere shares no tensor
     try:
@@ -138,7 +142,12 @@ def _profile_on(
                 counted_step(step, mode)
     finally:
         state.restore()
-    result = _build_profile(run_model, inputs, kwargs, run_device, backward, mode.records, stack)
+        unchanged = derived is not None and META_COPIES.returned(model, run_model)
+    if facts is None or not unchanged:
+        facts = _TreeFacts(run_model)  # walked after the run: a forward may add modules
+        if derived is not None and unchanged:
+            derived["tree"] = facts
+    result = _build_profile(run_model, facts, inputs, kwargs, run_device, backward, mode.records, stack)
     result.autocast = None if amp is None else dtype_name(amp)
     result.channels_last = channels_last
     result.training = training_step(result, optimizer_name(optimizer)) if optimizer is not None else None
@@ -153,12 +162,13 @@ def _profile_on(
 
 def _set_training(model: nn.Module, modules: list[tuple[str, nn.Module]], mode: bool) -> None:
     """``model.train(mode)``; the flags set in one loop over ``model``'s ``modules`` when no class overrides
-    ``train``."""
-    if any(type(module).train is not nn.Module.train for _, module in modules):
+    ``train`` or ``__setattr__``."""
+    classes = {type(module) for _, module in modules}
+    if any(cls.train is not nn.Module.train or cls.__setattr__ is not nn.Module.__setattr__ for cls in classes):
         model.train(mode)
         return
     for _, module in modules:
-        module.training = mode
+        module.__dict__["training"] = mode  # where nn.Module.__setattr__ puts a flag
 
 
 def _input_values(given: Any, moved: Any) -> MetaValues:
@@ -196,8 +206,33 @@ def _backward(output: Any, mode: CountingMode) -> None:
     torch.autograd.backward(roots, seeds)
 
 
+class _TreeFacts:
+    """What a profile says of a model's tree, whatever ran: its parameters, sizes and modules. Kept with a meta copy
+    that is lent again unchanged (``META_COPIES.derived``)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        tree = ModuleTree(model)
+        self.modules = tree.modules  # as named_modules(model)
+        self.params = count_params(tree)
+        self.size_bytes = size_bytes(tree)
+        self.size_if = size_if(tree)
+        per_module = params_per_module(tree)
+        # each module's name, class name, depth, parameters with its children's, and its own parameters
+        self.rows = [
+            (
+                name,
+                type(module).__name__,
+                0 if name == "" else name.count(".") + 1,
+                per_module[name],
+                sum(p.numel() for p in module._parameters.values() if p is not None),
+            )
+            for name, module in tree.modules
+        ]
+
+
 def _build_profile(
     model: nn.Module,
+    facts: _TreeFacts,
     inputs: tuple[Any, ...],
     kwargs: dict[str, Any],
     device: torch.device,
@@ -206,21 +241,20 @@ def _build_profile(
     stack: ModuleStack,
 ) -> Profile:
     counted = [r for r in records if r.counted]
-    tree = ModuleTree(model)  # walked after the run: a forward may add modules
     return Profile(
         model=type(model).__name__,
         inputs=_input_specs(inputs, kwargs),
         device=str(device),
         backward=backward,
-        params=count_params(tree),
-        size_bytes=size_bytes(tree),
-        size_if=size_if(tree),
+        params=facts.params,
+        size_bytes=facts.size_bytes,
+        size_if=dict(facts.size_if),
         macs=sum(r.cost.macs for r in counted),
         flops=sum(r.cost.flops for r in counted),
         memory_access=MemoryAccess(
             read=sum(r.cost.bytes_read for r in records), write=sum(r.cost.bytes_written for r in records)
         ),
-        modules=_module_stats(tree, records, stack),
+        modules=_module_stats(facts, records, stack),
         operators=_operator_stats(counted),
         uncounted=[UncountedOp(op, n) for op, n in Counter(r.op for r in records if not r.counted).most_common()],
         records=records,
@@ -234,31 +268,51 @@ def _input_specs(inputs: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Tensor
     return [TensorSpec(tuple(t.shape), dtype_name(t.dtype), name) for name, t in named]
 
 
-def _module_stats(tree: ModuleTree, records: list[OpRecord], stack: ModuleStack) -> list[ModuleStats]:
+def _module_stats(facts: _TreeFacts, records: list[OpRecord], stack: ModuleStack) -> list[ModuleStats]:
     stats: dict[str, ModuleStats] = {}
-    params = params_per_module(tree)
-    for name, module in tree.modules:
+    for name, kind, depth, params, own_params in facts.rows:
         stats[name] = ModuleStats(
             name=name,
-            type=type(module).__name__,
-            depth=0 if name == "" else name.count(".") + 1,
-            params=params[name],
-            own_params=sum(p.numel() for p in module._parameters.values() if p is not None),
+            type=kind,
+            depth=depth,
+            params=params,
+            own_params=own_params,
             calls=stack.calls.get(name, 0),
             output_shapes=list(stack.output_shapes.get(name, [])),
             user_formula=name in stack.user_formula,
         )
-    containers = _containers(stats)
     by_path: dict[tuple[str, ...], OpCost] = {}  # the ops under each stack of modules, summed first
     for record in records:
         summed = by_path.get(record.modules)
         by_path[record.modules] = record.cost if summed is None else summed + record.cost
-    for path, cost in by_path.items():
-        for name in path:
-            stats[name].add(cost)
-        for container in {c for module in path for c in containers.get(module, ())}:
-            stats[container].add(cost)
+    # a module's row sums the stacks it is on; each stack holds a module once, so that is the sum, over the stacks
+    # that end in it, of the ops under that stack and every longer stack that starts with it
+    for path, cost in _under_each_stack(by_path).items():
+        stats[path[-1]].add(cost)
+    containers = _containers(stats)
+    if containers:
+        for path, cost in by_path.items():
+            for container in {c for module in path for c in containers.get(module, ())}:
+                stats[container].add(cost)
     return list(stats.values())
+
+
+def _under_each_stack(by_path: dict[tuple[str, ...], OpCost]) -> dict[tuple[str, ...], OpCost]:
+    """For every stack of modules that ops ran under, and every outer part of one, the cost of the ops under it
+    (``by_path``: of the ops under exactly that stack), each stack's sum handed to its outer part once."""
+    by_depth: dict[int, dict[tuple[str, ...], OpCost]] = {}
+    for path, cost in by_path.items():
+        if path:
+            by_depth.setdefault(len(path), {})[path] = cost
+    under: dict[tuple[str, ...], OpCost] = {}
+    for depth in range(max(by_depth, default=0), 0, -1):
+        for path, cost in by_depth.get(depth, {}).items():
+            under[path] = cost
+            if depth > 1:
+                outer = by_depth.setdefault(depth - 1, {})
+                known = outer.get(path[:-1])
+                outer[path[:-1]] = cost if known is None else known + cost
+    return under
 
 
 def _containers(stats: dict[str, ModuleStats]) -> dict[str, list[str]]:

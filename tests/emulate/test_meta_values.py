@@ -120,3 +120,24 @@ def test_tensors_made_from_arguments_alone_on_meta_keep_their_values():
         on_meta = torchcost.profile(FilledOnItsDevice(), x, device="meta")
         # the sum of 4 steps, then 3 rows kept of 4 times the steps' sum
         assert on_meta.device == "meta" and on_meta.flops == 4 + 3 * 4
+
+
+class LongestPlusNothing(nn.Module):
+    """Adds the sum of none of the weights' outputs to the longest length: a tensor with no elements has no value
+    that could be unknown, and its sum is zero."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, x, lengths):
+        none_from_weights = self.lin(x)[:0]
+        longest = int(lengths.max() + none_from_weights.sum())
+        return self.lin(x[:, :longest].repeat(1, 4 // longest))
+
+
+def test_tensors_without_elements_have_known_values_on_meta():
+    x, lengths = torch.randn(3, 4), torch.tensor([1, 2])
+    found = torchcost.profile(LongestPlusNothing(), x, lengths)
+    assert found.device == "meta"  # without that rule, the maximum is unknown on meta and the profile runs on the cpu
+    assert found.flops == torchcost.profile(LongestPlusNothing(), x, lengths, device="cpu").flops

@@ -242,13 +242,13 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         # one walk of the arguments, shared by every stage below: their tensors and, on meta, the op's replay key
         inputs: list[torch.Tensor] = []
         parts: list[Any] | None = [] if facts.replayable else None
-        on_meta = _walk(args, inputs, parts) & _walk(kwargs, inputs, parts)
+        on_meta = _walk(args, inputs, parts) & (not kwargs or _walk(kwargs, inputs, parts))
         if self.values is not None and not on_meta:
             moved = self.values.on_meta((args, kwargs), inputs)
             if moved[0] is not args or moved[1] is not kwargs:
                 args, kwargs = moved
                 inputs, parts = [], [] if facts.replayable else None
-                on_meta = _walk(args, inputs, parts) & _walk(kwargs, inputs, parts)
+                on_meta = _walk(args, inputs, parts) & (not kwargs or _walk(kwargs, inputs, parts))
         # on meta, an op that makes new tensors is a function of its signature: its outputs (shapes, strides, dtypes,
         # no data) and its cost are computed once per signature and then replayed, which skips PyTorch's Python meta
         # kernels on every repeated layer; an in-place op returns its first argument, unchanged on meta

@@ -63,13 +63,13 @@ class MetaValues:
         if not is_meta(tensor):
             return tensor
         if not self._may_know(id(tensor)):  # most tensors (weights, activations): the answer from sets of ids
-            return None
+            return _no_elements(tensor)
         value: torch.Tensor | None = self._values.get(tensor) if id(tensor) in self._ids else None  # type: ignore[no-untyped-call]
         if value is None:  # most tensors (weights, activations): no storage to check, the cheap answer first
             value = self.fallback.get(tensor) if self.fallback is not None else None
             if value is None:
-                return None
-        return None if _storage(tensor) in self._unknown else value
+                return _no_elements(tensor)
+        return _no_elements(tensor) if _storage(tensor) in self._unknown else value
 
     def _may_know(self, key: int) -> bool:
         """Whether this store or one it falls back to was ever given a tensor with this id."""
@@ -129,7 +129,7 @@ class MetaValues:
     ) -> None:
         """``follow`` for an op with no tensor argument and one tensor result: its values come from its arguments
         alone, computed on the CPU."""
-        if not is_meta(out) or out.numel() > self.max_elements:
+        if not is_meta(out) or not 0 < out.numel() <= self.max_elements:  # no elements: get() knows them already
             return
         try:
             value = func(*_map_leaves(_off_meta, args), **_map_leaves(_off_meta, kwargs))
@@ -323,6 +323,14 @@ MOVES_ELEMENTS = {
         "reshape", "expand", "permute", "transpose", "t", "squeeze", "unsqueeze", "clone", "alias", "_to_copy",
     )
 }  # fmt: skip
+
+
+def _no_elements(tensor: torch.Tensor) -> torch.Tensor | None:
+    """The value of a tensor with no elements (batch norm's reserve, an empty slice), which nothing can make
+    unknown; None for any other tensor."""
+    if tensor.numel():
+        return None
+    return torch.empty_strided(tensor.shape, tensor.stride(), dtype=tensor.dtype)
 
 
 def _map_leaves(fn: Callable[[Any], Any], tree: Any) -> Any:
