@@ -2,6 +2,7 @@
 gets a fresh copy, and the counts of a fresh start."""
 
 import gc
+import weakref
 
 import pytest
 import torch
@@ -27,7 +28,10 @@ X = torch.randn(2, 3, 8, 8)
 
 
 def meta_copy(model, x=X, reuse=True):
-    return prepare(model, (x,), {}, None, None, "meta", reuse_meta_copy=reuse).model
+    """The copy a profile would run, handed back at once as a profile hands it back after its run."""
+    copy = prepare(model, (x,), {}, None, None, "meta", reuse_meta_copy=reuse).model
+    META_COPIES.returned(model, copy)
+    return copy
 
 
 def fresh(model, x=X, **settings):
@@ -42,9 +46,12 @@ def test_an_unchanged_model_gets_the_same_copy_and_the_same_counts():
     model = small_net()
     first = torchcost.profile(model, X)
     copy = meta_copy(model)
-    assert meta_copy(model) is copy
+    running = prepare(model, (X,), {}, None, None, "meta", reuse_meta_copy=True).model
+    assert running is copy and meta_copy(model) is not copy  # lent to one run at a time (threads)
+    META_COPIES.returned(model, running)
     for _ in range(3):  # lent, then lent with what was found of it
         assert torchcost.profile(model, X).to_dict() == first.to_dict()
+    assert meta_copy(model) is copy
     assert meta_copy(model, reuse=False) is not copy  # only callers that hand the copy back borrow it
 
 
@@ -182,3 +189,66 @@ def test_snapshots_see_containers_inside_containers():
     copy.sizes[0].append(3)
     assert not read.unchanged([plain], [plain.weight, plain.bias])
     assert not made.unchanged([copy], [copy.weight, copy.bias])
+
+
+class Fill(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(8, 8)
+        self.fill = 1
+
+    def forward(self, x):
+        return self.lin(x) + torch.full(x.shape, self.fill, device=x.device)
+
+
+def test_a_value_set_to_an_equal_one_of_another_type_gets_a_fresh_copy():
+    model, x = Fill(), torch.randn(2, 8)
+    for _ in range(3):
+        torchcost.profile(model, x)
+    model.fill = 1.0  # == 1, but the filled tensor is float32, not int64
+    assert torchcost.profile(model, x).to_dict() == fresh(model, x).to_dict()
+
+
+class CachesOnItsWeight(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(8, 8)
+
+    def forward(self, x):
+        weight = self.lin.weight
+        if not hasattr(weight, "transposed"):
+            weight.transposed = weight.t().contiguous()
+        return x @ weight.transposed
+
+
+def test_a_copy_whose_weight_a_run_changed_is_not_lent_again():
+    model, x = CachesOnItsWeight(), torch.randn(2, 8)
+    counts = [torchcost.profile(model, x).to_dict() for _ in range(4)]
+    assert all(found == counts[0] for found in counts)
+
+
+def test_a_table_that_holds_itself_is_watched_once():
+    model = small_net()
+    model.settings = {"depth": 2}
+    model.settings["self"] = model.settings
+    for _ in range(3):
+        torchcost.profile(model, X)
+    lent = meta_copy(model)
+    assert meta_copy(model) is lent
+    model.settings["depth"] = 3
+    assert meta_copy(model) is not lent
+
+
+def test_a_hook_that_holds_its_model_does_not_keep_it_alive():
+    def make():
+        model = small_net()
+        model[0].register_forward_hook(lambda module, args, out: None if model is None else out)
+        return model
+
+    model = make()
+    for _ in range(3):
+        torchcost.profile(model, X)
+    gone = weakref.ref(model)
+    del model
+    gc.collect()
+    assert gone() is None

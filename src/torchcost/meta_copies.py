@@ -3,20 +3,20 @@
 A copy on ``meta`` is a function of what ``copy.deepcopy`` reads of the model: each module's class and fields, the
 containers the fields hold, and the shape, strides, dtype, device and ``requires_grad`` of each parameter and
 buffer (meta keeps no values). A ``Snapshot``, taken while copying, keeps all of that: the live field tables and
-containers beside shallow copies of them (the empty ones only have to stay empty), compared at C speed. One of the
-model and one of the copy: a copy is lent again only while the model is as it was when it was copied, and while the
-copy is as it was made (a forward that caches a value on a module, or adds one, gets a fresh copy next time). A
-model that holds a value whose changes a snapshot cannot see (an object of another class, a tensor that is not a
-parameter or buffer, a tensor subclass, a module copied by pickle's protocol) is copied every time, as are copies
-for a backward. Values that compare equal count as unchanged: a field set from ``1`` to ``1.0`` keeps the copy. A
-snapshot holds what it saw: a layer replaced since stays in memory until the model's next profile, or until the
-model goes.
+containers, and the objects each held (the empty ones only have to stay empty), compared by identity in C. One of
+the model and one of the copy (with its tensors' attributes): a copy is lent again only while the model is as it
+was when it was copied, and while the copy is as it was made (a forward that caches a value on a module or a weight,
+or adds a module, gets a fresh copy next time). A model that holds a value whose changes a snapshot cannot see (an
+object of another class, a function with a closure, a tensor that is not a parameter or buffer, a tensor subclass,
+a module copied by pickle's protocol) is copied every time, as are copies for a backward. A snapshot holds what it
+saw: a layer replaced since stays in memory until the model's next profile, or until the model goes.
 """
 
 from __future__ import annotations
 
 import enum
 import functools
+import itertools
 import operator
 import types
 import weakref
@@ -42,7 +42,9 @@ def _facts(tensors: Iterable[torch.Tensor]) -> list[TensorFacts]:
 
 
 class Snapshot:
-    """What a deep copy reads of a module tree (or what it made), kept to tell whether it changed since."""
+    """What a deep copy reads of a module tree (or what it made), kept to tell whether it changed since: the same
+    objects in every table and container (identity, not ``==``: ``1`` and ``1.0`` are told apart), the same
+    tables on the same modules of the same classes, and tensors of the same shapes, strides, dtypes, devices."""
 
     def __init__(
         self, modules: list[nn.Module], tensors: list[torch.Tensor], parts: list[Any], empty: list[Any]
@@ -50,22 +52,41 @@ class Snapshot:
         # the modules are not kept (a model's snapshot must not keep the model alive): their tables of children,
         # among the parts, hold each one below the root
         self.classes = [type(m) for m in modules]
+        self.tables = [m.__dict__ for m in modules]
         self.tensors = tensors
         self.facts = _facts(tensors)
         self.empty = empty  # the containers that were empty (most: hook tables), live
-        self.parts = parts  # the other field tables and containers, live
-        self.saved = [part.copy() for part in parts]  # as they were
+        self.maps = [part for part in parts if isinstance(part, dict)]  # live, and what they held
+        self.keys = list(itertools.chain.from_iterable(self.maps))
+        self.values = list(itertools.chain.from_iterable(map(dict.values, self.maps)))
+        self.lists = [part for part in parts if type(part) is list]
+        self.lengths = list(map(len, self.lists))
+        self.items = list(itertools.chain.from_iterable(self.lists))
+        self.sets = [part for part in parts if type(part) is set]
+        self.set_items = [part.copy() for part in self.sets]
 
     def unchanged(self, modules: list[nn.Module], tensors: list[torch.Tensor]) -> bool:
-        """Whether ``modules`` and ``tensors`` (the tree walked now) are the tree as it was, class by class, field by
-        field, tensor by tensor."""
-        same_tensors = len(tensors) == len(self.tensors) and all(map(operator.is_, tensors, self.tensors))
-        if not same_tensors or [type(m) for m in modules] != self.classes:  # first: a tensor met by == is the same one
-            return False
-        try:
-            return not any(self.empty) and self.parts == self.saved and _facts(tensors) == self.facts
-        except Exception:  # a field replaced by a tensor, whose == is elementwise
-            return False
+        """Whether ``modules`` and ``tensors`` (the tree walked now) are the tree as it was. Each test runs in C."""
+        return (
+            _same(tensors, self.tensors)
+            and _same(list(map(_TABLE, modules)), self.tables)
+            and list(map(type, modules)) == self.classes
+            and not any(self.empty)
+            and sum(map(len, self.maps)) == len(self.keys)
+            and all(map(operator.is_, itertools.chain.from_iterable(self.maps), self.keys))
+            and all(map(operator.is_, itertools.chain.from_iterable(map(dict.values, self.maps)), self.values))
+            and list(map(len, self.lists)) == self.lengths
+            and all(map(operator.is_, itertools.chain.from_iterable(self.lists), self.items))
+            and self.sets == self.set_items
+            and _facts(tensors) == self.facts
+        )
+
+
+_TABLE = operator.attrgetter("__dict__")
+
+
+def _same(objects: list[Any], before: list[Any]) -> bool:
+    return len(objects) == len(before) and all(map(operator.is_, objects, before))
 
 
 class CopyWatch:
@@ -84,19 +105,21 @@ class CopyWatch:
         self.copies: dict[int, Any] = {}  # id of what was read -> its copy
 
     def snapshots(self, modules: list[nn.Module], tensors: list[torch.Tensor]) -> tuple[Snapshot, Snapshot] | None:
-        """Snapshots of the tree copied (``modules``, each once; ``tensors``, its parameters and buffers) and of the
-        copy, or None when a change to one of their values could go unseen."""
+        """Snapshots of the tree copied (``modules``, each once, the root first; ``tensors``, its parameters and
+        buffers) and of the copy, or None when a change to one of their values could go unseen."""
         if not self.whole or any(type(t) not in _TENSORS or t.layout != torch.strided for t in tensors):
             return None
         copied_modules = [self.copies[id(m)] for m in modules]
         copied_tensors = [self.copies[id(t)] for t in tensors]
-        read = _parts([value for value, _ in self.deep], {id(x) for x in (*modules, *tensors)})
-        made = _parts([value for _, value in self.deep], {id(x) for x in (*copied_modules, *copied_tensors)})
+        # the roots are not among the known: a value that holds a model's root would keep the model alive
+        read = _parts([value for value, _ in self.deep], {id(x) for x in (*modules[1:], *tensors)})
+        made = _parts([value for _, value in self.deep], {id(x) for x in (*copied_modules[1:], *copied_tensors)})
         if read is None or made is None:
             return None
+        attributes = [t.__dict__ for t in copied_tensors]  # what a forward may cache on a weight
         return (
             Snapshot(modules, tensors, self.read + read, self.empty),
-            Snapshot(copied_modules, copied_tensors, self.made + made, self.made_empty),
+            Snapshot(copied_modules, copied_tensors, self.made + made + attributes, self.made_empty),
         )
 
 
@@ -105,11 +128,15 @@ def _parts(values: list[Any], known: set[int]) -> list[Any] | None:
     show changes to plain values, ``_SHARED`` objects, the tree's own modules and tensors (``known``), and
     containers and partials of those. A loop over a stack, the usual items settled where they are met."""
     parts: list[Any] = []
+    seen: set[int] = set()  # containers met already (a table that holds itself)
     pending: list[Any] = list(values)
     while pending:
         value = pending.pop()
         kind = type(value)
         if kind in _CONTAINERS:
+            if id(value) in seen:
+                continue
+            seen.add(id(value))
             parts.append(value)
             if kind is dict or kind is OrderedDict:
                 if not all(type(key) in _VALUES for key in value):
@@ -117,8 +144,11 @@ def _parts(values: list[Any], known: set[int]) -> list[Any] | None:
                 value = value.values()
         elif kind is tuple or kind is torch.Size:
             pass
-        elif kind is functools.partial and not value.__dict__:
+        elif kind is functools.partial:
+            pending.append(value.__dict__)
             value = (value.func, value.args, value.keywords)
+        elif kind is types.FunctionType and value.__closure__:  # its cells may hold anything, the model too
+            return None
         elif id(value) in known or isinstance(value, _SHARED):
             continue
         else:
@@ -127,7 +157,8 @@ def _parts(values: list[Any], known: set[int]) -> list[Any] | None:
             kind = type(item)
             if kind in _VALUES or id(item) in known:
                 continue
-            if kind in _CONTAINERS and not item:
+            if kind in _CONTAINERS and not item and id(item) not in seen:
+                seen.add(id(item))
                 parts.append(item)
             else:
                 pending.append(item)
@@ -145,13 +176,15 @@ class _Lent:
         self.modules = modules  # the copy's
         self.flags = [module.training for module in self.modules]  # a run sets its own
         self.derived: dict[str, Any] = {}  # what callers found of the copy as made (see MetaCopies.derived)
+        self.running = False  # lent and not returned yet
 
 
 class MetaCopies:
     """The meta copies of the last ``MAX_MODELS`` models profiled forward-only more than once, each kept while neither
     the model nor the copy changes (held weakly: a model's copy goes when the model does). A model's first profile
-    keeps nothing. Snapshots of a model and its copy, taken while copying, add about half a copy (densenet121: 3.5 ms
-    to a 5.8 ms copy) to its second profile; checking both costs about a third of a copy (2.1 ms)."""
+    keeps nothing. Snapshots of a model and its copy, taken while copying, add about half a copy (densenet121: 2.6 ms
+    to a 5.0 ms copy) to its second profile; checking both, with the walk of the model's tree, costs about half a
+    copy (2.6 ms)."""
 
     MAX_MODELS = 4
 
@@ -170,7 +203,10 @@ class MetaCopies:
         """The meta copy of ``model`` (its tree now: ``modules``, ``tensors``) made with settings ``key``: the one
         made before if nothing changed since, else a new one from ``make`` (told what to watch, or None)."""
         lent = self._lent.get(model)
+        if lent is not None and lent.running:  # a profile in another thread runs it: a copy of one's own
+            return make(None)
         if lent is not None and lent.key == key and lent.source.unchanged(modules, tensors):
+            lent.running = True
             return lent.copy
         self._lent.pop(model, None)
         if model not in self._profiled:  # most models are profiled once: watched from their second profile on
@@ -182,7 +218,8 @@ class MetaCopies:
         if snapshots is not None:
             while len(self._lent) >= self.MAX_MODELS:
                 del self._lent[next(iter(self._lent))]
-            self._lent[model] = _Lent(key, copy, *snapshots, [watch.copies[id(m)] for m in modules])
+            self._lent[model] = lent = _Lent(key, copy, *snapshots, [watch.copies[id(m)] for m in modules])
+            lent.running = True
         return copy
 
     def derived(self, model: nn.Module, copy: nn.Module) -> dict[str, Any] | None:
@@ -198,6 +235,7 @@ class MetaCopies:
         lent = self._lent.get(model)
         if lent is None or lent.copy is not copy:
             return False
+        lent.running = False
         for module, flag in zip(lent.modules, lent.flags, strict=True):
             module.__dict__["training"] = flag  # the copy's own field, as nn.Module.__setattr__ would set it
         if not lent.made.unchanged(lent.modules, lent.made.tensors):

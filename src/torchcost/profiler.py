@@ -162,9 +162,14 @@ def _profile_on(
 
 def _set_training(model: nn.Module, modules: list[tuple[str, nn.Module]], mode: bool) -> None:
     """``model.train(mode)``; the flags set in one loop over ``model``'s ``modules`` when no class overrides
-    ``train`` or ``__setattr__``."""
+    ``train`` or ``__setattr__``, or makes ``training`` a property."""
     classes = {type(module) for _, module in modules}
-    if any(cls.train is not nn.Module.train or cls.__setattr__ is not nn.Module.__setattr__ for cls in classes):
+    if any(
+        cls.train is not nn.Module.train
+        or cls.__setattr__ is not nn.Module.__setattr__
+        or isinstance(getattr(cls, "training", None), property)
+        for cls in classes
+    ):
         model.train(mode)
         return
     for _, module in modules:

@@ -328,7 +328,7 @@ MOVES_ELEMENTS = {
 def _no_elements(tensor: torch.Tensor) -> torch.Tensor | None:
     """The value of a tensor with no elements (batch norm's reserve, an empty slice), which nothing can make
     unknown; None for any other tensor."""
-    if tensor.numel():
+    if tensor.numel() or tensor.layout != torch.strided or tensor.is_quantized:
         return None
     return torch.empty_strided(tensor.shape, tensor.stride(), dtype=tensor.dtype)
 
