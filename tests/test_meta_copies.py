@@ -177,6 +177,9 @@ def test_snapshots_refuse_values_they_cannot_watch():
     assert watched(Repeats())[0] is None  # Settings
     plain.extra = torch.ones(2)  # a tensor that is neither a parameter nor a buffer
     assert watched(plain)[0] is None
+    held = nn.Linear(2, 2)
+    held.act = (lambda model: lambda x: x * model.weight.dtype.itemsize)(held)  # deepcopy hands it on as it is
+    assert watched(held)[0] is None
 
 
 def test_snapshots_see_containers_inside_containers():

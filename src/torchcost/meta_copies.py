@@ -104,6 +104,17 @@ class CopyWatch:
         self.whole = True
         self.copies: dict[int, Any] = {}  # id of what was read -> its copy
 
+    def copied(self, read: Any, made: Any, deep: bool = False) -> None:
+        """A table or container ``read`` was copied as ``made``: by ``copy.deepcopy`` when ``deep``."""
+        if deep:
+            self.deep.append((read, made))
+        elif read:
+            self.read.append(read)
+            self.made.append(made)
+        else:
+            self.empty.append(read)
+            self.made_empty.append(made)
+
     def snapshots(self, modules: list[nn.Module], tensors: list[torch.Tensor]) -> tuple[Snapshot, Snapshot] | None:
         """Snapshots of the tree copied (``modules``, each once, the root first; ``tensors``, its parameters and
         buffers) and of the copy, or None when a change to one of their values could go unseen."""

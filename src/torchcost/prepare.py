@@ -157,30 +157,19 @@ def _copy_module(module: nn.Module, memo: dict[int, Any], watch: CopyWatch | Non
     state = {}
     for key, read in module.__dict__.items():
         kind = type(read)
-        if kind in _ATOMIC:  # flags, sizes, names: deepcopy returns them as they are
-            value = read
+        deep = False
+        if kind in _ATOMIC or (kind is tuple and all(type(item) in _ATOMIC for item in read)):
+            value = read  # flags, sizes, names: deepcopy returns them as they are
         elif kind in _EMPTY_CONTAINERS and not read:  # the many empty hook dicts and sets
             value = kind()
-            if watch is not None:
-                watch.empty.append(read)
-                watch.made_empty.append(value)
-            state[key] = value
-            continue
         elif key == "_modules":
             value = kind((n, None if m is None else _copy_module(m, memo, watch)) for n, m in read.items())
         elif key in ("_parameters", "_buffers") and kind in (dict, OrderedDict):
             value = kind((n, memo[id(t)] if id(t) in memo else copy.deepcopy(t, memo)) for n, t in read.items())
-        elif kind is tuple and all(type(item) in _ATOMIC for item in read):
-            value = read
         else:
-            value = copy.deepcopy(read, memo)
-            if watch is not None:
-                watch.deep.append((read, value))
-            state[key] = value
-            continue
-        if watch is not None and value is not read:
-            watch.read.append(read)
-            watch.made.append(value)
+            value, deep = copy.deepcopy(read, memo), True
+        if watch is not None and (deep or value is not read):  # a deep copy may be the value itself (a function)
+            watch.copied(read, value, deep)
         state[key] = value
     if cls.__setstate__ is nn.Module.__setstate__:
         new.__dict__.update(state)
@@ -189,8 +178,7 @@ def _copy_module(module: nn.Module, memo: dict[int, Any], watch: CopyWatch | Non
         if watch is not None and new.__dict__.keys() != state.keys():
             watch.whole = False  # fields the class made itself, unseen
     if watch is not None:
-        watch.read.append(module.__dict__)
-        watch.made.append(new.__dict__)
+        watch.copied(module.__dict__, new.__dict__)
     return new
 
 

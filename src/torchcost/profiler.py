@@ -145,7 +145,7 @@ def _profile_on(
         unchanged = derived is not None and META_COPIES.returned(model, run_model)
     if facts is None or not unchanged:
         facts = _TreeFacts(run_model)  # walked after the run: a forward may add modules
-        if derived is not None and unchanged:
+        if unchanged and derived is not None:  # (unchanged: it was lent)
             derived["tree"] = facts
     result = _build_profile(run_model, facts, inputs, kwargs, run_device, backward, mode.records, stack)
     result.autocast = None if amp is None else dtype_name(amp)

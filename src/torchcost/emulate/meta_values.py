@@ -62,14 +62,14 @@ class MetaValues:
         """The value of a meta tensor if it is known; a tensor with data is its own value."""
         if not is_meta(tensor):
             return tensor
-        if not self._may_know(id(tensor)):  # most tensors (weights, activations): the answer from sets of ids
-            return _no_elements(tensor)
-        value: torch.Tensor | None = self._values.get(tensor) if id(tensor) in self._ids else None  # type: ignore[no-untyped-call]
-        if value is None:  # most tensors (weights, activations): no storage to check, the cheap answer first
-            value = self.fallback.get(tensor) if self.fallback is not None else None
-            if value is None:
-                return _no_elements(tensor)
-        return _no_elements(tensor) if _storage(tensor) in self._unknown else value
+        value: torch.Tensor | None = None
+        if self._may_know(id(tensor)):  # most tensors (weights, activations): not, the answer from sets of ids
+            value = self._values.get(tensor) if id(tensor) in self._ids else None  # type: ignore[no-untyped-call]
+            if value is None and self.fallback is not None:
+                value = self.fallback.get(tensor)
+            if value is not None and _storage(tensor) in self._unknown:
+                value = None
+        return value if value is not None else _no_elements(tensor)
 
     def _may_know(self, key: int) -> bool:
         """Whether this store or one it falls back to was ever given a tensor with this id."""
