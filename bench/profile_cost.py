@@ -34,8 +34,8 @@ from torchcost.counting.mode import REPLAYS
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "profile_cost.json"
-MODELS = ["resnet18", "resnet50", "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0", "convnext_tiny",
-          "vit_b_16"]  # fmt: skip
+MODELS = ["mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0", "regnet_y_1_6gf", "densenet121", "resnet18",
+          "resnet50", "convnext_tiny", "vit_b_16"]  # fmt: skip
 REPEATS = 7
 CALLS = 5
 

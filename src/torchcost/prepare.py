@@ -53,6 +53,10 @@ def prepare(
     if inputs and input_size is not None:
         raise ProfilingError("give either example inputs or input_size=, not both")
     run_dtype = as_dtype(dtype)
+    on_meta = device is not None and checked_device(device).type == "meta"
+    lent = META_COPIES.lend(model, (run_dtype, channels_last)) if reuse_meta_copy and on_meta else None
+    if lent is not None:  # the model's tree need not be walked
+        return _prepared(lent, inputs, kwargs, input_size, torch.device("meta"), run_dtype, channels_last)
     tree = ModuleTree(model)
     lazy = has_lazy_parameters(tree)
     if lazy:
@@ -75,12 +79,25 @@ def prepare(
         )
     elif copying:
         run_model = copy_to(model, run_device, run_dtype, channels_last, tensors)
+    return _prepared(run_model, inputs, kwargs, input_size, run_device, run_dtype, channels_last)
+
+
+def _prepared(
+    model: nn.Module,
+    inputs: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    input_size: InputSize | None,
+    device: torch.device,
+    dtype: torch.dtype | None,
+    channels_last: bool,
+) -> Prepared:
+    """``model`` ready to run, with its inputs made or moved to ``device`` and ``dtype`` (and ``channels_last``)."""
     if input_size is not None:
-        inputs = random_inputs(input_size, run_dtype or torch.float32, run_device)
-    inputs, kwargs = move((inputs, kwargs), run_device, run_dtype)
+        inputs = random_inputs(input_size, dtype or torch.float32, device)
+    inputs, kwargs = move((inputs, kwargs), device, dtype)
     if channels_last:
         inputs, kwargs = tree_map(_channels_last, (inputs, kwargs))
-    return Prepared(run_model, inputs, kwargs, run_device, run_dtype)
+    return Prepared(model, inputs, kwargs, device, dtype)
 
 
 def copy_to(

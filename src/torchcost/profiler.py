@@ -24,9 +24,9 @@ from torchcost.meta_copies import META_COPIES
 from torchcost.params import ModuleTree, count_params, named_modules, params_per_module, size_bytes, size_if
 from torchcost.prepare import InputSize, ModelState, device_of, meta_then_device, prepare, random_inputs
 from torchcost.records import (
+    CostTotals,
     MemoryAccess,
     ModuleStats,
-    OpCost,
     OperatorStats,
     OpRecord,
     Profile,
@@ -286,38 +286,40 @@ def _module_stats(facts: _TreeFacts, records: list[OpRecord], stack: ModuleStack
             output_shapes=list(stack.output_shapes.get(name, [])),
             user_formula=name in stack.user_formula,
         )
-    by_path: dict[tuple[str, ...], OpCost] = {}  # the ops under each stack of modules, summed first
+    by_path: dict[tuple[str, ...], CostTotals] = {}  # the ops under each stack of modules, summed first
     for record in records:
         summed = by_path.get(record.modules)
-        by_path[record.modules] = record.cost if summed is None else summed + record.cost
+        if summed is None:
+            summed = by_path[record.modules] = CostTotals()
+        summed.merge(record.cost)
+    containers = _containers(stats)
+    if containers:  # first: the sums below are handed on in place
+        for path, summed in by_path.items():
+            for container in {c for module in path for c in containers.get(module, ())}:
+                stats[container].merge(summed)
     # a module's row sums the stacks it is on; each stack holds a module once, so that is the sum, over the stacks
     # that end in it, of the ops under that stack and every longer stack that starts with it
-    for path, cost in _under_each_stack(by_path).items():
-        stats[path[-1]].add(cost)
-    containers = _containers(stats)
-    if containers:
-        for path, cost in by_path.items():
-            for container in {c for module in path for c in containers.get(module, ())}:
-                stats[container].add(cost)
+    for path, summed in _under_each_stack(by_path).items():
+        stats[path[-1]].merge(summed)
     return list(stats.values())
 
 
-def _under_each_stack(by_path: dict[tuple[str, ...], OpCost]) -> dict[tuple[str, ...], OpCost]:
-    """For every stack of modules that ops ran under, and every outer part of one, the cost of the ops under it
-    (``by_path``: of the ops under exactly that stack), each stack's sum handed to its outer part once."""
-    by_depth: dict[int, dict[tuple[str, ...], OpCost]] = {}
-    for path, cost in by_path.items():
+def _under_each_stack(by_path: dict[tuple[str, ...], CostTotals]) -> dict[tuple[str, ...], CostTotals]:
+    """For every stack of modules that ops ran under, and every outer part of one, the cost of the ops under it.
+    ``by_path``: the cost of the ops under exactly each stack; each of its sums is handed to its outer part once,
+    added in place."""
+    by_depth: dict[int, dict[tuple[str, ...], CostTotals]] = {}
+    for path, summed in by_path.items():
         if path:
-            by_depth.setdefault(len(path), {})[path] = cost
-    under: dict[tuple[str, ...], OpCost] = {}
-    for depth in range(max(by_depth, default=0), 0, -1):
-        for path, cost in by_depth.get(depth, {}).items():
-            under[path] = cost
-            if depth > 1:
-                outer = by_depth.setdefault(depth - 1, {})
-                known = outer.get(path[:-1])
-                outer[path[:-1]] = cost if known is None else known + cost
-    return under
+            by_depth.setdefault(len(path), {})[path] = summed
+    for depth in range(max(by_depth, default=0), 1, -1):
+        outer = by_depth.setdefault(depth - 1, {})
+        for path, summed in by_depth[depth].items() if depth in by_depth else ():
+            known = outer.get(path[:-1])
+            if known is None:
+                known = outer[path[:-1]] = CostTotals()
+            known.merge(summed)
+    return {path: summed for paths in by_depth.values() for path, summed in paths.items()}
 
 
 def _containers(stats: dict[str, ModuleStats]) -> dict[str, list[str]]:
@@ -325,6 +327,8 @@ def _containers(stats: dict[str, ModuleStats]) -> dict[str, list[str]]:
     container's row sums what ran inside it, as a called module's row does."""
     uncalled = {name for name, s in stats.items() if s.calls == 0}
     enclosing: dict[str, list[str]] = {}
+    if not uncalled:  # a model whose every module ran (most): nothing to find
+        return enclosing
     for name in stats:
         parts = name.split(".") if name else []
         prefixes = [".".join(parts[:i]) for i in range(1, len(parts))]

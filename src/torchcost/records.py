@@ -66,6 +66,17 @@ class OpRecord:
     fused: str = ""
     family: str = ""  # the family its formula was registered with ("matmul"), or ""
 
+    @classmethod
+    def of(cls, *values: Any) -> OpRecord:
+        """A record of every field, in order: what ``OpRecord(...)`` makes, in half the time (a frozen dataclass's
+        ``__init__`` sets each field through ``object.__setattr__``; the dispatch makes one record per op)."""
+        record = object.__new__(cls)
+        record.__dict__.update(zip(_OP_RECORD_FIELDS, values, strict=True))
+        return record
+
+
+_OP_RECORD_FIELDS = tuple(OpRecord.__dataclass_fields__)
+
 
 @dataclass(frozen=True)
 class ParamCount:
@@ -96,10 +107,14 @@ class CostTotals:
         return MemoryAccess(self.bytes_read, self.bytes_written)
 
     def add(self, cost: OpCost) -> None:
-        self.macs += cost.macs
-        self.flops += cost.flops
-        self.bytes_read += cost.bytes_read
-        self.bytes_written += cost.bytes_written
+        self.merge(cost)
+
+    def merge(self, totals: OpCost | CostTotals) -> None:
+        """Add another sum's MACs, FLOPs and bytes (or one op call's)."""
+        self.macs += totals.macs
+        self.flops += totals.flops
+        self.bytes_read += totals.bytes_read
+        self.bytes_written += totals.bytes_written
 
     def totals_dict(self) -> dict[str, Any]:
         return {

@@ -84,6 +84,8 @@ def dtype_names(tensors: list[torch.Tensor]) -> tuple[str, ...]:
 
 
 def shapes_of(tree: Any) -> tuple[tuple[int, ...], ...]:
+    if type(tree) is tuple and len(tree) == 1 and isinstance(tree[0], torch.Tensor):  # a module's usual input
+        return (tuple(tree[0].shape),)
     return shapes(tensors_in(tree))
 
 

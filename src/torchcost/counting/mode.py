@@ -29,6 +29,9 @@ Fixed = tuple[str, OpCost, tuple[Shape, ...], tuple[Shape, ...], bool, tuple[str
 
 
 TensorMeta = tuple[tuple[int, ...], tuple[int, ...], torch.dtype]
+# what counting learns of an op's signature on meta: its outputs' specs ("self": its first argument), its cost, and,
+# once it is recorded, what its record says of its tensors and cost
+Learnt = list[Any]
 
 
 def _tensor_meta(out: Any) -> TensorMeta | tuple[TensorMeta, ...] | None:
@@ -183,9 +186,9 @@ class _OpFacts:
 class Replays:
     """What counting learns of ops by their signatures, kept for the next profile in this process (a sweep, a
     comparison, a grid of batch sizes, a model whose blocks repeat): on meta, an op's outputs and cost, and what
-    its record says of them; a decomposition's FLOPs and MACs; a pointwise op's output dtype. All of it is a
-    function of the op, its argument signature and the formulas, so it is forgotten when a formula is registered
-    or removed, and when it holds more than ``MAX_SIGNATURES``."""
+    its record says of them; a decomposition's FLOPs and MACs; a pointwise op's output dtype; each op's formula and
+    schema facts. All of it is a function of the op, its argument signature and the formulas, so it is forgotten
+    when a formula is registered or removed, and when it holds more than ``MAX_SIGNATURES``."""
 
     MAX_SIGNATURES = 200_000
 
@@ -196,10 +199,11 @@ class Replays:
     def clear(self) -> None:
         # (op, signature) -> (FLOPs, MACs) of a decomposition, or None when it had uncounted parts
         self.decomposed: dict[Hashable, tuple[int, int] | None] = {}
-        # on meta, (op, signature with strides) -> the outputs' shapes, strides and dtypes, and the op's cost
-        self.on_meta: dict[Hashable, tuple[Any, OpCost | None]] = {}
-        self.fixed: dict[Hashable, Fixed] = {}  # the same key -> what a record of the op says of its tensors and cost
+        # on meta, (op, signature with strides) -> the outputs' shapes, strides and dtypes, the op's cost, and what
+        # its record says of its tensors and cost (found at its first record)
+        self.on_meta: dict[Hashable, Learnt] = {}
         self.pointwise_dtype: dict[Hashable, torch.dtype] = {}  # pointwise_on_meta_key -> output dtype
+        self.facts: dict[OpOverload, _OpFacts] = {}  # what the dispatch reads of each op on every call
 
     def current(self) -> Replays:
         """Itself, emptied first if the formulas changed since it learnt or it grew too large."""
@@ -226,10 +230,9 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self.recording = True
         self.phase: str | None = None  # a phase the caller names ("optimizer"); else forward or backward
         self._decomposing: list[list[OpCost | None]] = []
-        self._facts: dict[OpOverload, _OpFacts] = {}
         learnt = REPLAYS.current()
         self._decomposed, self._on_meta = learnt.decomposed, learnt.on_meta
-        self._pointwise_dtype, self._fixed = learnt.pointwise_dtype, learnt.fixed
+        self._pointwise_dtype, self._facts = learnt.pointwise_dtype, learnt.facts
         self.fused = ""  # the fused call the ops run now belong to (see counting/fused.py)
 
     def __torch_dispatch__(
@@ -260,13 +263,13 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             meta_key = learnt = None
         value_runs = self._value_runs
         if learnt is not None:
-            spec, cost = learnt
+            spec, cost, _ = learnt
             out = args[0] if spec == "self" else _empty_meta(spec)
         else:
             out, cost = self._run(func, args, kwargs, inputs)
             spec = ("self" if out is args[0] else None) if facts.replayable == "self" else _tensor_meta(out)
             if meta_key is not None and spec is not None and self._value_runs == value_runs:
-                self._on_meta[meta_key] = learnt = (spec, cost)
+                self._on_meta[meta_key] = learnt = [spec, cost, None]
         if self.values is not None and self._value_runs == value_runs:
             self.values.follow(func, args, kwargs, out, inputs)
         if facts.copies and _crosses_meta(func, args, out):  # tolist(), or x[[0, 2]]'s index, on meta
@@ -274,7 +277,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         if self._decomposing:
             self._decomposing[-1].append(cost)
         elif self.recording and not self.modules.opaque and facts.recorded:
-            self._record(func, inputs, out, cost, meta_key if learnt is not None else None)
+            self._record(func, inputs, out, cost, learnt)
         return out
 
     def _emit(self, record: OpRecord) -> None:
@@ -374,19 +377,20 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         return out, OpCost(flops, macs, call.bytes_read(), call.bytes_written())
 
     def _record(
-        self, func: OpOverload, inputs: list[torch.Tensor], out: Any, cost: OpCost | None, replayed: Hashable
+        self, func: OpOverload, inputs: list[torch.Tensor], out: Any, cost: OpCost | None, learnt: Learnt | None
     ) -> None:
-        """Record one op call. ``replayed``: the op's meta key when its outputs are a function of it; what the
-        record says of the op's tensors and cost is then made once per key."""
-        fixed = self._fixed.get(replayed) if replayed is not None else None
+        """Record one op call. ``learnt``: what is known of the op's signature on meta, when its outputs are a
+        function of it; what the record says of the op's tensors and cost is then made once per signature."""
+        fixed = learnt[2] if learnt is not None else None
         if fixed is None:
             fixed = self._fixed_parts(func, inputs, out, cost)
-            if replayed is not None:
-                self._fixed[replayed] = fixed
+            if learnt is not None:
+                learnt[2] = fixed
         op, cost, input_shapes, output_shapes, counted, input_dtypes, output_dtypes, family = fixed
-        phase = self.phase or ("backward" if torch._C._current_graph_task_id() != -1 else "forward")
-        record = OpRecord(op, phase, self.modules.current, cost, input_shapes, output_shapes, counted, None,
-                          input_dtypes, output_dtypes, self.fused, family)  # fmt: skip
+        backward = torch._C._current_graph_task_id() != -1
+        phase = self.phase or ("backward" if backward else "forward")
+        record = OpRecord.of(op, phase, self.modules.paths(backward), cost, input_shapes, output_shapes, counted, None,
+                             input_dtypes, output_dtypes, self.fused, family)  # fmt: skip
         self.records.append(record)
 
     def _fixed_parts(self, func: OpOverload, inputs: list[torch.Tensor], out: Any, cost: OpCost | None) -> Fixed:

@@ -34,7 +34,7 @@ class ModuleStack:
         self.user_formula: set[str] = set()  # modules counted by a user formula
         self.emit: Callable[[OpRecord], None] | None = None  # where a user formula's record goes
         self._handles: list[Any] = []
-        self._current: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())  # the last stack asked for, as ``current``
+        self._paths: list[tuple[str, ...] | None] = [None, None]  # ``paths(False)`` and ``paths(True)``, until a change
 
     def __enter__(self) -> ModuleStack:
         self._handles = [
@@ -51,17 +51,21 @@ class ModuleStack:
     @property
     def current(self) -> tuple[str, ...]:
         """The running modules' paths, outermost first (each once)."""
-        stack = self.backward if torch._C._current_graph_task_id() != -1 else self.forward
-        key = tuple(stack)
-        if key != self._current[0]:
-            self._current = (key, tuple(dict.fromkeys(stack)))
-        return self._current[1]
+        return self.paths(torch._C._current_graph_task_id() != -1)
+
+    def paths(self, backward: bool) -> tuple[str, ...]:
+        """``current``, for a caller that knows whether autograd runs a backward pass (every op asks)."""
+        paths = self._paths[backward]
+        if paths is None:
+            paths = self._paths[backward] = tuple(dict.fromkeys(self.backward if backward else self.forward))
+        return paths
 
     def _enter_forward(self, module: torch.nn.Module, args: Any) -> None:
         name = self.names.get(id(module))
         if name is None:
             return
         self.forward.append(name)
+        self._paths[False] = None
         # shapes, not the tensors: a module whose forward never returns (checkpointing stops a recomputation
         # early) would keep them alive
         self.forward_inputs.append(shapes_of(args))
@@ -69,7 +73,7 @@ class ModuleStack:
         if not self.opaque and find_module_formula(module) is not None:
             self.opaque.append(name)
         if torch.is_grad_enabled():
-            self._on_gradients(args, lambda: self._remove(self.backward, name))
+            self._on_gradients(args, lambda: self._leave_backward(name))
 
     def _leave_forward(self, module: torch.nn.Module, args: Any, output: Any) -> None:
         name = self.names.get(id(module))
@@ -82,10 +86,11 @@ class ModuleStack:
         else:
             index = len(self.forward) - 1 - self.forward[::-1].index(name)
             del self.forward[index], self.forward_inputs[index]
+        self._paths[False] = None
         if name not in self.output_shapes:
             self.output_shapes[name] = list(shapes_of(output))
         if torch.is_grad_enabled():
-            self._on_gradients(output, lambda: self.backward.append(name))
+            self._on_gradients(output, lambda: self._enter_backward(name))
 
     def _apply_module_formula(self, module: torch.nn.Module, name: str, args: Any, output: Any) -> None:
         """The module's cost by its user formula, as one record in place of the ops its forward ran."""
@@ -114,7 +119,11 @@ class ModuleStack:
         if tensors:
             self._handles.append(register_multi_grad_hook(tensors, lambda grad: action(), mode="any"))
 
-    @staticmethod
-    def _remove(stack: list[str], name: str) -> None:
-        if name in stack:
-            del stack[len(stack) - 1 - stack[::-1].index(name)]
+    def _enter_backward(self, name: str) -> None:
+        self.backward.append(name)
+        self._paths[True] = None
+
+    def _leave_backward(self, name: str) -> None:
+        if name in self.backward:
+            del self.backward[len(self.backward) - 1 - self.backward[::-1].index(name)]
+            self._paths[True] = None

@@ -104,6 +104,8 @@ class MetaValues:
             self._follow_creation(func, args, kwargs, out)
             return
         # most ops of a model: an argument's value is unknown, and there are no known elements to move
+        if not _writes_or_picks(func) and self._none_known(inputs):  # that answer from sets of ids alone
+            return
         if self._unknown_result(func, inputs):
             self._mark_written(func, args, kwargs)
             self._spread(func, args, kwargs, out)
@@ -137,6 +139,14 @@ class MetaValues:
             return
         if isinstance(value, torch.Tensor) and value.shape == out.shape and value.dtype == out.dtype:
             self.seed(out, value)
+
+    def _none_known(self, tensors: list[torch.Tensor]) -> bool:
+        """Some meta argument has elements, and no store was ever given any of the meta arguments: the result is
+        unknown and no known element moves (``_unknown_result``'s answer, from sets of ids)."""
+        ids = [id(tensor) for tensor in tensors if tensor.is_meta]
+        if not ids or any(not known.isdisjoint(ids) for known in self._id_sets):
+            return False
+        return any(tensor.numel() for tensor in tensors if tensor.is_meta)
 
     def _unknown_result(self, func: OpOverload, tensors: list[torch.Tensor]) -> bool:
         """Whether an op on these arguments has no value to compute (a meta argument is unknown) and no known
@@ -363,6 +373,12 @@ def _storage(tensor: torch.Tensor) -> StorageWeakRef:
 @functools.cache
 def _moves_elements(func: OpOverload) -> bool:
     return func.overloadpacket in MOVES_ELEMENTS
+
+
+@functools.cache
+def _writes_or_picks(func: OpOverload) -> bool:
+    """Whether an op writes an argument in place or picks positions (``_mark_written`` and ``_spread`` have work)."""
+    return bool(_writes(func)) or func.overloadpacket in SPREAD_PICKS
 
 
 @functools.cache
