@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import warnings
 from collections import Counter
@@ -233,6 +234,16 @@ class _TreeFacts:
             )
             for name, module in tree.modules
         ]
+        self.parents = {name.rpartition(".")[0] for name, _ in tree.modules if name}  # the modules with children
+
+    @functools.cached_property
+    def enclosing(self) -> dict[str, tuple[str, ...]]:
+        """Each module's enclosing modules below the root, outermost first."""
+        found = {}
+        for name, _ in self.modules:
+            parts = name.split(".") if name else []
+            found[name] = tuple(".".join(parts[:i]) for i in range(1, len(parts)))
+        return found
 
 
 def _build_profile(
@@ -292,7 +303,7 @@ def _module_stats(facts: _TreeFacts, records: list[OpRecord], stack: ModuleStack
         if summed is None:
             summed = by_path[record.modules] = CostTotals()
         summed.merge(record.cost)
-    containers = _containers(stats)
+    containers = _containers(stats, facts)
     if containers:  # first: the sums below are handed on in place
         for path, summed in by_path.items():
             for container in {c for module in path for c in containers.get(module, ())}:
@@ -322,17 +333,15 @@ def _under_each_stack(by_path: dict[tuple[str, ...], CostTotals]) -> dict[tuple[
     return {path: summed for paths in by_depth.values() for path, summed in paths.items()}
 
 
-def _containers(stats: dict[str, ModuleStats]) -> dict[str, list[str]]:
+def _containers(stats: dict[str, ModuleStats], facts: _TreeFacts) -> dict[str, list[str]]:
     """For each module, its enclosing modules that are never called (``nn.ModuleList``, ``nn.ModuleDict``): a
     container's row sums what ran inside it, as a called module's row does."""
-    uncalled = {name for name, s in stats.items() if s.calls == 0}
+    uncalled = {name for name, s in stats.items() if s.calls == 0} & facts.parents  # one that holds modules
     enclosing: dict[str, list[str]] = {}
-    if not uncalled:  # a model whose every module ran (most): nothing to find
+    if not uncalled:  # a model whose every module with children ran (most): nothing to find
         return enclosing
-    for name in stats:
-        parts = name.split(".") if name else []
-        prefixes = [".".join(parts[:i]) for i in range(1, len(parts))]
-        found = [p for p in prefixes if p in uncalled]
+    for name, outer in facts.enclosing.items():
+        found = [p for p in outer if p in uncalled]
         if found:
             enclosing[name] = found
     return enclosing

@@ -168,6 +168,19 @@ def _signature_key(func: OpOverload, args: Any, kwargs: Any) -> Hashable:
     return key
 
 
+def _aliases(op: OpOverload) -> bool:
+    """A view (``view``, ``t``, ``permute``, ``split``): outputs that alias an argument, which stays as it was."""
+    return op.is_view and torch.Tag.inplace_view not in op.tags
+
+
+def _replay_spec(replayable: str | None, args: tuple[Any, ...], out: Any) -> Any:
+    """What a replay of an op's call makes (see ``_OpFacts.replayable``): "self", "view", its outputs' shapes,
+    strides and dtypes, or None (no replay)."""
+    if replayable == "self":
+        return "self" if out is args[0] else None
+    return "view" if replayable == "view" else _tensor_meta(out)
+
+
 class _OpFacts:
     """What the dispatch reads of an op on every call, from its schema and tags (once per op)."""
 
@@ -177,8 +190,11 @@ class _OpFacts:
         self.rule = rule_for(func)
         self.family = family_of(func)  # the family its formula was registered with, or ""
         self.name = str(func.overloadpacket)  # its records' name ("aten.mm")
-        # its outputs on meta are a function of its signature: "new" tensors, or "self" (its first argument, in place)
-        self.replayable = "new" if returns_new_tensors(func) else "self" if updates_self(func) else None
+        # on meta, its outputs are a function of its signature: "new" tensors, or "self" (its first argument, in
+        # place); or its cost and record are, and its outputs are views that it makes again each time ("view")
+        self.replayable = (
+            "new" if returns_new_tensors(func) else "self" if updates_self(func) else "view" if _aliases(func) else None
+        )
         self.copies = func.overloadpacket in _COPIES  # may copy between meta and a device with data
         self.recorded = func.namespace != "profiler"  # the profiler's markers are not ops
 
@@ -254,7 +270,8 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
                 on_meta = _walk(args, inputs, parts) & (not kwargs or _walk(kwargs, inputs, parts))
         # on meta, an op that makes new tensors is a function of its signature: its outputs (shapes, strides, dtypes,
         # no data) and its cost are computed once per signature and then replayed, which skips PyTorch's Python meta
-        # kernels on every repeated layer; an in-place op returns its first argument, unchanged on meta
+        # kernels on every repeated layer; an in-place op returns its first argument, unchanged on meta; a view is
+        # made again (it must alias its argument), its cost and record replayed
         made_on_meta = bool(inputs) or _meta_device(kwargs.get("device"))  # empty(..., device="meta") has no inputs
         meta_key = (func, *parts) if on_meta and made_on_meta and parts is not None else None
         try:
@@ -264,10 +281,12 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         value_runs = self._value_runs
         if learnt is not None:
             spec, cost, _ = learnt
-            out = args[0] if spec == "self" else _empty_meta(spec)
+            out = (
+                args[0] if spec == "self" else self._kernel(func, args, kwargs) if spec == "view" else _empty_meta(spec)
+            )
         else:
             out, cost = self._run(func, args, kwargs, inputs)
-            spec = ("self" if out is args[0] else None) if facts.replayable == "self" else _tensor_meta(out)
+            spec = _replay_spec(facts.replayable, args, out)
             if meta_key is not None and spec is not None and self._value_runs == value_runs:
                 self._on_meta[meta_key] = learnt = [spec, cost, None]
         if self.values is not None and self._value_runs == value_runs:
