@@ -134,14 +134,13 @@ def params_per_module(module: nn.Module | ModuleTree) -> dict[str, int]:
     tree = tree_of(module)
     totals = {name: 0 for name, _ in tree.modules}
     above: dict[object, tuple[int, set[str]]] = {}  # storage key -> (elements, modules that contain it)
-    for name, child in tree.paths:
+    ancestors: dict[str, tuple[str, ...]] = {}  # each path's modules from the root down: its parent's, then itself
+    for name, child in tree.paths:  # a parent's path before its children's
+        ancestors[name] = (*ancestors[name.rpartition(".")[0]], name) if name else ("",)
         for param in child._parameters.values():
-            if param is None:
-                continue
-            parts = name.split(".") if name else []
-            ancestors = {".".join(parts[:depth]) for depth in range(len(parts) + 1)}
-            elements, seen = above.setdefault(_storage_key(param), (logical_numel(param), set()))
-            seen.update(ancestors)
+            if param is not None:
+                elements, seen = above.setdefault(_storage_key(param), (logical_numel(param), set()))
+                seen.update(ancestors[name])
     for elements, modules in above.values():
         for name in modules:
             if name in totals:
