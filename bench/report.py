@@ -776,6 +776,42 @@ def profile_cost_section() -> str:
     )
 
 
+def profile_cost_hub_section() -> str:
+    """profile() against one forward for every torchvision classification model (bench/profile_cost_hub.py)."""
+    path = HERE / "results" / "profile_cost_hub.json"
+    if not path.exists():
+        return "(run `bench/profile_cost_hub.py`)"
+    data = json.loads(path.read_text())
+    env = data["environment"]
+    above = data["above_one"]
+    lines = [
+        [
+            c["model"],
+            str(c["ops"]),
+            f"{c['forward_s'] * 1e3:.1f} ms",
+            f"{c['profile_s'] * 1e3:.1f} ms",
+            f"{c['ratio']:.2f}x",
+            f"{c['per_op_us']:.0f} µs",
+            f"{c['first_ratio']:.2f}x",
+        ]
+        for c in sorted(data["cases"], key=lambda c: -c["ratio"])
+    ]
+    return "\n".join(
+        [
+            f"{len(data['cases'])} models, batch 1, 224x224, {env['threads']} threads, torch {env['torch']}, "
+            f"{env['date']}, median of {env['repeats']} interleaved forwards and profiles each (a model's third "
+            f"profile on: its meta copy lent), load average {env['load_average_at_start']:.2f} at the start: "
+            f"**a median {data['median_ratio']:.2f}x one forward**, {data['median_first_ratio']:.2f}x for a model's "
+            f"first profile (what a sweep over the hub pays). Above 1.0x: {', '.join(above) or 'none'} "
+            f"({len(above)} of {len(data['cases'])}). Most costly first:",
+            "",
+            table(
+                ["model", "ops", "forward", "profile", "profile / forward", "per op", "first profile / forward"], lines
+            ),
+        ]
+    )
+
+
 def render() -> str:
     rows, env = load_peers()
     versions = ", ".join(f"{name} {version}" for name, version in env.get("versions", {}).items())
@@ -824,6 +860,12 @@ def render() -> str:
             ]
     parts += ["## Scale (meta device) and counting overhead on real tensors", "", scale_tables(), ""]
     parts += ["## What profiling costs at the default thread count (bench/profile_cost.py)", "", profile_cost_section()]
+    parts += [
+        "",
+        "### Every torchvision classification model (bench/profile_cost_hub.py)",
+        "",
+        profile_cost_hub_section(),
+    ]
     parts += [""]
     parts += ["## Sweeping the timm zoo (`bench/sweep.py`)", "", sweep_section(), ""]
     parts += ["## Peak memory against the allocator (bench/memory_accuracy.py)", "", memory_tables(), ""]
