@@ -46,7 +46,20 @@ def seconds(fn: Any) -> float:
     return time.perf_counter() - began
 
 
-def case(name: str, repeats: int) -> dict[str, Any]:
+def environment(repeats: int, load: float, code: str) -> dict[str, Any]:
+    """The conditions kept with a run's results: date, threads, torch, repeats, load at the start, the code."""
+    return {
+        "date": time.strftime("%Y-%m-%d"),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "repeats": repeats,
+        "load_average_at_start": load,
+        **({"code": code} if code else {}),
+    }
+
+
+def built(name: str) -> tuple[torch.nn.Module, torch.Tensor, Any]:
+    """A torchvision model with random weights (eval), its batch-1 224x224 input, and its plain forward."""
     model = torchvision.models.get_model(name, weights=None).eval()
     x = torch.randn(1, 3, 224, 224)
 
@@ -54,6 +67,11 @@ def case(name: str, repeats: int) -> dict[str, Any]:
         with torch.no_grad():
             model(x)
 
+    return model, x, forward
+
+
+def case(name: str, repeats: int) -> dict[str, Any]:
+    model, x, forward = built(name)
     unseen = [copy.deepcopy(model) for _ in range(repeats + 1)]  # for the cold calls, one each
 
     def cold() -> None:
@@ -107,14 +125,7 @@ def main() -> None:
               f"{c['cold_ratio']:.2f}x (auto, cold), {c['cpu_ratio']:.2f}x (cpu); calls 1-{CALLS} of one model: "
               f"{in_order} ms", flush=True)  # fmt: skip
     data = {
-        "environment": {
-            "date": time.strftime("%Y-%m-%d"),
-            "threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-            "repeats": args.repeats,
-            "load_average_at_start": load,
-            **({"code": args.code} if args.code else {}),
-        },
+        "environment": environment(args.repeats, load, args.code),
         "median_auto_ratio": statistics.median(c["auto_ratio"] for c in cases),
         "median_cold_ratio": statistics.median(c["cold_ratio"] for c in cases),
         "median_cpu_ratio": statistics.median(c["cpu_ratio"] for c in cases),

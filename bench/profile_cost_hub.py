@@ -23,9 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
 import torchvision
-from profile_cost import seconds
+from profile_cost import built, environment, seconds
 
 import torchcost
 
@@ -35,13 +34,7 @@ REPEATS = 5
 
 
 def case(name: str, repeats: int) -> dict[str, Any]:
-    model = torchvision.models.get_model(name, weights=None).eval()
-    x = torch.randn(1, 3, 224, 224)
-
-    def forward() -> None:
-        with torch.no_grad():
-            model(x)
-
+    model, x, forward = built(name)
     forward()  # first-call allocations
     first = seconds(lambda: torchcost.profile(model, x))
     second = seconds(lambda: torchcost.profile(model, x))
@@ -82,15 +75,7 @@ def main() -> None:
               f"profile {c['profile_s'] * 1e3:.1f} ms ({c['ratio']:.2f}x, {c['per_op_us']:.0f} µs an op), "
               f"first {c['first_ratio']:.2f}x", flush=True)  # fmt: skip
     data = {
-        "environment": {
-            "date": time.strftime("%Y-%m-%d"),
-            "threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-            "repeats": args.repeats,
-            "load_average_at_start": load,
-            "minutes": (time.perf_counter() - began) / 60,
-            **({"code": args.code} if args.code else {}),
-        },
+        "environment": environment(args.repeats, load, args.code) | {"minutes": (time.perf_counter() - began) / 60},
         "median_ratio": statistics.median(c["ratio"] for c in cases),
         "median_first_ratio": statistics.median(c["first_ratio"] for c in cases),
         "above_one": [c["model"] for c in cases if c["ratio"] > 1.0],
