@@ -812,6 +812,42 @@ def profile_cost_hub_section() -> str:
     )
 
 
+def profile_cost_split_section() -> str:
+    """Where profile()'s time goes, piece by piece (bench/profile_cost_split.py)."""
+    path = HERE / "results" / "profile_cost_split.json"
+    if not path.exists():
+        return "(run `bench/profile_cost_split.py`)"
+    data = json.loads(path.read_text())
+    env = data["environment"]
+    cases = data["cases"]
+    pieces = list(cases[0]["warm"]["pieces_s"])
+    shown = [p for p in pieces if p not in ("prepare", "dispatch", "forward")]  # their parts are shown instead
+
+    def cell(case: dict, kind: str, piece: str) -> str:
+        seconds = case[kind]["pieces_s"][piece]
+        per_op = f" ({seconds / case['ops'] * 1e6:.1f} µs/op)" if piece.startswith("dispatch") else ""
+        return f"{seconds * 1e3:.2f}{per_op}"
+
+    parts = []
+    for kind, what in (("warm", "A model's third profile on (its copy lent, its signatures known)"),
+                       ("cold", "A model's first profile, nothing learnt of signatures")):  # fmt: skip
+        rows = [[piece] + [cell(c, kind, piece) for c in cases] for piece in shown]
+        rows.append(["**profile(), unwrapped**"] + [f"**{c[kind]['profile_s'] * 1e3:.2f}**" for c in cases])
+        rows.append(["a wrapper's cost a call (µs)"] + [f"{c[kind]['wrapper_cost_s'] * 1e6:.2f}" for c in cases])
+        parts += [f"{what}, milliseconds (medians of {env['repeats']}):", "",
+                  table(["piece"] + [f"{c['model']} ({c['ops']} ops)" for c in cases], rows), ""]  # fmt: skip
+    return "\n".join(
+        [
+            f"{env['threads']} threads, torch {env['torch']}, {env['date']}, load average "
+            f"{env['load_average_at_start']:.2f} at the start. Each piece timed by wrapping the function that does it, "
+            "the wrappers' cost (the instrumented profiles' extra time over their wrapped calls) taken out, so the "
+            "pieces add up to the unwrapped profile's time; the pieces are described in the script's docstring.",
+            "",
+            *parts,
+        ]
+    )
+
+
 def render() -> str:
     rows, env = load_peers()
     versions = ", ".join(f"{name} {version}" for name, version in env.get("versions", {}).items())
@@ -865,6 +901,10 @@ def render() -> str:
         "### Every torchvision classification model (bench/profile_cost_hub.py)",
         "",
         profile_cost_hub_section(),
+        "",
+        "### Where the time goes (bench/profile_cost_split.py)",
+        "",
+        profile_cost_split_section(),
     ]
     parts += [""]
     parts += ["## Sweeping the timm zoo (`bench/sweep.py`)", "", sweep_section(), ""]

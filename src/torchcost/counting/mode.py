@@ -17,7 +17,7 @@ from torchcost.counting.module_stack import ModuleStack as ModuleStack  # re-exp
 from torchcost.counting.registry import OpCall, family_of, find_formula, formula_changes
 from torchcost.emulate.autocast import CPU_STAND_INS
 from torchcost.emulate.meta_kernels import META_SHORTCUTS
-from torchcost.emulate.meta_values import MetaValues
+from torchcost.emulate.meta_values import MetaValues, writes_or_picks
 from torchcost.emulate.schema import returns_new_tensors, updates_self
 from torchcost.records import OpCost, OpRecord, Shape
 from torchcost.tensors import NO_TENSORS, dtype_names, shapes, tensor_bytes, tensors_in
@@ -55,11 +55,14 @@ def pointwise_on_meta_key(op: OpOverload, args: tuple[Any, ...], kwargs: dict[st
     return _signature_key(op, loose, kwargs)
 
 
+_META = torch.device("meta")  # made once: a device named by a string is parsed on every call
+
+
 def _empty_meta(spec: TensorMeta | tuple[TensorMeta, ...]) -> Any:
     if not isinstance(spec[-1], torch.dtype):  # several outputs (a 0-dim output's shape is the empty tuple)
         return tuple(_empty_meta(part) for part in spec)
     shape, stride, dtype = spec
-    return torch.empty_strided(shape, stride, dtype=dtype, device="meta")
+    return torch.empty_strided(shape, stride, dtype=dtype, device=_META)
 
 
 def _crosses_meta(func: OpOverload, args: tuple[Any, ...], out: Any) -> bool:
@@ -184,7 +187,7 @@ def _replay_spec(replayable: str | None, args: tuple[Any, ...], out: Any) -> Any
 class _OpFacts:
     """What the dispatch reads of an op on every call, from its schema and tags (once per op)."""
 
-    __slots__ = ("copies", "family", "name", "recorded", "replayable", "rule")
+    __slots__ = ("copies", "family", "name", "plain", "recorded", "replayable", "rule")
 
     def __init__(self, func: OpOverload) -> None:
         self.rule = rule_for(func)
@@ -197,6 +200,7 @@ class _OpFacts:
         )
         self.copies = func.overloadpacket in _COPIES  # may copy between meta and a device with data
         self.recorded = func.namespace != "profiler"  # the profiler's markers are not ops
+        self.plain = not writes_or_picks(func)  # meta values: nothing to follow unless an argument is known
 
 
 class Replays:
@@ -289,8 +293,9 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             spec = _replay_spec(facts.replayable, args, out)
             if meta_key is not None and spec is not None and self._value_runs == value_runs:
                 self._on_meta[meta_key] = learnt = [spec, cost, None]
-        if self.values is not None and self._value_runs == value_runs:
-            self.values.follow(func, args, kwargs, out, inputs)
+        values = self.values
+        if values is not None and self._value_runs == value_runs and not (facts.plain and values.none_known(inputs)):
+            values.follow(func, args, kwargs, out, inputs, asked=facts.plain)
         if facts.copies and _crosses_meta(func, args, out):  # tolist(), or x[[0, 2]]'s index, on meta
             return out  # a copy a CPU never makes
         if self._decomposing:
