@@ -46,6 +46,16 @@ def seconds(fn: Any) -> float:
     return time.perf_counter() - began
 
 
+def options(doc: str | None, models: list[str], repeats: int, results: Path) -> argparse.Namespace:
+    """The command line these benchmarks share: models, repeats, where the results go, what code was measured."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=models)
+    parser.add_argument("--repeats", type=int, default=repeats)
+    parser.add_argument("--results", type=Path, default=results)
+    parser.add_argument("--code", default="", help="what code was measured (a commit), kept with the results")
+    return parser.parse_args()
+
+
 def environment(repeats: int, load: float, code: str) -> dict[str, Any]:
     """The conditions kept with a run's results: date, threads, torch, repeats, load at the start, the code."""
     return {
@@ -109,12 +119,7 @@ def case(name: str, repeats: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=MODELS)
-    parser.add_argument("--repeats", type=int, default=REPEATS)
-    parser.add_argument("--results", type=Path, default=RESULTS)
-    parser.add_argument("--code", default="", help="what code was measured (a commit), kept with the results")
-    args = parser.parse_args()
+    args = options(__doc__, MODELS, REPEATS, RESULTS)
     load = os.getloadavg()[0]
     cases = []
     for name in args.models:

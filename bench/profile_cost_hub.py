@@ -14,7 +14,6 @@ models meet the target. Results go to bench/results/profile_cost_hub.json; run o
 
 from __future__ import annotations
 
-import argparse
 import gc
 import json
 import os
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torchvision
-from profile_cost import built, environment, seconds
+from profile_cost import built, environment, options, seconds
 
 import torchcost
 
@@ -58,12 +57,7 @@ def case(name: str, repeats: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=torchvision.models.list_models(module=torchvision.models))
-    parser.add_argument("--repeats", type=int, default=REPEATS)
-    parser.add_argument("--results", type=Path, default=RESULTS)
-    parser.add_argument("--code", default="", help="what code was measured (a commit), kept with the results")
-    args = parser.parse_args()
+    args = options(__doc__, torchvision.models.list_models(module=torchvision.models), REPEATS, RESULTS)
     load = os.getloadavg()[0]
     began = time.perf_counter()
     cases = []

@@ -30,7 +30,6 @@ Results go to bench/results/profile_cost_split.json; run on a quiet machine:
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import os
@@ -41,7 +40,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from profile_cost import MODELS, built, environment, seconds
+from profile_cost import MODELS, built, environment, options, seconds
 
 import torchcost
 from torchcost import prepare, profiler
@@ -186,12 +185,7 @@ def case(name: str, repeats: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=MODELS)
-    parser.add_argument("--repeats", type=int, default=REPEATS)
-    parser.add_argument("--results", type=Path, default=RESULTS)
-    parser.add_argument("--code", default="", help="what code was measured (a commit), kept with the results")
-    args = parser.parse_args()
+    args = options(__doc__, MODELS, REPEATS, RESULTS)
     load = os.getloadavg()[0]
     cases = []
     for name in args.models:
