@@ -103,14 +103,19 @@ class Clocks:
 
     @contextmanager
     def installed(self) -> Iterator[None]:
-        originals = {piece: vars(owner).get(name, getattr(owner, name)) for piece, (owner, name, _) in PIECES.items()}
+        """The wrappers in place for the block; afterwards each owner holds what it held (an object's method, found
+        on its class, leaves no attribute of its own behind)."""
+        originals = {piece: vars(owner).get(name) for piece, (owner, name, _) in PIECES.items()}
         for piece, (owner, name, _) in PIECES.items():
             setattr(owner, name, self.wrap(piece, getattr(owner, name)))
         try:
             yield
         finally:
             for piece, (owner, name, _) in PIECES.items():
-                setattr(owner, name, originals[piece])
+                if originals[piece] is None:
+                    delattr(owner, name)
+                else:
+                    setattr(owner, name, originals[piece])
 
     def taken(self) -> tuple[dict[str, float], dict[str, int]]:
         """The time and calls of each piece so far; cleared for the next run."""
