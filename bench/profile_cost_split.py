@@ -16,6 +16,8 @@ out of each piece for the wrapped calls inside it, so that the pieces add up to 
     key), replayed outputs (empty meta tensors made from a signature's specs), new signatures (kernel, formula,
     bytes: ``_run``), meta values (asked whether any argument's values are known, and followed when one is or
     the op writes in place), records made, and the rest (look-ups, views made again, bookkeeping);
+  - leaf modules replayed: calls of a lent copy's ``torch.nn`` leaf modules appended whole from an earlier call
+    (``counting/leaf_replay.py``: their records, their output, in-place ops followed);
   - module hooks: the module stack's global forward hooks (paths, input and output shapes);
   - the rest: PyTorch's calls into Python for every op and module and the model's own Python;
 - hand back: the copy's snapshot compared after the run;
@@ -45,6 +47,7 @@ from profile_cost import MODELS, built, environment, options, seconds
 import torchcost
 from torchcost import prepare, profiler
 from torchcost.counting import mode as counting_mode
+from torchcost.counting.leaf_replay import LeafReplays
 from torchcost.counting.module_stack import ModuleStack
 from torchcost.emulate.meta_values import MetaValues
 from torchcost.meta_copies import META_COPIES
@@ -62,17 +65,19 @@ PIECES: dict[str, tuple[Any, str, str | None]] = {
     "forward": (profiler, "_forward", None),
     "dispatch": (counting_mode.CountingMode, "__torch_dispatch__", "forward"),
     "dispatch: arguments walked": (counting_mode, "_walk", "dispatch"),
-    "dispatch: outputs replayed": (counting_mode, "_empty_meta", "dispatch"),
+    "dispatch: outputs replayed": (counting_mode, "empty_meta", "dispatch"),
     "dispatch: new signatures": (counting_mode.CountingMode, "_run", "dispatch"),
     "dispatch: meta values": (MetaValues, "follow", "dispatch"),
     "dispatch: meta values asked": (MetaValues, "none_known", "dispatch"),
     "dispatch: records": (counting_mode.CountingMode, "_record", "dispatch"),
+    "leaf modules replayed": (LeafReplays, "_replay", "forward"),
     "module hooks (enter)": (ModuleStack, "_enter_forward", "forward"),
     "module hooks (leave)": (ModuleStack, "_leave_forward", "forward"),
     "hand back": (META_COPIES, "returned", None),
     "report": (profiler, "_build_profile", None),
 }
 
+ELSEWHERE = "calls outside their piece"  # the wrappers' calls that ran outside the piece they belong to
 TOP = [piece for piece, (_, _, parent) in PIECES.items() if parent is None]  # what profile() itself calls
 
 
@@ -81,14 +86,19 @@ class Clocks:
 
     def __init__(self) -> None:
         self.time = dict.fromkeys(PIECES, 0.0)
-        self.calls = dict.fromkeys(PIECES, 0)
+        self.calls = dict.fromkeys([*PIECES, ELSEWHERE], 0)
         self.depth = dict.fromkeys(PIECES, 0)
 
     def wrap(self, piece: str, function: Callable[..., Any]) -> Callable[..., Any]:
         clock = time.perf_counter
 
+        parent = PIECES[piece][2] if piece in PIECES else None
+
         def timed(*args: Any, **kwargs: Any) -> Any:
             if self.depth[piece]:  # a call inside a call of the same piece: counted by the outer one
+                return function(*args, **kwargs)
+            if parent is not None and not self.depth[parent]:  # run from elsewhere (meta values asked by a leaf
+                self.calls[ELSEWHERE] += 1  # replay): its time stays with what runs it, inside the forward
                 return function(*args, **kwargs)
             self.depth[piece] += 1
             began = clock()
@@ -120,7 +130,7 @@ class Clocks:
     def taken(self) -> tuple[dict[str, float], dict[str, int]]:
         """The time and calls of each piece so far; cleared for the next run."""
         taken = (self.time, self.calls)
-        self.time, self.calls = dict.fromkeys(PIECES, 0.0), dict.fromkeys(PIECES, 0)
+        self.time, self.calls = dict.fromkeys(PIECES, 0.0), dict.fromkeys([*PIECES, ELSEWHERE], 0)
         return taken
 
 
@@ -129,6 +139,7 @@ def split(seconds_in: dict[str, float], calls: dict[str, int], total: float, ove
     rests of the pieces that hold others, and of ``profile()``. The pieces add up to ``total`` less every call's
     wrapper cost."""
     inside = dict.fromkeys(PIECES, 0)  # wrapped calls made inside each piece
+    inside["forward"] = calls[ELSEWHERE]
     for piece, (_, _, parent) in PIECES.items():
         while parent is not None:
             inside[parent] += calls[piece]

@@ -279,8 +279,8 @@ def test_meta_replay_gives_the_same_records(monkeypatch, backward):
         return p.records + q.records + r.records
 
     replays = []
-    empty_meta = mode._empty_meta
-    monkeypatch.setattr(mode, "_empty_meta", lambda spec: replays.append(spec) or empty_meta(spec))
+    empty_meta = mode.empty_meta
+    monkeypatch.setattr(mode, "empty_meta", lambda spec: replays.append(spec) or empty_meta(spec))
     replayed = run()
     assert len(replays) > 10  # the three blocks' convolutions, batch norms, ...
     monkeypatch.setattr(mode, "returns_new_tensors", lambda op: False)

@@ -15,6 +15,7 @@ from torch import nn
 from torchcost.counting.collector import collector_paused
 from torchcost.counting.failure import forward_failure
 from torchcost.counting.fused import FusedCalls
+from torchcost.counting.leaf_replay import LeafReplays
 from torchcost.counting.mode import CountingMode
 from torchcost.counting.module_stack import ModuleStack
 from torchcost.emulate.autocast import CountedAutocast
@@ -135,7 +136,11 @@ def _profile_on(
             CountedAutocast(amp, run_device) as mixed,
         ):
             _set_training(run_model, modules, backward)
-            with torch.set_grad_enabled(backward), mixed.forward():
+            # a copy lent again (its tree's facts kept from an earlier run): its leaf modules replay their calls whole
+            # (counting/leaf_replay.py), from the first run on it that learnt them
+            lent_again = derived is not None and facts is not None and not backward and amp is None
+            leaves = LeafReplays(mode, modules, derived) if lent_again and derived is not None else None
+            with torch.set_grad_enabled(backward), mixed.forward(), leaves or contextlib.nullcontext():
                 output = _forward(run_model, stack, inputs, kwargs, run_device)
             if backward:
                 _backward(output, mode)

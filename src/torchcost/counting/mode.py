@@ -34,7 +34,7 @@ TensorMeta = tuple[tuple[int, ...], tuple[int, ...], torch.dtype]
 Learnt = list[Any]
 
 
-def _tensor_meta(out: Any) -> TensorMeta | tuple[TensorMeta, ...] | None:
+def tensor_meta(out: Any) -> TensorMeta | tuple[TensorMeta, ...] | None:
     if isinstance(out, torch.Tensor):
         return (tuple(out.shape), out.stride(), out.dtype) if out.layout == torch.strided else None
     if isinstance(out, tuple) and all(isinstance(t, torch.Tensor) and t.layout == torch.strided for t in out):
@@ -58,9 +58,9 @@ def pointwise_on_meta_key(op: OpOverload, args: tuple[Any, ...], kwargs: dict[st
 _META = torch.device("meta")  # made once: a device named by a string is parsed on every call
 
 
-def _empty_meta(spec: TensorMeta | tuple[TensorMeta, ...]) -> Any:
+def empty_meta(spec: TensorMeta | tuple[TensorMeta, ...]) -> Any:
     if not isinstance(spec[-1], torch.dtype):  # several outputs (a 0-dim output's shape is the empty tuple)
-        return tuple(_empty_meta(part) for part in spec)
+        return tuple(empty_meta(part) for part in spec)
     shape, stride, dtype = spec
     return torch.empty_strided(shape, stride, dtype=dtype, device=_META)
 
@@ -181,7 +181,7 @@ def _replay_spec(replayable: str | None, args: tuple[Any, ...], out: Any) -> Any
     strides and dtypes, or None (no replay)."""
     if replayable == "self":
         return "self" if out is args[0] else None
-    return "view" if replayable == "view" else _tensor_meta(out)
+    return "view" if replayable == "view" else tensor_meta(out)
 
 
 class _OpFacts:
@@ -254,6 +254,11 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self._decomposed, self._on_meta = learnt.decomposed, learnt.on_meta
         self._pointwise_dtype, self._facts = learnt.pointwise_dtype, learnt.facts
         self.fused = ""  # the fused call the ops run now belong to (see counting/fused.py)
+        # ops that did more than replay what was learnt of their signature and be recorded (meta values followed,
+        # a value run, a kernel run unlearnt, a record not made), and while a list is given, the calls among them
+        # that meta values followed: a leaf module's call is kept only if those are all it has (leaf_replay.py)
+        self.unsettled = 0
+        self.followed: list[tuple[OpOverload, tuple[Any, ...], dict[str, Any], Any]] | None = None  # when asked for
 
     def __torch_dispatch__(
         self, func: OpOverload, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
@@ -286,22 +291,34 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         if learnt is not None:
             spec, cost, _ = learnt
             out = (
-                args[0] if spec == "self" else self._kernel(func, args, kwargs) if spec == "view" else _empty_meta(spec)
+                args[0] if spec == "self" else self._kernel(func, args, kwargs) if spec == "view" else empty_meta(spec)
             )
         else:
             out, cost = self._run(func, args, kwargs, inputs)
             spec = _replay_spec(facts.replayable, args, out)
             if meta_key is not None and spec is not None and self._value_runs == value_runs:
                 self._on_meta[meta_key] = learnt = [spec, cost, None]
+        if learnt is None:
+            self.unsettled += 1
         values = self.values
-        if values is not None and self._value_runs == value_runs and not (facts.plain and values.none_known(inputs)):
-            values.follow(func, args, kwargs, out, inputs, asked=facts.plain)
+        if (
+            values is not None
+            and self._value_runs == value_runs
+            and not (facts.plain and values.none_known(inputs))
+            and values.follow(func, args, kwargs, out, inputs, asked=facts.plain)
+        ):
+            self.unsettled += 1
+            if self.followed is not None:
+                self.followed.append((func, args, kwargs, out))
         if facts.copies and _crosses_meta(func, args, out):  # tolist(), or x[[0, 2]]'s index, on meta
+            self.unsettled += 1
             return out  # a copy a CPU never makes
         if self._decomposing:
             self._decomposing[-1].append(cost)
         elif self.recording and not self.modules.opaque and facts.recorded:
             self._record(func, inputs, out, cost, learnt)
+        else:
+            self.unsettled += 1
         return out
 
     def _emit(self, record: OpRecord) -> None:

@@ -97,21 +97,21 @@ class MetaValues:
         out: Any,
         inputs: list[torch.Tensor] | None = None,
         asked: bool = False,
-    ) -> None:
+    ) -> bool:
         """Keep the values of ``out`` (the op's meta result) when they can be computed; mark tensors the op
         wrote as unknown when they cannot. ``inputs``: the argument tensors, when the caller has them already;
-        ``asked``: the caller asked ``none_known`` of them already, and heard no."""
+        ``asked``: the caller asked ``none_known`` of them already, and heard no. Whether what the store knows
+        may have changed (False: certainly not)."""
         inputs = tensors_in((args, kwargs)) if inputs is None else inputs
         if not inputs and isinstance(out, torch.Tensor):  # a creation op (empty, zeros, arange): the usual one
-            self._follow_creation(func, args, kwargs, out)
-            return
+            return self._follow_creation(func, args, kwargs, out)
         # most ops of a model: an argument's value is unknown, and there are no known elements to move
         if not asked and not writes_or_picks(func) and self.none_known(inputs):  # that answer from sets of ids alone
-            return
+            return False
         if self._unknown_result(func, inputs):
             self._mark_written(func, args, kwargs)
             self._spread(func, args, kwargs, out)
-            return
+            return True
         outputs = [t for t in tensors_in(out) if is_meta(t)]
         too_large = sum(t.numel() for t in outputs) > self.max_elements and not func.is_view  # a view is free
         if not outputs or too_large:
@@ -123,24 +123,27 @@ class MetaValues:
             self._spread(func, args, kwargs, out)
             if outputs and not too_large:
                 self._follow_parts(func, args, kwargs, outputs)
-            return
+            return True
         for meta, value in zip(outputs, [t for t in tensors_in(computed)], strict=False):
             if meta.shape == value.shape and meta.dtype == value.dtype:
                 self.seed(meta, value)
+        return True
 
     def _follow_creation(
         self, func: OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any], out: torch.Tensor
-    ) -> None:
+    ) -> bool:
         """``follow`` for an op with no tensor argument and one tensor result: its values come from its arguments
-        alone, computed on the CPU."""
+        alone, computed on the CPU. Whether they were kept."""
         if not is_meta(out) or not 0 < out.numel() <= self.max_elements:  # no elements: get() knows them already
-            return
+            return False
         try:
             value = func(*_map_leaves(_off_meta, args), **_map_leaves(_off_meta, kwargs))
         except Exception:
-            return
+            return False
         if isinstance(value, torch.Tensor) and value.shape == out.shape and value.dtype == out.dtype:
             self.seed(out, value)
+            return True
+        return False
 
     def none_known(self, tensors: list[torch.Tensor]) -> bool:
         """Some meta argument has elements, and no store was ever given any of the meta arguments: the result is
