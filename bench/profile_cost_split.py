@@ -92,7 +92,7 @@ class Clocks:
     def wrap(self, piece: str, function: Callable[..., Any]) -> Callable[..., Any]:
         clock = time.perf_counter
 
-        parent = PIECES[piece][2] if piece in PIECES else None
+        parent = PIECES[piece][2]
 
         def timed(*args: Any, **kwargs: Any) -> Any:
             if self.depth[piece]:  # a call inside a call of the same piece: counted by the outer one

@@ -25,3 +25,12 @@ def test_totals_merge_op_costs_and_other_totals():
     # 5 + 1 MACs, 10 + 2 FLOPs, 7 + 3 bytes read, 3 + 4 bytes written
     assert (totals.macs, totals.flops, totals.bytes_read, totals.bytes_written) == (6, 12, 10, 7)
     assert (other.macs, other.flops) == (1, 2)  # the other sum is left as it was
+
+
+def test_a_record_under_other_modules_is_the_record_replace_makes():
+    values = ("aten.relu_", "forward", ("", "act"), OpCost(0, 0, 64, 64), ((4, 4),), ((4, 4),), True, None,
+              ("float32",), ("float32",), "", "")  # fmt: skip
+    record = OpRecord.of(*values)
+    moved = record.under(("", "block", "block.act"))
+    assert moved == dataclasses.replace(record, modules=("", "block", "block.act"))
+    assert record.modules == ("", "act")  # the kept record is left as it was

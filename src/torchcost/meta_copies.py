@@ -70,8 +70,8 @@ class Snapshot:
     def unchanged(self, modules: list[nn.Module], tensors: list[torch.Tensor]) -> bool:
         """Whether ``modules`` and ``tensors`` (the tree walked now) are the tree as it was. Each test runs in C."""
         return (
-            _same(tensors, self.tensors)
-            and _same(list(map(_TABLE, modules)), self.tables)
+            same_objects(tensors, self.tensors)
+            and same_objects(list(map(_TABLE, modules)), self.tables)
             and list(map(type, modules)) == self.classes
             and not any(self.empty)
             and sum(map(len, self.maps)) == len(self.keys)
@@ -93,7 +93,8 @@ class Snapshot:
 _TABLE = operator.attrgetter("__dict__")
 
 
-def _same(objects: list[Any], before: list[Any]) -> bool:
+def same_objects(objects: list[Any], before: list[Any]) -> bool:
+    """The same objects, in order (identity, compared in C)."""
     return len(objects) == len(before) and all(map(operator.is_, objects, before))
 
 

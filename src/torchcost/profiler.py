@@ -138,9 +138,10 @@ def _profile_on(
             _set_training(run_model, modules, backward)
             # a copy lent again (its tree's facts kept from an earlier run): its leaf modules replay their calls whole
             # (counting/leaf_replay.py), from the first run on it that learnt them
-            lent_again = derived is not None and facts is not None and not backward and amp is None
-            leaves = LeafReplays(mode, modules, derived) if lent_again and derived is not None else None
-            with torch.set_grad_enabled(backward), mixed.forward(), leaves or contextlib.nullcontext():
+            leaves: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+            if derived is not None and facts is not None and not backward and amp is None:
+                leaves = LeafReplays(mode, modules, derived)
+            with torch.set_grad_enabled(backward), mixed.forward(), leaves:
                 output = _forward(run_model, stack, inputs, kwargs, run_device)
             if backward:
                 _backward(output, mode)

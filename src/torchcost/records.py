@@ -74,6 +74,13 @@ class OpRecord:
         record.__dict__.update(zip(_OP_RECORD_FIELDS, values, strict=True))
         return record
 
+    def under(self, modules: tuple[str, ...]) -> OpRecord:
+        """The same call's record with other enclosing modules (a replayed call's), made as ``of`` makes one."""
+        record = object.__new__(OpRecord)
+        record.__dict__.update(self.__dict__)
+        record.__dict__["modules"] = modules
+        return record
+
 
 _OP_RECORD_FIELDS = tuple(OpRecord.__dataclass_fields__)
 

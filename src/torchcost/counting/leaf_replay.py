@@ -20,7 +20,6 @@ values.
 from __future__ import annotations
 
 import functools
-import operator
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -29,6 +28,7 @@ from torch import nn
 from torch._ops import OpOverload
 
 from torchcost.counting.mode import CountingMode, empty_meta, tensor_meta
+from torchcost.meta_copies import same_objects
 from torchcost.records import OpRecord
 
 # exact classes (a subclass may override forward): a single tensor in, a fixed function of the fields out
@@ -41,7 +41,7 @@ LEAF_CLASSES = frozenset({
 
 class _Call:
     """What one call of a leaf module made: its output ("input", or its shape, strides and dtype) and its records
-    (their fields but the enclosing modules), with the module's state it depended on."""
+    (replayed under the enclosing modules of the moment), with the module's state it depended on."""
 
     __slots__ = ("fields", "in_place", "output", "own", "records", "tensors")
 
@@ -51,18 +51,13 @@ class _Call:
         self.tensors = [*module._parameters.values(), *module._buffers.values()]
         self.own: list[torch.Tensor] = [t for t in self.tensors if t is not None]  # (a bias may be None)
         self.output = output
-        self.records = [(r.op, r.phase, r.cost, *_after_cost(r)) for r in records]
+        self.records = records
 
     def still(self, module: nn.Module) -> bool:
         """Whether the module holds what it held when the call was kept (the same objects)."""
-        return _same(list(module.__dict__.values()), self.fields) and _same(
+        return same_objects(list(module.__dict__.values()), self.fields) and same_objects(
             [*module._parameters.values(), *module._buffers.values()], self.tensors
         )
-
-
-def _after_cost(record: OpRecord) -> tuple[Any, ...]:
-    return (record.input_shapes, record.output_shapes, record.counted, record.measured_s, record.input_dtypes,
-            record.output_dtypes, record.fused, record.family)  # fmt: skip
 
 
 def _leaf_forward(
@@ -72,10 +67,6 @@ def _leaf_forward(
     if not current:  # called outside a profile (the copy is the profiler's own, so it should not be)
         return forward(module, *args, **kwargs)
     return current[0]._forward(module, forward, *args, **kwargs)
-
-
-def _same(objects: list[Any], before: list[Any]) -> bool:
-    return len(objects) == len(before) and all(map(operator.is_, objects, before))
 
 
 class LeafReplays:
@@ -147,9 +138,7 @@ class LeafReplays:
     def _replay(self, kept: _Call, x: torch.Tensor) -> Any:
         mode = self.mode
         paths = mode.modules.paths(False)
-        append = mode.records.append
-        for op, phase, cost, *after in kept.records:
-            append(OpRecord.of(op, phase, paths, cost, *after))
+        mode.records += [record.under(paths) for record in kept.records]
         values = mode.values
         if values is not None:
             for op in kept.in_place:  # what the dispatch would have had them follow
