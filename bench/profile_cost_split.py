@@ -1,4 +1,4 @@
-"""Where the time of ``profile(model, x)`` goes: the meta copy, the dispatch mode's Python per op, the module hooks,
+"""Where the time of ``profile(model, x)`` goes: the meta copy, the dispatch mode's Python per op, the module stack,
 PyTorch's and the model's own Python, and building the report.
 
 Each piece is timed by wrapping the function that does it (two ``time.perf_counter`` calls around each call, the
@@ -18,7 +18,8 @@ out of each piece for the wrapped calls inside it, so that the pieces add up to 
     the op writes in place), records made, and the rest (look-ups, views made again, bookkeeping);
   - leaf modules replayed: calls of a lent copy's ``torch.nn`` leaf modules appended whole from an earlier call
     (``counting/leaf_replay.py``: their records, their output, in-place ops followed);
-  - module hooks: the module stack's global forward hooks (paths, input and output shapes);
+  - module stack: a module entered and left (paths, input and output shapes), from the stack's global forward hooks,
+    or on a lent copy from forwards set on its modules (``ModuleStack.by_forwards``);
   - the rest: PyTorch's calls into Python for every op and module and the model's own Python;
 - hand back: the copy's snapshot compared after the run;
 - report: module and operator tables, sums;
@@ -71,8 +72,8 @@ PIECES: dict[str, tuple[Any, str, str | None]] = {
     "dispatch: meta values asked": (MetaValues, "none_known", "dispatch"),
     "dispatch: records": (counting_mode.CountingMode, "_record", "dispatch"),
     "leaf modules replayed": (LeafReplays, "_replay", "forward"),
-    "module hooks (enter)": (ModuleStack, "_enter_forward", "forward"),
-    "module hooks (leave)": (ModuleStack, "_leave_forward", "forward"),
+    "module stack (enter)": (ModuleStack, "enter", "forward"),
+    "module stack (leave)": (ModuleStack, "leave", "forward"),
     "hand back": (META_COPIES, "returned", None),
     "report": (profiler, "_build_profile", None),
 }
@@ -208,10 +209,10 @@ def main() -> None:
         c = case(name, args.repeats)
         cases.append(c)
         warm = c["warm"]["pieces_s"]
-        hooks = warm["module hooks (enter)"] + warm["module hooks (leave)"]
+        stack = warm["module stack (enter)"] + warm["module stack (leave)"]
         print(f"{name}: {c['ops']} ops, profile {c['warm']['profile_s'] * 1e3:.1f} ms (a wrapper cost "
               f"{c['warm']['wrapper_cost_s'] * 1e6:.2f} µs a call): dispatch {warm['dispatch'] * 1e3:.1f} ms "
-              f"({warm['dispatch'] / c['ops'] * 1e6:.1f} µs an op), hooks {hooks * 1e3:.1f} ms, PyTorch and the "
+              f"({warm['dispatch'] / c['ops'] * 1e6:.1f} µs an op), module stack {stack * 1e3:.1f} ms, PyTorch and the "
               f"model {warm['forward: PyTorch and the model'] * 1e3:.1f} ms, report {warm['report'] * 1e3:.1f} ms",
               flush=True)  # fmt: skip
     data = {

@@ -17,7 +17,7 @@ from torchcost.counting.failure import forward_failure
 from torchcost.counting.fused import FusedCalls
 from torchcost.counting.leaf_replay import LeafReplays
 from torchcost.counting.mode import CountingMode
-from torchcost.counting.module_stack import ModuleStack
+from torchcost.counting.module_stack import ModuleStack, followable
 from torchcost.emulate.autocast import CountedAutocast
 from torchcost.emulate.meta_values import BUILT, MetaValues
 from torchcost.emulate.on_meta import MetaFunctions
@@ -125,8 +125,14 @@ def _profile_on(
     modules = facts.modules if facts is not None else named_modules(run_model)
     names = {id(module): name for name, module in modules}
     state = ModelState(model, runs_itself=run_device == device_of(model))  # a copy elsewhere shares no tensor
+    # a copy lent again, forward only: its modules followed through forwards set on them (no hooks' slower path)
+    forwards = None
+    if derived is not None and facts is not None and not backward:
+        if "followable" not in derived:
+            derived["followable"] = followable([module for _, module in modules])
+        forwards = modules if derived["followable"] else None
     try:
-        stack = ModuleStack(names)
+        stack = ModuleStack(names, forwards)
         on_meta = MetaFunctions(values) if values is not None else contextlib.nullcontext()
         with (
             stack,
@@ -136,11 +142,10 @@ def _profile_on(
             CountedAutocast(amp, run_device) as mixed,
         ):
             _set_training(run_model, modules, backward)
-            # a copy lent again (its tree's facts kept from an earlier run): its leaf modules replay their calls whole
-            # (counting/leaf_replay.py), from the first run on it that learnt them
+            # and its leaf modules replay their calls whole (counting/leaf_replay.py), from the run that learnt them
             leaves: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
-            if derived is not None and facts is not None and not backward and amp is None:
-                leaves = LeafReplays(mode, modules, derived)
+            if derived is not None and stack.by_forwards and amp is None:
+                leaves = LeafReplays(mode, derived)
             with torch.set_grad_enabled(backward), mixed.forward(), leaves:
                 output = _forward(run_model, stack, inputs, kwargs, run_device)
             if backward:

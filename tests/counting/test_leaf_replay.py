@@ -149,3 +149,47 @@ def test_a_forward_set_on_the_module_itself_runs():
     profiles = [torchcost.profile(model, x) for _ in range(4)]
     assert META_COPIES.derived(model, META_COPIES._lent[model].copy) is not None  # lent: leaves could replay
     assert all([r.op for r in p.records] == ["aten.convolution", "aten.convolution", "aten.mul"] for p in profiles)
+
+
+SEEN: list = []
+
+
+class Looks(nn.Module):
+    """Keeps what it is given (in a global: a field that changed would make its copy afresh): whether a view, of
+    what, with which shape, strides and offset."""
+
+    def forward(self, x):
+        base = x._base
+        SEEN.append((x.shape, x.stride(), x.storage_offset(), x._is_view(), None if base is None else base.shape))
+        return x
+
+
+def test_a_view_of_a_tensor_made_in_the_call_is_made_again(replays):
+    # on 3-D input, a linear's output is a view of its matmul's 2-D output (the first one's input is of values known
+    # on meta, so that one runs)
+    model = nn.Sequential(nn.Linear(16, 16), nn.Linear(16, 32), Looks())
+    x = torch.randn(2, 5, 16)
+    SEEN.clear()
+    profiles = [everything(torchcost.profile(model, x)) for _ in range(5)]
+    assert replays
+    assert SEEN[0] == (torch.Size([2, 5, 32]), (160, 32, 1), 0, True, torch.Size([10, 32]))
+    assert len(SEEN) == 5 and all(seen == SEEN[0] for seen in SEEN)
+    assert all(p == profiles[0] for p in profiles)
+
+
+def test_registering_a_formula_forgets_the_calls_kept(replays):
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU())
+    x = torch.randn(1, 3, 16, 16)
+    for _ in range(4):
+        torchcost.profile(model, x)
+    assert replays
+
+    @torchcost.register(torch.ops.aten.relu, override=True)
+    def tripled(call):
+        return call.cost(flops=3 * call.output.numel())
+
+    try:
+        counted = torchcost.profile(model, x)
+    finally:
+        torchcost.unregister(torch.ops.aten.relu)  # relu is counted by the generic pointwise rule again
+    assert [r.cost.flops for r in counted.records if r.op == "aten.relu"] == [3 * 8 * 14 * 14]  # 4704

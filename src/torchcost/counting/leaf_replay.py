@@ -8,19 +8,25 @@ of such a call are kept by module and input signature, and a later call appends 
 modules of the moment, and makes its output as the dispatch would, without running the module's Python or
 dispatching its ops: most of what a profile of a small convolutional network costs.
 
+The copy's modules are followed through forwards set on them (``ModuleStack.by_forwards``): a leaf's is the one
+below, which makes a replayed call's entry on the stack itself (its calls and output shapes; its records under the
+paths the stack would have had inside it).
+
 A call is kept only when every op it ran was replayed by the dispatch and left nothing else behind (the mode's
 ``unsettled`` count: no meta values computed or followed, nothing run for real, every op recorded), but for in-place
 ops on the input alone (``nn.ReLU(inplace=True)``), which meta values follow again on each replay as the dispatch
-would; and when its output is a new tensor that is not a view, or its input itself. It is replayed only under what
+would; and when its output is a new tensor, a view of one made in the call (``nn.Linear`` on a 3-D input), or its
+input itself. It is replayed only under what
 made it: the same module fields, parameters and buffers (the same objects), no grad, no autocast, no user formula
-running, no phase named, the same fused call, and the input's values and the module's tensors' unknown to meta
-values.
+running or registered for the module, no phase named, the same fused call, the same formulas, and the input's values
+and the module's tensors' unknown to meta values.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Hashable
+import sys
+from collections.abc import Hashable
 from typing import Any
 
 import torch
@@ -28,8 +34,11 @@ from torch import nn
 from torch._ops import OpOverload
 
 from torchcost.counting.mode import CountingMode, empty_meta, tensor_meta
+from torchcost.counting.module_stack import CALLERS
+from torchcost.counting.registry import find_module_formula, formula_changes
 from torchcost.meta_copies import same_objects
 from torchcost.records import OpRecord
+from torchcost.tensors import shapes_of
 
 # exact classes (a subclass may override forward): a single tensor in, a fixed function of the fields out
 LEAF_CLASSES = frozenset({
@@ -40,17 +49,20 @@ LEAF_CLASSES = frozenset({
 
 
 class _Call:
-    """What one call of a leaf module made: its output ("input", or its shape, strides and dtype) and its records
-    (replayed under the enclosing modules of the moment), with the module's state it depended on."""
+    """What one call of a leaf module made: its output ("input", or how ``_made`` says to make it), its output shapes
+    and its records (replayed under the enclosing modules of the moment), with the module's state it depended on."""
 
-    __slots__ = ("fields", "in_place", "output", "own", "records", "tensors")
+    __slots__ = ("fields", "in_place", "output", "output_shapes", "own", "records", "tensors")
 
-    def __init__(self, module: nn.Module, output: Any, records: list[OpRecord], in_place: list[OpOverload]) -> None:
+    def __init__(
+        self, module: nn.Module, out: torch.Tensor, records: list[OpRecord], in_place: list[OpOverload]
+    ) -> None:
         self.in_place = in_place  # in-place ops on the input alone, for meta values to follow
         self.fields = list(module.__dict__.values())
         self.tensors = [*module._parameters.values(), *module._buffers.values()]
         self.own: list[torch.Tensor] = [t for t in self.tensors if t is not None]  # (a bias may be None)
-        self.output = output
+        self.output: Any = None  # set by the caller, from ``out``
+        self.output_shapes = list(shapes_of(out))  # as the module stack keeps them
         self.records = records
 
     def still(self, module: nn.Module) -> bool:
@@ -60,48 +72,55 @@ class _Call:
         )
 
 
-def _leaf_forward(
-    current: list[LeafReplays], module: nn.Module, forward: Callable[..., Any], *args: Any, **kwargs: Any
-) -> Any:
-    """A leaf module's forward while its copy is profiled: through the profile's ``LeafReplays``."""
-    if not current:  # called outside a profile (the copy is the profiler's own, so it should not be)
-        return forward(module, *args, **kwargs)
-    return current[0]._forward(module, forward, *args, **kwargs)
+def _leaf_forward(current: list[LeafReplays], name: str, module: nn.Module, *args: Any, **kwargs: Any) -> Any:
+    """A leaf module's forward while its copy is profiled: called by ``nn.Module.__call__``, through the profile's
+    ``LeafReplays``; called directly, as it is (no module stack follows such a call)."""
+    if current and sys._getframe(1).f_code in CALLERS:
+        return current[0]._forward(name, module, args, kwargs)
+    return type(module).forward(module, *args, **kwargs)
 
 
 class LeafReplays:
-    """While active, the leaf modules among ``modules`` (a lent copy's) run through ``_forward`` below; ``kept``
-    (``META_COPIES.derived``) holds the copy's leaf modules and their calls for its next profiles."""
+    """While active, the leaf modules of a copy whose module stack follows it by forwards (``mode.modules``) run
+    through ``_forward`` below; ``kept`` (``META_COPIES.derived``) holds the copy's leaf modules and their calls for
+    its next profiles."""
 
-    def __init__(self, mode: CountingMode, modules: list[tuple[str, nn.Module]], kept: dict[str, Any]) -> None:
+    def __init__(self, mode: CountingMode, kept: dict[str, Any]) -> None:
         self.mode = mode
-        self.calls: dict[Hashable, _Call] = kept.setdefault("leaf calls", {})
+        stack = mode.modules
+        assert stack.by_forwards and stack.forwards is not None
+        if kept.get("formulas") != formula_changes():  # what was kept was counted with other formulas
+            kept["leaf calls"], kept["formulas"] = {}, formula_changes()
+        self.calls: dict[Hashable, _Call] = kept["leaf calls"]
         if "leaf forwards" not in kept:  # made once per copy: the same objects in the modules' fields every time
             current: list[LeafReplays] = []
             kept["leaf forwards"] = (
                 current,
                 [
-                    (module, functools.partial(_leaf_forward, current, module, type(module).forward))
-                    for _, module in modules
+                    (module, functools.partial(_leaf_forward, current, name, module))
+                    for (name, module), own in zip(stack.forwards, stack.own, strict=True)
                     # (a forward of its own, set on the object, is left to run as it is)
-                    if type(module) in LEAF_CLASSES and not module._modules and "forward" not in module.__dict__
+                    if type(module) in LEAF_CLASSES and not module._modules and own is None
                 ],
             )
         self._current, self._forwards = kept["leaf forwards"]
+        self._followed: list[Any] = []  # the stack's forwards, put back on exit
 
     def __enter__(self) -> LeafReplays:
         self._current[:] = [self]
+        self._followed = [module.__dict__["forward"] for module, _ in self._forwards]
         for module, forward in self._forwards:  # an object's field is found before its class's method
             module.__dict__["forward"] = forward
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for module, _ in self._forwards:
-            module.__dict__.pop("forward", None)
+        for (module, _), followed in zip(self._forwards, self._followed, strict=True):
+            module.__dict__["forward"] = followed
         self._current.clear()
 
-    def _forward(self, module: nn.Module, forward: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def _forward(self, name: str, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         mode = self.mode
+        stack = mode.modules
         x = args[0] if len(args) == 1 and not kwargs else None
         if (
             type(x) is not torch.Tensor
@@ -110,40 +129,65 @@ class LeafReplays:
             or torch.is_grad_enabled()
             or torch._C._is_any_autocast_enabled()
             or not mode.recording
-            or mode.modules.opaque
+            or stack.opaque
             or mode.phase is not None
+            or find_module_formula(module) is not None
         ):
-            return forward(module, *args, **kwargs)
+            stack.enter(name, module, args)
+            out = type(module).forward(module, *args, **kwargs)
+            stack.leave(name, module, args, out)
+            return out
         key = (id(module), x.shape, x.dtype, x.stride(), module.training, mode.fused)
         kept = self.calls.get(key)
         values = mode.values
         if kept is not None and kept.still(module) and (values is None or values.none_known([x, *kept.own])):
-            return self._replay(kept, x)
+            return self._replay(name, kept, x)
+        stack.enter(name, module, args)
         unsettled, first, mode.followed = mode.unsettled, len(mode.records), []
         try:
-            out = forward(module, x)
+            out = type(module).forward(module, x)
         finally:
             followed, mode.followed = mode.followed, None
+        stack.leave(name, module, args, out)
         # what meta values followed: at most in-place ops on the input alone (an in-place activation), followed
         # again on a replay
-        in_place = [op for op, args, kw, made in followed if made is x and len(args) == 1 and args[0] is x and not kw]
+        in_place = [op for op, on, kw, made in followed if made is x and len(on) == 1 and on[0] is x and not kw]
         if mode.unsettled - unsettled == len(in_place) == len(followed) and len(mode.records) > first:
-            output: Any = "input" if out is x else None
-            if output is None and type(out) is torch.Tensor and out.is_meta and not out._is_view():
-                output = tensor_meta(out)
-            if output is not None:
-                self.calls[key] = _Call(module, output, mode.records[first:], in_place)
+            call = _Call(module, out, mode.records[first:], in_place)
+            call.output = "input" if out is x else _made(out, [x, *call.own])
+            if call.output is not None:
+                self.calls[key] = call
         return out
 
-    def _replay(self, kept: _Call, x: torch.Tensor) -> Any:
+    def _replay(self, name: str, kept: _Call, x: torch.Tensor) -> Any:
         mode = self.mode
-        paths = mode.modules.paths(False)
+        stack = mode.modules
+        paths = stack.inside(name)
+        stack.replayed(name, kept.output_shapes)
         mode.records += [record.under(paths) for record in kept.records]
         values = mode.values
         if values is not None:
             for op in kept.in_place:  # what the dispatch would have had them follow
                 values.follow(op, (x,), {}, x, [x])
-        if kept.output == "input":
+        output = kept.output
+        if output == "input":
             return x
         with torch._C._DisableTorchDispatch():  # made as the dispatch makes a replayed op's output, unseen by it
-            return empty_meta(kept.output)
+            if output[0] != "view":
+                return empty_meta(output)
+            _, base, (size, stride, offset) = output
+            return empty_meta(base).as_strided(size, stride, offset)
+
+
+def _made(out: Any, before: list[torch.Tensor]) -> Any:
+    """How a replay makes a call's output ``out``: its shape, strides and dtype (a new tensor), or ("view", those
+    of its base, its size, strides and offset) for a view of a new tensor (``nn.Linear`` on a 3-D input); None for
+    any other output. ``before``: the tensors the call was given, which a new tensor is none of."""
+    if type(out) is not torch.Tensor or not out.is_meta or out.layout != torch.strided:
+        return None
+    if not out._is_view():
+        return tensor_meta(out)
+    base = out._base
+    if base is None or base._is_view() or any(base is t or base is t._base for t in before):
+        return None
+    return "view", tensor_meta(base), (tuple(out.shape), out.stride(), out.storage_offset())

@@ -3,16 +3,29 @@ attributed to."""
 
 from __future__ import annotations
 
+import functools
+import inspect
+import sys
+import types
 from collections.abc import Callable
 from typing import Any
 
 import torch
+from torch import nn
 from torch.autograd.graph import register_multi_grad_hook
+from torch.nn.modules import module as torch_module
 from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 
 from torchcost.counting.registry import find_module_formula
 from torchcost.records import OpRecord, Shape
 from torchcost.tensors import dtypes_of, shapes_of, tensors_in
+
+# the frames from which ``nn.Module.__call__`` runs a module's forward: without hooks, with hooks (``inner``), traced
+CALLERS = (
+    nn.Module._call_impl.__code__,
+    *(c for c in nn.Module._call_impl.__code__.co_consts if isinstance(c, types.CodeType) and c.co_name == "inner"),
+    nn.Module._slow_forward.__code__,
+)
 
 
 class ModuleStack:
@@ -21,10 +34,18 @@ class ModuleStack:
     Nothing is registered on the model itself; the hooks are removed on exit. In backward, a module is
     entered when the gradients of its outputs arrive and left when those of its inputs are computed
     (the approach of ``torch.utils.module_tracker``).
+
+    On a copy of the profiler's own (``forwards``: its modules, each with no hook, called as ``nn.Module`` calls
+    them; see ``followable``), when no global module hook is registered, the modules are followed instead through a
+    forward set on each object for the run (``by_forwards``): ``nn.Module.__call__`` then runs a module's forward
+    without the hooks' slower path, and the stack sees the same calls (a forward called directly, not through
+    ``__call__``, is not followed, as no hook would run for it).
     """
 
-    def __init__(self, names: dict[int, str]) -> None:
+    def __init__(self, names: dict[int, str], forwards: list[tuple[str, nn.Module]] | None = None) -> None:
         self.names = names  # id(module) -> dotted path ("" for the root)
+        self.forwards = forwards
+        self.by_forwards = False  # while entered: followed through forwards set on the modules
         self.forward: list[str] = []
         self.forward_inputs: list[tuple[Shape, ...]] = []  # input shapes of each running module (for a failure)
         self.backward: list[str] = []
@@ -35,8 +56,17 @@ class ModuleStack:
         self.emit: Callable[[OpRecord], None] | None = None  # where a user formula's record goes
         self._handles: list[Any] = []
         self._paths: list[tuple[str, ...] | None] = [None, None]  # ``paths(False)`` and ``paths(True)``, until a change
+        self._inside: dict[str, tuple[str, ...]] = {}  # ``inside(name)``, until a change
+        self.own: list[Any] = []  # while followed by forwards: the forward each module had set on it, or None
 
     def __enter__(self) -> ModuleStack:
+        self.by_forwards = self.forwards is not None and not _global_hooks()
+        if self.by_forwards:
+            self.own = [module.__dict__.get("forward") for _, module in self.forwards or ()]
+            for (name, module), own in zip(self.forwards or (), self.own, strict=True):
+                forward = own or functools.partial(type(module).forward, module)
+                module.__dict__["forward"] = functools.partial(_followed, self, name, module, forward)
+            return self
         self._handles = [
             register_module_forward_pre_hook(self._enter_forward),
             register_module_forward_hook(self._leave_forward),
@@ -44,6 +74,12 @@ class ModuleStack:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self.by_forwards:
+            for (_, module), own in zip(self.forwards or (), self.own, strict=True):
+                if own is None:
+                    del module.__dict__["forward"]
+                else:
+                    module.__dict__["forward"] = own  # the module's own, set on the object
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
@@ -60,12 +96,29 @@ class ModuleStack:
             paths = self._paths[backward] = tuple(dict.fromkeys(self.backward if backward else self.forward))
         return paths
 
+    def inside(self, name: str) -> tuple[str, ...]:
+        """``paths(False)`` inside module ``name`` if it were entered now."""
+        paths = self._inside.get(name)
+        if paths is None:
+            outside = self.paths(False)
+            paths = self._inside[name] = outside if name in outside else (*outside, name)
+        return paths
+
+    def replayed(self, name: str, output_shapes: list[Shape]) -> None:
+        """A call of module ``name`` made without running it (its ops' records appended under ``inside(name)``)."""
+        self.calls[name] = self.calls.get(name, 0) + 1
+        if name not in self.output_shapes:
+            self.output_shapes[name] = output_shapes
+
     def _enter_forward(self, module: torch.nn.Module, args: Any) -> None:
         name = self.names.get(id(module))
-        if name is None:
-            return
+        if name is not None:
+            self.enter(name, module, args)
+
+    def enter(self, name: str, module: nn.Module, args: Any) -> None:
         self.forward.append(name)
         self._paths[False] = None
+        self._inside.clear()
         # shapes, not the tensors: a module whose forward never returns (checkpointing stops a recomputation
         # early) would keep them alive
         self.forward_inputs.append(shapes_of(args))
@@ -77,8 +130,10 @@ class ModuleStack:
 
     def _leave_forward(self, module: torch.nn.Module, args: Any, output: Any) -> None:
         name = self.names.get(id(module))
-        if name is None:
-            return
+        if name is not None:
+            self.leave(name, module, args, output)
+
+    def leave(self, name: str, module: nn.Module, args: Any, output: Any) -> None:
         if self.opaque == [name]:
             self._apply_module_formula(module, name, args, output)
         if self.forward[-1] == name:  # the usual case: the innermost module returns
@@ -87,6 +142,7 @@ class ModuleStack:
             index = len(self.forward) - 1 - self.forward[::-1].index(name)
             del self.forward[index], self.forward_inputs[index]
         self._paths[False] = None
+        self._inside.clear()
         if name not in self.output_shapes:
             self.output_shapes[name] = list(shapes_of(output))
         if torch.is_grad_enabled():
@@ -127,3 +183,39 @@ class ModuleStack:
         if name in self.backward:
             del self.backward[len(self.backward) - 1 - self.backward[::-1].index(name)]
             self._paths[True] = None
+
+
+def _followed(
+    stack: ModuleStack, name: str, module: nn.Module, forward: Callable[..., Any], *args: Any, **kwargs: Any
+) -> Any:
+    """A module's forward set on the object while ``stack`` follows it: called by ``nn.Module.__call__``, on the
+    stack; called directly, as it is."""
+    if sys._getframe(1).f_code not in CALLERS:
+        return forward(*args, **kwargs)
+    stack.enter(name, module, args)  # as the global hooks do: positional arguments, not left when it raises
+    output = forward(*args, **kwargs)
+    stack.leave(name, module, args, output)
+    return output
+
+
+def _global_hooks() -> bool:
+    """Whether a global module hook is registered (ours, or another's: theirs run before a module's forward)."""
+    return bool(
+        torch_module._global_forward_pre_hooks
+        or torch_module._global_forward_hooks
+        or torch_module._global_backward_pre_hooks
+        or torch_module._global_backward_hooks
+    )
+
+
+def followable(modules: list[nn.Module]) -> bool:
+    """Whether every module runs its forward straight from ``nn.Module.__call__`` (no hook of its own, not compiled,
+    ``__call__`` and ``forward`` as ``nn.Module`` defines them: a forward set on the object runs in its place)."""
+    return all(
+        not (m._forward_pre_hooks or m._forward_hooks or m._backward_pre_hooks or m._backward_hooks)
+        and getattr(m, "_compiled_call_impl", None) is None
+        and type(m).__call__ is nn.Module.__call__
+        and type(m)._call_impl is nn.Module._call_impl
+        and isinstance(inspect.getattr_static(type(m), "forward"), types.FunctionType)
+        for m in modules
+    )
