@@ -792,10 +792,21 @@ def profile_cost_hub_section() -> str:
             f"{c['profile_s'] * 1e3:.1f} ms",
             f"{c['ratio']:.2f}x",
             f"{c['per_op_us']:.0f} µs",
+            f"{c['per_op_in_a_row_us']:.0f} µs" if "per_op_in_a_row_us" in c else "-",
             f"{c['first_ratio']:.2f}x",
         ]
         for c in sorted(data["cases"], key=lambda c: -c["ratio"])
     ]
+    per_op = ""
+    if "per_op_line" in data:
+        over, in_a_row, line = data["per_op_above_40_us"], data["per_op_above_40_us_in_a_row"], data["per_op_line"]
+        per_op = (
+            f" Per op (a profile's time over its ops): above 40 µs for {len(over)} models interleaved "
+            f"({', '.join(over) or 'none'}), for {len(in_a_row)} in a row ({', '.join(in_a_row) or 'none'}). One "
+            f"more op costs {line['per_op_us']:.1f} µs (a least-squares line through the {len(data['cases'])} models' "
+            f"times against their ops; its intercept, {line['intercept_ms']:.1f} ms, is what a profile pays apart from "
+            "its ops, and what puts the models with fewest ops above 40 µs)."
+        )
     return "\n".join(
         [
             f"{len(data['cases'])} models, batch 1, 224x224, {env['threads']} threads, torch {env['torch']}, "
@@ -803,10 +814,20 @@ def profile_cost_hub_section() -> str:
             f"profile on: its meta copy lent), load average {env['load_average_at_start']:.2f} at the start: "
             f"**a median {data['median_ratio']:.2f}x one forward**, {data['median_first_ratio']:.2f}x for a model's "
             f"first profile (what a sweep over the hub pays). Above 1.0x: {', '.join(above) or 'none'} "
-            f"({len(above)} of {len(data['cases'])}). Most costly first:",
+            f"({len(above)} of {len(data['cases'])}).{per_op} Most costly first:",
             "",
             table(
-                ["model", "ops", "forward", "profile", "profile / forward", "per op", "first profile / forward"], lines
+                [
+                    "model",
+                    "ops",
+                    "forward",
+                    "profile",
+                    "profile / forward",
+                    "per op",
+                    "per op, in a row",
+                    "first profile / forward",
+                ],
+                lines,
             ),
         ]
     )

@@ -17,7 +17,7 @@ from torchcost.counting.failure import forward_failure
 from torchcost.counting.fused import FusedCalls
 from torchcost.counting.leaf_replay import LeafReplays
 from torchcost.counting.mode import CountingMode
-from torchcost.counting.module_stack import ModuleStack, followable
+from torchcost.counting.module_stack import Followed, ModuleStack, followable
 from torchcost.emulate.autocast import CountedAutocast
 from torchcost.emulate.meta_values import BUILT, MetaValues
 from torchcost.emulate.on_meta import MetaFunctions
@@ -126,13 +126,13 @@ def _profile_on(
     names = {id(module): name for name, module in modules}
     state = ModelState(model, runs_itself=run_device == device_of(model))  # a copy elsewhere shares no tensor
     # a copy lent again, forward only: its modules followed through forwards set on them (no hooks' slower path)
-    forwards = None
+    followed: Followed | None = None
     if derived is not None and facts is not None and not backward:
-        if "followable" not in derived:
-            derived["followable"] = followable([module for _, module in modules])
-        forwards = modules if derived["followable"] else None
+        if "followed" not in derived:
+            derived["followed"] = Followed(modules) if followable([module for _, module in modules]) else None
+        followed = derived["followed"]
     try:
-        stack = ModuleStack(names, forwards)
+        stack = ModuleStack(names, followed)
         on_meta = MetaFunctions(values) if values is not None else contextlib.nullcontext()
         with (
             stack,
@@ -361,7 +361,10 @@ def _containers(stats: dict[str, ModuleStats], facts: _TreeFacts) -> dict[str, l
 def _operator_stats(records: list[OpRecord]) -> list[OperatorStats]:
     by_op: dict[str, OperatorStats] = {}
     for record in records:
-        by_op.setdefault(record.op, OperatorStats(record.op)).add(record.cost)
+        stats = by_op.get(record.op)
+        if stats is None:
+            stats = by_op[record.op] = OperatorStats(record.op)
+        stats.add(record.cost)
     return sorted(by_op.values(), key=lambda o: (o.flops, o.memory_access.total), reverse=True)
 
 

@@ -2,6 +2,7 @@
 paths and failures as its global hooks find."""
 
 import functools
+import inspect
 
 import pytest
 import torch
@@ -35,13 +36,18 @@ def ways(monkeypatch):
     return seen
 
 
+SIGNATURES: list = []
+
+
 class Scaled(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.conv = nn.Conv2d(4, 4, 3, padding=1)
 
-    def forward(self, x):
-        return self.conv(x) * 2
+    def forward(self, x, scale: float = 2.0):
+        # what a forward that reads its own signature finds (as transformers' backbones do)
+        SIGNATURES.append((str(inspect.signature(self.forward)), str(inspect.signature(self.conv.forward))))
+        return self.conv(x) * scale
 
 
 def plus_input(module, x):
@@ -70,8 +76,11 @@ class Tangled(nn.Module):
 
 def test_a_lent_copy_is_followed_by_forwards_with_the_same_calls_and_paths(ways):
     model, x = Tangled().eval(), torch.randn(1, 3, 8, 8)
+    SIGNATURES.clear()
     first = everything(torchcost.profile(model, x))
     later = [everything(torchcost.profile(model, x)) for _ in range(4)]
+    conv = "(input: torch.Tensor) -> torch.Tensor"
+    assert set(SIGNATURES) == {("(x, scale: float = 2.0)", conv), ("(x)", conv)}  # (own's: the user's partial)
     assert ways == [False, False, True, True, True]  # from the third profile on, the copy is lent
     assert all(p == first for p in later)
     calls = {name: n for name, n, *_ in first[3]}

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Hashable
+import types
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import torch
@@ -80,6 +81,12 @@ def _leaf_forward(current: list[LeafReplays], name: str, module: nn.Module, *arg
     return type(module).forward(module, *args, **kwargs)
 
 
+def _leaf_forward_of(current: list[LeafReplays], name: str, module: nn.Module) -> Callable[..., Any]:
+    forward = functools.partial(_leaf_forward, current, name, module)
+    forward.__wrapped__ = types.MethodType(type(module).forward, module)  # type: ignore[attr-defined]  # (its signature)
+    return forward
+
+
 class LeafReplays:
     """While active, the leaf modules of a copy whose module stack follows it by forwards (``mode.modules``) run
     through ``_forward`` below; ``kept`` (``META_COPIES.derived``) holds the copy's leaf modules and their calls for
@@ -87,8 +94,8 @@ class LeafReplays:
 
     def __init__(self, mode: CountingMode, kept: dict[str, Any]) -> None:
         self.mode = mode
-        stack = mode.modules
-        assert stack.by_forwards and stack.forwards is not None
+        followed = mode.modules.followed
+        assert mode.modules.by_forwards and followed is not None
         if kept.get("formulas") != formula_changes():  # what was kept was counted with other formulas
             kept["leaf calls"], kept["formulas"] = {}, formula_changes()
         self.calls: dict[Hashable, _Call] = kept["leaf calls"]
@@ -97,8 +104,8 @@ class LeafReplays:
             kept["leaf forwards"] = (
                 current,
                 [
-                    (module, functools.partial(_leaf_forward, current, name, module))
-                    for (name, module), own in zip(stack.forwards, stack.own, strict=True)
+                    (module, _leaf_forward_of(current, name, module))
+                    for (name, module), own in zip(followed.modules, followed.own, strict=True)
                     # (a forward of its own, set on the object, is left to run as it is)
                     if type(module) in LEAF_CLASSES and not module._modules and own is None
                 ],

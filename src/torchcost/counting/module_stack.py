@@ -35,16 +35,16 @@ class ModuleStack:
     entered when the gradients of its outputs arrive and left when those of its inputs are computed
     (the approach of ``torch.utils.module_tracker``).
 
-    On a copy of the profiler's own (``forwards``: its modules, each with no hook, called as ``nn.Module`` calls
-    them; see ``followable``), when no global module hook is registered, the modules are followed instead through a
-    forward set on each object for the run (``by_forwards``): ``nn.Module.__call__`` then runs a module's forward
-    without the hooks' slower path, and the stack sees the same calls (a forward called directly, not through
-    ``__call__``, is not followed, as no hook would run for it).
+    On a copy of the profiler's own (``followed``: forwards for its modules, each with no hook, called as
+    ``nn.Module`` calls them; see ``followable``), when no global module hook is registered, the modules are
+    followed instead through a forward set on each object for the run (``by_forwards``): ``nn.Module.__call__``
+    then runs a module's forward without the hooks' slower path, and the stack sees the same calls (a forward
+    called directly, not through ``__call__``, is not followed, as no hook would run for it).
     """
 
-    def __init__(self, names: dict[int, str], forwards: list[tuple[str, nn.Module]] | None = None) -> None:
+    def __init__(self, names: dict[int, str], followed: Followed | None = None) -> None:
         self.names = names  # id(module) -> dotted path ("" for the root)
-        self.forwards = forwards
+        self.followed = followed
         self.by_forwards = False  # while entered: followed through forwards set on the modules
         self.forward: list[str] = []
         self.forward_inputs: list[tuple[Shape, ...]] = []  # input shapes of each running module (for a failure)
@@ -57,15 +57,11 @@ class ModuleStack:
         self._handles: list[Any] = []
         self._paths: list[tuple[str, ...] | None] = [None, None]  # ``paths(False)`` and ``paths(True)``, until a change
         self._inside: dict[str, tuple[str, ...]] = {}  # ``inside(name)``, until a change
-        self.own: list[Any] = []  # while followed by forwards: the forward each module had set on it, or None
 
     def __enter__(self) -> ModuleStack:
-        self.by_forwards = self.forwards is not None and not _global_hooks()
-        if self.by_forwards:
-            self.own = [module.__dict__.get("forward") for _, module in self.forwards or ()]
-            for (name, module), own in zip(self.forwards or (), self.own, strict=True):
-                forward = own or functools.partial(type(module).forward, module)
-                module.__dict__["forward"] = functools.partial(_followed, self, name, module, forward)
+        self.by_forwards = self.followed is not None and not _global_hooks()
+        if self.followed is not None and self.by_forwards:
+            self.followed.set_on(self)
             return self
         self._handles = [
             register_module_forward_pre_hook(self._enter_forward),
@@ -74,12 +70,8 @@ class ModuleStack:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.by_forwards:
-            for (_, module), own in zip(self.forwards or (), self.own, strict=True):
-                if own is None:
-                    del module.__dict__["forward"]
-                else:
-                    module.__dict__["forward"] = own  # the module's own, set on the object
+        if self.followed is not None and self.by_forwards:
+            self.followed.taken_off()
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
@@ -185,16 +177,49 @@ class ModuleStack:
             self._paths[True] = None
 
 
+class Followed:
+    """The forwards through which a ``ModuleStack`` follows a copy's modules (``by_forwards``), made once per copy:
+    each runs the module's forward (its own, set on the object, or its class's) on the stack of the moment."""
+
+    def __init__(self, modules: list[tuple[str, nn.Module]]) -> None:
+        self.modules = modules
+        self.own = [module.__dict__.get("forward") for _, module in modules]  # a forward set on the object, or None
+        self._stack: list[ModuleStack] = []  # the one following them now
+        self.forwards = []
+        for (name, module), own in zip(modules, self.own, strict=True):
+            forward = own or types.MethodType(type(module).forward, module)
+            followed = functools.partial(_followed, self._stack, name, module, forward)
+            followed.__wrapped__ = forward  # type: ignore[attr-defined]  # (what inspect.signature reads)
+            self.forwards.append(followed)
+
+    def set_on(self, stack: ModuleStack) -> None:
+        """Set each module's forward, for ``stack`` to follow them (an object's field is found before its class's
+        method)."""
+        self._stack[:] = [stack]
+        for (_, module), forward in zip(self.modules, self.forwards, strict=True):
+            module.__dict__["forward"] = forward
+
+    def taken_off(self) -> None:
+        """Each module as it was: its own forward, or none set on the object."""
+        for (_, module), own in zip(self.modules, self.own, strict=True):
+            if own is None:
+                del module.__dict__["forward"]
+            else:
+                module.__dict__["forward"] = own
+        self._stack.clear()
+
+
 def _followed(
-    stack: ModuleStack, name: str, module: nn.Module, forward: Callable[..., Any], *args: Any, **kwargs: Any
+    stack: list[ModuleStack], name: str, module: nn.Module, forward: Callable[..., Any], *args: Any, **kwargs: Any
 ) -> Any:
-    """A module's forward set on the object while ``stack`` follows it: called by ``nn.Module.__call__``, on the
-    stack; called directly, as it is."""
-    if sys._getframe(1).f_code not in CALLERS:
+    """A module's forward while ``stack`` follows it: called by ``nn.Module.__call__``, on the stack; called
+    directly, as it is."""
+    if not stack or sys._getframe(1).f_code not in CALLERS:
         return forward(*args, **kwargs)
-    stack.enter(name, module, args)  # as the global hooks do: positional arguments, not left when it raises
+    on = stack[0]
+    on.enter(name, module, args)  # as the global hooks do: positional arguments, not left when it raises
     output = forward(*args, **kwargs)
-    stack.leave(name, module, args, output)
+    on.leave(name, module, args, output)
     return output
 
 
