@@ -54,9 +54,23 @@ def plus_input(module, x):
     return Scaled.forward(module, x) + x
 
 
+class Checkpointed(nn.Linear):
+    """A ``__call__`` of its own, as transformers' decoder layers have, through ``nn.Module.__call__``."""
+
+    def __call__(self, *args, **kwargs):
+        return super().__call__(*args, **kwargs)
+
+
+class Shortcut(nn.Linear):
+    """A ``__call__`` of its own that runs the forward itself: no hook runs for it, and it is not on the stack."""
+
+    def __call__(self, x):
+        return self.forward(x)
+
+
 class Tangled(nn.Module):
-    """Calls a child's forward directly (no hook runs for it), calls one child twice, and one of its own is given
-    a forward on the object."""
+    """Calls a child's forward directly (no hook runs for it), calls one child twice, one of its own is given a
+    forward on the object, and two have a ``__call__`` of their own."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -65,13 +79,14 @@ class Tangled(nn.Module):
         self.shared = nn.BatchNorm2d(4)
         self.own = Scaled()
         self.own.forward = functools.partial(plus_input, self.own)  # type: ignore[method-assign]
-        self.head = nn.Linear(4, 5)
+        self.head = Checkpointed(4, 5)
+        self.tail = Shortcut(5, 5)
 
     def forward(self, x):
         x = self.shared(self.stem(x))
         x = self.block.forward(x)  # directly: not on the stack
         x = self.shared(self.own(x))
-        return self.head(x.mean((2, 3)))
+        return self.tail(self.head(x.mean((2, 3))))
 
 
 def test_a_lent_copy_is_followed_by_forwards_with_the_same_calls_and_paths(ways):
@@ -85,6 +100,7 @@ def test_a_lent_copy_is_followed_by_forwards_with_the_same_calls_and_paths(ways)
     assert all(p == first for p in later)
     calls = {name: n for name, n, *_ in first[3]}
     assert calls["block"] == 0 and calls["block.conv"] == 1 and calls["shared"] == 2 and calls["own"] == 1
+    assert calls["head"] == 1 and calls["tail"] == 0
     assert model.own.forward.func is plus_input and "forward" not in model.block.__dict__  # the user's, untouched
     copy = META_COPIES._lent[model].copy  # and the copy's, as made
     assert copy.own.forward.func is plus_input and copy.own.forward.args[0] is copy.own
@@ -132,11 +148,6 @@ def test_a_failure_on_a_lent_copy_names_the_module_it_failed_in(ways):
     assert everything(torchcost.profile(model, x)) == everything(torchcost.profile(Fails(), x))
 
 
-class Called(nn.Linear):
-    def __call__(self, *args, **kwargs):
-        return super().__call__(*args, **kwargs)
-
-
 class Property(nn.Module):
     @property
     def forward(self):
@@ -147,7 +158,7 @@ class Property(nn.Module):
     "module, expected",
     [
         (nn.Linear(2, 2), True),
-        (Called(2, 2), False),
+        (Checkpointed(2, 2), True),
         (Property(), False),
     ],
     ids=["plain", "own __call__", "forward a property"],

@@ -234,13 +234,13 @@ def _global_hooks() -> bool:
 
 
 def followable(modules: list[nn.Module]) -> bool:
-    """Whether every module runs its forward straight from ``nn.Module.__call__`` (no hook of its own, not compiled,
-    ``__call__`` and ``forward`` as ``nn.Module`` defines them: a forward set on the object runs in its place)."""
+    """Whether the modules can be followed through forwards set on them: none has a hook of its own or is compiled,
+    and each class's ``forward`` is a plain function (a forward set on the object then runs in its place). A class
+    may have a ``__call__`` of its own: its forward is on the stack when ``nn.Module._call_impl`` runs it
+    (``CALLERS``), which is when the hooks would have run."""
     return all(
         not (m._forward_pre_hooks or m._forward_hooks or m._backward_pre_hooks or m._backward_hooks)
         and getattr(m, "_compiled_call_impl", None) is None
-        and type(m).__call__ is nn.Module.__call__
-        and type(m)._call_impl is nn.Module._call_impl
         and isinstance(inspect.getattr_static(type(m), "forward"), types.FunctionType)
         for m in modules
     )
