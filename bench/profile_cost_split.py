@@ -71,7 +71,7 @@ PIECES: dict[str, tuple[Any, str, str | None]] = {
     "dispatch: meta values": (MetaValues, "follow", "dispatch"),
     "dispatch: meta values asked": (MetaValues, "none_known", "dispatch"),
     "dispatch: records": (counting_mode.CountingMode, "_record", "dispatch"),
-    "leaf modules replayed": (LeafReplays, "_replay", "forward"),
+    "leaf modules replayed": (LeafReplays, "replay", "forward"),
     "module stack (enter)": (ModuleStack, "enter", "forward"),
     "module stack (leave)": (ModuleStack, "leave", "forward"),
     "hand back": (META_COPIES, "returned", None),

@@ -20,8 +20,8 @@ def everything(p):
 def replays(monkeypatch):
     """How many leaf calls were replayed whole."""
     done = []
-    replay = leaf_replay.LeafReplays._replay
-    monkeypatch.setattr(leaf_replay.LeafReplays, "_replay", lambda self, *a: done.append(1) or replay(self, *a))
+    replay = leaf_replay.LeafReplays.replay
+    monkeypatch.setattr(leaf_replay.LeafReplays, "replay", lambda self, *a: done.append(1) or replay(self, *a))
     return done
 
 

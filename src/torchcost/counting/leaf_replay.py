@@ -53,7 +53,7 @@ class _Call:
     """What one call of a leaf module made: its output ("input", or how ``_made`` says to make it), its output shapes
     and its records (replayed under the enclosing modules of the moment), with the module's state it depended on."""
 
-    __slots__ = ("fields", "in_place", "output", "output_shapes", "own", "records", "tensors")
+    __slots__ = ("fields", "in_place", "output", "output_shapes", "own", "paths", "records", "tensors")
 
     def __init__(
         self, module: nn.Module, out: torch.Tensor, records: list[OpRecord], in_place: list[OpOverload]
@@ -65,6 +65,7 @@ class _Call:
         self.output: Any = None  # set by the caller, from ``out``
         self.output_shapes = list(shapes_of(out))  # as the module stack keeps them
         self.records = records
+        self.paths = records[0].modules  # the modules they ran under (each record's)
 
     def still(self, module: nn.Module) -> bool:
         """Whether the module holds what it held when the call was kept (the same objects)."""
@@ -74,11 +75,32 @@ class _Call:
 
 
 def _leaf_forward(current: list[LeafReplays], name: str, module: nn.Module, *args: Any, **kwargs: Any) -> Any:
-    """A leaf module's forward while its copy is profiled: called by ``nn.Module.__call__``, through the profile's
-    ``LeafReplays``; called directly, as it is (no module stack follows such a call)."""
-    if current and sys._getframe(1).f_code in CALLERS:
-        return current[0]._forward(name, module, args, kwargs)
-    return type(module).forward(module, *args, **kwargs)
+    """A leaf module's forward while its copy is profiled: called by ``nn.Module.__call__``, replayed through the
+    profile's ``LeafReplays`` when it can be, else run (and learnt) on the module stack; called directly, as it is
+    (no module stack follows such a call)."""
+    if not current or sys._getframe(1).f_code not in CALLERS:
+        return type(module).forward(module, *args, **kwargs)
+    replays = current[0]
+    mode = replays.mode
+    x = args[0] if len(args) == 1 and not kwargs else None
+    if (
+        type(x) is not torch.Tensor
+        or not x.is_meta
+        or x.layout != torch.strided
+        or torch.is_grad_enabled()
+        or torch._C._is_any_autocast_enabled()
+        or not mode.recording
+        or mode.modules.opaque
+        or mode.phase is not None
+        or find_module_formula(module) is not None
+    ):
+        return replays.run(name, module, args, kwargs)
+    key = (id(module), x.shape, x.dtype, x.stride(), module.training, mode.fused)
+    kept = replays.calls.get(key)
+    values = mode.values
+    if kept is None or not kept.still(module) or (values is not None and not values.none_known([x, *kept.own])):
+        return replays.learn(name, module, x, key)
+    return replays.replay(name, kept, x)
 
 
 def _leaf_forward_of(current: list[LeafReplays], name: str, module: nn.Module) -> Callable[..., Any]:
@@ -89,8 +111,8 @@ def _leaf_forward_of(current: list[LeafReplays], name: str, module: nn.Module) -
 
 class LeafReplays:
     """While active, the leaf modules of a copy whose module stack follows it by forwards (``mode.modules``) run
-    through ``_forward`` below; ``kept`` (``META_COPIES.derived``) holds the copy's leaf modules and their calls for
-    its next profiles."""
+    through ``_leaf_forward`` above; ``kept`` (``META_COPIES.derived``) holds the copy's leaf modules and their calls
+    for its next profiles."""
 
     def __init__(self, mode: CountingMode, kept: dict[str, Any]) -> None:
         self.mode = mode
@@ -125,53 +147,12 @@ class LeafReplays:
             module.__dict__["forward"] = followed
         self._current.clear()
 
-    def _forward(self, name: str, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def replay(self, name: str, kept: _Call, x: torch.Tensor) -> Any:
+        """The call ``kept`` made again on input ``x``: its records, in-place ops followed, its output."""
         mode = self.mode
-        stack = mode.modules
-        x = args[0] if len(args) == 1 and not kwargs else None
-        if (
-            type(x) is not torch.Tensor
-            or not x.is_meta
-            or x.layout != torch.strided
-            or torch.is_grad_enabled()
-            or torch._C._is_any_autocast_enabled()
-            or not mode.recording
-            or stack.opaque
-            or mode.phase is not None
-            or find_module_formula(module) is not None
-        ):
-            stack.enter(name, module, args)
-            out = type(module).forward(module, *args, **kwargs)
-            stack.leave(name, module, args, out)
-            return out
-        key = (id(module), x.shape, x.dtype, x.stride(), module.training, mode.fused)
-        kept = self.calls.get(key)
-        values = mode.values
-        if kept is not None and kept.still(module) and (values is None or values.none_known([x, *kept.own])):
-            return self._replay(name, kept, x)
-        stack.enter(name, module, args)
-        unsettled, first, mode.followed = mode.unsettled, len(mode.records), []
-        try:
-            out = type(module).forward(module, x)
-        finally:
-            followed, mode.followed = mode.followed, None
-        stack.leave(name, module, args, out)
-        # what meta values followed: at most in-place ops on the input alone (an in-place activation), followed
-        # again on a replay
-        in_place = [op for op, on, kw, made in followed if made is x and len(on) == 1 and on[0] is x and not kw]
-        if mode.unsettled - unsettled == len(in_place) == len(followed) and len(mode.records) > first:
-            call = _Call(module, out, mode.records[first:], in_place)
-            call.output = "input" if out is x else _made(out, [x, *call.own])
-            if call.output is not None:
-                self.calls[key] = call
-        return out
-
-    def _replay(self, name: str, kept: _Call, x: torch.Tensor) -> Any:
-        mode = self.mode
-        stack = mode.modules
-        paths = stack.inside(name)
-        stack.replayed(name, kept.output_shapes)
-        mode.records += [record.under(paths) for record in kept.records]
+        paths = mode.modules.replayed(name, kept.output_shapes)
+        # the records kept, when made under the same modules (the usual case: the same place in the same model)
+        mode.records += kept.records if paths == kept.paths else [record.under(paths) for record in kept.records]
         values = mode.values
         if values is not None:
             for op in kept.in_place:  # what the dispatch would have had them follow
@@ -184,6 +165,35 @@ class LeafReplays:
                 return empty_meta(output)
             _, base, (size, stride, offset) = output
             return empty_meta(base).as_strided(size, stride, offset)
+
+    def run(self, name: str, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The module's forward run on the module stack, not learnt."""
+        stack = self.mode.modules
+        stack.enter(name, module, args)
+        out = type(module).forward(module, *args, **kwargs)
+        stack.leave(name, module, args, out)
+        return out
+
+    def learn(self, name: str, module: nn.Module, x: torch.Tensor, key: Hashable) -> Any:
+        """The module's forward run on the module stack, its call kept under ``key`` if a replay can make it."""
+        mode = self.mode
+        stack = mode.modules
+        stack.enter(name, module, (x,))
+        unsettled, first, mode.followed = mode.unsettled, len(mode.records), []
+        try:
+            out = type(module).forward(module, x)
+        finally:
+            followed, mode.followed = mode.followed, None
+        stack.leave(name, module, (x,), out)
+        # what meta values followed: at most in-place ops on the input alone (an in-place activation), followed
+        # again on a replay
+        in_place = [op for op, on, kw, made in followed if made is x and len(on) == 1 and on[0] is x and not kw]
+        if mode.unsettled - unsettled == len(in_place) == len(followed) and len(mode.records) > first:
+            call = _Call(module, out, mode.records[first:], in_place)
+            call.output = "input" if out is x else _made(out, [x, *call.own])
+            if call.output is not None:
+                self.calls[key] = call
+        return out
 
 
 def _made(out: Any, before: list[torch.Tensor]) -> Any:

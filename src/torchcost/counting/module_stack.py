@@ -56,7 +56,7 @@ class ModuleStack:
         self.emit: Callable[[OpRecord], None] | None = None  # where a user formula's record goes
         self._handles: list[Any] = []
         self._paths: list[tuple[str, ...] | None] = [None, None]  # ``paths(False)`` and ``paths(True)``, until a change
-        self._inside: dict[str, tuple[str, ...]] = {}  # ``inside(name)``, until a change
+        self._inside: dict[str, tuple[str, ...]] = {}  # ``paths(False)`` inside a module ``replayed``, until a change
 
     def __enter__(self) -> ModuleStack:
         self.by_forwards = self.followed is not None and not _global_hooks()
@@ -88,19 +88,17 @@ class ModuleStack:
             paths = self._paths[backward] = tuple(dict.fromkeys(self.backward if backward else self.forward))
         return paths
 
-    def inside(self, name: str) -> tuple[str, ...]:
-        """``paths(False)`` inside module ``name`` if it were entered now."""
+    def replayed(self, name: str, output_shapes: list[Shape]) -> tuple[str, ...]:
+        """A call of module ``name`` made without running it: counted, and ``paths(False)`` inside it returned (for
+        the records of its ops)."""
+        self.calls[name] = self.calls.get(name, 0) + 1
+        if name not in self.output_shapes:
+            self.output_shapes[name] = output_shapes
         paths = self._inside.get(name)
         if paths is None:
             outside = self.paths(False)
             paths = self._inside[name] = outside if name in outside else (*outside, name)
         return paths
-
-    def replayed(self, name: str, output_shapes: list[Shape]) -> None:
-        """A call of module ``name`` made without running it (its ops' records appended under ``inside(name)``)."""
-        self.calls[name] = self.calls.get(name, 0) + 1
-        if name not in self.output_shapes:
-            self.output_shapes[name] = output_shapes
 
     def _enter_forward(self, module: torch.nn.Module, args: Any) -> None:
         name = self.names.get(id(module))
