@@ -16,10 +16,9 @@ A call is kept only when every op it ran was replayed by the dispatch and left n
 ``unsettled`` count: no meta values computed or followed, nothing run for real, every op recorded), but for in-place
 ops on the input alone (``nn.ReLU(inplace=True)``), which meta values follow again on each replay as the dispatch
 would; and when its output is a new tensor, a view of one made in the call (``nn.Linear`` on a 3-D input), or its
-input itself. It is replayed only under what
-made it: the same module fields, parameters and buffers (the same objects), no grad, no autocast, no user formula
-running or registered for the module, no phase named, the same fused call, the same formulas, and the input's values
-and the module's tensors' unknown to meta values.
+input itself. It is replayed only under what made it: the same module fields, parameters and buffers (the same
+objects), no grad, no autocast, no user formula running or registered for the module, no phase named, the same fused
+call, the same formulas, and the input's values and the module's tensors' unknown to meta values.
 """
 
 from __future__ import annotations
@@ -104,6 +103,7 @@ def _leaf_forward(current: list[LeafReplays], name: str, module: nn.Module, *arg
 
 
 def _leaf_forward_of(current: list[LeafReplays], name: str, module: nn.Module) -> Callable[..., Any]:
+    """The forward set on a leaf module while its copy is profiled, with the signature of the class's."""
     forward = functools.partial(_leaf_forward, current, name, module)
     forward.__wrapped__ = types.MethodType(type(module).forward, module)  # type: ignore[attr-defined]  # (its signature)
     return forward
