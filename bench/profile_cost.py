@@ -68,6 +68,12 @@ def environment(repeats: int, load: float, code: str) -> dict[str, Any]:
     }
 
 
+def write_results(path: Path, data: dict[str, Any]) -> None:
+    """A run's results, as JSON, where ``--results`` says."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
 def built(name: str) -> tuple[torch.nn.Module, torch.Tensor, Any]:
     """A torchvision model with random weights (eval), its batch-1 224x224 input, and its plain forward."""
     model = torchvision.models.get_model(name, weights=None).eval()
@@ -136,8 +142,7 @@ def main() -> None:
         "median_cpu_ratio": statistics.median(c["cpu_ratio"] for c in cases),
         "cases": cases,
     }
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(json.dumps(data, indent=2) + "\n")
+    write_results(args.results, data)
     print(f"median over {len(cases)} models, {data['environment']['threads']} threads: profile() "
           f"{data['median_auto_ratio']:.2f}x a forward (auto), {data['median_cold_ratio']:.2f}x (auto, cold), "
           f"{data['median_cpu_ratio']:.2f}x (cpu); "

@@ -19,7 +19,6 @@ bench/results/profile_cost_hub.json; run on a quiet machine:
 from __future__ import annotations
 
 import gc
-import json
 import os
 import statistics
 import time
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import torchvision
-from profile_cost import built, environment, options, seconds
+from profile_cost import built, environment, options, seconds, write_results
 
 import torchcost
 
@@ -63,9 +62,11 @@ def case(name: str, repeats: int) -> dict[str, Any]:
     }
 
 
-def per_op_line(cases: list[dict[str, Any]]) -> dict[str, float]:
+def per_op_line(cases: list[dict[str, Any]]) -> dict[str, float] | None:
     """The least-squares line through the models' profile times against their ops: the cost of one more op and what
-    a profile pays apart from its ops."""
+    a profile pays apart from its ops (None for models of fewer than two op counts: no line)."""
+    if len({c["ops"] for c in cases}) < 2:
+        return None
     fit = statistics.linear_regression([c["ops"] for c in cases], [c["profile_s"] for c in cases])
     return {"per_op_us": fit.slope * 1e6, "intercept_ms": fit.intercept * 1e3}
 
@@ -92,13 +93,13 @@ def main() -> None:
         "per_op_line": per_op_line(cases),
         "cases": cases,
     }
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(json.dumps(data, indent=2) + "\n")
+    write_results(args.results, data)
+    line = data["per_op_line"]
+    one_more = f"; one more op {line['per_op_us']:.1f} µs" if line else ""
     print(f"median over {len(cases)} models, {data['environment']['threads']} threads: profile() "
           f"{data['median_ratio']:.2f}x a forward ({data['median_first_ratio']:.2f}x its first); above 1.0x: "
           f"{', '.join(data['above_one']) or 'none'}; per op above 40 µs: {len(data['per_op_above_40_us'])} models "
-          f"({len(data['per_op_above_40_us_in_a_row'])} in a row); one more op "
-          f"{data['per_op_line']['per_op_us']:.1f} µs; wrote {args.results}")  # fmt: skip
+          f"({len(data['per_op_above_40_us_in_a_row'])} in a row){one_more}; wrote {args.results}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -16,8 +16,6 @@ Medians; pin it to one core on a quiet machine for the slopes. Results go to ben
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import statistics
 import time
@@ -27,7 +25,7 @@ from typing import Any
 
 import torch
 import torchvision
-from profile_cost import environment, seconds
+from profile_cost import environment, options, seconds, write_results
 from torch import nn
 
 import torchcost
@@ -98,22 +96,16 @@ def cold(name: str, model: nn.Module, x: torch.Tensor, repeats: int) -> dict[str
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="*", default=["vgg11", "alexnet"])
-    parser.add_argument("--repeats", type=int, default=30)
-    parser.add_argument("--results", type=Path, default=RESULTS)
-    parser.add_argument("--code", default="", help="what code was measured (a commit), kept with the results")
-    args = parser.parse_args()
+    args = options(__doc__, ["vgg11", "alexnet"], 30, RESULTS)
     load = os.getloadavg()[0]
-    data: dict[str, Any] = {"environment": environment(args.repeats, load, args.code), "per_module": per_module(
-        args.repeats)}  # fmt: skip
+    data: dict[str, Any] = {"environment": environment(args.repeats, load, args.code)}
+    data["per_module"] = per_module(args.repeats)
     one_conv = nn.Sequential(nn.Conv2d(3, 8, 3)).eval()
     data["cold"] = {"one convolution": cold("one convolution", one_conv, torch.randn(1, 3, 32, 32), args.repeats)}
     for name in args.models:
         model = torchvision.models.get_model(name, weights=None).eval()
         data["cold"][name] = cold(name, model, torch.randn(1, 3, 224, 224), args.repeats)
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(json.dumps(data, indent=2) + "\n")
+    write_results(args.results, data)
     print(f"wrote {args.results}")
 
 

@@ -34,7 +34,6 @@ Results go to bench/results/profile_cost_split.json; run on a quiet machine:
 from __future__ import annotations
 
 import copy
-import json
 import os
 import statistics
 import time
@@ -43,7 +42,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from profile_cost import MODELS, built, environment, options, seconds
+from profile_cost import MODELS, built, environment, options, seconds, write_results
 
 import torchcost
 from torchcost import prepare, profiler
@@ -219,8 +218,7 @@ def main() -> None:
         "environment": environment(args.repeats, load, args.code),
         "cases": cases,
     }
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(json.dumps(data, indent=2) + "\n")
+    write_results(args.results, data)
     print(f"wrote {args.results}")
 
 

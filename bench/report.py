@@ -798,7 +798,7 @@ def profile_cost_hub_section() -> str:
         for c in sorted(data["cases"], key=lambda c: -c["ratio"])
     ]
     per_op = ""
-    if "per_op_line" in data:
+    if data.get("per_op_line"):
         over, in_a_row, line = data["per_op_above_40_us"], data["per_op_above_40_us_in_a_row"], data["per_op_line"]
         per_op = (
             f" Per op (a profile's time over its ops): above 40 µs for {len(over)} models interleaved "

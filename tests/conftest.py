@@ -1,4 +1,4 @@
-"""Shared helpers: run a function under the counting mode and pick out the records of one op."""
+"""Shared helpers: run a function under the counting mode and pick out the records of one op; what a profile says."""
 
 from __future__ import annotations
 
@@ -38,3 +38,10 @@ def only(records: list[OpRecord], op: str) -> OpCost:
 def _tracebacks_in_tests(monkeypatch: pytest.MonkeyPatch) -> None:
     """The CLI turns an unexpected exception into one line; in tests it is raised, so a bug shows its traceback."""
     monkeypatch.setenv("TORCHCOST_DEBUG", "1")
+
+
+def everything(p: Any) -> tuple[Any, ...]:
+    """What a profile says, all of it that a run can change: totals, records, module rows, operators, uncounted
+    ops, device (to compare profiles counted different ways)."""
+    modules = [(m.name, m.calls, m.macs, m.flops, m.memory_access, m.output_shapes) for m in p.modules]
+    return p.macs, p.flops, p.memory_access, p.records, modules, p.operators, p.uncounted, p.device

@@ -26,6 +26,7 @@ from torchcost.meta_copies import META_COPIES
 from torchcost.params import ModuleTree, count_params, named_modules, params_per_module, size_bytes, size_if
 from torchcost.prepare import InputSize, ModelState, device_of, meta_then_device, prepare, random_inputs
 from torchcost.records import (
+    CostTotals,
     MemoryAccess,
     ModuleStats,
     OperatorStats,
@@ -295,81 +296,58 @@ def _input_specs(inputs: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Tensor
 
 
 def _module_stats(facts: _TreeFacts, records: list[OpRecord], stack: ModuleStack) -> list[ModuleStats]:
-    # the MACs, FLOPs and bytes read and written of the ops under each stack of modules, summed first
-    by_path: dict[tuple[str, ...], list[int]] = {}
+    stats: dict[str, ModuleStats] = {}
+    for name, kind, depth, params, own_params in facts.rows:
+        stats[name] = ModuleStats(
+            name=name,
+            type=kind,
+            depth=depth,
+            params=params,
+            own_params=own_params,
+            calls=stack.calls.get(name, 0),
+            output_shapes=list(stack.output_shapes.get(name, [])),
+            user_formula=name in stack.user_formula,
+        )
+    by_path: dict[tuple[str, ...], CostTotals] = {}  # the ops under each stack of modules, summed first
     for record in records:
-        cost, summed = record.cost, by_path.get(record.modules)
+        summed = by_path.get(record.modules)
         if summed is None:
-            by_path[record.modules] = [cost.macs, cost.flops, cost.bytes_read, cost.bytes_written]
-        else:
-            summed[0] += cost.macs
-            summed[1] += cost.flops
-            summed[2] += cost.bytes_read
-            summed[3] += cost.bytes_written
-    totals: dict[str, list[int]] = {}  # each module's
-    containers = _containers(facts, stack)
+            summed = by_path[record.modules] = CostTotals()
+        summed.merge(record.cost)
+    containers = _containers(stats, facts)
     if containers:  # first: the sums below are handed on in place
         for path, summed in by_path.items():
             for container in {c for module in path for c in containers.get(module, ())}:
-                _add(totals, container, summed)
+                stats[container].merge(summed)
     # a module's row sums the stacks it is on; each stack holds a module once, so that is the sum, over the stacks
     # that end in it, of the ops under that stack and every longer stack that starts with it
     for path, summed in _under_each_stack(by_path).items():
-        _add(totals, path[-1], summed)
-    none = [0, 0, 0, 0]
-    rows = []
-    for name, kind, depth, params, own_params in facts.rows:
-        macs, flops, bytes_read, bytes_written = totals.get(name, none)
-        rows.append(
-            ModuleStats(
-                name=name,
-                type=kind,
-                depth=depth,
-                params=params,
-                own_params=own_params,
-                calls=stack.calls.get(name, 0),
-                output_shapes=list(stack.output_shapes.get(name, [])),
-                user_formula=name in stack.user_formula,
-                macs=macs,
-                flops=flops,
-                bytes_read=bytes_read,
-                bytes_written=bytes_written,
-            )
-        )
-    return rows
+        stats[path[-1]].merge(summed)
+    return list(stats.values())
 
 
-def _add(totals: dict[Any, list[int]], key: Any, summed: list[int]) -> None:
-    """Add ``summed`` (MACs, FLOPs, bytes read, bytes written) to ``key``'s totals (a copy, for a new key)."""
-    known = totals.get(key)
-    if known is None:
-        totals[key] = list(summed)
-    else:
-        known[0] += summed[0]
-        known[1] += summed[1]
-        known[2] += summed[2]
-        known[3] += summed[3]
-
-
-def _under_each_stack(by_path: dict[tuple[str, ...], list[int]]) -> dict[tuple[str, ...], list[int]]:
+def _under_each_stack(by_path: dict[tuple[str, ...], CostTotals]) -> dict[tuple[str, ...], CostTotals]:
     """For every stack of modules that ops ran under, and every outer part of one, the cost of the ops under it.
     ``by_path``: the cost of the ops under exactly each stack; each of its sums is handed to its outer part once,
     added in place."""
-    by_depth: dict[int, dict[tuple[str, ...], list[int]]] = {}
+    by_depth: dict[int, dict[tuple[str, ...], CostTotals]] = {}
     for path, summed in by_path.items():
         if path:
             by_depth.setdefault(len(path), {})[path] = summed
     for depth in range(max(by_depth, default=0), 1, -1):
         outer = by_depth.setdefault(depth - 1, {})
         for path, summed in by_depth[depth].items() if depth in by_depth else ():
-            _add(outer, path[:-1], summed)
+            known = outer.get(path[:-1])
+            if known is None:
+                known = outer[path[:-1]] = CostTotals()
+            known.merge(summed)
     return {path: summed for paths in by_depth.values() for path, summed in paths.items()}
 
 
-def _containers(facts: _TreeFacts, stack: ModuleStack) -> dict[str, list[str]]:
+def _containers(stats: dict[str, ModuleStats], facts: _TreeFacts) -> dict[str, list[str]]:
     """For each module, its enclosing modules that are never called (``nn.ModuleList``, ``nn.ModuleDict``): a
     container's row sums what ran inside it, as a called module's row does."""
-    uncalled = {name for name in facts.parents if not stack.calls.get(name)}  # modules that hold modules
+    uncalled = {name for name, s in stats.items() if s.calls == 0} & facts.parents  # one that holds modules
     enclosing: dict[str, list[str]] = {}
     if not uncalled:  # a model whose every module with children ran (most): nothing to find
         return enclosing

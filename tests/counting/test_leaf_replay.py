@@ -6,14 +6,9 @@ import torchvision
 from torch import nn
 
 import torchcost
+from tests.conftest import everything
 from torchcost.counting import leaf_replay
 from torchcost.meta_copies import META_COPIES
-
-
-def everything(p):
-    """What a profile says, all of it that a run can change."""
-    modules = [(m.name, m.calls, m.macs, m.flops, m.memory_access, m.output_shapes) for m in p.modules]
-    return p.macs, p.flops, p.memory_access, p.records, modules, p.operators, p.uncounted, p.device
 
 
 @pytest.fixture

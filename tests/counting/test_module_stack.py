@@ -10,15 +10,10 @@ from torch import nn
 from torch.nn.modules.module import register_module_forward_hook
 
 import torchcost
+from tests.conftest import everything
 from torchcost.counting.module_stack import ModuleStack, followable
 from torchcost.errors import ProfilingError
 from torchcost.meta_copies import META_COPIES
-
-
-def everything(p):
-    """What a profile says of its ops and modules."""
-    modules = [(m.name, m.calls, m.macs, m.flops, m.memory_access, m.output_shapes) for m in p.modules]
-    return p.flops, p.memory_access, p.records, modules, p.operators
 
 
 @pytest.fixture
@@ -98,7 +93,7 @@ def test_a_lent_copy_is_followed_by_forwards_with_the_same_calls_and_paths(ways)
     assert set(SIGNATURES) == {("(x, scale: float = 2.0)", conv), ("(x)", conv)}  # (own's: the user's partial)
     assert ways == [False, False, True, True, True]  # from the third profile on, the copy is lent
     assert all(p == first for p in later)
-    calls = {name: n for name, n, *_ in first[3]}
+    calls = {name: n for name, n, *_ in first[4]}  # the module rows
     assert calls["block"] == 0 and calls["block.conv"] == 1 and calls["shared"] == 2 and calls["own"] == 1
     assert calls["head"] == 1 and calls["tail"] == 0
     assert model.own.forward.func is plus_input and "forward" not in model.block.__dict__  # the user's, untouched

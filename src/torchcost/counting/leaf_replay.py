@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import functools
 import sys
-import types
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -59,7 +58,7 @@ class _Call:
     ) -> None:
         self.in_place = in_place  # in-place ops on the input alone, for meta values to follow
         self.fields = list(module.__dict__.values())
-        self.tensors = [*module._parameters.values(), *module._buffers.values()]
+        self.tensors = _tensors(module)
         self.own: list[torch.Tensor] = [t for t in self.tensors if t is not None]  # (a bias may be None)
         self.output: Any = None  # set by the caller, from ``out``
         self.output_shapes = list(shapes_of(out))  # as the module stack keeps them
@@ -68,17 +67,23 @@ class _Call:
 
     def still(self, module: nn.Module) -> bool:
         """Whether the module holds what it held when the call was kept (the same objects)."""
-        return same_objects(list(module.__dict__.values()), self.fields) and same_objects(
-            [*module._parameters.values(), *module._buffers.values()], self.tensors
-        )
+        fields, tensors = list(module.__dict__.values()), _tensors(module)
+        return same_objects(fields, self.fields) and same_objects(tensors, self.tensors)
 
 
-def _leaf_forward(current: list[LeafReplays], name: str, module: nn.Module, *args: Any, **kwargs: Any) -> Any:
-    """A leaf module's forward while its copy is profiled: called by ``nn.Module.__call__``, replayed through the
-    profile's ``LeafReplays`` when it can be, else run (and learnt) on the module stack; called directly, as it is
-    (no module stack follows such a call)."""
+def _tensors(module: nn.Module) -> list[torch.Tensor | None]:
+    """The module's parameters and buffers, in its tables' order (None where one is unset: a bias)."""
+    return [*module._parameters.values(), *module._buffers.values()]
+
+
+def _leaf_forward(
+    current: list[LeafReplays], name: str, module: nn.Module, forward: Callable[..., Any], *args: Any, **kwargs: Any
+) -> Any:
+    """A leaf module's forward while its copy is profiled (``forward``: its class's, bound to it): called by
+    ``nn.Module.__call__``, replayed through the profile's ``LeafReplays`` when it can be, else run (and learnt) on
+    the module stack; called directly, as it is (no module stack follows such a call)."""
     if not current or sys._getframe(1).f_code not in CALLERS:
-        return type(module).forward(module, *args, **kwargs)
+        return forward(*args, **kwargs)
     replays = current[0]
     mode = replays.mode
     x = args[0] if len(args) == 1 and not kwargs else None
@@ -93,20 +98,22 @@ def _leaf_forward(current: list[LeafReplays], name: str, module: nn.Module, *arg
         or mode.phase is not None
         or find_module_formula(module) is not None
     ):
-        return replays.run(name, module, args, kwargs)
+        return mode.modules.run(name, module, forward, args, kwargs)
     key = (id(module), x.shape, x.dtype, x.stride(), module.training, mode.fused)
     kept = replays.calls.get(key)
     values = mode.values
     if kept is None or not kept.still(module) or (values is not None and not values.none_known([x, *kept.own])):
-        return replays.learn(name, module, x, key)
+        return replays.learn(name, module, forward, x, key)
     return replays.replay(name, kept, x)
 
 
-def _leaf_forward_of(current: list[LeafReplays], name: str, module: nn.Module) -> Callable[..., Any]:
-    """The forward set on a leaf module while its copy is profiled, with the signature of the class's."""
-    forward = functools.partial(_leaf_forward, current, name, module)
-    forward.__wrapped__ = types.MethodType(type(module).forward, module)  # type: ignore[attr-defined]  # (its signature)
-    return forward
+def _leaf_forward_of(
+    current: list[LeafReplays], name: str, module: nn.Module, forward: Callable[..., Any]
+) -> Callable[..., Any]:
+    """The forward set on a leaf module while its copy is profiled, with the signature of ``forward``."""
+    leaf_forward = functools.partial(_leaf_forward, current, name, module, forward)
+    leaf_forward.__wrapped__ = forward  # type: ignore[attr-defined]  # (what inspect.signature reads)
+    return leaf_forward
 
 
 class LeafReplays:
@@ -125,26 +132,26 @@ class LeafReplays:
             current: list[LeafReplays] = []
             kept["leaf forwards"] = (
                 current,
-                [
-                    (module, _leaf_forward_of(current, name, module))
-                    for (name, module), own in zip(followed.modules, followed.own, strict=True)
+                [  # each leaf, its forward here, and the stack's (put back on exit)
+                    (module, _leaf_forward_of(current, name, module, inner), stack_forward)
+                    for (name, module), own, inner, stack_forward in zip(
+                        followed.modules, followed.own, followed.inner, followed.forwards, strict=True
+                    )
                     # (a forward of its own, set on the object, is left to run as it is)
                     if type(module) in LEAF_CLASSES and not module._modules and own is None
                 ],
             )
         self._current, self._forwards = kept["leaf forwards"]
-        self._followed: list[Any] = []  # the stack's forwards, put back on exit
 
     def __enter__(self) -> LeafReplays:
         self._current[:] = [self]
-        self._followed = [module.__dict__["forward"] for module, _ in self._forwards]
-        for module, forward in self._forwards:  # an object's field is found before its class's method
+        for module, forward, _ in self._forwards:  # an object's field is found before its class's method
             module.__dict__["forward"] = forward
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for (module, _), followed in zip(self._forwards, self._followed, strict=True):
-            module.__dict__["forward"] = followed
+        for module, _, stack_forward in self._forwards:
+            module.__dict__["forward"] = stack_forward
         self._current.clear()
 
     def replay(self, name: str, kept: _Call, x: torch.Tensor) -> Any:
@@ -166,25 +173,14 @@ class LeafReplays:
             _, base, (size, stride, offset) = output
             return empty_meta(base).as_strided(size, stride, offset)
 
-    def run(self, name: str, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """The module's forward run on the module stack, not learnt."""
-        stack = self.mode.modules
-        stack.enter(name, module, args)
-        out = type(module).forward(module, *args, **kwargs)
-        stack.leave(name, module, args, out)
-        return out
-
-    def learn(self, name: str, module: nn.Module, x: torch.Tensor, key: Hashable) -> Any:
-        """The module's forward run on the module stack, its call kept under ``key`` if a replay can make it."""
+    def learn(self, name: str, module: nn.Module, forward: Callable[..., Any], x: torch.Tensor, key: Hashable) -> Any:
+        """``forward(x)`` run on the module stack, its call kept under ``key`` if a replay can make it."""
         mode = self.mode
-        stack = mode.modules
-        stack.enter(name, module, (x,))
         unsettled, first, mode.followed = mode.unsettled, len(mode.records), []
         try:
-            out = type(module).forward(module, x)
+            out = mode.modules.run(name, module, forward, (x,), {})
         finally:
             followed, mode.followed = mode.followed, None
-        stack.leave(name, module, (x,), out)
         # what meta values followed: at most in-place ops on the input alone (an in-place activation), followed
         # again on a replay
         in_place = [op for op, on, kw, made in followed if made is x and len(on) == 1 and on[0] is x and not kw]

@@ -88,6 +88,16 @@ class ModuleStack:
             paths = self._paths[backward] = tuple(dict.fromkeys(self.backward if backward else self.forward))
         return paths
 
+    def run(
+        self, name: str, module: nn.Module, forward: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """``forward(*args, **kwargs)``, module ``name``'s, on the stack as the global hooks put it: entered with its
+        positional arguments, not left when it raises."""
+        self.enter(name, module, args)
+        output = forward(*args, **kwargs)
+        self.leave(name, module, args, output)
+        return output
+
     def replayed(self, name: str, output_shapes: list[Shape]) -> tuple[str, ...]:
         """A call of module ``name`` made without running it: counted, and ``paths(False)`` inside it returned (for
         the records of its ops)."""
@@ -182,12 +192,16 @@ class Followed:
     def __init__(self, modules: list[tuple[str, nn.Module]]) -> None:
         self.modules = modules
         self.own = [module.__dict__.get("forward") for _, module in modules]  # a forward set on the object, or None
+        # what each module's forward runs: its own, or its class's bound to it
+        self.inner = [
+            own or types.MethodType(type(module).forward, module)
+            for (_, module), own in zip(modules, self.own, strict=True)
+        ]
         self._stack: list[ModuleStack] = []  # the one following them now
-        self.forwards = []
-        for (name, module), own in zip(modules, self.own, strict=True):
-            forward = own or types.MethodType(type(module).forward, module)
-            followed = functools.partial(_followed, self._stack, name, module, forward)
-            followed.__wrapped__ = forward  # type: ignore[attr-defined]  # (what inspect.signature reads)
+        self.forwards = []  # the forwards set on the modules
+        for (name, module), inner in zip(modules, self.inner, strict=True):
+            followed = functools.partial(_followed, self._stack, name, module, inner)
+            followed.__wrapped__ = inner  # type: ignore[attr-defined]  # (what inspect.signature reads)
             self.forwards.append(followed)
 
     def set_on(self, stack: ModuleStack) -> None:
@@ -214,11 +228,7 @@ def _followed(
     directly, as it is."""
     if not stack or sys._getframe(1).f_code not in CALLERS:
         return forward(*args, **kwargs)
-    on = stack[0]
-    on.enter(name, module, args)  # as the global hooks do: positional arguments, not left when it raises
-    output = forward(*args, **kwargs)
-    on.leave(name, module, args, output)
-    return output
+    return stack[0].run(name, module, forward, args, kwargs)
 
 
 def _global_hooks() -> bool:
